@@ -1,0 +1,526 @@
+//! The deployment config: one YAML or JSON file. The types here are the single source of
+//! truth: `snapcourier schema` prints the JSON Schema generated from them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+use crate::engine::Engine;
+use crate::error::{Error, FieldProblem};
+use crate::retention::RetentionPolicy;
+
+/// Longest namespace: it is part of every snapshot id and of stack resource names.
+pub const MAX_NAMESPACE_LEN: usize = 16;
+/// The share marker tag lists destination accounts in one tag value (256 characters).
+pub const MAX_DESTINATIONS: usize = 19;
+/// AWS allows at most this many Aurora cluster snapshot copies in flight per destination region.
+pub const AURORA_COPY_LIMIT: u32 = 5;
+
+/// A snapcourier deployment: where snapshots are taken, where they go, how often and how long
+/// they are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This deployment's unique name, 1 to 16 lowercase letters and digits, starting with a
+    /// letter. It prefixes every snapshot id and is the value of the `snapcourier:namespace`
+    /// ownership tag: snapcourier never modifies or deletes a snapshot without it.
+    pub namespace: String,
+    /// The production account whose databases are snapshotted.
+    pub source: SourceAccount,
+    /// Accounts that receive copies (at least one, at most 19).
+    pub destinations: Vec<Destination>,
+    /// What to snapshot, how often, and how long to keep it in the source account.
+    pub schedules: Vec<Schedule>,
+    /// Operational knobs; every field has a default.
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceAccount {
+    /// 12-digit AWS account id.
+    pub account: String,
+    /// Region of the databases, such as `us-east-1`.
+    pub region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    /// 12-digit AWS account id; must differ from the source account.
+    pub account: String,
+    /// KMS key ARN in this account and the SOURCE region, used to re-encrypt the intermediate
+    /// copy made in the source region. Omit it when `regions` lists the source region (that
+    /// entry's key is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_in_kms_key: Option<String>,
+    /// Regions that keep copies, each with a KMS key ARN of this account in that region.
+    pub regions: Vec<DestinationRegion>,
+    /// How long copies are kept in this account (per region, per database).
+    pub retention: RetentionPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationRegion {
+    /// Region such as `eu-west-1`.
+    pub region: String,
+    /// KMS key ARN in the destination account and this region; copies are encrypted with it.
+    pub kms_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Unique name: lowercase letters, digits and hyphens, starting with a letter, at most 40.
+    pub name: String,
+    /// Which kind of database this schedule covers.
+    pub engine: Engine,
+    /// Regular expressions (Rust `regex` syntax) matched against the resource identifier;
+    /// a resource is covered when any matches. Default: every resource.
+    #[serde(default = "default_include")]
+    pub include: Vec<String>,
+    /// Regular expressions; a resource matching any of them is never covered.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// When set, only resources carrying this tag are covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_in_tag: Option<TagMatch>,
+    /// Recovery-point objective: one snapshot per resource per interval slot (UTC, aligned to
+    /// the Unix epoch). At least `1h`.
+    pub interval: HumanDuration,
+    /// EventBridge schedule expression that starts runs, such as `cron(0 3 * * ? *)` or
+    /// `rate(1 hour)`. Default: `rate(<interval>)` rounded to whole hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// How long snapshots are kept in the source account.
+    pub retention: RetentionPolicy,
+}
+
+fn default_include() -> Vec<String> {
+    vec![".*".to_string()]
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagMatch {
+    /// Tag key the resource must carry.
+    pub key: String,
+    /// Value the tag must have; any value when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Seconds between two looks at a snapshot or copy that is not available yet.
+    pub poll_interval_seconds: u64,
+    /// How many looks before an item still not available is reported as stuck.
+    pub max_polls: u32,
+    /// Copies of Aurora cluster snapshots in flight per destination region (AWS allows 5).
+    pub aurora_copy_concurrency: u32,
+    /// Attempts per AWS call before a throttled or failed call is given up (SDK retries).
+    pub max_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            poll_interval_seconds: 60,
+            max_polls: 180,
+            aurora_copy_concurrency: AURORA_COPY_LIMIT,
+            max_attempts: 5,
+        }
+    }
+}
+
+impl Config {
+    /// Parse a YAML or JSON document (JSON is YAML) and validate it.
+    pub fn parse(text: &str) -> Result<Config, Error> {
+        let config: Config = parse_document(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn schedule(&self, name: &str) -> Result<&Schedule, Error> {
+        self.schedules.iter().find(|s| s.name == name).ok_or_else(|| {
+            let known: Vec<_> = self.schedules.iter().map(|s| s.name.as_str()).collect();
+            Error::config(
+                "schedule",
+                format!("no schedule named `{name}`; the config has {known:?}"),
+            )
+        })
+    }
+
+    pub fn destination(&self, account: &str) -> Result<&Destination, Error> {
+        self.destinations
+            .iter()
+            .find(|d| d.account == account)
+            .ok_or_else(|| {
+                let known: Vec<_> = self.destinations.iter().map(|d| d.account.as_str()).collect();
+                Error::config(
+                    "destination",
+                    format!("no destination with account `{account}`; the config has {known:?}"),
+                )
+            })
+    }
+
+    /// Every rule a config must satisfy, all problems at once.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut p = Problems::default();
+        check_namespace(&self.namespace, "namespace", &mut p);
+        check_source(&self.source, "source", &mut p);
+        if self.destinations.is_empty() {
+            p.add("destinations", "must list at least one destination account");
+        }
+        if self.destinations.len() > MAX_DESTINATIONS {
+            p.add(
+                "destinations",
+                format!("at most {MAX_DESTINATIONS} destination accounts are supported"),
+            );
+        }
+        let mut accounts = BTreeSet::new();
+        for (i, d) in self.destinations.iter().enumerate() {
+            let path = format!("destinations[{i}]");
+            check_destination(d, &self.source, &path, &mut p);
+            if !accounts.insert(d.account.as_str()) {
+                p.add(
+                    format!("{path}.account"),
+                    format!("account {} is listed twice", d.account),
+                );
+            }
+        }
+        if self.schedules.is_empty() {
+            p.add("schedules", "must list at least one schedule");
+        }
+        let mut names = BTreeSet::new();
+        for (i, s) in self.schedules.iter().enumerate() {
+            let path = format!("schedules[{i}]");
+            check_schedule(s, &path, &mut p);
+            if !names.insert(s.name.as_str()) {
+                p.add(
+                    format!("{path}.name"),
+                    format!("schedule name `{}` is used twice", s.name),
+                );
+            }
+        }
+        check_settings(&self.settings, "settings", &mut p);
+        p.into_result()
+    }
+}
+
+/// Deserialize a YAML/JSON document, naming the field path of the first problem.
+pub fn parse_document<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        // serde_yaml_ng repeats a path of its own in front of the message; the field says it.
+        let message = e.into_inner().to_string();
+        let rule = match message.split_once(": ") {
+            Some((prefix, rest)) if !prefix.contains(' ') => rest.to_string(),
+            _ => message,
+        };
+        Error::config(field, rule)
+    })
+}
+
+/// Collects problems with their field paths.
+#[derive(Default)]
+pub(crate) struct Problems(Vec<FieldProblem>);
+
+impl Problems {
+    pub(crate) fn add(&mut self, field: impl Into<String>, rule: impl Into<String>) {
+        self.0.push(FieldProblem::new(field, rule));
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::ConfigInvalid { problems: self.0 })
+        }
+    }
+}
+
+static NAMESPACE: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9]*$"));
+static ACCOUNT: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9]{12}$"));
+static REGION: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"));
+static SCHEDULE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9-]{0,39}$"));
+static KMS_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):([0-9]{12}):(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})$")
+});
+static SCHEDULE_EXPRESSION: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(cron\(\S+ \S+ \S+ \S+ \S+ \S+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\))$")
+});
+
+/// Compiles a pattern written in this file; a typo is a bug caught by the unit tests.
+fn re(pattern: &str) -> Regex {
+    #[allow(clippy::expect_used)]
+    Regex::new(pattern).expect("built-in pattern compiles")
+}
+
+pub(crate) fn check_namespace(ns: &str, field: &str, p: &mut Problems) {
+    if ns.is_empty() || ns.len() > MAX_NAMESPACE_LEN || !NAMESPACE.is_match(ns) {
+        p.add(
+            field,
+            format!(
+                "`{ns}` must be 1 to {MAX_NAMESPACE_LEN} lowercase letters and digits, starting with a letter"
+            ),
+        );
+    }
+}
+
+pub(crate) fn check_account(account: &str, field: &str, p: &mut Problems) {
+    if !ACCOUNT.is_match(account) {
+        p.add(
+            field,
+            format!("`{account}` is not a 12-digit AWS account id (quote it in YAML to keep leading zeros)"),
+        );
+    }
+}
+
+pub(crate) fn check_region(region: &str, field: &str, p: &mut Problems) {
+    if !REGION.is_match(region) {
+        p.add(
+            field,
+            format!("`{region}` is not an AWS region name such as us-east-1"),
+        );
+    }
+}
+
+pub(crate) fn check_source(source: &SourceAccount, path: &str, p: &mut Problems) {
+    check_account(&source.account, &format!("{path}.account"), p);
+    check_region(&source.region, &format!("{path}.region"), p);
+}
+
+/// A KMS key ARN must be well formed and belong to the account and region where it is used.
+fn check_kms_key(arn: &str, account: &str, region: &str, field: &str, p: &mut Problems) {
+    let Some(caps) = KMS_ARN.captures(arn) else {
+        p.add(
+            field,
+            format!("`{arn}` is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)"),
+        );
+        return;
+    };
+    let (key_region, key_account) = (&caps[2], &caps[3]);
+    if key_account != account {
+        p.add(
+            field,
+            format!("key is in account {key_account} but is used in account {account}; give a key of {account}"),
+        );
+    }
+    if key_region != region {
+        p.add(
+            field,
+            format!("key is in region {key_region} but is used in region {region}; KMS keys are regional, give a key in {region}"),
+        );
+    }
+}
+
+pub(crate) fn check_destination(
+    d: &Destination,
+    source: &SourceAccount,
+    path: &str,
+    p: &mut Problems,
+) {
+    check_account(&d.account, &format!("{path}.account"), p);
+    if d.account == source.account {
+        p.add(
+            format!("{path}.account"),
+            "must differ from source.account: a copy in the production account does not survive its compromise",
+        );
+    }
+    if d.regions.is_empty() {
+        p.add(format!("{path}.regions"), "must list at least one region");
+    }
+    let mut seen = BTreeSet::new();
+    for (i, r) in d.regions.iter().enumerate() {
+        let rpath = format!("{path}.regions[{i}]");
+        check_region(&r.region, &format!("{rpath}.region"), p);
+        if !seen.insert(r.region.as_str()) {
+            p.add(
+                format!("{rpath}.region"),
+                format!("region {} is listed twice", r.region),
+            );
+        }
+        check_kms_key(
+            &r.kms_key,
+            &d.account,
+            &r.region,
+            &format!("{rpath}.kms_key"),
+            p,
+        );
+    }
+    let lists_source_region = d.regions.iter().any(|r| r.region == source.region);
+    match (&d.copy_in_kms_key, lists_source_region) {
+        (Some(key), false) => check_kms_key(
+            key,
+            &d.account,
+            &source.region,
+            &format!("{path}.copy_in_kms_key"),
+            p,
+        ),
+        (None, false) => p.add(
+            format!("{path}.copy_in_kms_key"),
+            format!(
+                "required: a KMS key ARN of account {} in the source region {} for the intermediate copy",
+                d.account, source.region
+            ),
+        ),
+        (Some(_), true) => p.add(
+            format!("{path}.copy_in_kms_key"),
+            format!(
+                "remove it: regions lists the source region {}, whose kms_key is used for the copy-in",
+                source.region
+            ),
+        ),
+        (None, true) => {}
+    }
+    d.retention
+        .check(&format!("{path}.retention"), p);
+}
+
+pub(crate) fn check_schedule(s: &Schedule, path: &str, p: &mut Problems) {
+    if !SCHEDULE_NAME.is_match(&s.name) {
+        p.add(
+            format!("{path}.name"),
+            format!(
+                "`{}` must be lowercase letters, digits and hyphens, start with a letter, at most 40 characters",
+                s.name
+            ),
+        );
+    }
+    if s.include.is_empty() {
+        p.add(
+            format!("{path}.include"),
+            "must list at least one pattern (use \".*\" for every resource)",
+        );
+    }
+    for (field, patterns) in [("include", &s.include), ("exclude", &s.exclude)] {
+        for (i, pattern) in patterns.iter().enumerate() {
+            if let Err(e) = Regex::new(pattern) {
+                let first_line = e.to_string().lines().last().unwrap_or_default().to_string();
+                p.add(
+                    format!("{path}.{field}[{i}]"),
+                    format!("`{pattern}` is not a valid regular expression: {first_line}"),
+                );
+            }
+        }
+    }
+    if let Some(tag) = &s.opt_in_tag {
+        if tag.key.is_empty() || tag.key.len() > 128 {
+            p.add(
+                format!("{path}.opt_in_tag.key"),
+                "must be 1 to 128 characters",
+            );
+        }
+        if tag.value.as_ref().is_some_and(|v| v.len() > 256) {
+            p.add(
+                format!("{path}.opt_in_tag.value"),
+                "must be at most 256 characters",
+            );
+        }
+    }
+    if s.interval < HumanDuration::from_hours(1) {
+        p.add(
+            format!("{path}.interval"),
+            format!("must be at least 1h (got {})", s.interval),
+        );
+    }
+    if s.interval > HumanDuration::from_hours(24 * 366) {
+        p.add(
+            format!("{path}.interval"),
+            format!("must be at most 366d (got {})", s.interval),
+        );
+    }
+    if let Some(cron) = &s.cron
+        && !SCHEDULE_EXPRESSION.is_match(cron)
+    {
+        p.add(
+            format!("{path}.cron"),
+            format!(
+                "`{cron}` is not an EventBridge schedule expression such as `cron(0 3 * * ? *)` or `rate(1 day)`"
+            ),
+        );
+    }
+    s.retention.check(&format!("{path}.retention"), p);
+}
+
+pub(crate) fn check_settings(s: &Settings, path: &str, p: &mut Problems) {
+    if !(1..=3600).contains(&s.poll_interval_seconds) {
+        p.add(
+            format!("{path}.poll_interval_seconds"),
+            "must be between 1 and 3600",
+        );
+    }
+    if !(1..=10_000).contains(&s.max_polls) {
+        p.add(format!("{path}.max_polls"), "must be between 1 and 10000");
+    }
+    if !(1..=AURORA_COPY_LIMIT).contains(&s.aurora_copy_concurrency) {
+        p.add(
+            format!("{path}.aurora_copy_concurrency"),
+            format!("must be between 1 and {AURORA_COPY_LIMIT} (the AWS limit per region)"),
+        );
+    }
+    if !(1..=20).contains(&s.max_attempts) {
+        p.add(format!("{path}.max_attempts"), "must be between 1 and 20");
+    }
+}
+
+/// A schedule's include/exclude patterns and opt-in tag, compiled once per run.
+#[derive(Debug, Clone)]
+pub struct ResourceFilter {
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+    opt_in_tag: Option<TagMatch>,
+}
+
+impl ResourceFilter {
+    pub fn new(schedule: &Schedule, path: &str) -> Result<Self, Error> {
+        let compile = |field: &str, patterns: &[String]| -> Result<Vec<Regex>, Error> {
+            patterns
+                .iter()
+                .enumerate()
+                .map(|(i, pattern)| {
+                    Regex::new(pattern).map_err(|e| {
+                        Error::config(
+                            format!("{path}.{field}[{i}]"),
+                            format!("`{pattern}` is not a valid regular expression: {e}"),
+                        )
+                    })
+                })
+                .collect()
+        };
+        Ok(ResourceFilter {
+            include: compile("include", &schedule.include)?,
+            exclude: compile("exclude", &schedule.exclude)?,
+            opt_in_tag: schedule.opt_in_tag.clone(),
+        })
+    }
+
+    /// Include/exclude patterns only (the destination side cannot see the source's tags).
+    pub fn matches_id(&self, resource_id: &str) -> bool {
+        self.include.iter().any(|r| r.is_match(resource_id))
+            && !self.exclude.iter().any(|r| r.is_match(resource_id))
+    }
+
+    /// Patterns and the opt-in tag.
+    pub fn covers(&self, resource_id: &str, tags: &BTreeMap<String, String>) -> bool {
+        self.matches_id(resource_id)
+            && self.opt_in_tag.as_ref().is_none_or(|want| {
+                tags.get(&want.key)
+                    .is_some_and(|v| want.value.as_ref().is_none_or(|w| w == v))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests;

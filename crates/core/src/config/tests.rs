@@ -1,0 +1,325 @@
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../../examples/snapcourier.yaml");
+
+fn example() -> Config {
+    Config::parse(EXAMPLE).unwrap()
+}
+
+/// Edit the example as a YAML tree, then parse: the error must name `field`.
+fn expect_problem(edit: impl FnOnce(&mut serde_yaml_ng::Value), field: &str, rule_contains: &str) {
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(EXAMPLE).unwrap();
+    edit(&mut doc);
+    let text = serde_yaml_ng::to_string(&doc).unwrap();
+    let err = Config::parse(&text).unwrap_err();
+    assert_eq!(err.error_type(), "ConfigInvalid");
+    let problems = err.problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == field && p.rule.contains(rule_contains)),
+        "expected {field} ~ {rule_contains:?}, got {problems:?}"
+    );
+}
+
+fn set(doc: &mut serde_yaml_ng::Value, path: &[&str], value: serde_yaml_ng::Value) {
+    let mut node = doc;
+    for key in &path[..path.len() - 1] {
+        node = match key.parse::<usize>() {
+            Ok(i) => &mut node[i],
+            Err(_) => &mut node[*key],
+        };
+    }
+    let last = path[path.len() - 1];
+    match last.parse::<usize>() {
+        Ok(i) => node[i] = value,
+        Err(_) => node[last] = value,
+    }
+}
+
+fn y(text: &str) -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(text).unwrap()
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let c = example();
+    assert_eq!(c.namespace, "demo");
+    assert_eq!(c.schedules[0].interval.as_secs(), 86_400);
+    assert_eq!(c.destinations[0].regions[0].region, "eu-west-1");
+}
+
+#[test]
+fn json_configs_parse_too() {
+    let json = serde_json::to_string(&example()).unwrap();
+    assert_eq!(Config::parse(&json).unwrap(), example());
+}
+
+#[test]
+fn defaults_are_documented_values() {
+    let mut doc = y(EXAMPLE);
+    doc.as_mapping_mut().unwrap().remove("settings");
+    let c = Config::parse(&serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    assert_eq!(c.settings, Settings::default());
+    assert_eq!(c.settings.poll_interval_seconds, 60);
+    assert_eq!(c.settings.aurora_copy_concurrency, 5);
+}
+
+// Each malformed config below is a separate kind of mistake an operator makes.
+
+#[test]
+fn namespace_with_upper_case() {
+    expect_problem(|d| set(d, &["namespace"], y("Prod")), "namespace", "lowercase");
+}
+
+#[test]
+fn namespace_too_long() {
+    expect_problem(|d| set(d, &["namespace"], y("abcdefghijklmnopq")), "namespace", "1 to 16");
+}
+
+#[test]
+fn account_not_twelve_digits() {
+    expect_problem(|d| set(d, &["source", "account"], y("'12345'")), "source.account", "12-digit");
+}
+
+#[test]
+fn unquoted_account_ids_keep_their_digits() {
+    let text = EXAMPLE.replace("account: \"111111111111\"", "account: 012345678901");
+    assert_eq!(Config::parse(&text).unwrap().source.account, "012345678901");
+}
+
+#[test]
+fn region_malformed() {
+    expect_problem(|d| set(d, &["source", "region"], y("useast1")), "source.region", "region");
+}
+
+#[test]
+fn no_destinations() {
+    expect_problem(|d| set(d, &["destinations"], y("[]")), "destinations", "at least one");
+}
+
+#[test]
+fn destination_equal_to_source() {
+    expect_problem(
+        |d| set(d, &["destinations", "0", "account"], y("'111111111111'")),
+        "destinations[0].account",
+        "must differ from source.account",
+    );
+}
+
+#[test]
+fn kms_key_of_another_account() {
+    expect_problem(
+        |d| {
+            set(
+                d,
+                &["destinations", "0", "regions", "0", "kms_key"],
+                y("arn:aws:kms:eu-west-1:333333333333:key/abc"),
+            )
+        },
+        "destinations[0].regions[0].kms_key",
+        "account 333333333333",
+    );
+}
+
+#[test]
+fn kms_key_of_another_region() {
+    expect_problem(
+        |d| {
+            set(
+                d,
+                &["destinations", "0", "regions", "0", "kms_key"],
+                y("arn:aws:kms:us-west-2:222222222222:key/abc"),
+            )
+        },
+        "destinations[0].regions[0].kms_key",
+        "region us-west-2",
+    );
+}
+
+#[test]
+fn kms_key_not_an_arn() {
+    expect_problem(
+        |d| set(d, &["destinations", "0", "copy_in_kms_key"], y("my-key")),
+        "destinations[0].copy_in_kms_key",
+        "not a KMS key ARN",
+    );
+}
+
+#[test]
+fn copy_in_key_missing() {
+    expect_problem(
+        |d| {
+            d["destinations"][0].as_mapping_mut().unwrap().remove("copy_in_kms_key");
+        },
+        "destinations[0].copy_in_kms_key",
+        "required",
+    );
+}
+
+#[test]
+fn duplicate_destination_region() {
+    expect_problem(
+        |d| {
+            let r = d["destinations"][0]["regions"][0].clone();
+            d["destinations"][0]["regions"].as_sequence_mut().unwrap().push(r);
+        },
+        "destinations[0].regions[1].region",
+        "listed twice",
+    );
+}
+
+#[test]
+fn include_pattern_does_not_compile() {
+    expect_problem(
+        |d| set(d, &["schedules", "0", "include", "0"], y("'(orders'")),
+        "schedules[0].include[0]",
+        "not a valid regular expression",
+    );
+}
+
+#[test]
+fn exclude_pattern_does_not_compile() {
+    expect_problem(
+        |d| set(d, &["schedules", "0", "exclude"], y("['[a-']")),
+        "schedules[0].exclude[0]",
+        "not a valid regular expression",
+    );
+}
+
+#[test]
+fn interval_below_one_hour() {
+    expect_problem(
+        |d| set(d, &["schedules", "0", "interval"], y("30m")),
+        "schedules[0].interval",
+        "at least 1h",
+    );
+}
+
+#[test]
+fn interval_not_a_duration() {
+    expect_problem(
+        |d| set(d, &["schedules", "0", "interval"], y("daily")),
+        "schedules[0].interval",
+        "not a duration",
+    );
+}
+
+#[test]
+fn retention_keep_last_zero() {
+    expect_problem(
+        |d| set(d, &["schedules", "0", "retention", "keep_last"], y("0")),
+        "schedules[0].retention.keep_last",
+        "between 1 and",
+    );
+}
+
+#[test]
+fn retention_negative_days_is_a_type_error() {
+    expect_problem(
+        |d| set(d, &["destinations", "0", "retention", "days"], y("-3")),
+        "destinations[0].retention.days",
+        "invalid type: integer `-3`",
+    );
+}
+
+#[test]
+fn duplicate_schedule_names() {
+    expect_problem(
+        |d| {
+            let s = d["schedules"][0].clone();
+            d["schedules"].as_sequence_mut().unwrap().push(s);
+        },
+        "schedules[1].name",
+        "used twice",
+    );
+}
+
+#[test]
+fn unknown_engine() {
+    expect_problem(
+        |d| set(d, &["schedules", "0", "engine"], y("dynamodb")),
+        "schedules[0].engine",
+        "unknown variant",
+    );
+}
+
+#[test]
+fn unknown_field_is_named() {
+    expect_problem(
+        |d| set(d, &["schedules", "0", "retension"], y("{days: 3}")),
+        "schedules[0].retension",
+        "unknown field `retension`, expected one of",
+    );
+}
+
+#[test]
+fn bad_cron_expression() {
+    expect_problem(
+        |d| set(d, &["schedules", "0", "cron"], y("every day")),
+        "schedules[0].cron",
+        "EventBridge",
+    );
+}
+
+#[test]
+fn copy_concurrency_above_the_aws_limit() {
+    expect_problem(
+        |d| set(d, &["settings", "aurora_copy_concurrency"], y("6")),
+        "settings.aurora_copy_concurrency",
+        "between 1 and 5",
+    );
+}
+
+#[test]
+fn missing_required_field() {
+    expect_problem(
+        |d| {
+            d.as_mapping_mut().unwrap().remove("namespace");
+        },
+        "",
+        "missing field `namespace`",
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let mut doc = y(EXAMPLE);
+    set(&mut doc, &["namespace"], y("BAD"));
+    set(&mut doc, &["schedules", "0", "interval"], y("10m"));
+    let err = Config::parse(&serde_yaml_ng::to_string(&doc).unwrap()).unwrap_err();
+    let fields: Vec<_> = err.problems().iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, vec!["namespace", "schedules[0].interval"]);
+}
+
+#[test]
+fn filter_applies_patterns_and_opt_in_tag() {
+    let mut s = example().schedules[0].clone();
+    let f = ResourceFilter::new(&s, "s").unwrap();
+    let none = BTreeMap::new();
+    assert!(f.covers("orders-db", &none));
+    assert!(!f.covers("orders-tmp", &none));
+    assert!(!f.covers("scratch-tmp", &none));
+    assert!(!f.covers("inventory-db", &none));
+    s.opt_in_tag = Some(TagMatch {
+        key: "backup".into(),
+        value: Some("true".into()),
+    });
+    let f = ResourceFilter::new(&s, "s").unwrap();
+    assert!(!f.covers("orders-db", &none));
+    let tagged = BTreeMap::from([("backup".to_string(), "true".to_string())]);
+    assert!(f.covers("orders-db", &tagged));
+    let wrong = BTreeMap::from([("backup".to_string(), "no".to_string())]);
+    assert!(!f.covers("orders-db", &wrong));
+}
+
+#[test]
+fn schema_describes_every_top_level_field() {
+    let schema = crate::config_schema();
+    let props = schema["properties"].as_object().unwrap();
+    for key in ["namespace", "source", "destinations", "schedules", "settings"] {
+        assert!(props.contains_key(key), "{key}");
+    }
+    let text = schema.to_string();
+    assert!(text.contains("one snapshot per resource per interval slot"));
+}

@@ -1,0 +1,340 @@
+//! Inputs and outputs of the steps: the Lambda events and what the CLI passes between steps.
+//! Versioned, strict (`deny_unknown_fields`), and validated with the same rules as the config,
+//! so a malformed event is a `ConfigInvalid` naming the field and never a partial action.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    self, Config, Destination, Problems, Schedule, Settings, SourceAccount, check_destination,
+    check_namespace, check_schedule, check_settings, check_source,
+};
+use crate::error::{Error, ItemError};
+
+pub const EVENT_VERSION: u32 = 1;
+
+/// One schedule as the source side runs it (the source state machine's input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRun {
+    pub version: u32,
+    pub namespace: String,
+    pub source: SourceAccount,
+    /// Accounts every snapshot is shared with.
+    pub destination_accounts: Vec<String>,
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+/// One schedule as one destination account runs it (the destination state machine's input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationRun {
+    pub version: u32,
+    pub namespace: String,
+    pub source: SourceAccount,
+    pub destination: Destination,
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+fn check_version(version: u32, field: &str, p: &mut Problems) {
+    if version != EVENT_VERSION {
+        p.add(
+            field,
+            format!("event version {version} is not understood by this build (it reads version {EVENT_VERSION}); deploy matching versions"),
+        );
+    }
+}
+
+impl SourceRun {
+    pub fn from_config(config: &Config, schedule: &str) -> Result<Self, Error> {
+        Ok(SourceRun {
+            version: EVENT_VERSION,
+            namespace: config.namespace.clone(),
+            source: config.source.clone(),
+            destination_accounts: config.destinations.iter().map(|d| d.account.clone()).collect(),
+            schedule: config.schedule(schedule)?.clone(),
+            settings: config.settings.clone(),
+        })
+    }
+
+    pub fn validate(&self, path: &str) -> Result<(), Error> {
+        let mut p = Problems::default();
+        self.check(path, &mut p);
+        p.into_result()
+    }
+
+    fn check(&self, path: &str, p: &mut Problems) {
+        check_version(self.version, &field(path, "version"), p);
+        check_namespace(&self.namespace, &field(path, "namespace"), p);
+        check_source(&self.source, &field(path, "source"), p);
+        if self.destination_accounts.is_empty() {
+            p.add(field(path, "destination_accounts"), "must list at least one account");
+        }
+        for (i, a) in self.destination_accounts.iter().enumerate() {
+            let f = field(path, &format!("destination_accounts[{i}]"));
+            config::check_account(a, &f, p);
+            if *a == self.source.account {
+                p.add(f, "must differ from source.account");
+            }
+        }
+        check_schedule(&self.schedule, &field(path, "schedule"), p);
+        check_settings(&self.settings, &field(path, "settings"), p);
+    }
+}
+
+impl DestinationRun {
+    pub fn from_config(config: &Config, schedule: &str, account: &str) -> Result<Self, Error> {
+        Ok(DestinationRun {
+            version: EVENT_VERSION,
+            namespace: config.namespace.clone(),
+            source: config.source.clone(),
+            destination: config.destination(account)?.clone(),
+            schedule: config.schedule(schedule)?.clone(),
+            settings: config.settings.clone(),
+        })
+    }
+
+    pub fn validate(&self, path: &str) -> Result<(), Error> {
+        let mut p = Problems::default();
+        self.check(path, &mut p);
+        p.into_result()
+    }
+
+    fn check(&self, path: &str, p: &mut Problems) {
+        check_version(self.version, &field(path, "version"), p);
+        check_namespace(&self.namespace, &field(path, "namespace"), p);
+        check_source(&self.source, &field(path, "source"), p);
+        check_destination(&self.destination, &self.source, &field(path, "destination"), p);
+        check_schedule(&self.schedule, &field(path, "schedule"), p);
+        check_settings(&self.settings, &field(path, "settings"), p);
+    }
+
+    /// The KMS key for the copy made in the source region.
+    pub fn copy_in_kms_key(&self) -> Option<&str> {
+        self.destination.copy_in_kms_key.as_deref().or_else(|| {
+            self.destination
+                .regions
+                .iter()
+                .find(|r| r.region == self.source.region)
+                .map(|r| r.kms_key.as_str())
+        })
+    }
+
+    /// Whether the copy in the source region is only a step on the way to other regions.
+    pub fn source_region_is_intermediate(&self) -> bool {
+        !self.destination.regions.iter().any(|r| r.region == self.source.region)
+    }
+}
+
+fn field(path: &str, name: &str) -> String {
+    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
+}
+
+/// A resource the take step did not snapshot, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkippedResource {
+    pub resource_id: String,
+    pub reason: String,
+}
+
+/// A source snapshot to follow until it is shared with every destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceItem {
+    pub resource_id: String,
+    pub snapshot_id: String,
+    #[serde(default)]
+    pub snapshot_arn: Option<String>,
+    pub status: String,
+    /// Shared with every destination account (per the progress marker).
+    pub shared: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeOutput {
+    pub version: u32,
+    pub items: Vec<SourceItem>,
+    pub skipped: Vec<SkippedResource>,
+    pub created: Vec<String>,
+    pub api_calls: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareInput {
+    pub run: SourceRun,
+    pub item: SourceItem,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareOutput {
+    pub version: u32,
+    pub item: SourceItem,
+    /// True once shared with every destination; false while the snapshot is still being made.
+    pub ready: bool,
+    pub api_calls: u64,
+}
+
+/// A snapshot the destination follows from copy-in to its regional copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationItem {
+    pub resource_id: String,
+    pub snapshot_id: String,
+    /// ARN of the snapshot shared by the source account.
+    pub source_arn: String,
+    #[serde(default)]
+    pub source_created: Option<Timestamp>,
+    pub encrypted: bool,
+    /// Status of the copy in the source region.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyInOutput {
+    pub version: u32,
+    pub items: Vec<DestinationItem>,
+    /// Shared snapshots waiting for a free copy slot (the per-region copy limit).
+    pub deferred: Vec<String>,
+    /// Shared snapshots not copied because destination retention would expire them at once.
+    pub too_old: Vec<String>,
+    pub started: Vec<String>,
+    pub api_calls: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossRegionCopyInput {
+    pub run: DestinationRun,
+    pub item: DestinationItem,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossRegionCopyOutput {
+    pub version: u32,
+    pub item: DestinationItem,
+    /// True once a copy is available in every destination region.
+    pub ready: bool,
+    pub started_in: Vec<String>,
+    pub api_calls: u64,
+}
+
+/// The delete step serves both sides: `{"source": <SourceRun>}` or `{"destination": <DestinationRun>}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum DeleteInput {
+    Source(SourceRun),
+    Destination(DestinationRun),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletedSnapshot {
+    pub region: String,
+    pub snapshot_id: String,
+    /// `expired` (retention) or `intermediate` (regional copies exist).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemFailure {
+    pub resource: String,
+    pub stage: String,
+    pub error: ItemError,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteOutput {
+    pub version: u32,
+    pub deleted: Vec<DeletedSnapshot>,
+    pub kept: usize,
+    pub failures: Vec<ItemFailure>,
+    pub api_calls: u64,
+}
+
+/// Parse and validate a step's input: a malformed event is a `ConfigInvalid` naming the field.
+pub trait StepInput: serde::de::DeserializeOwned {
+    fn validate(&self) -> Result<(), Error>;
+
+    fn parse_json(value: serde_json::Value) -> Result<Self, Error> {
+        let input: Self = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            Error::config(if path == "." { String::new() } else { path }, e.into_inner().to_string())
+        })?;
+        input.validate()?;
+        Ok(input)
+    }
+}
+
+impl StepInput for SourceRun {
+    fn validate(&self) -> Result<(), Error> {
+        SourceRun::validate(self, "")
+    }
+}
+
+impl StepInput for DestinationRun {
+    fn validate(&self) -> Result<(), Error> {
+        DestinationRun::validate(self, "")
+    }
+}
+
+impl StepInput for ShareInput {
+    fn validate(&self) -> Result<(), Error> {
+        let mut p = Problems::default();
+        self.run.check("run", &mut p);
+        check_item_id(&self.item.snapshot_id, &self.run.namespace, "item.snapshot_id", &mut p);
+        p.into_result()
+    }
+}
+
+impl StepInput for CrossRegionCopyInput {
+    fn validate(&self) -> Result<(), Error> {
+        let mut p = Problems::default();
+        self.run.check("run", &mut p);
+        check_item_id(&self.item.snapshot_id, &self.run.namespace, "item.snapshot_id", &mut p);
+        if crate::snapshot::arn_account(&self.item.source_arn) != Some(self.run.source.account.as_str()) {
+            p.add(
+                "item.source_arn",
+                format!("`{}` is not a snapshot ARN of the source account {}", self.item.source_arn, self.run.source.account),
+            );
+        }
+        p.into_result()
+    }
+}
+
+impl StepInput for DeleteInput {
+    fn validate(&self) -> Result<(), Error> {
+        match self {
+            DeleteInput::Source(run) => run.validate("source"),
+            DeleteInput::Destination(run) => run.validate("destination"),
+        }
+    }
+}
+
+/// An item's snapshot id must be one of ours: steps never act on anything else.
+fn check_item_id(id: &str, namespace: &str, field: &str, p: &mut Problems) {
+    if !crate::naming::is_valid_snapshot_id(id) || !id.starts_with(&crate::naming::namespace_prefix(namespace)) {
+        p.add(
+            field,
+            format!(
+                "`{id}` is not a snapshot id of namespace `{namespace}` (they start with `{}`)",
+                crate::naming::namespace_prefix(namespace)
+            ),
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Deterministic snapshot ids. The same (namespace, resource, slot) always gives the same id,
+//! so a retried create finds "already exists" instead of making a duplicate.
+//!
+//! Shape: `sc-<namespace>-<resource>-<YYYYMMDD-HHMM>` when the resource id is already in the
+//! canonical form (lowercase letters, digits, single inner hyphens, at most 63 characters).
+//! Any other resource id is sanitised and the id ends in 16 hex digits of a hash of the exact
+//! resource id: `sc-<namespace>-<sanitised>-<YYYYMMDD-HHMM>-<hash>`. A canonical id ends with
+//! the slot (which has a hyphen in its last 13 characters), a sanitised one with the hash
+//! (which has none), so the two families never collide.
+//!
+//! Every id is valid for Aurora, RDS and Redshift snapshot identifiers: starts with a letter,
+//! lowercase letters, digits and hyphens, no two hyphens in a row, no trailing hyphen, at most
+//! 255 characters.
+
+use jiff::Timestamp;
+
+pub const ID_PREFIX: &str = "sc";
+/// Longest resource part kept verbatim; Aurora, RDS and Redshift identifiers are at most 63.
+pub const MAX_RESOURCE_PART: usize = 63;
+pub const MAX_SNAPSHOT_ID_LEN: usize = 255;
+
+/// `sc-<namespace>-`: every snapshot id of a deployment starts with it.
+pub fn namespace_prefix(namespace: &str) -> String {
+    format!("{ID_PREFIX}-{namespace}-")
+}
+
+/// The snapshot id for a resource in a slot (the slot's start instant, UTC).
+pub fn snapshot_id(namespace: &str, resource_id: &str, slot_start: Timestamp) -> String {
+    let slot = slot_start.strftime("%Y%m%d-%H%M");
+    if is_canonical(resource_id) {
+        format!("{}{resource_id}-{slot}", namespace_prefix(namespace))
+    } else {
+        format!(
+            "{}{}-{slot}-{:016x}",
+            namespace_prefix(namespace),
+            sanitise(resource_id),
+            stable_hash(resource_id.as_bytes())
+        )
+    }
+}
+
+/// Whether an id satisfies the identifier rules shared by every engine.
+pub fn is_valid_snapshot_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_SNAPSHOT_ID_LEN
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.contains("--")
+        && !id.ends_with('-')
+}
+
+fn is_canonical(resource_id: &str) -> bool {
+    !resource_id.is_empty()
+        && resource_id.len() <= MAX_RESOURCE_PART
+        && resource_id.starts_with(|c: char| c.is_ascii_lowercase())
+        && resource_id
+            .split('-')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+}
+
+/// Lowercase, every other character a hyphen, no runs of hyphens, none at either end.
+fn sanitise(resource_id: &str) -> String {
+    let mut out = String::with_capacity(resource_id.len());
+    for c in resource_id.chars() {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+        if out.len() >= MAX_RESOURCE_PART {
+            break;
+        }
+    }
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.is_empty() { "x".to_string() } else { trimmed.to_string() }
+}
+
+/// 64-bit FNV-1a. Written out rather than taken from a crate because ids must stay the same
+/// across every future version of snapcourier and its dependencies.
+fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn slot(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn canonical_resource_ids_are_kept_verbatim() {
+        let id = snapshot_id("prod", "orders-db", slot("2026-11-22T03:00:00Z"));
+        assert_eq!(id, "sc-prod-orders-db-20261122-0300");
+    }
+
+    #[test]
+    fn awkward_resource_ids_are_sanitised_and_hashed() {
+        let t = slot("2026-11-22T03:00:00Z");
+        let upper = snapshot_id("prod", "Orders--DB-", t);
+        assert!(upper.starts_with("sc-prod-orders-db-20261122-0300-"), "{upper}");
+        assert!(is_valid_snapshot_id(&upper));
+        assert_ne!(upper, snapshot_id("prod", "orders-db", t));
+        assert_ne!(upper, snapshot_id("prod", "Orders-DB", t));
+        let long = "a".repeat(63) + "-B";
+        assert!(is_valid_snapshot_id(&snapshot_id("prod", &long, t)));
+    }
+
+    #[test]
+    fn validity_rules() {
+        for bad in ["", "1abc", "a--b", "a-", "A", "a_b", &"a".repeat(256)] {
+            assert!(!is_valid_snapshot_id(bad), "{bad}");
+        }
+        assert!(is_valid_snapshot_id("sc-a-b-20260101-0000"));
+    }
+
+    fn slot_strategy() -> impl Strategy<Value = Timestamp> {
+        (0i64..4_000_000_000).prop_map(|s| Timestamp::from_second(s - s % 60).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn every_id_is_valid(ns in "[a-z][a-z0-9]{0,15}", resource in ".{1,80}", t in slot_strategy()) {
+            let id = snapshot_id(&ns, &resource, t);
+            prop_assert!(is_valid_snapshot_id(&id), "{}", id);
+            prop_assert!(id.starts_with(&namespace_prefix(&ns)));
+        }
+
+        #[test]
+        fn same_inputs_same_id(ns in "[a-z][a-z0-9]{0,15}", resource in "[A-Za-z0-9-]{1,70}", t in slot_strategy()) {
+            prop_assert_eq!(snapshot_id(&ns, &resource, t), snapshot_id(&ns, &resource, t));
+        }
+
+        #[test]
+        fn distinct_inputs_distinct_ids(
+            ns1 in "[a-z][a-z0-9]{0,3}", ns2 in "[a-z][a-z0-9]{0,3}",
+            r1 in "[A-Za-z0-9-]{1,12}", r2 in "[A-Za-z0-9-]{1,12}",
+            t1 in 0i64..3, t2 in 0i64..3,
+        ) {
+            let a = (ns1, r1, Timestamp::from_second(t1 * 3600).unwrap());
+            let b = (ns2, r2, Timestamp::from_second(t2 * 3600).unwrap());
+            prop_assume!(a != b);
+            prop_assert_ne!(snapshot_id(&a.0, &a.1, a.2), snapshot_id(&b.0, &b.1, b.2));
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! What the adapters report about resources and snapshots, in the domain's words.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::tags::{self, Stage};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotStatus {
+    Available,
+    /// Still being created or copied (`creating`, `copying`, `pending`...).
+    InProgress(String),
+    /// Any status from which it will not become available by waiting.
+    Unusable(String),
+}
+
+impl SnapshotStatus {
+    pub fn from_api(status: &str) -> Self {
+        match status {
+            "available" => SnapshotStatus::Available,
+            "creating" | "copying" | "pending" | "modifying" | "backing-up" => {
+                SnapshotStatus::InProgress(status.to_string())
+            }
+            other => SnapshotStatus::Unusable(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            SnapshotStatus::Available => "available",
+            SnapshotStatus::InProgress(s) | SnapshotStatus::Unusable(s) => s,
+        }
+    }
+
+    pub fn is_available(&self) -> bool {
+        matches!(self, SnapshotStatus::Available)
+    }
+
+    pub fn is_in_progress(&self) -> bool {
+        matches!(self, SnapshotStatus::InProgress(_))
+    }
+}
+
+/// A snapshot as a describe call shows it, tags included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// The snapshot identifier (for a snapshot shared by another account, the last part of
+    /// its ARN).
+    pub id: String,
+    pub arn: String,
+    /// The account that owns it (from the ARN).
+    pub owner_account: String,
+    /// The database it was taken from.
+    pub resource_id: String,
+    pub status: SnapshotStatus,
+    /// API creation time; absent for a snapshot that has only just started.
+    pub created: Option<Timestamp>,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl SnapshotRecord {
+    pub fn is_owned_by(&self, namespace: &str) -> bool {
+        self.tags.get(tags::NAMESPACE).is_some_and(|ns| ns == namespace)
+    }
+
+    /// Owned, of this schedule, at this stage.
+    pub fn is_ours(&self, namespace: &str, schedule: &str, stage: Stage) -> bool {
+        self.is_owned_by(namespace)
+            && self.tags.get(tags::SCHEDULE).is_some_and(|s| s == schedule)
+            && self.stage() == Some(stage)
+    }
+
+    pub fn stage(&self) -> Option<Stage> {
+        self.tags.get(tags::STAGE).and_then(|s| Stage::parse(s))
+    }
+
+    pub fn shared_with(&self) -> BTreeSet<String> {
+        self.tags
+            .get(tags::SHARED_WITH)
+            .map(|v| tags::parse_shared_with(v))
+            .unwrap_or_default()
+    }
+
+    /// The database this protects: our resource tag, else the API's field.
+    pub fn protected_resource(&self) -> &str {
+        self.tags.get(tags::RESOURCE).map_or(self.resource_id.as_str(), String::as_str)
+    }
+
+    /// When the protected data was captured: our source-created tag (copies), else the API
+    /// creation time.
+    pub fn captured_at(&self) -> Option<Timestamp> {
+        self.tags
+            .get(tags::SOURCE_CREATED)
+            .and_then(|t| t.parse().ok())
+            .or(self.created)
+    }
+}
+
+/// A database as a describe call shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRecord {
+    pub id: String,
+    pub arn: String,
+    /// The API's engine name, such as `aurora-postgresql`.
+    pub engine: String,
+    pub status: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The account id inside an ARN (`arn:aws:rds:us-east-1:111111111111:...`).
+pub fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// The last `:`-separated part of an ARN, the identifier for RDS resources.
+pub fn arn_resource_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
