@@ -1,1 +1,226 @@
-fn main() {}
+//! `snapcourier`: validate a config, print its schema, run either side's steps in-process,
+//! and list what snapcourier owns.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+use snapcourier_aws::{AwsContext, ClientOptions, aurora};
+use snapcourier_cli::output::{TerminalProgress, render_report, render_snapshots};
+use snapcourier_cli::runner::{RunReport, run_destination, run_source};
+use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_core::{Config, Error};
+
+#[derive(Parser)]
+#[command(
+    name = "snapcourier",
+    version,
+    about = "Keeps database snapshots safe across AWS accounts and regions"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a config file against every rule; prints each problem with its field path.
+    Validate {
+        #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print the config file's JSON Schema.
+    Schema,
+    /// Run one side's steps in-process against AWS (or whatever AWS_ENDPOINT_URL names).
+    Run {
+        #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        side: Side,
+        /// Only this schedule (default: every schedule).
+        #[arg(long)]
+        schedule: Option<String>,
+        /// The destination account this run acts as (needed when there are several).
+        #[arg(long)]
+        destination: Option<String>,
+        /// AWS profile with the credentials of that side's account.
+        #[arg(long, env = "AWS_PROFILE")]
+        profile: Option<String>,
+        /// Print the report as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the snapshots this deployment owns in one side's account, per region.
+    Report {
+        #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        side: Side,
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long, env = "AWS_PROFILE")]
+        profile: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Side {
+    Source,
+    Destination,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SNAPCOURIER_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match execute(Cli::parse().command).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.error_type());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(path: &PathBuf) -> Result<Config, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::config(
+            "",
+            format!("cannot read config file {}: {e}", path.display()),
+        )
+    })?;
+    Config::parse(&text)
+}
+
+fn destination_account(config: &Config, wanted: Option<String>) -> Result<String, Error> {
+    match (wanted, config.destinations.as_slice()) {
+        (Some(account), _) => config.destination(&account).map(|d| d.account.clone()),
+        (None, [only]) => Ok(only.account.clone()),
+        (None, _) => Err(Error::config(
+            "--destination",
+            "the config has several destinations: name the account this run acts as",
+        )),
+    }
+}
+
+fn destination_regions(config: &Config, account: &str) -> Result<Vec<String>, Error> {
+    let mut regions = vec![config.source.region.clone()];
+    for r in &config.destination(account)?.regions {
+        if !regions.contains(&r.region) {
+            regions.push(r.region.clone());
+        }
+    }
+    Ok(regions)
+}
+
+async fn execute(command: Command) -> Result<ExitCode, Error> {
+    match command {
+        Command::Validate { config } => {
+            let c = load(&config)?;
+            println!(
+                "{}: valid ({} schedule(s), {} destination account(s))",
+                config.display(),
+                c.schedules.len(),
+                c.destinations.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            let schema = serde_json::to_string_pretty(&snapcourier_core::config_schema())
+                .map_err(|e| Error::config("", e.to_string()))?;
+            println!("{schema}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            config,
+            side,
+            schedule,
+            destination,
+            profile,
+            json,
+        } => {
+            let c = load(&config)?;
+            let names: Vec<String> = match schedule {
+                Some(name) => vec![c.schedule(&name)?.name.clone()],
+                None => c.schedules.iter().map(|s| s.name.clone()).collect(),
+            };
+            let options = ClientOptions {
+                max_attempts: c.settings.max_attempts,
+                ..ClientOptions::default()
+            };
+            let progress = TerminalProgress::new();
+            let mut reports: Vec<RunReport> = Vec::new();
+            match side {
+                Side::Source => {
+                    let ctx = AwsContext::from_env(profile.as_deref(), options).await;
+                    for name in &names {
+                        let run = SourceRun::from_config(&c, name)?;
+                        reports.push(run_source(&ctx, &run, Timestamp::now, &progress).await?);
+                    }
+                }
+                Side::Destination => {
+                    let account = destination_account(&c, destination)?;
+                    let ctx = AwsContext::from_env(profile.as_deref(), options).await;
+                    for name in &names {
+                        let run = DestinationRun::from_config(&c, name, &account)?;
+                        reports.push(run_destination(&ctx, &run, Timestamp::now, &progress).await?);
+                    }
+                }
+            }
+            progress.finish();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&reports)
+                        .map_err(|e| Error::config("", e.to_string()))?
+                );
+            } else {
+                for r in &reports {
+                    print!("{}", render_report(r));
+                }
+            }
+            Ok(if reports.iter().any(RunReport::failed) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Report {
+            config,
+            side,
+            destination,
+            profile,
+        } => {
+            let c = load(&config)?;
+            let (account, regions) = match side {
+                Side::Source => (c.source.account.clone(), vec![c.source.region.clone()]),
+                Side::Destination => {
+                    let account = destination_account(&c, destination)?;
+                    let regions = destination_regions(&c, &account)?;
+                    (account, regions)
+                }
+            };
+            let ctx = AwsContext::from_env(profile.as_deref(), ClientOptions::default()).await;
+            let mut by_region = Vec::new();
+            for region in &regions {
+                let owned: Vec<_> = aurora::list_snapshots(&ctx, region, false)
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.is_owned_by(&c.namespace))
+                    .collect();
+                by_region.push((region.clone(), owned));
+            }
+            print!(
+                "{}",
+                render_snapshots(&account, &by_region, Timestamp::now())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -149,13 +149,16 @@ impl Config {
     }
 
     pub fn schedule(&self, name: &str) -> Result<&Schedule, Error> {
-        self.schedules.iter().find(|s| s.name == name).ok_or_else(|| {
-            let known: Vec<_> = self.schedules.iter().map(|s| s.name.as_str()).collect();
-            Error::config(
-                "schedule",
-                format!("no schedule named `{name}`; the config has {known:?}"),
-            )
-        })
+        self.schedules
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                let known: Vec<_> = self.schedules.iter().map(|s| s.name.as_str()).collect();
+                Error::config(
+                    "schedule",
+                    format!("no schedule named `{name}`; the config has {known:?}"),
+                )
+            })
     }
 
     pub fn destination(&self, account: &str) -> Result<&Destination, Error> {
@@ -163,7 +166,11 @@ impl Config {
             .iter()
             .find(|d| d.account == account)
             .ok_or_else(|| {
-                let known: Vec<_> = self.destinations.iter().map(|d| d.account.as_str()).collect();
+                let known: Vec<_> = self
+                    .destinations
+                    .iter()
+                    .map(|d| d.account.as_str())
+                    .collect();
                 Error::config(
                     "destination",
                     format!("no destination with account `{account}`; the config has {known:?}"),
@@ -255,10 +262,14 @@ static REGION: LazyLock<Regex> =
     LazyLock::new(|| re(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"));
 static SCHEDULE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9-]{0,39}$"));
 static KMS_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):([0-9]{12}):(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})$")
+    re(
+        r"^arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):([0-9]{12}):(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})$",
+    )
 });
 static SCHEDULE_EXPRESSION: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(cron\(\S+ \S+ \S+ \S+ \S+ \S+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\))$")
+    re(
+        r"^(cron\(\S+ \S+ \S+ \S+ \S+ \S+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\))$",
+    )
 });
 
 /// Compiles a pattern written in this file; a typo is a bug caught by the unit tests.
@@ -384,8 +395,7 @@ pub(crate) fn check_destination(
         ),
         (None, true) => {}
     }
-    d.retention
-        .check(&format!("{path}.retention"), p);
+    d.retention.check(&format!("{path}.retention"), p);
 }
 
 pub(crate) fn check_schedule(s: &Schedule, path: &str, p: &mut Problems) {

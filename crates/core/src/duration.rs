@@ -85,7 +85,10 @@ mod tests {
     fn parses_operator_forms() {
         assert_eq!("24h".parse::<HumanDuration>().unwrap().as_secs(), 86_400);
         assert_eq!("7d".parse::<HumanDuration>().unwrap().as_secs(), 7 * 86_400);
-        assert_eq!("1d 12h".parse::<HumanDuration>().unwrap().as_secs(), 36 * 3600);
+        assert_eq!(
+            "1d 12h".parse::<HumanDuration>().unwrap().as_secs(),
+            36 * 3600
+        );
         assert_eq!("90m".parse::<HumanDuration>().unwrap().as_secs(), 5400);
         assert_eq!("1w".parse::<HumanDuration>().unwrap().as_secs(), 7 * 86_400);
     }

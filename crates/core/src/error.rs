@@ -104,7 +104,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Throttled { .. } | Error::ServiceUnavailable { .. } | Error::QuotaExceeded { .. }
+            Error::Throttled { .. }
+                | Error::ServiceUnavailable { .. }
+                | Error::QuotaExceeded { .. }
         )
     }
 

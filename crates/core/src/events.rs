@@ -55,7 +55,11 @@ impl SourceRun {
             version: EVENT_VERSION,
             namespace: config.namespace.clone(),
             source: config.source.clone(),
-            destination_accounts: config.destinations.iter().map(|d| d.account.clone()).collect(),
+            destination_accounts: config
+                .destinations
+                .iter()
+                .map(|d| d.account.clone())
+                .collect(),
             schedule: config.schedule(schedule)?.clone(),
             settings: config.settings.clone(),
         })
@@ -72,7 +76,10 @@ impl SourceRun {
         check_namespace(&self.namespace, &field(path, "namespace"), p);
         check_source(&self.source, &field(path, "source"), p);
         if self.destination_accounts.is_empty() {
-            p.add(field(path, "destination_accounts"), "must list at least one account");
+            p.add(
+                field(path, "destination_accounts"),
+                "must list at least one account",
+            );
         }
         for (i, a) in self.destination_accounts.iter().enumerate() {
             let f = field(path, &format!("destination_accounts[{i}]"));
@@ -108,7 +115,12 @@ impl DestinationRun {
         check_version(self.version, &field(path, "version"), p);
         check_namespace(&self.namespace, &field(path, "namespace"), p);
         check_source(&self.source, &field(path, "source"), p);
-        check_destination(&self.destination, &self.source, &field(path, "destination"), p);
+        check_destination(
+            &self.destination,
+            &self.source,
+            &field(path, "destination"),
+            p,
+        );
         check_schedule(&self.schedule, &field(path, "schedule"), p);
         check_settings(&self.settings, &field(path, "settings"), p);
     }
@@ -126,12 +138,20 @@ impl DestinationRun {
 
     /// Whether the copy in the source region is only a step on the way to other regions.
     pub fn source_region_is_intermediate(&self) -> bool {
-        !self.destination.regions.iter().any(|r| r.region == self.source.region)
+        !self
+            .destination
+            .regions
+            .iter()
+            .any(|r| r.region == self.source.region)
     }
 }
 
 fn field(path: &str, name: &str) -> String {
-    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
 }
 
 /// A resource the take step did not snapshot, and why.
@@ -274,7 +294,10 @@ pub trait StepInput: serde::de::DeserializeOwned {
     fn parse_json(value: serde_json::Value) -> Result<Self, Error> {
         let input: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            Error::config(if path == "." { String::new() } else { path }, e.into_inner().to_string())
+            Error::config(
+                if path == "." { String::new() } else { path },
+                e.into_inner().to_string(),
+            )
         })?;
         input.validate()?;
         Ok(input)
@@ -297,7 +320,12 @@ impl StepInput for ShareInput {
     fn validate(&self) -> Result<(), Error> {
         let mut p = Problems::default();
         self.run.check("run", &mut p);
-        check_item_id(&self.item.snapshot_id, &self.run.namespace, "item.snapshot_id", &mut p);
+        check_item_id(
+            &self.item.snapshot_id,
+            &self.run.namespace,
+            "item.snapshot_id",
+            &mut p,
+        );
         p.into_result()
     }
 }
@@ -306,11 +334,21 @@ impl StepInput for CrossRegionCopyInput {
     fn validate(&self) -> Result<(), Error> {
         let mut p = Problems::default();
         self.run.check("run", &mut p);
-        check_item_id(&self.item.snapshot_id, &self.run.namespace, "item.snapshot_id", &mut p);
-        if crate::snapshot::arn_account(&self.item.source_arn) != Some(self.run.source.account.as_str()) {
+        check_item_id(
+            &self.item.snapshot_id,
+            &self.run.namespace,
+            "item.snapshot_id",
+            &mut p,
+        );
+        if crate::snapshot::arn_account(&self.item.source_arn)
+            != Some(self.run.source.account.as_str())
+        {
             p.add(
                 "item.source_arn",
-                format!("`{}` is not a snapshot ARN of the source account {}", self.item.source_arn, self.run.source.account),
+                format!(
+                    "`{}` is not a snapshot ARN of the source account {}",
+                    self.item.source_arn, self.run.source.account
+                ),
             );
         }
         p.into_result()
@@ -328,7 +366,9 @@ impl StepInput for DeleteInput {
 
 /// An item's snapshot id must be one of ours: steps never act on anything else.
 fn check_item_id(id: &str, namespace: &str, field: &str, p: &mut Problems) {
-    if !crate::naming::is_valid_snapshot_id(id) || !id.starts_with(&crate::naming::namespace_prefix(namespace)) {
+    if !crate::naming::is_valid_snapshot_id(id)
+        || !id.starts_with(&crate::naming::namespace_prefix(namespace))
+    {
         p.add(
             field,
             format!(

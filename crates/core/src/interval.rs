@@ -32,9 +32,15 @@ mod tests {
     #[test]
     fn slots_align_to_the_epoch() {
         let day = SignedDuration::from_hours(24);
-        assert_eq!(slot_start(t("2026-11-22T17:45:10Z"), day), t("2026-11-22T00:00:00Z"));
+        assert_eq!(
+            slot_start(t("2026-11-22T17:45:10Z"), day),
+            t("2026-11-22T00:00:00Z")
+        );
         let six = SignedDuration::from_hours(6);
-        assert_eq!(slot_start(t("2026-11-22T17:45:10Z"), six), t("2026-11-22T12:00:00Z"));
+        assert_eq!(
+            slot_start(t("2026-11-22T17:45:10Z"), six),
+            t("2026-11-22T12:00:00Z")
+        );
     }
 
     #[test]

@@ -55,9 +55,12 @@ fn is_canonical(resource_id: &str) -> bool {
     !resource_id.is_empty()
         && resource_id.len() <= MAX_RESOURCE_PART
         && resource_id.starts_with(|c: char| c.is_ascii_lowercase())
-        && resource_id
-            .split('-')
-            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && resource_id.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
 }
 
 /// Lowercase, every other character a hyphen, no runs of hyphens, none at either end.
@@ -65,7 +68,11 @@ fn sanitise(resource_id: &str) -> String {
     let mut out = String::with_capacity(resource_id.len());
     for c in resource_id.chars() {
         let c = c.to_ascii_lowercase();
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            '-'
+        };
         if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
             out.push(c);
         }
@@ -74,7 +81,11 @@ fn sanitise(resource_id: &str) -> String {
         }
     }
     let trimmed = out.trim_end_matches('-');
-    if trimmed.is_empty() { "x".to_string() } else { trimmed.to_string() }
+    if trimmed.is_empty() {
+        "x".to_string()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 /// 64-bit FNV-1a. Written out rather than taken from a crate because ids must stay the same
@@ -104,7 +115,10 @@ mod tests {
     fn awkward_resource_ids_are_sanitised_and_hashed() {
         let t = slot("2026-11-22T03:00:00Z");
         let upper = snapshot_id("prod", "Orders--DB-", t);
-        assert!(upper.starts_with("sc-prod-orders-db-20261122-0300-"), "{upper}");
+        assert!(
+            upper.starts_with("sc-prod-orders-db-20261122-0300-"),
+            "{upper}"
+        );
         assert!(is_valid_snapshot_id(&upper));
         assert_ne!(upper, snapshot_id("prod", "orders-db", t));
         assert_ne!(upper, snapshot_id("prod", "Orders-DB", t));

@@ -62,7 +62,9 @@ pub fn plan_take(
         }
         let newest = ours
             .iter()
-            .filter(|s| s.protected_resource() == r.id && !matches!(s.status, SnapshotStatus::Unusable(_)))
+            .filter(|s| {
+                s.protected_resource() == r.id && !matches!(s.status, SnapshotStatus::Unusable(_))
+            })
             // A snapshot that has only just started has no creation time yet: it is current.
             .map(|s| s.created.unwrap_or(now))
             .max();
@@ -86,7 +88,10 @@ pub fn plan_take(
 }
 
 /// Accounts a snapshot still has to be shared with, per its progress marker.
-pub fn missing_shares(snapshot: &SnapshotRecord, destination_accounts: &[String]) -> BTreeSet<String> {
+pub fn missing_shares(
+    snapshot: &SnapshotRecord,
+    destination_accounts: &[String],
+) -> BTreeSet<String> {
     let done = snapshot.shared_with();
     destination_accounts
         .iter()
@@ -125,7 +130,10 @@ pub fn plan_copy_in(
             .get(region)
             .into_iter()
             .flatten()
-            .filter(|s| s.is_owned_by(&run.namespace) && s.tags.get(crate::tags::SCHEDULE) == Some(&run.schedule.name))
+            .filter(|s| {
+                s.is_owned_by(&run.namespace)
+                    && s.tags.get(crate::tags::SCHEDULE) == Some(&run.schedule.name)
+            })
             .map(|s| (s.id.as_str(), s))
             .collect()
     };
@@ -146,7 +154,9 @@ pub fn plan_copy_in(
             continue;
         }
         let all_final = finals.iter().all(|(_, copies)| {
-            copies.get(s.id.as_str()).is_some_and(|c| c.stage() == Some(Stage::Destination))
+            copies
+                .get(s.id.as_str())
+                .is_some_and(|c| c.stage() == Some(Stage::Destination))
         });
         if all_final {
             continue;
@@ -175,18 +185,27 @@ pub fn plan_copy_in(
         }
     }
     for s in &candidates {
-        pool.insert(s.id.as_str(), RetentionCandidate {
-            id: s.id.clone(),
-            resource: s.resource_id.clone(),
-            created: s.created.unwrap_or(now),
-            owned: true,
-            available: true,
-        });
+        pool.insert(
+            s.id.as_str(),
+            RetentionCandidate {
+                id: s.id.clone(),
+                resource: s.resource_id.clone(),
+                created: s.created.unwrap_or(now),
+                owned: true,
+                available: true,
+            },
+        );
     }
     let pool: Vec<RetentionCandidate> = pool.into_values().collect();
-    let expire: BTreeSet<String> = plan_retention(policy, &pool, now).delete.into_iter().collect();
+    let expire: BTreeSet<String> = plan_retention(policy, &pool, now)
+        .delete
+        .into_iter()
+        .collect();
 
-    let busy = in_source_region.values().filter(|c| c.status.is_in_progress()).count();
+    let busy = in_source_region
+        .values()
+        .filter(|c| c.status.is_in_progress())
+        .count();
     let mut free = (copy_limit as usize).saturating_sub(busy);
     candidates.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
     for s in candidates {
@@ -222,8 +241,16 @@ pub fn finished_intermediates(
         .get(&run.source.region)
         .into_iter()
         .flatten()
-        .filter(|s| s.is_ours(&run.namespace, &run.schedule.name, Stage::Intermediate) && s.status.is_available())
-        .filter(|s| run.destination.regions.iter().all(|r| available_final(&r.region, &s.id)))
+        .filter(|s| {
+            s.is_ours(&run.namespace, &run.schedule.name, Stage::Intermediate)
+                && s.status.is_available()
+        })
+        .filter(|s| {
+            run.destination
+                .regions
+                .iter()
+                .all(|r| available_final(&r.region, &s.id))
+        })
         .cloned()
         .collect()
 }

@@ -48,7 +48,10 @@ impl RetentionPolicy {
         if let Some(days) = self.days
             && !(1..=MAX_DAYS).contains(&days)
         {
-            p.add(format!("{path}.days"), format!("must be between 1 and {MAX_DAYS}"));
+            p.add(
+                format!("{path}.days"),
+                format!("must be between 1 and {MAX_DAYS}"),
+            );
         }
         if !(1..=MAX_COUNT).contains(&self.keep_last) {
             p.add(
@@ -57,9 +60,17 @@ impl RetentionPolicy {
             );
         }
         if let Some(t) = &self.tiers {
-            for (name, n) in [("daily", t.daily), ("weekly", t.weekly), ("monthly", t.monthly), ("yearly", t.yearly)] {
+            for (name, n) in [
+                ("daily", t.daily),
+                ("weekly", t.weekly),
+                ("monthly", t.monthly),
+                ("yearly", t.yearly),
+            ] {
                 if n > MAX_COUNT {
-                    p.add(format!("{path}.tiers.{name}"), format!("must be at most {MAX_COUNT}"));
+                    p.add(
+                        format!("{path}.tiers.{name}"),
+                        format!("must be at most {MAX_COUNT}"),
+                    );
                 }
             }
         }
@@ -135,6 +146,9 @@ pub fn plan_retention(
     plan
 }
 
+/// The calendar period (UTC) an instant falls in, as a comparable key.
+type PeriodOf = fn(Timestamp) -> (i16, i16);
+
 /// Index (into the newest-first list) of each kept snapshot, with the first rule keeping it.
 fn keep_reasons(
     policy: &RetentionPolicy,
@@ -155,7 +169,7 @@ fn keep_reasons(
         }
     }
     if let Some(tiers) = policy.tiers {
-        let tiers: [(u32, KeepReason, fn(Timestamp) -> (i16, i16)); 4] = [
+        let tiers: [(u32, KeepReason, PeriodOf); 4] = [
             (tiers.daily, KeepReason::Daily, |t| {
                 let d = t.to_zoned(TimeZone::UTC).date();
                 (d.year(), d.day_of_year())

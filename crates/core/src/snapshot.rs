@@ -65,7 +65,9 @@ pub struct SnapshotRecord {
 
 impl SnapshotRecord {
     pub fn is_owned_by(&self, namespace: &str) -> bool {
-        self.tags.get(tags::NAMESPACE).is_some_and(|ns| ns == namespace)
+        self.tags
+            .get(tags::NAMESPACE)
+            .is_some_and(|ns| ns == namespace)
     }
 
     /// Owned, of this schedule, at this stage.
@@ -88,7 +90,9 @@ impl SnapshotRecord {
 
     /// The database this protects: our resource tag, else the API's field.
     pub fn protected_resource(&self) -> &str {
-        self.tags.get(tags::RESOURCE).map_or(self.resource_id.as_str(), String::as_str)
+        self.tags
+            .get(tags::RESOURCE)
+            .map_or(self.resource_id.as_str(), String::as_str)
     }
 
     /// When the protected data was captured: our source-created tag (copies), else the API

@@ -79,7 +79,11 @@ impl OwnershipTags {
 
 /// The shared-with marker's value: sorted account ids joined by `+` (a tag-value character).
 pub fn shared_with_value(accounts: &BTreeSet<String>) -> String {
-    accounts.iter().map(String::as_str).collect::<Vec<_>>().join("+")
+    accounts
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 pub fn parse_shared_with(value: &str) -> BTreeSet<String> {

@@ -69,17 +69,29 @@ fn defaults_are_documented_values() {
 
 #[test]
 fn namespace_with_upper_case() {
-    expect_problem(|d| set(d, &["namespace"], y("Prod")), "namespace", "lowercase");
+    expect_problem(
+        |d| set(d, &["namespace"], y("Prod")),
+        "namespace",
+        "lowercase",
+    );
 }
 
 #[test]
 fn namespace_too_long() {
-    expect_problem(|d| set(d, &["namespace"], y("abcdefghijklmnopq")), "namespace", "1 to 16");
+    expect_problem(
+        |d| set(d, &["namespace"], y("abcdefghijklmnopq")),
+        "namespace",
+        "1 to 16",
+    );
 }
 
 #[test]
 fn account_not_twelve_digits() {
-    expect_problem(|d| set(d, &["source", "account"], y("'12345'")), "source.account", "12-digit");
+    expect_problem(
+        |d| set(d, &["source", "account"], y("'12345'")),
+        "source.account",
+        "12-digit",
+    );
 }
 
 #[test]
@@ -90,12 +102,20 @@ fn unquoted_account_ids_keep_their_digits() {
 
 #[test]
 fn region_malformed() {
-    expect_problem(|d| set(d, &["source", "region"], y("useast1")), "source.region", "region");
+    expect_problem(
+        |d| set(d, &["source", "region"], y("useast1")),
+        "source.region",
+        "region",
+    );
 }
 
 #[test]
 fn no_destinations() {
-    expect_problem(|d| set(d, &["destinations"], y("[]")), "destinations", "at least one");
+    expect_problem(
+        |d| set(d, &["destinations"], y("[]")),
+        "destinations",
+        "at least one",
+    );
 }
 
 #[test]
@@ -150,7 +170,10 @@ fn kms_key_not_an_arn() {
 fn copy_in_key_missing() {
     expect_problem(
         |d| {
-            d["destinations"][0].as_mapping_mut().unwrap().remove("copy_in_kms_key");
+            d["destinations"][0]
+                .as_mapping_mut()
+                .unwrap()
+                .remove("copy_in_kms_key");
         },
         "destinations[0].copy_in_kms_key",
         "required",
@@ -162,7 +185,10 @@ fn duplicate_destination_region() {
     expect_problem(
         |d| {
             let r = d["destinations"][0]["regions"][0].clone();
-            d["destinations"][0]["regions"].as_sequence_mut().unwrap().push(r);
+            d["destinations"][0]["regions"]
+                .as_sequence_mut()
+                .unwrap()
+                .push(r);
         },
         "destinations[0].regions[1].region",
         "listed twice",
@@ -317,7 +343,13 @@ fn filter_applies_patterns_and_opt_in_tag() {
 fn schema_describes_every_top_level_field() {
     let schema = crate::config_schema();
     let props = schema["properties"].as_object().unwrap();
-    for key in ["namespace", "source", "destinations", "schedules", "settings"] {
+    for key in [
+        "namespace",
+        "source",
+        "destinations",
+        "schedules",
+        "settings",
+    ] {
         assert!(props.contains_key(key), "{key}");
     }
     let text = schema.to_string();

@@ -30,7 +30,14 @@ fn cluster(id: &str, engine: &str, status: &str) -> ResourceRecord {
     }
 }
 
-fn snap(account: &str, id: &str, resource: &str, created: &str, status: &str, stage: Option<Stage>) -> SnapshotRecord {
+fn snap(
+    account: &str,
+    id: &str,
+    resource: &str,
+    created: &str,
+    status: &str,
+    stage: Option<Stage>,
+) -> SnapshotRecord {
     let tags = stage
         .map(|stage| {
             OwnershipTags {
@@ -70,12 +77,40 @@ fn take_creates_one_snapshot_per_due_cluster_with_the_slot_id() {
     ];
     let snapshots = vec![
         // billing-db already has one in today's slot
-        snap("111111111111", "sc-demo-billing-db-20261122-0000", "billing-db", "2026-11-22T03:00:00Z", "available", Some(Stage::Source)),
+        snap(
+            "111111111111",
+            "sc-demo-billing-db-20261122-0000",
+            "billing-db",
+            "2026-11-22T03:00:00Z",
+            "available",
+            Some(Stage::Source),
+        ),
         // orders-db has yesterday's, and an unowned one from today that does not count
-        snap("111111111111", "sc-demo-orders-db-20261121-0000", "orders-db", "2026-11-21T03:00:00Z", "available", Some(Stage::Source)),
-        snap("111111111111", "manual-orders", "orders-db", "2026-11-22T02:00:00Z", "available", None),
+        snap(
+            "111111111111",
+            "sc-demo-orders-db-20261121-0000",
+            "orders-db",
+            "2026-11-21T03:00:00Z",
+            "available",
+            Some(Stage::Source),
+        ),
+        snap(
+            "111111111111",
+            "manual-orders",
+            "orders-db",
+            "2026-11-22T02:00:00Z",
+            "available",
+            None,
+        ),
     ];
-    let plan = plan_take(&run, Engine::Aurora, &filter, &resources, &snapshots, t("2026-11-22T03:10:00Z"));
+    let plan = plan_take(
+        &run,
+        Engine::Aurora,
+        &filter,
+        &resources,
+        &snapshots,
+        t("2026-11-22T03:10:00Z"),
+    );
     assert_eq!(
         plan.create,
         vec![PlannedSnapshot {
@@ -89,16 +124,37 @@ fn take_creates_one_snapshot_per_due_cluster_with_the_slot_id() {
     assert!(plan.skipped[0].reason.contains("stopped"));
     // Both owned snapshots lack the shared-with marker, so both are followed; the unowned is not.
     let followed: Vec<_> = plan.follow.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(followed, vec!["sc-demo-billing-db-20261122-0000", "sc-demo-orders-db-20261121-0000"]);
+    assert_eq!(
+        followed,
+        vec![
+            "sc-demo-billing-db-20261122-0000",
+            "sc-demo-orders-db-20261121-0000"
+        ]
+    );
 }
 
 #[test]
 fn take_does_not_follow_snapshots_already_shared_with_every_destination() {
     let run = source_run();
     let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
-    let mut s = snap("111111111111", "sc-demo-orders-db-20261122-0000", "orders-db", "2026-11-22T01:00:00Z", "available", Some(Stage::Source));
-    s.tags.insert(tags::SHARED_WITH.into(), "222222222222".into());
-    let plan = plan_take(&run, Engine::Aurora, &filter, &[cluster("orders-db", "aurora-postgresql", "available")], &[s], t("2026-11-22T03:10:00Z"));
+    let mut s = snap(
+        "111111111111",
+        "sc-demo-orders-db-20261122-0000",
+        "orders-db",
+        "2026-11-22T01:00:00Z",
+        "available",
+        Some(Stage::Source),
+    );
+    s.tags
+        .insert(tags::SHARED_WITH.into(), "222222222222".into());
+    let plan = plan_take(
+        &run,
+        Engine::Aurora,
+        &filter,
+        &[cluster("orders-db", "aurora-postgresql", "available")],
+        &[s],
+        t("2026-11-22T03:10:00Z"),
+    );
     assert!(plan.create.is_empty());
     assert!(plan.follow.is_empty());
 }
@@ -107,8 +163,22 @@ fn take_does_not_follow_snapshots_already_shared_with_every_destination() {
 fn a_failed_snapshot_does_not_count_as_this_slots_snapshot() {
     let run = source_run();
     let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
-    let s = snap("111111111111", "sc-demo-orders-db-20261122-0000", "orders-db", "2026-11-22T01:00:00Z", "failed", Some(Stage::Source));
-    let plan = plan_take(&run, Engine::Aurora, &filter, &[cluster("orders-db", "aurora-postgresql", "available")], &[s], t("2026-11-22T03:10:00Z"));
+    let s = snap(
+        "111111111111",
+        "sc-demo-orders-db-20261122-0000",
+        "orders-db",
+        "2026-11-22T01:00:00Z",
+        "failed",
+        Some(Stage::Source),
+    );
+    let plan = plan_take(
+        &run,
+        Engine::Aurora,
+        &filter,
+        &[cluster("orders-db", "aurora-postgresql", "available")],
+        &[s],
+        t("2026-11-22T03:10:00Z"),
+    );
     // The slot id is the same, so the create finds "already exists": the step reports it.
     assert_eq!(plan.create.len(), 1);
     assert!(plan.follow.is_empty());
@@ -125,13 +195,26 @@ fn copy_in_starts_within_the_copy_limit_and_defers_the_rest() {
     let run = dest_run();
     let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
     let shared: Vec<_> = (1..=7)
-        .map(|d| shared(&format!("sc-demo-orders-db-202611{d:02}-0000"), "orders-db", &format!("2026-11-{d:02}T03:00:00Z")))
+        .map(|d| {
+            shared(
+                &format!("sc-demo-orders-db-202611{d:02}-0000"),
+                "orders-db",
+                &format!("2026-11-{d:02}T03:00:00Z"),
+            )
+        })
         .collect();
     let mut local = BTreeMap::new();
     // One copy already in flight in the source region.
     local.insert(
         "us-east-1".to_string(),
-        vec![snap("222222222222", "sc-demo-orders-db-20261107-0000", "orders-db", "2026-11-22T01:00:00Z", "creating", Some(Stage::Intermediate))],
+        vec![snap(
+            "222222222222",
+            "sc-demo-orders-db-20261107-0000",
+            "orders-db",
+            "2026-11-22T01:00:00Z",
+            "creating",
+            Some(Stage::Intermediate),
+        )],
     );
     let plan = plan_copy_in(&run, &filter, &shared, &local, 5, t("2026-11-22T03:10:00Z"));
     assert_eq!(plan.in_flight.len(), 1);
@@ -145,7 +228,13 @@ fn copy_in_starts_within_the_copy_limit_and_defers_the_rest() {
             "sc-demo-orders-db-20261103-0000",
         ]
     );
-    assert_eq!(plan.deferred, vec!["sc-demo-orders-db-20261102-0000", "sc-demo-orders-db-20261101-0000"]);
+    assert_eq!(
+        plan.deferred,
+        vec![
+            "sc-demo-orders-db-20261102-0000",
+            "sc-demo-orders-db-20261101-0000"
+        ]
+    );
 }
 
 #[test]
@@ -157,19 +246,48 @@ fn copy_in_skips_what_is_done_foreign_or_too_old() {
         tiers: None,
     };
     let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
-    let mut foreign = shared("sc-demo-orders-db-20261121-0000", "orders-db", "2026-11-21T03:00:00Z");
-    foreign.arn = "arn:aws:rds:us-east-1:999999999999:cluster-snapshot:sc-demo-orders-db-20261121-0000".into();
+    let mut foreign = shared(
+        "sc-demo-orders-db-20261121-0000",
+        "orders-db",
+        "2026-11-21T03:00:00Z",
+    );
+    foreign.arn =
+        "arn:aws:rds:us-east-1:999999999999:cluster-snapshot:sc-demo-orders-db-20261121-0000"
+            .into();
     let shared = vec![
-        shared("sc-demo-orders-db-20261122-0000", "orders-db", "2026-11-22T03:00:00Z"), // done
+        shared(
+            "sc-demo-orders-db-20261122-0000",
+            "orders-db",
+            "2026-11-22T03:00:00Z",
+        ), // done
         foreign,
-        shared("sc-other-orders-db-20261122-0000", "orders-db", "2026-11-22T03:00:00Z"), // other namespace
-        shared("sc-demo-scratch-tmp-20261122-0000", "scratch-tmp", "2026-11-22T03:00:00Z"), // excluded
-        shared("sc-demo-orders-db-20261001-0000", "orders-db", "2026-10-01T03:00:00Z"), // too old
+        shared(
+            "sc-other-orders-db-20261122-0000",
+            "orders-db",
+            "2026-11-22T03:00:00Z",
+        ), // other namespace
+        shared(
+            "sc-demo-scratch-tmp-20261122-0000",
+            "scratch-tmp",
+            "2026-11-22T03:00:00Z",
+        ), // excluded
+        shared(
+            "sc-demo-orders-db-20261001-0000",
+            "orders-db",
+            "2026-10-01T03:00:00Z",
+        ), // too old
     ];
     let mut local = BTreeMap::new();
     local.insert(
         "eu-west-1".to_string(),
-        vec![snap("222222222222", "sc-demo-orders-db-20261122-0000", "orders-db", "2026-11-22T04:00:00Z", "available", Some(Stage::Destination))],
+        vec![snap(
+            "222222222222",
+            "sc-demo-orders-db-20261122-0000",
+            "orders-db",
+            "2026-11-22T04:00:00Z",
+            "available",
+            Some(Stage::Destination),
+        )],
     );
     let plan = plan_copy_in(&run, &filter, &shared, &local, 5, t("2026-11-22T05:00:00Z"));
     assert!(plan.start.is_empty(), "{:?}", plan.start);
@@ -184,11 +302,25 @@ fn intermediates_go_only_when_every_regional_copy_is_available() {
     let mut local = BTreeMap::new();
     local.insert(
         "us-east-1".to_string(),
-        vec![snap("222222222222", id, "orders-db", "2026-11-22T04:00:00Z", "available", Some(Stage::Intermediate))],
+        vec![snap(
+            "222222222222",
+            id,
+            "orders-db",
+            "2026-11-22T04:00:00Z",
+            "available",
+            Some(Stage::Intermediate),
+        )],
     );
     local.insert(
         "eu-west-1".to_string(),
-        vec![snap("222222222222", id, "orders-db", "2026-11-22T04:30:00Z", "creating", Some(Stage::Destination))],
+        vec![snap(
+            "222222222222",
+            id,
+            "orders-db",
+            "2026-11-22T04:30:00Z",
+            "creating",
+            Some(Stage::Destination),
+        )],
     );
     assert!(finished_intermediates(&run, &local).is_empty());
     local.get_mut("eu-west-1").unwrap()[0].status = SnapshotStatus::Available;

@@ -5,7 +5,13 @@ fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-fn cand(id: &str, resource: &str, created: Timestamp, owned: bool, available: bool) -> RetentionCandidate {
+fn cand(
+    id: &str,
+    resource: &str,
+    created: Timestamp,
+    owned: bool,
+    available: bool,
+) -> RetentionCandidate {
     RetentionCandidate {
         id: id.into(),
         resource: resource.into(),
@@ -100,7 +106,15 @@ fn grandfather_father_son_tiers() {
         }),
     };
     let cs: Vec<_> = (0..400)
-        .map(|d| cand(&format!("s{d:03}"), "db", days_ago(now, d) - SignedDuration::from_hours(9), true, true))
+        .map(|d| {
+            cand(
+                &format!("s{d:03}"),
+                "db",
+                days_ago(now, d) - SignedDuration::from_hours(9),
+                true,
+                true,
+            )
+        })
         .collect();
     let plan = plan_retention(&policy, &cs, now);
     let kept: BTreeSet<_> = cs
@@ -118,7 +132,10 @@ fn grandfather_father_son_tiers() {
     // The newest snapshot of October 2026 (31 Oct, 22 days before 22 Nov) is a monthly keeper.
     assert_eq!(plan.keep["s022"], KeepReason::Monthly);
     // Newest of 2025: 31 Dec 2025 is 326 days before 22 Nov 2026.
-    assert!(matches!(plan.keep["s326"], KeepReason::Monthly | KeepReason::Yearly));
+    assert!(matches!(
+        plan.keep["s326"],
+        KeepReason::Monthly | KeepReason::Yearly
+    ));
     // Something in the middle of a month long ago goes.
     assert!(plan.delete.contains(&"s200".to_string()));
 }

@@ -1,0 +1,46 @@
+# snapcourier: every install step is here, pinned, so a fresh machine (Rust, Python 3.11,
+# Node 20) needs nothing else.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-rust test-emulator lint fmt emulator bench build clean
+
+setup: $(STAMP)
+
+$(STAMP): tests/emulator/requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
+	touch $(STAMP)
+
+build:
+	cargo build --workspace --bins
+
+demo: setup build
+	scripts/demo.sh
+
+## Every test: domain, adapters, handlers, runs over the emulator, and the emulator itself.
+test: setup
+	cargo build --workspace --all-targets
+	cargo test --workspace --no-fail-fast
+	$(MAKE) test-emulator
+
+test-emulator: setup
+	cd tests/emulator && ../../$(PY) -m unittest -v test_emulator 2>&1 | tail -n 25
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## The emulator in the foreground with the demo world (state in .emulator/state.json).
+emulator: setup
+	mkdir -p .emulator
+	PYTHONPATH=tests/emulator $(PY) -m snapcourier_emulator serve --port 0 --seed demo --state-file .emulator/state.json
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .emulator

@@ -1,0 +1,196 @@
+//! Client construction: one client per (service, region), built once per process, each
+//! counting its calls through an SDK interceptor.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::retry::RetryConfig;
+use snapcourier_core::Error;
+
+/// How many AWS operations were invoked and how many HTTP attempts they took (retries
+/// included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ApiCalls {
+    pub calls: u64,
+    pub attempts: u64,
+}
+
+impl std::ops::Sub for ApiCalls {
+    type Output = ApiCalls;
+    fn sub(self, rhs: ApiCalls) -> ApiCalls {
+        ApiCalls {
+            calls: self.calls.saturating_sub(rhs.calls),
+            attempts: self.attempts.saturating_sub(rhs.attempts),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    calls: AtomicU64,
+    attempts: AtomicU64,
+}
+
+/// Counts every operation and every attempt of the clients it is attached to.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<Counts>);
+
+impl CallCounter {
+    pub fn get(&self) -> ApiCalls {
+        ApiCalls {
+            calls: self.0.calls.load(Ordering::Relaxed),
+            attempts: self.0.attempts.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "SnapcourierCallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Retry behaviour of every client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            max_attempts: 5,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Everything a step needs to talk to AWS in one account: one client per (service, region),
+/// built on first use and kept for the life of the process, all counted by one counter.
+#[derive(Debug)]
+pub struct AwsContext {
+    sdk: SdkConfig,
+    retry: RetryConfig,
+    counter: CallCounter,
+    rds: Mutex<HashMap<String, aws_sdk_rds::Client>>,
+    kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
+    /// Whether a KMS key is AWS managed, per key ARN: asked once per key per process.
+    aws_managed_keys: Mutex<HashMap<String, bool>>,
+}
+
+/// A poisoned lock only means another thread panicked mid-insert; the map is still valid.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl AwsContext {
+    /// Credentials and endpoint from the environment (or the named profile), as the SDK
+    /// finds them: Lambda's role, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, ...
+    pub async fn from_env(profile: Option<&str>, options: ClientOptions) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = profile {
+            loader = loader.profile_name(profile);
+        }
+        AwsContext::new(&loader.load().await, options)
+    }
+
+    pub fn new(sdk: &SdkConfig, options: ClientOptions) -> Self {
+        AwsContext {
+            sdk: sdk.clone(),
+            retry: RetryConfig::standard()
+                .with_max_attempts(options.max_attempts)
+                .with_initial_backoff(options.initial_backoff)
+                .with_max_backoff(options.max_backoff),
+            counter: CallCounter::default(),
+            rds: Mutex::new(HashMap::new()),
+            kms: Mutex::new(HashMap::new()),
+            aws_managed_keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
+        lock(&self.rds)
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let config = aws_sdk_rds::config::Builder::from(&self.sdk)
+                    .region(Region::new(region.to_string()))
+                    .retry_config(self.retry.clone())
+                    .interceptor(self.counter.clone())
+                    .build();
+                aws_sdk_rds::Client::from_conf(config)
+            })
+            .clone()
+    }
+
+    pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
+        lock(&self.kms)
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let config = aws_sdk_kms::config::Builder::from(&self.sdk)
+                    .region(Region::new(region.to_string()))
+                    .retry_config(self.retry.clone())
+                    .interceptor(self.counter.clone())
+                    .build();
+                aws_sdk_kms::Client::from_conf(config)
+            })
+            .clone()
+    }
+
+    pub fn calls(&self) -> ApiCalls {
+        self.counter.get()
+    }
+
+    /// Whether a key is AWS managed (such as the default `aws/rds` key), whose snapshots
+    /// cannot be shared with another account.
+    pub async fn is_aws_managed_key(&self, key_arn: &str) -> Result<bool, Error> {
+        if let Some(known) = lock(&self.aws_managed_keys).get(key_arn) {
+            return Ok(*known);
+        }
+        let region = key_arn.split(':').nth(3).unwrap_or_default();
+        let out = self
+            .kms(region)
+            .describe_key()
+            .key_id(key_arn)
+            .send()
+            .await
+            .map_err(|e| crate::errors::classify(e, "kms:DescribeKey", key_arn))?;
+        let managed = out
+            .key_metadata()
+            .and_then(|m| m.key_manager())
+            .is_some_and(|m| *m == aws_sdk_kms::types::KeyManagerType::Aws);
+        lock(&self.aws_managed_keys).insert(key_arn.to_string(), managed);
+        Ok(managed)
+    }
+}

@@ -1,0 +1,247 @@
+//! Source side: take, share, expire.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use snapcourier_core::config::ResourceFilter;
+use snapcourier_core::events::{
+    DeleteOutput, DeletedSnapshot, EVENT_VERSION, ShareOutput, SourceItem, SourceRun, TakeOutput,
+};
+use snapcourier_core::plan::{missing_shares, plan_take, retention_candidates};
+use snapcourier_core::retention::plan_retention;
+use snapcourier_core::snapshot::SnapshotStatus;
+use snapcourier_core::tags::{self, OwnershipTags, Stage};
+use snapcourier_core::{Engine, Error, ItemError};
+
+use super::{failure, source_item};
+use crate::aurora::{self, Started};
+use crate::client::AwsContext;
+
+/// Snapshot every covered cluster that has none in the current slot; report every owned
+/// snapshot that still has to be shared.
+pub async fn take(ctx: &AwsContext, run: &SourceRun, now: Timestamp) -> Result<TakeOutput, Error> {
+    let before = ctx.calls();
+    let region = run.source.region.as_str();
+    let filter = ResourceFilter::new(&run.schedule, "schedule")?;
+    let clusters = aurora::list_clusters(ctx, region).await?;
+    let snapshots = aurora::list_snapshots(ctx, region, false).await?;
+    let plan = plan_take(run, Engine::Aurora, &filter, &clusters, &snapshots, now);
+
+    let mut items: Vec<SourceItem> = Vec::new();
+    let mut created = Vec::new();
+    for p in &plan.create {
+        let tags = OwnershipTags {
+            namespace: run.namespace.clone(),
+            schedule: run.schedule.name.clone(),
+            stage: Stage::Source,
+            resource: p.resource_id.clone(),
+            source_arn: p.resource_arn.clone(),
+            source_created: None,
+        }
+        .to_map();
+        let item = match aurora::create_snapshot(ctx, region, &p.resource_id, &p.snapshot_id, &tags)
+            .await
+        {
+            Ok(Started::New(s)) => {
+                created.push(s.id.clone());
+                source_item(&s, false)
+            }
+            Ok(Started::AlreadyExists) => {
+                existing_slot_snapshot(ctx, run, &p.resource_id, &p.snapshot_id).await
+            }
+            Err(e) => errored_item(&p.resource_id, &p.snapshot_id, &e),
+        };
+        items.push(item);
+    }
+    for s in &plan.follow {
+        if !items.iter().any(|i| i.snapshot_id == s.id) {
+            items.push(source_item(s, false));
+        }
+    }
+    let api_calls = (ctx.calls() - before).calls;
+    tracing::info!(schedule = %run.schedule.name, created = created.len(), items = items.len(), skipped = plan.skipped.len(), api_calls, "take done");
+    Ok(TakeOutput {
+        version: EVENT_VERSION,
+        items,
+        skipped: plan.skipped,
+        created,
+        api_calls,
+    })
+}
+
+/// The slot's id is taken. Ours (a retry, or an overlapping run): follow it. Anything else is
+/// reported, never touched.
+async fn existing_slot_snapshot(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    resource: &str,
+    id: &str,
+) -> SourceItem {
+    match aurora::find_snapshot(ctx, &run.source.region, id).await {
+        Ok(Some(s)) if s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) => {
+            if let SnapshotStatus::Unusable(status) = &s.status {
+                let e = Error::InvalidState {
+                    resource: id.to_string(),
+                    message: format!("this slot's snapshot of {resource} is `{status}`; delete it so the next run can take it again"),
+                };
+                return errored_item(resource, id, &e);
+            }
+            let shared = missing_shares(&s, &run.destination_accounts).is_empty();
+            source_item(&s, shared)
+        }
+        Ok(Some(_)) => errored_item(
+            resource,
+            id,
+            &Error::InvalidState {
+                resource: id.to_string(),
+                message: format!(
+                    "a snapshot with this id exists but does not carry {}={} and schedule {}; snapcourier will not touch it. Rename or delete it",
+                    tags::NAMESPACE, run.namespace, run.schedule.name
+                ),
+            },
+        ),
+        Ok(None) => errored_item(
+            resource,
+            id,
+            &Error::NotFound {
+                resource: id.to_string(),
+                message: "the id was taken a moment ago but the snapshot is gone; the next run takes it again".into(),
+            },
+        ),
+        Err(e) => errored_item(resource, id, &e),
+    }
+}
+
+fn errored_item(resource: &str, id: &str, e: &Error) -> SourceItem {
+    SourceItem {
+        resource_id: resource.to_string(),
+        snapshot_id: id.to_string(),
+        snapshot_arn: None,
+        status: "error".into(),
+        shared: false,
+        error: Some(ItemError::from(e)),
+    }
+}
+
+/// Make one snapshot restorable by every destination account once it is available. Checks
+/// the current attribute first and adds only what is missing; records progress in a tag.
+pub async fn share(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    item: &SourceItem,
+) -> Result<ShareOutput, Error> {
+    let before = ctx.calls();
+    let output = |item: SourceItem, ready: bool| ShareOutput {
+        version: EVENT_VERSION,
+        item,
+        ready,
+        api_calls: (ctx.calls() - before).calls,
+    };
+    if item.shared {
+        return Ok(output(item.clone(), true));
+    }
+    let region = run.source.region.as_str();
+    let id = item.snapshot_id.as_str();
+    let s = aurora::find_snapshot(ctx, region, id).await?.ok_or_else(|| Error::NotFound {
+        resource: id.to_string(),
+        message: "the snapshot no longer exists (deleted outside snapcourier?); the next take makes a new one".into(),
+    })?;
+    if !s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) {
+        return Err(Error::InvalidState {
+            resource: id.to_string(),
+            message: format!(
+                "not owned by namespace {} and schedule {}; snapcourier will not share it",
+                run.namespace, run.schedule.name
+            ),
+        });
+    }
+    let mut current = source_item(&s, false);
+    match &s.status {
+        SnapshotStatus::InProgress(_) => return Ok(output(current, false)),
+        SnapshotStatus::Unusable(status) => {
+            return Err(Error::InvalidState {
+                resource: id.to_string(),
+                message: format!(
+                    "status is `{status}`; it cannot be shared. Delete it so the next run takes a new one"
+                ),
+            });
+        }
+        SnapshotStatus::Available => {}
+    }
+    let missing = missing_shares(&s, &run.destination_accounts);
+    if !missing.is_empty() {
+        if let Some(key) = s.kms_key_id.as_deref().filter(|_| s.encrypted)
+            && ctx.is_aws_managed_key(key).await?
+        {
+            return Err(Error::KmsKeyUnusable {
+                resource: id.to_string(),
+                message: format!(
+                    "snapshot {id} of cluster {} is encrypted with the AWS managed key {key} (aws/rds), which cannot be shared with another account. Re-encrypt the cluster with a customer managed KMS key whose policy allows the destination accounts (restore a snapshot copy made with that key), then the next run shares it",
+                    s.protected_resource()
+                ),
+            });
+        }
+        let already = aurora::restore_accounts(ctx, region, id).await?;
+        let to_add: BTreeSet<String> = missing.difference(&already).cloned().collect();
+        if !to_add.is_empty() {
+            aurora::add_restore_accounts(ctx, region, id, &to_add).await?;
+        }
+        let mut marker = s.shared_with();
+        marker.extend(run.destination_accounts.iter().cloned());
+        let tag = [(
+            tags::SHARED_WITH.to_string(),
+            tags::shared_with_value(&marker),
+        )]
+        .into();
+        aurora::add_tags(ctx, region, &s.arn, &tag).await?;
+    }
+    current.shared = true;
+    tracing::info!(snapshot = id, added = missing.len(), "shared");
+    Ok(output(current, true))
+}
+
+/// Apply the schedule's retention to owned source snapshots.
+pub async fn delete_source(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    now: Timestamp,
+) -> Result<DeleteOutput, Error> {
+    let before = ctx.calls();
+    let region = run.source.region.as_str();
+    let snapshots = aurora::list_snapshots(ctx, region, false).await?;
+    let candidates = retention_candidates(
+        &snapshots,
+        &run.namespace,
+        &run.schedule.name,
+        Stage::Source,
+        now,
+    );
+    let plan = plan_retention(&run.schedule.retention, &candidates, now);
+    let mut deleted = Vec::new();
+    let mut failures = Vec::new();
+    for id in &plan.delete {
+        match aurora::delete_snapshot(ctx, region, id).await {
+            Ok(()) => deleted.push(DeletedSnapshot {
+                region: region.to_string(),
+                snapshot_id: id.clone(),
+                reason: "expired".into(),
+            }),
+            Err(e) => failures.push(failure(id, "delete", &e)),
+        }
+    }
+    let api_calls = (ctx.calls() - before).calls;
+    tracing::info!(
+        deleted = deleted.len(),
+        kept = plan.keep.len(),
+        failures = failures.len(),
+        api_calls,
+        "source retention done"
+    );
+    Ok(DeleteOutput {
+        version: EVENT_VERSION,
+        deleted,
+        kept: plan.keep.len(),
+        failures,
+        api_calls,
+    })
+}

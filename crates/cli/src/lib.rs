@@ -1,0 +1,5 @@
+//! The `snapcourier` command's library: the in-process runner and the terminal output, so
+//! that tests drive exactly what the binary drives.
+
+pub mod output;
+pub mod runner;

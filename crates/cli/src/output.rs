@@ -1,0 +1,166 @@
+//! What the terminal shows: a spinner while a run goes on, tables at the end.
+
+use std::io::IsTerminal;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressStyle};
+use jiff::Timestamp;
+use snapcourier_core::snapshot::SnapshotRecord;
+
+use crate::runner::{Progress, RunReport};
+
+/// A spinner on a terminal; log lines otherwise.
+pub struct TerminalProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl TerminalProgress {
+    pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        TerminalProgress { bar }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Default for TerminalProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn stage(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message.to_string()),
+            None => tracing::info!("{message}"),
+        }
+    }
+
+    fn waiting(&self, pending: usize, poll: u32, max_polls: u32) {
+        let message = format!(
+            "waiting for {pending} snapshot(s) to become available (poll {poll}/{max_polls})"
+        );
+        match &self.bar {
+            Some(bar) => bar.set_message(message),
+            None => tracing::info!("{message}"),
+        }
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    t
+}
+
+/// The end-of-run summary: items, skips, deletions, failures, and the AWS calls it cost.
+pub fn render_report(r: &RunReport) -> String {
+    let mut out = format!("{} run of schedule {}\n", r.side, r.schedule);
+    if !r.items.is_empty() {
+        let mut t = table(&["resource", "snapshot", "status", "outcome"]);
+        for i in &r.items {
+            t.add_row(vec![&i.resource, &i.snapshot_id, &i.status, &i.outcome]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    if !r.skipped.is_empty() {
+        let mut t = table(&["skipped resource", "reason"]);
+        for s in &r.skipped {
+            t.add_row(vec![&s.resource_id, &s.reason]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    if !r.deleted.is_empty() {
+        let mut t = table(&["deleted snapshot", "region", "why"]);
+        for d in &r.deleted {
+            t.add_row(vec![&d.snapshot_id, &d.region, &d.reason]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    if !r.failures.is_empty() {
+        let mut t = table(&["FAILED resource", "stage", "error", "message"]);
+        for f in &r.failures {
+            t.add_row(vec![
+                &f.resource,
+                &f.stage,
+                &f.error.error_type,
+                &f.error.message,
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    for (what, list) in [
+        ("waiting for a copy slot", &r.deferred),
+        ("older than destination retention, not copied", &r.too_old),
+    ] {
+        if !list.is_empty() {
+            out.push_str(&format!(
+                "{} snapshot(s) {what}: {}\n",
+                list.len(),
+                list.join(", ")
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "{} created, {} settled, {} skipped, {} deleted, {} failed; {} AWS calls ({} attempts)\n",
+        r.created.len(),
+        r.items.len(),
+        r.skipped.len(),
+        r.deleted.len(),
+        r.failures.len(),
+        r.api_calls,
+        r.api_attempts
+    ));
+    out
+}
+
+/// Owned snapshots of one account, per region.
+pub fn render_snapshots(
+    account: &str,
+    by_region: &[(String, Vec<SnapshotRecord>)],
+    now: Timestamp,
+) -> String {
+    let mut t = table(&[
+        "account", "region", "snapshot", "stage", "status", "kms key", "age",
+    ]);
+    for (region, snapshots) in by_region {
+        for s in snapshots {
+            let age = s
+                .captured_at()
+                .map(|c| {
+                    format!(
+                        "{:#}",
+                        jiff::SignedDuration::from_secs((now.as_second() - c.as_second()).max(0))
+                    )
+                })
+                .unwrap_or_else(|| "-".into());
+            let key = match (&s.kms_key_id, s.encrypted) {
+                (Some(k), true) => k.rsplit('/').next().unwrap_or(k).to_string(),
+                _ => "unencrypted".into(),
+            };
+            t.add_row(vec![
+                account.to_string(),
+                region.clone(),
+                s.id.clone(),
+                s.stage().map_or("-", |st| st.as_str()).to_string(),
+                s.status.as_str().to_string(),
+                key,
+                age,
+            ]);
+        }
+    }
+    format!("{t}\n")
+}

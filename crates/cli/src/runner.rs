@@ -1,0 +1,242 @@
+//! A whole run in-process: the same steps as the state machines, followed until every item
+//! settles (or is reported stuck).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use snapcourier_aws::{AwsContext, steps};
+use snapcourier_core::events::{
+    DeletedSnapshot, DestinationItem, DestinationRun, ItemFailure, SkippedResource, SourceItem,
+    SourceRun,
+};
+use snapcourier_core::{Error, ItemError};
+
+/// What a caller sees while a run goes on.
+pub trait Progress {
+    fn stage(&self, message: &str);
+    fn waiting(&self, pending: usize, poll: u32, max_polls: u32);
+}
+
+/// Progress that says nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn stage(&self, _: &str) {}
+    fn waiting(&self, _: usize, _: u32, _: u32) {}
+}
+
+/// One snapshot's outcome, for the summary table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemRow {
+    pub resource: String,
+    pub snapshot_id: String,
+    pub status: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    pub side: String,
+    pub schedule: String,
+    pub items: Vec<ItemRow>,
+    pub created: Vec<String>,
+    pub skipped: Vec<SkippedResource>,
+    pub deferred: Vec<String>,
+    pub too_old: Vec<String>,
+    pub deleted: Vec<DeletedSnapshot>,
+    pub failures: Vec<ItemFailure>,
+    pub api_calls: u64,
+    pub api_attempts: u64,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> bool {
+        !self.failures.is_empty()
+    }
+}
+
+fn failure(resource: &str, stage: &str, error: ItemError) -> ItemFailure {
+    ItemFailure {
+        resource: resource.to_string(),
+        stage: stage.to_string(),
+        error,
+    }
+}
+
+fn stuck(id: &str, status: &str, polls: u32) -> ItemError {
+    ItemError {
+        error_type: "InvalidState".into(),
+        message: format!(
+            "{id} is still `{status}` after {polls} polls; it is followed again by the next run"
+        ),
+        retryable: false,
+    }
+}
+
+async fn pause(seconds: u64) {
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+}
+
+/// take -> share every item until shared -> expire.
+pub async fn run_source(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    now: impl Fn() -> Timestamp,
+    progress: &dyn Progress,
+) -> Result<RunReport, Error> {
+    let before = ctx.calls();
+    let mut report = RunReport {
+        side: "source".into(),
+        schedule: run.schedule.name.clone(),
+        ..RunReport::default()
+    };
+    progress.stage("taking snapshots");
+    let taken = steps::take(ctx, run, now()).await?;
+    report.created = taken.created;
+    report.skipped = taken.skipped;
+
+    let mut pending: Vec<SourceItem> = Vec::new();
+    for item in taken.items {
+        match &item.error {
+            Some(e) => report
+                .failures
+                .push(failure(&item.resource_id, "take", e.clone())),
+            None => pending.push(item),
+        }
+    }
+    let mut done: Vec<ItemRow> = Vec::new();
+    progress.stage("sharing with destination accounts");
+    let max_polls = run.settings.max_polls;
+    for poll in 1..=max_polls {
+        let mut still = Vec::new();
+        for item in pending {
+            match steps::share(ctx, run, &item).await {
+                Ok(out) if out.ready => done.push(ItemRow {
+                    resource: out.item.resource_id.clone(),
+                    snapshot_id: out.item.snapshot_id.clone(),
+                    status: out.item.status.clone(),
+                    outcome: "shared".into(),
+                }),
+                Ok(out) => still.push(out.item),
+                Err(e) if e.is_retryable() => still.push(item),
+                Err(e) => {
+                    report
+                        .failures
+                        .push(failure(&item.resource_id, "share", ItemError::from(&e)))
+                }
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        progress.waiting(pending.len(), poll, max_polls);
+        if poll < max_polls {
+            pause(run.settings.poll_interval_seconds).await;
+        }
+    }
+    for item in pending {
+        report.failures.push(failure(
+            &item.resource_id,
+            "share",
+            stuck(&item.snapshot_id, &item.status, max_polls),
+        ));
+    }
+    report.items = done;
+
+    progress.stage("expiring old snapshots");
+    let deleted = steps::delete_source(ctx, run, now()).await?;
+    report.deleted = deleted.deleted;
+    report.failures.extend(deleted.failures);
+    let used = ctx.calls() - before;
+    report.api_calls = used.calls;
+    report.api_attempts = used.attempts;
+    Ok(report)
+}
+
+/// Passes of copy-in (each followed until its copies settle, more passes while items wait
+/// for a copy slot) -> clean up and expire.
+pub async fn run_destination(
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    now: impl Fn() -> Timestamp,
+    progress: &dyn Progress,
+) -> Result<RunReport, Error> {
+    let before = ctx.calls();
+    let mut report = RunReport {
+        side: "destination".into(),
+        schedule: run.schedule.name.clone(),
+        ..RunReport::default()
+    };
+    let max_polls = run.settings.max_polls;
+    // Each pass starts at least one copy or ends the loop, so this bound is never the limit
+    // for a healthy run; it only stops a run that makes no progress.
+    let mut deferred_before = usize::MAX;
+    loop {
+        progress.stage("copying shared snapshots into this account");
+        let copied = steps::copy_in(ctx, run, now()).await?;
+        report.too_old = copied.too_old;
+        report.deferred = copied.deferred;
+        let mut pending: Vec<DestinationItem> = Vec::new();
+        for item in copied.items {
+            match &item.error {
+                // Throttled or unavailable: the next pass tries this copy again.
+                Some(e) if e.retryable => report.deferred.push(item.snapshot_id),
+                Some(e) => report
+                    .failures
+                    .push(failure(&item.resource_id, "copy-in", e.clone())),
+                None => pending.push(item),
+            }
+        }
+        progress.stage("copying into destination regions");
+        for poll in 1..=max_polls {
+            let mut still = Vec::new();
+            for item in pending {
+                match steps::cross_region_copy(ctx, run, &item).await {
+                    Ok(out) if out.ready => report.items.push(ItemRow {
+                        resource: out.item.resource_id.clone(),
+                        snapshot_id: out.item.snapshot_id.clone(),
+                        status: "available".into(),
+                        outcome: "copied".into(),
+                    }),
+                    Ok(out) => still.push(out.item),
+                    Err(e) if e.is_retryable() => still.push(item),
+                    Err(e) => report.failures.push(failure(
+                        &item.resource_id,
+                        "cross-region-copy",
+                        ItemError::from(&e),
+                    )),
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                break;
+            }
+            progress.waiting(pending.len(), poll, max_polls);
+            if poll < max_polls {
+                pause(run.settings.poll_interval_seconds).await;
+            }
+        }
+        for item in pending {
+            report.failures.push(failure(
+                &item.resource_id,
+                "cross-region-copy",
+                stuck(&item.snapshot_id, &item.status, max_polls),
+            ));
+        }
+        if report.deferred.is_empty() || report.deferred.len() >= deferred_before {
+            break;
+        }
+        deferred_before = report.deferred.len();
+    }
+
+    progress.stage("removing intermediate copies and expiring old copies");
+    let deleted = steps::delete_destination(ctx, run, now()).await?;
+    report.deleted = deleted.deleted;
+    report.failures.extend(deleted.failures);
+    let used = ctx.calls() - before;
+    report.api_calls = used.calls;
+    report.api_attempts = used.attempts;
+    Ok(report)
+}

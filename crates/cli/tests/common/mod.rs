@@ -1,0 +1,170 @@
+//! Shared by the run tests: an emulated world and runs of the example config in it.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use snapcourier_aws::{AwsContext, ClientOptions};
+use snapcourier_cli::runner::{Quiet, RunReport, run_destination, run_source};
+use snapcourier_core::Config;
+use snapcourier_core::events::{DestinationRun, SourceRun};
+pub use snapcourier_emulator::{
+    DESTINATION_ACCOUNT, DESTINATION_REGION, Emulator, SOURCE_ACCOUNT, SOURCE_REGION, Seed, Side,
+};
+
+pub const EXAMPLE: &str = include_str!("../../../../examples/snapcourier.yaml");
+
+pub fn config() -> Config {
+    let mut c = Config::parse(EXAMPLE).unwrap();
+    c.settings.poll_interval_seconds = 1;
+    c.settings.max_polls = 20;
+    c
+}
+
+pub fn source_run(c: &Config) -> SourceRun {
+    SourceRun::from_config(c, "aurora-daily").unwrap()
+}
+
+pub fn destination_run(c: &Config) -> DestinationRun {
+    DestinationRun::from_config(c, "aurora-daily", DESTINATION_ACCOUNT).unwrap()
+}
+
+/// A context acting as one side's account, with fast retries for tests.
+pub fn context(emu: &Emulator, side: Side) -> AwsContext {
+    AwsContext::new(
+        &emu.sdk_config(side),
+        ClientOptions {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        },
+    )
+}
+
+pub async fn run_both(emu: &Emulator, c: &Config) -> (RunReport, RunReport) {
+    let src = run_source(
+        &context(emu, Side::Source),
+        &source_run(c),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    let dst = run_destination(
+        &context(emu, Side::Destination),
+        &destination_run(c),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    (src, dst)
+}
+
+/// A snapshot as the test sees it in an account, through a plain client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub id: String,
+    pub arn: String,
+    pub cluster: String,
+    pub status: String,
+    pub encrypted: bool,
+    pub kms_key: Option<String>,
+    pub created: Option<Timestamp>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Every manual cluster snapshot in an account and region (all pages).
+pub async fn snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Seen> {
+    let client = emu.rds(side, region);
+    let all: Vec<_> = client
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .into_paginator()
+        .page_size(100)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap();
+    all.iter()
+        .map(|s| Seen {
+            id: s.db_cluster_snapshot_identifier().unwrap().to_string(),
+            arn: s.db_cluster_snapshot_arn().unwrap().to_string(),
+            cluster: s.db_cluster_identifier().unwrap_or_default().to_string(),
+            status: s.status().unwrap_or_default().to_string(),
+            encrypted: s.storage_encrypted().unwrap_or(false),
+            kms_key: s.kms_key_id().map(str::to_string),
+            created: s
+                .snapshot_create_time()
+                .and_then(snapcourier_aws::timestamp),
+            tags: s
+                .tag_list()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+pub fn owned(all: &[Seen]) -> Vec<Seen> {
+    all.iter()
+        .filter(|s| s.tags.get("snapcourier:namespace").map(String::as_str) == Some("demo"))
+        .cloned()
+        .collect()
+}
+
+pub async fn restore_accounts(emu: &Emulator, id: &str) -> Vec<String> {
+    let out = emu
+        .rds(Side::Source, SOURCE_REGION)
+        .describe_db_cluster_snapshot_attributes()
+        .db_cluster_snapshot_identifier(id)
+        .send()
+        .await
+        .unwrap();
+    out.db_cluster_snapshot_attributes_result()
+        .unwrap()
+        .db_cluster_snapshot_attributes()
+        .iter()
+        .filter(|a| a.attribute_name() == Some("restore"))
+        .flat_map(|a| a.attribute_values().iter().cloned())
+        .collect()
+}
+
+/// An owned snapshot record for the emulator's direct insert route.
+pub fn owned_snapshot(
+    account: &str,
+    region: &str,
+    id: &str,
+    resource: &str,
+    created: Timestamp,
+    stage: &str,
+    extra_tags: &[(&str, &str)],
+) -> serde_json::Value {
+    let mut tags = vec![
+        serde_json::json!({"Key": "snapcourier:namespace", "Value": "demo"}),
+        serde_json::json!({"Key": "snapcourier:schedule", "Value": "aurora-daily"}),
+        serde_json::json!({"Key": "snapcourier:stage", "Value": stage}),
+        serde_json::json!({"Key": "snapcourier:resource", "Value": resource}),
+    ];
+    for (k, v) in extra_tags {
+        tags.push(serde_json::json!({"Key": k, "Value": v}));
+    }
+    serde_json::json!({
+        "account": account, "region": region, "kind": "cluster", "id": id,
+        "resource_id": resource, "engine": "aurora-postgresql", "created": created.to_string(),
+        "status": "available", "kms_key_id": null, "tags": tags, "shared_with": [],
+        "snapshot_type": "manual"
+    })
+}
+
+pub fn days_ago(days: i64, hours: i64) -> Timestamp {
+    Timestamp::now() - jiff::SignedDuration::from_hours(24 * days + hours)
+}

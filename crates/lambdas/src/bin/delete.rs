@@ -1,0 +1,9 @@
+//! The `delete` step as a Lambda function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    snapcourier_lambdas::serve(|ctx, event, now| async move {
+        snapcourier_lambdas::handle_delete(&ctx, event, now).await
+    })
+    .await
+}

@@ -1,0 +1,9 @@
+//! The `take` step as a Lambda function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    snapcourier_lambdas::serve(|ctx, event, now| async move {
+        snapcourier_lambdas::handle_take(&ctx, event, now).await
+    })
+    .await
+}

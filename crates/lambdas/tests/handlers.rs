@@ -1,0 +1,293 @@
+//! The Lambda handlers over the emulator: malformed events are refused before any AWS call,
+//! and a good event does the step and reports what it cost.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use snapcourier_aws::{AwsContext, ClientOptions};
+use snapcourier_core::Config;
+use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_emulator::{DESTINATION_ACCOUNT, Emulator, SOURCE_REGION, Seed, Side};
+use snapcourier_lambdas::{
+    StepError, handle_copy_in_destination, handle_cross_region_copy, handle_delete, handle_share,
+    handle_take,
+};
+
+const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
+
+fn config() -> Config {
+    Config::parse(EXAMPLE).unwrap()
+}
+
+fn source_event() -> Value {
+    serde_json::to_value(SourceRun::from_config(&config(), "aurora-daily").unwrap()).unwrap()
+}
+
+fn destination_event() -> Value {
+    serde_json::to_value(
+        DestinationRun::from_config(&config(), "aurora-daily", DESTINATION_ACCOUNT).unwrap(),
+    )
+    .unwrap()
+}
+
+fn item() -> Value {
+    json!({"resource_id": "orders-db", "snapshot_id": "sc-demo-orders-db-20261122-0000", "status": "available", "shared": false})
+}
+
+fn dest_item() -> Value {
+    json!({"resource_id": "orders-db", "snapshot_id": "sc-demo-orders-db-20261122-0000",
+           "source_arn": "arn:aws:rds:us-east-1:111111111111:cluster-snapshot:sc-demo-orders-db-20261122-0000",
+           "encrypted": true, "status": "available"})
+}
+
+fn with(mut event: Value, pointer: &str, value: Value) -> Value {
+    *event
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{pointer}")) = value;
+    event
+}
+
+fn without(mut event: Value, pointer: &str) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    event
+        .pointer_mut(parent)
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .remove(key);
+    event
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Take,
+    Share,
+    CopyIn,
+    CrossRegion,
+    Delete,
+}
+
+async fn call(
+    ctx: &AwsContext,
+    step: Step,
+    event: Value,
+) -> Result<Value, snapcourier_core::Error> {
+    let now = Timestamp::now();
+    match step {
+        Step::Take => handle_take(ctx, event, now).await,
+        Step::Share => handle_share(ctx, event, now).await,
+        Step::CopyIn => handle_copy_in_destination(ctx, event, now).await,
+        Step::CrossRegion => handle_cross_region_copy(ctx, event, now).await,
+        Step::Delete => handle_delete(ctx, event, now).await,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing() {
+    let emu = Emulator::start(Seed::Demo);
+    let before = emu
+        .rds(Side::Source, SOURCE_REGION)
+        .describe_db_cluster_snapshots()
+        .send()
+        .await
+        .unwrap();
+    emu.reset_requests();
+    let ctx = AwsContext::new(&emu.sdk_config(Side::Source), ClientOptions::default());
+    let share = |item: Value| json!({"run": source_event(), "item": item});
+    let cross = |run: Value, item: Value| json!({"run": run, "item": item});
+    let cases: Vec<(Step, Value, &str)> = vec![
+        (Step::Take, json!("take everything"), ""),
+        (Step::Take, json!({}), ""),
+        (
+            Step::Take,
+            with(source_event(), "/version", json!(2)),
+            "version",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/extra", json!(1)),
+            "extra",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/namespace", json!("Prod")),
+            "namespace",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/source/account", json!("123")),
+            "source.account",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/source/region", json!("mars-1")),
+            "source.region",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/destination_accounts", json!([])),
+            "destination_accounts",
+        ),
+        (
+            Step::Take,
+            with(
+                source_event(),
+                "/destination_accounts",
+                json!(["111111111111"]),
+            ),
+            "destination_accounts[0]",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/schedule/interval", json!("10m")),
+            "schedule.interval",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/schedule/include/0", json!("(")),
+            "schedule.include[0]",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/schedule/engine", json!("mongodb")),
+            "schedule.engine",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/settings/max_polls", json!(0)),
+            "settings.max_polls",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/schedule/retention/keep_last", json!(0)),
+            "schedule.retention.keep_last",
+        ),
+        (
+            Step::Share,
+            share(with(
+                item(),
+                "/snapshot_id",
+                json!("sc-other-orders-db-20261122-0000"),
+            )),
+            "item.snapshot_id",
+        ),
+        (
+            Step::Share,
+            share(with(item(), "/snapshot_id", json!("Not--An-Id"))),
+            "item.snapshot_id",
+        ),
+        (Step::Share, without(share(item()), "/item"), ""),
+        (Step::Share, share(without(item(), "/status")), "item"),
+        (
+            Step::CopyIn,
+            with(
+                destination_event(),
+                "/destination/account",
+                json!("111111111111"),
+            ),
+            "destination.account",
+        ),
+        (
+            Step::CopyIn,
+            without(destination_event(), "/destination/copy_in_kms_key"),
+            "destination.copy_in_kms_key",
+        ),
+        (
+            Step::CopyIn,
+            with(
+                destination_event(),
+                "/destination/regions/0/kms_key",
+                json!("arn:aws:kms:us-west-2:222222222222:key/x"),
+            ),
+            "destination.regions[0].kms_key",
+        ),
+        (
+            Step::CrossRegion,
+            cross(
+                destination_event(),
+                with(
+                    dest_item(),
+                    "/source_arn",
+                    json!("arn:aws:rds:us-east-1:999999999999:cluster-snapshot:sc-demo-x-1"),
+                ),
+            ),
+            "item.source_arn",
+        ),
+        (Step::Delete, json!({"both": source_event()}), ""),
+        (
+            Step::Delete,
+            json!({"source": with(source_event(), "/schedule/interval", json!("0h"))}),
+            "source.schedule.interval",
+        ),
+        (
+            Step::Delete,
+            json!({"destination": with(destination_event(), "/destination/retention/days", json!(0))}),
+            "destination.destination.retention.days",
+        ),
+    ];
+    assert!(cases.len() >= 15);
+    for (step, event, field) in cases {
+        let err = call(&ctx, step, event.clone())
+            .await
+            .expect_err(&format!("{step:?} accepted {event}"));
+        assert_eq!(err.error_type(), "ConfigInvalid", "{step:?} {event}: {err}");
+        assert!(
+            err.problems().iter().any(|p| p.field == field),
+            "{step:?}: expected a problem naming `{field}`, got {:?}",
+            err.problems()
+        );
+        // The Lambda runtime sees the fixed errorType.
+        let diagnostic: lambda_runtime::Diagnostic = StepError(err).into();
+        assert_eq!(diagnostic.error_type, "ConfigInvalid");
+    }
+    assert!(
+        emu.requests().is_empty(),
+        "a malformed event reached AWS: {:?}",
+        emu.requests()
+    );
+    assert_eq!(ctx.calls().calls, 0);
+    let after = emu
+        .rds(Side::Source, SOURCE_REGION)
+        .describe_db_cluster_snapshots()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(before.db_cluster_snapshots(), after.db_cluster_snapshots());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn take_handler_snapshots_and_reports_its_call_count() {
+    let emu = Emulator::start(Seed::Demo);
+    emu.reset_requests();
+    let ctx = AwsContext::new(&emu.sdk_config(Side::Source), ClientOptions::default());
+    let out = handle_take(&ctx, source_event(), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(out["created"].as_array().unwrap().len(), 3, "{out}");
+    assert_eq!(out["items"].as_array().unwrap().len(), 3);
+    // One clusters page, one snapshots page, three creates.
+    assert_eq!(out["api_calls"], json!(5));
+    assert_eq!(emu.requests().values().sum::<u64>(), 5);
+    // The snapshots exist, tagged as ours.
+    let snaps = emu
+        .rds(Side::Source, SOURCE_REGION)
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    let ours = snaps
+        .db_cluster_snapshots()
+        .iter()
+        .filter(|s| {
+            s.tag_list()
+                .iter()
+                .any(|t| t.key() == Some("snapcourier:namespace") && t.value() == Some("demo"))
+        })
+        .count();
+    assert_eq!(ours, 3);
+    // Taken again in the same slot: nothing new.
+    let again = handle_take(&ctx, source_event(), Timestamp::now())
+        .await
+        .unwrap();
+    assert!(again["created"].as_array().unwrap().is_empty(), "{again}");
+}
