@@ -1,6 +1,7 @@
 # snapcourier: every install step is here, pinned, so a fresh machine (Rust, Python 3.11,
 # Node 20) needs nothing else.
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

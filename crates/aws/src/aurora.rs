@@ -97,7 +97,9 @@ pub async fn create_snapshot(
     match result {
         Ok(out) => Ok(out
             .db_cluster_snapshot()
-            .map_or(Started::AlreadyExists, |s| Started::New(Box::new(snapshot_record(s))))),
+            .map_or(Started::AlreadyExists, |s| {
+                Started::New(Box::new(snapshot_record(s)))
+            })),
         Err(e) if is_already_exists(&e) => Ok(Started::AlreadyExists),
         Err(e) => Err(classify(e, "rds:CreateDBClusterSnapshot", cluster)),
     }
@@ -183,7 +185,9 @@ pub async fn copy_snapshot(
     match result {
         Ok(out) => Ok(out
             .db_cluster_snapshot()
-            .map_or(Started::AlreadyExists, |s| Started::New(Box::new(snapshot_record(s))))),
+            .map_or(Started::AlreadyExists, |s| {
+                Started::New(Box::new(snapshot_record(s)))
+            })),
         Err(e) if is_already_exists(&e) => Ok(Started::AlreadyExists),
         Err(e) => Err(classify(e, "rds:CopyDBClusterSnapshot", target_id)),
     }

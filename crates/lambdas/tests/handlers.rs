@@ -39,10 +39,20 @@ fn dest_item() -> Value {
            "encrypted": true, "status": "available"})
 }
 
+/// Set (or add) the field at a JSON pointer.
 fn with(mut event: Value, pointer: &str, value: Value) -> Value {
-    *event
-        .pointer_mut(pointer)
-        .unwrap_or_else(|| panic!("{pointer}")) = value;
+    match event.pointer_mut(pointer) {
+        Some(slot) => *slot = value,
+        None => {
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            event
+                .pointer_mut(parent)
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .insert(key.to_string(), value);
+        }
+    }
     event
 }
 

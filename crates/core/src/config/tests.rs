@@ -355,3 +355,39 @@ fn schema_describes_every_top_level_field() {
     let text = schema.to_string();
     assert!(text.contains("one snapshot per resource per interval slot"));
 }
+
+#[test]
+fn the_readme_documents_every_config_field() {
+    let readme = include_str!("../../../../README.md");
+    let schema = crate::config_schema();
+    let mut fields = Vec::new();
+    collect_fields(&schema, &mut fields);
+    for field in fields {
+        let in_code = Regex::new(&format!(r"`[^`\n]*\b{field}\b[^`\n]*`")).unwrap();
+        assert!(
+            in_code.is_match(readme),
+            "README's configuration reference does not mention `{field}`"
+        );
+    }
+}
+
+fn collect_fields(node: &serde_json::Value, out: &mut Vec<String>) {
+    if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
+        for (name, sub) in props {
+            out.push(name.clone());
+            collect_fields(sub, out);
+        }
+    }
+    for key in ["items", "anyOf", "oneOf", "allOf", "$defs"] {
+        match node.get(key) {
+            Some(serde_json::Value::Array(list)) => {
+                list.iter().for_each(|v| collect_fields(v, out))
+            }
+            Some(serde_json::Value::Object(map)) if key == "$defs" => {
+                map.values().for_each(|v| collect_fields(v, out))
+            }
+            Some(v @ serde_json::Value::Object(_)) => collect_fields(v, out),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,140 @@
+"""Runtime knobs set through /snapcourier/config, and the request log.
+
+Everything here is shared by the request threads of the server and guarded by
+WORLD_LOCK, which also serialises RDS requests and control routes (see
+server.py for why).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from collections import Counter
+from typing import Any, ClassVar
+
+WORLD_LOCK = threading.RLock()
+
+
+class ConfigError(ValueError):
+    """A /snapcourier/config update that is not valid; nothing was applied."""
+
+
+class Config:
+    """creating_reads, stuck, and the throttling knobs (see README.md)."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "creating_reads": 0,
+        "stuck": [],
+        "throttle_rate": 0.0,
+        "throttle_seed": 0,
+        "throttle_services": ["rds"],
+    }
+    # Throttling these would break the world's own bookkeeping (credentials
+    # are resolved through IAM) and they are not what the product retries.
+    NEVER_THROTTLED = frozenset({"iam", "sts"})
+
+    def __init__(self) -> None:
+        self._values = dict(self.DEFAULTS)
+        self._stuck: list[re.Pattern[str]] = []
+        self._rng = random.Random(0)
+
+    def as_dict(self) -> dict[str, Any]:
+        with WORLD_LOCK:
+            return {key: list(v) if isinstance(v, list) else v for key, v in self._values.items()}
+
+    def update(self, changes: Any) -> dict[str, Any]:
+        """Merge changes after validating all of them; re-seed the throttling
+        generator whenever a throttle_* key is given, so that a test which sets
+        a seed gets the same sequence of decisions every time."""
+        if not isinstance(changes, dict):
+            raise ConfigError("body must be a JSON object")
+        unknown = sorted(set(changes) - set(self.DEFAULTS))
+        if unknown:
+            raise ConfigError(f"unknown keys: {unknown}")
+        merged = dict(self._values)
+        merged.update(changes)
+        stuck = self._validate(merged)
+        with WORLD_LOCK:
+            self._values = merged
+            self._stuck = stuck
+            if any(key.startswith("throttle_") for key in changes):
+                self._rng = random.Random(merged["throttle_seed"])
+        return self.as_dict()
+
+    @staticmethod
+    def _validate(values: dict[str, Any]) -> list[re.Pattern[str]]:
+        reads = values["creating_reads"]
+        if not isinstance(reads, int) or isinstance(reads, bool) or reads < 0:
+            raise ConfigError("creating_reads must be an integer >= 0")
+        rate = values["throttle_rate"]
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0.0 <= rate <= 1.0:
+            raise ConfigError("throttle_rate must be a number in [0, 1]")
+        seed = values["throttle_seed"]
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError("throttle_seed must be an integer")
+        services = values["throttle_services"]
+        if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+            raise ConfigError("throttle_services must be a list of service names")
+        patterns = values["stuck"]
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError("stuck must be a list of regular expressions")
+        try:
+            return [re.compile(p) for p in patterns]
+        except re.error as err:
+            raise ConfigError(f"invalid regex in stuck: {err}") from err
+
+    @property
+    def creating_reads(self) -> int:
+        return self._values["creating_reads"]
+
+    def is_stuck(self, snapshot_id: str) -> bool:
+        return any(p.search(snapshot_id) for p in self._stuck)
+
+    def should_throttle(self, service: str) -> bool:
+        """One draw per request to a throttled service, in arrival order."""
+        if service in self.NEVER_THROTTLED or service not in self._values["throttle_services"]:
+            return False
+        with WORLD_LOCK:
+            rate = self._values["throttle_rate"]
+            return rate > 0 and self._rng.random() < rate
+
+
+class RequestLog:
+    """Counts of AWS requests as they arrive, throttled ones included."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._by_action: Counter[str] = Counter()
+            self._by_account: dict[str, Counter[str]] = {}
+            self._throttled: Counter[str] = Counter()
+
+    def record(self, account: str, key: str, throttled: bool) -> None:
+        with self._lock:
+            self._by_action[key] += 1
+            self._by_account.setdefault(account, Counter())[key] += 1
+            if throttled:
+                self._throttled[key] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": sum(self._by_action.values()),
+                "by_action": dict(self._by_action),
+                "by_account": {
+                    account: {"total": sum(c.values()), "by_action": dict(c)}
+                    for account, c in self._by_account.items()
+                },
+                "throttled": {
+                    "total": sum(self._throttled.values()),
+                    "by_action": dict(self._throttled),
+                },
+            }
+
+
+CONFIG = Config()
+REQUESTS = RequestLog()

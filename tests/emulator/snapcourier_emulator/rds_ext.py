@@ -1,0 +1,474 @@
+"""What moto 5.2.5's RDS lacks for snapcourier, patched into its classes.
+
+Cluster snapshots and instance snapshots are handled by the same code through
+SnapshotKind. The patches, by the AWS behaviour each one adds:
+
+* cross-account sharing: an ARN names a snapshot in its owner's account, and
+  another account reaches it once the owner shared it (RDSBackend.get_snapshot);
+  shared snapshots are listed the way AWS shows them (SharedSnapshotView);
+  sharing the same account twice is a no-op; the default `aws/rds` key and
+  public sharing of encrypted snapshots are refused;
+* copy rules: encrypted shared or cross-region copies need KmsKeyId, an
+  unencrypted cluster snapshot cannot be encrypted by copying, shared copies
+  stay in the snapshot's region, the source must be `available`;
+* paging of the four describe calls (MaxRecords 20..100, opaque Marker);
+* a `creating` phase for snapshots made through the API (see control.Config);
+* encryption at rest as AWS reports it: no KmsKeyId on unencrypted resources
+  (moto says "default_kms_key_id"), the aws/rds key when none was named.
+
+RDS requests are serialised by the server (control.WORLD_LOCK), so the
+handlers here do not lock themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.rds.exceptions import (
+    DBClusterSnapshotNotFoundError,
+    DBSnapshotNotFoundFault,
+    InvalidDBClusterSnapshotStateFault,
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    RDSClientError,
+)
+from moto.rds.models import (
+    DBCluster,
+    DBClusterSnapshot,
+    DBInstance,
+    DBSnapshot,
+    RDSBackend,
+    SnapshotAttributesMixin,
+    rds_backends,
+)
+from moto.rds.responses import RDSResponse
+from moto.rds.utils import split_arn
+
+from . import kms_keys
+from .control import CONFIG
+
+MAX_RECORDS_DEFAULT = 100
+MAX_RECORDS_RANGE = range(20, 101)
+
+
+class InvalidDBSnapshotStateFault(RDSClientError):
+    """moto has no class for this one; its wire code is InvalidDBSnapshotState."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidDBSnapshotStateFault", message)
+
+
+@dataclass(frozen=True)
+class SnapshotKind:
+    """What differs between cluster snapshots and instance snapshots."""
+
+    model: type[DBClusterSnapshot] | type[DBSnapshot]
+    noun: str  # as in AWS's messages
+    arn_type: str
+    id_attr: str
+    id_param: str
+    source_param: str
+    source_attr: str  # where a copy records its source
+    parent_param: str
+    parent_filter: str
+    result_key: str
+    list_key: str
+    not_found: Callable[[str], Exception]
+    invalid_state: Callable[[str], Exception]
+
+    def ident(self, snapshot: Any) -> str:
+        return getattr(snapshot, self.id_attr)
+
+    def store(self, backend: RDSBackend) -> Any:
+        return backend.resource_map[self.model]
+
+    def describe_own(self, backend: RDSBackend, parent: str | None, ident: str | None,
+                     snapshot_type: str | None, filters: dict[str, Any]) -> list[Any]:
+        if self.model is DBClusterSnapshot:
+            return backend.describe_db_cluster_snapshots(parent, ident, snapshot_type, filters)
+        return backend.describe_db_snapshots(parent, ident, snapshot_type, filters)
+
+
+CLUSTER = SnapshotKind(
+    model=DBClusterSnapshot,
+    noun="DB cluster snapshot",
+    arn_type="cluster-snapshot",
+    id_attr="db_cluster_snapshot_identifier",
+    id_param="DBClusterSnapshotIdentifier",
+    source_param="SourceDBClusterSnapshotIdentifier",
+    source_attr="source_db_cluster_snapshot_arn",
+    parent_param="DBClusterIdentifier",
+    parent_filter="db-cluster-id",
+    result_key="DBClusterSnapshot",
+    list_key="DBClusterSnapshots",
+    not_found=DBClusterSnapshotNotFoundError,
+    invalid_state=InvalidDBClusterSnapshotStateFault,
+)
+INSTANCE = SnapshotKind(
+    model=DBSnapshot,
+    noun="DB snapshot",
+    arn_type="snapshot",
+    id_attr="db_snapshot_identifier",
+    id_param="DBSnapshotIdentifier",
+    source_param="SourceDBSnapshotIdentifier",
+    source_attr="source_db_snapshot_identifier",
+    parent_param="DBInstanceIdentifier",
+    parent_filter="db-instance-id",
+    result_key="DBSnapshot",
+    list_key="DBSnapshots",
+    not_found=DBSnapshotNotFoundFault,
+    invalid_state=InvalidDBSnapshotStateFault,
+)
+KIND_OF_MODEL = {DBClusterSnapshot: CLUSTER, DBSnapshot: INSTANCE}
+
+
+def is_shared_with(snapshot: Any, account: str) -> bool:
+    restore = snapshot.attributes.get("restore", [])
+    return account in restore or "all" in restore
+
+
+class SharedSnapshotView:
+    """Another account's snapshot as AWS lists it to an account it is shared
+    with: named by its ARN and typed "shared". Its TagList is empty: tags
+    belong to the owner's account, and a test world that showed them would
+    let the product rely on something AWS may not give it."""
+
+    snapshot_type = "shared"
+
+    def __init__(self, snapshot: Any) -> None:
+        self.snapshot = snapshot
+
+    @property
+    def db_cluster_snapshot_identifier(self) -> str:
+        return self.snapshot.arn
+
+    @property
+    def db_snapshot_identifier(self) -> str:
+        return self.snapshot.arn
+
+    @property
+    def tag_list(self) -> list[dict[str, str]]:
+        return []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.snapshot, name)
+
+
+def _underlying(item: Any) -> Any:
+    return item.snapshot if isinstance(item, SharedSnapshotView) else item
+
+
+# --- creating phase ---------------------------------------------------------
+
+def mark_creating(snapshot: Any, reads: int | None) -> None:
+    """Show the snapshot as "creating" in its next `reads` describe responses
+    (None: until further notice), and for as long as its id matches a `stuck`
+    pattern."""
+    snapshot.status = "creating"
+    snapshot.percent_progress = 0
+    snapshot.sc_reads_left = reads
+
+
+def begin_creating(snapshot: Any, kind: SnapshotKind) -> None:
+    """A snapshot just made through the API: creating for `creating_reads`."""
+    reads = CONFIG.creating_reads
+    if reads or CONFIG.is_stuck(kind.ident(snapshot)):
+        mark_creating(snapshot, reads)
+
+
+def _observe(snapshot: Any, kind: SnapshotKind) -> None:
+    """A describe response is about to include this snapshot."""
+    if snapshot.status != "creating" or CONFIG.is_stuck(kind.ident(snapshot)):
+        return
+    left = getattr(snapshot, "sc_reads_left", None)
+    if left is None:
+        return
+    if left == 0:
+        snapshot.status = "available"
+        snapshot.percent_progress = 100
+    else:
+        snapshot.sc_reads_left = left - 1
+
+
+# --- paging -----------------------------------------------------------------
+
+def _paginate(items: Iterable[Any], key: Callable[[Any], str], params: Any) -> tuple[list[Any], str | None]:
+    """AWS's MaxRecords/Marker contract. The marker names the last item
+    returned, so a page boundary survives items added or deleted meanwhile."""
+    max_records = params.get("MaxRecords")
+    if max_records is None:
+        max_records = MAX_RECORDS_DEFAULT
+    elif max_records not in MAX_RECORDS_RANGE:
+        raise InvalidParameterValue(
+            f"Invalid value {max_records} for MaxRecords. Must be between 20 and 100"
+        )
+    ordered = sorted(items, key=key)
+    marker = params.get("Marker")
+    if marker:
+        try:
+            after = base64.urlsafe_b64decode(marker.encode()).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise InvalidParameterValue(f"Invalid marker: {marker}") from None
+        ordered = [item for item in ordered if key(item) > after]
+    page = ordered[:max_records]
+    if len(ordered) <= max_records:
+        return page, None
+    return page, base64.urlsafe_b64encode(key(page[-1]).encode()).decode()
+
+
+# --- lookups ----------------------------------------------------------------
+
+def get_snapshot(self: RDSBackend, identifier: str, resource_type: type,
+                 not_found_exception: Callable[[str], Exception]) -> Any:
+    """Replaces RDSBackend.get_snapshot, which looks an ARN up in the caller's
+    own account whatever account it names. Used by copy and restore."""
+    kind = KIND_OF_MODEL[resource_type]
+    owner, region, name = self.account_id, self.region_name, identifier
+    if identifier.startswith("arn:"):
+        try:
+            region, owner, arn_type, name = split_arn(identifier)
+        except ValueError:
+            raise not_found_exception(identifier) from None
+        if arn_type != kind.arn_type:
+            raise not_found_exception(identifier)
+    try:
+        backend = rds_backends[owner][region]
+    except KeyError:
+        raise not_found_exception(identifier) from None
+    snapshot = kind.store(backend).get(name)
+    if snapshot is None or (owner != self.account_id and not is_shared_with(snapshot, self.account_id)):
+        raise not_found_exception(identifier)
+    return snapshot
+
+
+def _describe_by_arn(backend: RDSBackend, kind: SnapshotKind, arn: str) -> Any:
+    try:
+        region = split_arn(arn)[0]
+    except ValueError:
+        raise kind.not_found(arn) from None
+    if region != backend.region_name:
+        raise kind.not_found(arn)
+    snapshot = backend.get_snapshot(arn, kind.model, kind.not_found)
+    return snapshot if snapshot.account_id == backend.account_id else SharedSnapshotView(snapshot)
+
+
+def _shared_with_caller(backend: RDSBackend, kind: SnapshotKind, parent: str | None,
+                        filters: dict[str, Any]) -> list[SharedSnapshotView]:
+    views = {}
+    # Only backends that exist can hold snapshots: iterate, never index.
+    for regional in rds_backends.values():
+        for other in regional.values():
+            if other.region_name != backend.region_name or other.account_id == backend.account_id:
+                continue
+            for snapshot in kind.store(other).values():
+                if is_shared_with(snapshot, backend.account_id):
+                    views[snapshot.arn] = SharedSnapshotView(snapshot)
+    if parent:
+        filters = {**filters, kind.parent_filter: [parent]}
+    if filters:
+        views = backend._filter_resources(views, filters, kind.model)
+    return list(views.values())
+
+
+# --- response handlers ------------------------------------------------------
+
+def _describe_snapshots(self: RDSResponse, kind: SnapshotKind) -> ActionResult:
+    params = self.params
+    backend = self.backend
+    ident = params.get(kind.id_param)
+    parent = params.get(kind.parent_param)
+    snapshot_type = params.get("SnapshotType")
+    filters = {f["Name"]: f["Values"] for f in params.get("Filters", [])}
+    if ident and ident.startswith("arn:"):
+        items = [_describe_by_arn(backend, kind, ident)]
+    else:
+        items = []
+        if snapshot_type != "shared":
+            # a copy: moto merges its own filters into the dict it is given
+            items.extend(kind.describe_own(backend, parent, ident, snapshot_type, dict(filters)))
+        # AWS: SnapshotType=shared lists shared snapshots; with no type,
+        # IncludeShared adds them to the account's own.
+        if snapshot_type == "shared" or (snapshot_type is None and params.get("IncludeShared") and not ident):
+            items.extend(_shared_with_caller(backend, kind, parent, filters))
+    page, marker = _paginate(items, kind.ident, params)
+    for item in page:
+        _observe(_underlying(item), kind)
+    return ActionResult({kind.list_key: page, "Marker": marker})
+
+
+def _own_snapshot(self: RDSResponse, kind: SnapshotKind) -> Any:
+    return kind.store(self.backend).get(self.params.get(kind.id_param, ""))
+
+
+def _require_available(snapshot: Any, kind: SnapshotKind) -> None:
+    if snapshot.status != "available":
+        raise kind.invalid_state(
+            f"{kind.noun} {kind.ident(snapshot)} is not currently in the available state."
+        )
+
+
+Handler = Callable[[RDSResponse], ActionResult]
+
+
+def _copy_snapshot(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> ActionResult:
+    params = self.params
+    backend = self.backend
+    kms_key_id = params.get("KmsKeyId")
+    source = backend.get_snapshot(params.get(kind.source_param, ""), kind.model, kind.not_found)
+    shared = source.account_id != backend.account_id
+    cross_region = source.region != backend.region_name
+    if shared and cross_region:
+        raise InvalidParameterValue(
+            f"A shared {kind.noun} can only be copied in the AWS Region where it was shared."
+        )
+    _require_available(source, kind)
+    if source.storage_encrypted and not kms_key_id and (shared or cross_region):
+        what = "a shared" if shared else "a cross-Region copy of an"
+        raise InvalidParameterCombination(
+            f"KmsKeyId is required to make {what} encrypted {kind.noun}."
+        )
+    if kind is CLUSTER and kms_key_id and not source.storage_encrypted:
+        raise InvalidParameterCombination(
+            "Cannot specify KmsKeyId when copying an unencrypted DB cluster snapshot: "
+            "an unencrypted DB cluster snapshot cannot be encrypted by copying it."
+        )
+    result = stock(self)
+    copy = result.result[kind.result_key]
+    setattr(copy, kind.source_attr, source.arn)
+    begin_creating(copy, kind)
+    return result
+
+
+def _create_snapshot(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> ActionResult:
+    result = stock(self)
+    begin_creating(result.result[kind.result_key], kind)
+    return result
+
+
+def _delete_snapshot(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> ActionResult:
+    snapshot = _own_snapshot(self, kind)
+    if snapshot is not None:
+        if snapshot.snapshot_type == "automated":
+            raise kind.invalid_state(f"Only manual {kind.noun}s can be deleted.")
+        if snapshot.status == "creating":
+            raise kind.invalid_state(
+                f"Cannot delete {kind.noun} {kind.ident(snapshot)} while it is being created."
+            )
+    return stock(self)
+
+
+def _modify_snapshot_attribute(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> ActionResult:
+    snapshot = _own_snapshot(self, kind)
+    if snapshot is not None:
+        _require_available(snapshot, kind)
+        adding = self.params.get("ValuesToAdd") or []
+        if self.params.get("AttributeName") == "restore" and adding and snapshot.storage_encrypted:
+            if "all" in adding:
+                raise InvalidParameterValue(f"Encrypted {kind.noun}s cannot be shared publicly.")
+            if kms_keys.is_aws_managed(snapshot.kms_key_id, snapshot.account_id, snapshot.region):
+                raise InvalidParameterValue(
+                    f"Snapshots encrypted with the default KMS key (aws/rds) cannot be shared. "
+                    f"Copy {kind.ident(snapshot)} with a customer managed key and share the copy."
+                )
+    return stock(self)
+
+
+def _describe_paged(list_key: str, describe: Callable[[RDSResponse, str | None, dict[str, Any]], list[Any]],
+                    key: Callable[[Any], str], id_param: str) -> Handler:
+    def handler(self: RDSResponse) -> ActionResult:
+        filters = {f["Name"]: f["Values"] for f in self.params.get("Filters", [])}
+        items = describe(self, self.params.get(id_param), filters)
+        page, marker = _paginate(items, key, self.params)
+        return ActionResult({list_key: page, "Marker": marker})
+
+    return handler
+
+
+# --- encryption at rest -----------------------------------------------------
+
+def _encryption_at_rest(backend: RDSBackend, key_ref: str | None, encrypted: bool) -> tuple[str | None, bool]:
+    """(KmsKeyId as an ARN or None, StorageEncrypted) as AWS reports them."""
+    if key_ref == "default_kms_key_id":  # moto's placeholder, passed on by restores
+        key_ref = None
+    if not key_ref and not encrypted:
+        return None, False
+    if not key_ref:
+        key_ref = kms_keys.ensure_default_rds_key(backend.account_id, backend.region_name)
+    return backend._validate_kms_key(key_ref), True
+
+
+def _patch_encryption() -> None:
+    cluster_init = DBCluster.__init__
+    instance_init = DBInstance.__init__
+
+    def init_cluster(self: DBCluster, backend: RDSBackend, *args: Any, **kwargs: Any) -> None:
+        cluster_init(self, backend, *args, **kwargs)
+        self.kms_key_id, self.storage_encrypted = _encryption_at_rest(
+            backend, kwargs.get("kms_key_id"), bool(kwargs.get("storage_encrypted"))
+        )
+
+    def init_instance(self: DBInstance, backend: RDSBackend, *args: Any, **kwargs: Any) -> None:
+        instance_init(self, backend, *args, **kwargs)
+        if self.db_cluster_identifier is None:  # members take the cluster's
+            self.kms_key_id, self.storage_encrypted = _encryption_at_rest(
+                backend, kwargs.get("kms_key_id"), bool(kwargs.get("storage_encrypted"))
+            )
+
+    DBCluster.__init__ = init_cluster
+    DBInstance.__init__ = init_instance
+
+
+def _patch_attribute_dedup() -> None:
+    modify_attribute = SnapshotAttributesMixin.modify_attribute
+
+    def dedup_modify_attribute(self: Any, attribute_name: str, values_to_add: list[str] | None,
+                               values_to_remove: list[str] | None) -> None:
+        """Adding a value already present is a no-op in AWS; moto appends it
+        again. Values also being removed are kept so moto still rejects them."""
+        present = self.attributes.get(attribute_name, [])
+        removing = values_to_remove or []
+        fresh = [v for v in dict.fromkeys(values_to_add or []) if v not in present or v in removing]
+        modify_attribute(self, attribute_name, fresh, values_to_remove)
+
+    SnapshotAttributesMixin.modify_attribute = dedup_modify_attribute
+
+
+def _bind(kind: SnapshotKind, handler: Callable[..., ActionResult], stock: Handler | None = None) -> Handler:
+    if stock is None:
+        return lambda self: handler(self, kind)
+    return lambda self: handler(self, kind, stock)
+
+
+def install() -> None:
+    RDSBackend.get_snapshot = get_snapshot
+    _patch_encryption()
+    _patch_attribute_dedup()
+    r = RDSResponse
+    r.describe_db_cluster_snapshots = _bind(CLUSTER, _describe_snapshots)
+    r.describe_db_snapshots = _bind(INSTANCE, _describe_snapshots)
+    r.create_db_cluster_snapshot = _bind(CLUSTER, _create_snapshot, r.create_db_cluster_snapshot)
+    r.create_db_snapshot = _bind(INSTANCE, _create_snapshot, r.create_db_snapshot)
+    r.copy_db_cluster_snapshot = _bind(CLUSTER, _copy_snapshot, r.copy_db_cluster_snapshot)
+    r.copy_db_snapshot = _bind(INSTANCE, _copy_snapshot, r.copy_db_snapshot)
+    r.delete_db_cluster_snapshot = _bind(CLUSTER, _delete_snapshot, r.delete_db_cluster_snapshot)
+    r.delete_db_snapshot = _bind(INSTANCE, _delete_snapshot, r.delete_db_snapshot)
+    r.modify_db_cluster_snapshot_attribute = _bind(CLUSTER, _modify_snapshot_attribute,
+                                                   r.modify_db_cluster_snapshot_attribute)
+    r.modify_db_snapshot_attribute = _bind(INSTANCE, _modify_snapshot_attribute, r.modify_db_snapshot_attribute)
+    r.describe_db_clusters = _describe_paged(
+        "DBClusters",
+        lambda self, ident, filters: self.backend.describe_db_clusters(ident, filters=filters),
+        lambda cluster: cluster.db_cluster_identifier,
+        "DBClusterIdentifier",
+    )
+    r.describe_db_instances = _describe_paged(
+        "DBInstances",
+        lambda self, ident, filters: self.backend.describe_db_instances(ident, filters=filters),
+        lambda instance: instance.db_instance_identifier,
+        "DBInstanceIdentifier",
+    )
