@@ -140,6 +140,13 @@ impl AwsContext {
         }
     }
 
+    /// Use a client built elsewhere for a region (a stubbed client in unit tests). It is not
+    /// counted unless it was built with this context's counter.
+    pub fn with_rds_client(self, region: &str, client: aws_sdk_rds::Client) -> Self {
+        lock(&self.rds).insert(region.to_string(), client);
+        self
+    }
+
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
         lock(&self.rds)
             .entry(region.to_string())

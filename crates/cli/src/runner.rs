@@ -78,6 +78,28 @@ async fn pause(seconds: u64) {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
 }
 
+/// Attempts of a whole step (take, copy-in, delete) that fails with a retryable error after
+/// the SDK's own retries, as the state machines' Retry does. Steps are idempotent.
+const STEP_ATTEMPTS: u64 = 4;
+
+async fn with_retries<T, F, Fut>(poll_seconds: u64, mut step: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match step().await {
+            Err(e) if e.is_retryable() && attempt < STEP_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "step failed with a retryable error; running it again");
+                pause(poll_seconds * attempt).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// take -> share every item until shared -> expire.
 pub async fn run_source(
     ctx: &AwsContext,
@@ -92,7 +114,8 @@ pub async fn run_source(
         ..RunReport::default()
     };
     progress.stage("taking snapshots");
-    let taken = steps::take(ctx, run, now()).await?;
+    let poll = run.settings.poll_interval_seconds;
+    let taken = with_retries(poll, || steps::take(ctx, run, now())).await?;
     report.created = taken.created;
     report.skipped = taken.skipped;
 
@@ -146,7 +169,7 @@ pub async fn run_source(
     report.items = done;
 
     progress.stage("expiring old snapshots");
-    let deleted = steps::delete_source(ctx, run, now()).await?;
+    let deleted = with_retries(poll, || steps::delete_source(ctx, run, now())).await?;
     report.deleted = deleted.deleted;
     report.failures.extend(deleted.failures);
     let used = ctx.calls() - before;
@@ -170,12 +193,13 @@ pub async fn run_destination(
         ..RunReport::default()
     };
     let max_polls = run.settings.max_polls;
+    let poll = run.settings.poll_interval_seconds;
     // Each pass starts at least one copy or ends the loop, so this bound is never the limit
     // for a healthy run; it only stops a run that makes no progress.
     let mut deferred_before = usize::MAX;
     loop {
         progress.stage("copying shared snapshots into this account");
-        let copied = steps::copy_in(ctx, run, now()).await?;
+        let copied = with_retries(poll, || steps::copy_in(ctx, run, now())).await?;
         report.too_old = copied.too_old;
         report.deferred = copied.deferred;
         let mut pending: Vec<DestinationItem> = Vec::new();
@@ -232,7 +256,7 @@ pub async fn run_destination(
     }
 
     progress.stage("removing intermediate copies and expiring old copies");
-    let deleted = steps::delete_destination(ctx, run, now()).await?;
+    let deleted = with_retries(poll, || steps::delete_destination(ctx, run, now())).await?;
     report.deleted = deleted.deleted;
     report.failures.extend(deleted.failures);
     let used = ctx.calls() - before;

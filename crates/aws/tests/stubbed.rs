@@ -1,0 +1,168 @@
+//! Rules the emulator cannot produce, pinned with stubbed SDK responses (aws-smithy-mocks):
+//! AWS's `copying` status and missing creation time on a copy in flight, a real AccessDenied
+//! on the share call, and server errors.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_rds::Client;
+use aws_sdk_rds::operation::add_tags_to_resource::AddTagsToResourceOutput;
+use aws_sdk_rds::operation::copy_db_cluster_snapshot::CopyDbClusterSnapshotOutput;
+use aws_sdk_rds::operation::describe_db_cluster_snapshot_attributes::DescribeDbClusterSnapshotAttributesOutput;
+use aws_sdk_rds::operation::describe_db_cluster_snapshots::DescribeDbClusterSnapshotsOutput;
+use aws_sdk_rds::types::{DbClusterSnapshot, DbClusterSnapshotAttributesResult, Tag};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use snapcourier_aws::{AwsContext, ClientOptions, aurora, steps};
+use snapcourier_core::Config;
+use snapcourier_core::events::{DestinationItem, DestinationRun, SourceItem, SourceRun};
+
+const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
+const ID: &str = "sc-demo-orders-db-20261122-0000";
+
+fn context() -> AwsContext {
+    let sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .build();
+    AwsContext::new(&sdk, ClientOptions::default())
+}
+
+fn ours(stage: &str, status: &str) -> DbClusterSnapshot {
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    DbClusterSnapshot::builder()
+        .db_cluster_snapshot_identifier(ID)
+        .db_cluster_snapshot_arn(format!(
+            "arn:aws:rds:us-east-1:222222222222:cluster-snapshot:{ID}"
+        ))
+        .db_cluster_identifier("orders-db")
+        .status(status)
+        .storage_encrypted(false)
+        .tag_list(tag("snapcourier:namespace", "demo"))
+        .tag_list(tag("snapcourier:schedule", "aurora-daily"))
+        .tag_list(tag("snapcourier:stage", stage))
+        .build()
+}
+
+fn error_response(status: u16, code: &str) -> HttpResponse {
+    let body = format!(
+        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>stubbed {code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+    );
+    HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+}
+
+#[tokio::test]
+async fn a_copy_still_copying_without_a_creation_time_is_waited_for() {
+    let config = Config::parse(EXAMPLE).unwrap();
+    let run = DestinationRun::from_config(&config, "aurora-daily", "222222222222").unwrap();
+    let describe = mock!(Client::describe_db_cluster_snapshots).then_output(|| {
+        DescribeDbClusterSnapshotsOutput::builder()
+            .db_cluster_snapshots(ours("intermediate", "copying"))
+            .build()
+    });
+    let copy = mock!(Client::copy_db_cluster_snapshot)
+        .then_output(|| CopyDbClusterSnapshotOutput::builder().build());
+    let us = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &copy]);
+    let not_found = mock!(Client::describe_db_cluster_snapshots)
+        .then_http_response(|| error_response(404, "DBClusterSnapshotNotFoundFault"));
+    let eu_copy = mock!(Client::copy_db_cluster_snapshot)
+        .then_output(|| CopyDbClusterSnapshotOutput::builder().build());
+    let eu = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&not_found, &eu_copy]);
+    let ctx = context()
+        .with_rds_client("us-east-1", us)
+        .with_rds_client("eu-west-1", eu);
+
+    let found = aurora::find_snapshot(&ctx, "us-east-1", ID)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.status.is_in_progress());
+    assert_eq!(found.created, None);
+
+    let item = DestinationItem {
+        resource_id: "orders-db".into(),
+        snapshot_id: ID.into(),
+        source_arn: format!("arn:aws:rds:us-east-1:111111111111:cluster-snapshot:{ID}"),
+        source_created: None,
+        encrypted: false,
+        status: "copying".into(),
+        error: None,
+    };
+    let out = steps::cross_region_copy(&ctx, &run, &item).await.unwrap();
+    assert!(!out.ready);
+    assert_eq!(out.item.status, "copying");
+    assert!(out.started_in.is_empty());
+    assert_eq!(
+        eu_copy.num_calls(),
+        0,
+        "no regional copy from a copy still in flight"
+    );
+}
+
+#[tokio::test]
+async fn access_denied_on_share_is_reported_and_no_progress_marker_is_written() {
+    let config = Config::parse(EXAMPLE).unwrap();
+    let run = SourceRun::from_config(&config, "aurora-daily").unwrap();
+    let mut snapshot = ours("source", "available");
+    snapshot.db_cluster_snapshot_arn = Some(format!(
+        "arn:aws:rds:us-east-1:111111111111:cluster-snapshot:{ID}"
+    ));
+    let describe = mock!(Client::describe_db_cluster_snapshots).then_output(move || {
+        DescribeDbClusterSnapshotsOutput::builder()
+            .db_cluster_snapshots(snapshot.clone())
+            .build()
+    });
+    let attributes = mock!(Client::describe_db_cluster_snapshot_attributes).then_output(|| {
+        DescribeDbClusterSnapshotAttributesOutput::builder()
+            .db_cluster_snapshot_attributes_result(
+                DbClusterSnapshotAttributesResult::builder().build(),
+            )
+            .build()
+    });
+    let modify = mock!(Client::modify_db_cluster_snapshot_attribute)
+        .then_http_response(|| error_response(403, "AccessDenied"));
+    let tag = mock!(Client::add_tags_to_resource)
+        .then_output(|| AddTagsToResourceOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_rds,
+        RuleMode::MatchAny,
+        [&describe, &attributes, &modify, &tag]
+    );
+    let ctx = context().with_rds_client("us-east-1", client);
+    let item = SourceItem {
+        resource_id: "orders-db".into(),
+        snapshot_id: ID.into(),
+        snapshot_arn: None,
+        status: "available".into(),
+        shared: false,
+        error: None,
+    };
+    let err = steps::share(&ctx, &run, &item).await.unwrap_err();
+    assert_eq!(err.error_type(), "AccessDenied");
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string()
+            .contains("rds:ModifyDBClusterSnapshotAttribute"),
+        "{err}"
+    );
+    assert_eq!(modify.num_calls(), 1);
+    assert_eq!(
+        tag.num_calls(),
+        0,
+        "a failed share must not be marked as done"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_service_unavailable_and_retryable() {
+    let failing = mock!(Client::describe_db_clusters)
+        .sequence()
+        .http_response(|| error_response(503, "ServiceUnavailable"))
+        .times(10)
+        .build();
+    let client = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&failing]);
+    let ctx = context().with_rds_client("us-east-1", client);
+    let err = aurora::list_clusters(&ctx, "us-east-1").await.unwrap_err();
+    assert_eq!(err.error_type(), "ServiceUnavailable");
+    assert!(err.is_retryable());
+}
