@@ -37,6 +37,10 @@ lint:
 fmt:
 	cargo fmt --all
 
+## Benchmarks (never part of make test): steady-state AWS calls at 5,000 snapshots per side.
+bench: setup
+	cargo test -p snapcourier-cli --test runs -- --ignored --nocapture bench_
+
 ## The emulator in the foreground with the demo world (state in .emulator/state.json).
 emulator: setup
 	mkdir -p .emulator

@@ -497,3 +497,37 @@ async fn a_default_key_snapshot_is_kms_key_unusable_and_the_others_complete() {
         .expect("snapshot taken");
     assert!(restore_accounts(&emu, &legacy.id).await.is_empty());
 }
+
+/// `make bench`: the steady-state cost of both sides with 5,000 snapshots already handled on
+/// each side (the old AWS tool makes ~20,000 calls per source run at that scale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_steady_state_cost_at_5000_snapshots() {
+    let emu = Emulator::start(Seed::Demo);
+    let c = config();
+    run_both(&emu, &c).await;
+    let recent = days_ago(1, 0);
+    for (account, region, stage, extra) in [
+        (SOURCE_ACCOUNT, SOURCE_REGION, "source", vec![("snapcourier:shared-with", DESTINATION_ACCOUNT)]),
+        (DESTINATION_ACCOUNT, DESTINATION_REGION, "destination", vec![]),
+    ] {
+        let seeds: Vec<_> = (0..5000)
+            .map(|i| owned_snapshot(account, region, &format!("sc-demo-old{i}-20261101-0000"), &format!("old{i}"), recent, stage, &extra))
+            .collect();
+        emu.insert_snapshots(&seeds);
+    }
+    let started = std::time::Instant::now();
+    let (src, dst) = run_both(&emu, &c).await;
+    let elapsed = started.elapsed();
+    assert!(src.created.is_empty() && dst.items.is_empty() && src.failures.is_empty() && dst.failures.is_empty());
+    println!(
+        "steady state at 5,003 snapshots per side: source {} calls, destination {} calls, {:.1} s against the emulator",
+        src.api_calls,
+        dst.api_calls,
+        elapsed.as_secs_f64()
+    );
+    // One clusters page plus 51 snapshot pages read twice; destination 1 shared page plus
+    // (1 + 51) local pages read twice.
+    assert_eq!(src.api_calls, 1 + 51 * 2);
+    assert_eq!(dst.api_calls, 1 + (1 + 51) * 2);
+}
