@@ -6,6 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 use snapcourier_aws::{AwsContext, steps};
+use snapcourier_core::config::Settings;
 use snapcourier_core::events::{
     DeletedSnapshot, DestinationItem, DestinationRun, ItemFailure, SkippedResource, SourceItem,
     SourceRun,
@@ -100,6 +101,87 @@ where
     }
 }
 
+/// An item a run follows until it settles.
+trait Followed {
+    fn resource(&self) -> &str;
+    fn snapshot_id(&self) -> &str;
+    fn status(&self) -> &str;
+}
+
+impl Followed for SourceItem {
+    fn resource(&self) -> &str {
+        &self.resource_id
+    }
+    fn snapshot_id(&self) -> &str {
+        &self.snapshot_id
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
+impl Followed for DestinationItem {
+    fn resource(&self) -> &str {
+        &self.resource_id
+    }
+    fn snapshot_id(&self) -> &str {
+        &self.snapshot_id
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
+/// Run `step` on every pending item, then again on those not ready yet, every poll interval,
+/// at most `max_polls` times. A ready item becomes a row with `outcome`; a failed one, or one
+/// still pending at the end, a failure of `stage`. Retryable errors are polled again.
+async fn follow<I, F, Fut>(
+    mut pending: Vec<I>,
+    settings: &Settings,
+    stage: &str,
+    outcome: &str,
+    progress: &dyn Progress,
+    report: &mut RunReport,
+    mut step: F,
+) where
+    I: Followed,
+    F: FnMut(I) -> Fut,
+    Fut: std::future::Future<Output = (I, Result<bool, Error>)>,
+{
+    for poll in 1..=settings.max_polls {
+        let mut still = Vec::new();
+        for item in pending {
+            match step(item).await {
+                (item, Ok(true)) => report.items.push(ItemRow {
+                    resource: item.resource().to_string(),
+                    snapshot_id: item.snapshot_id().to_string(),
+                    status: "available".into(),
+                    outcome: outcome.to_string(),
+                }),
+                (item, Ok(false)) => still.push(item),
+                (item, Err(e)) if e.is_retryable() => still.push(item),
+                (item, Err(e)) => {
+                    report
+                        .failures
+                        .push(failure(item.resource(), stage, ItemError::from(&e)))
+                }
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            return;
+        }
+        progress.waiting(pending.len(), poll, settings.max_polls);
+        if poll < settings.max_polls {
+            pause(settings.poll_interval_seconds).await;
+        }
+    }
+    for item in pending {
+        let error = stuck(item.snapshot_id(), item.status(), settings.max_polls);
+        report.failures.push(failure(item.resource(), stage, error));
+    }
+}
+
 /// take -> share every item until shared -> expire.
 pub async fn run_source(
     ctx: &AwsContext,
@@ -128,45 +210,22 @@ pub async fn run_source(
             None => pending.push(item),
         }
     }
-    let mut done: Vec<ItemRow> = Vec::new();
     progress.stage("sharing with destination accounts");
-    let max_polls = run.settings.max_polls;
-    for poll in 1..=max_polls {
-        let mut still = Vec::new();
-        for item in pending {
+    follow(
+        pending,
+        &run.settings,
+        "share",
+        "shared",
+        progress,
+        &mut report,
+        |item| async move {
             match steps::share(ctx, run, &item).await {
-                Ok(out) if out.ready => done.push(ItemRow {
-                    resource: out.item.resource_id.clone(),
-                    snapshot_id: out.item.snapshot_id.clone(),
-                    status: out.item.status.clone(),
-                    outcome: "shared".into(),
-                }),
-                Ok(out) => still.push(out.item),
-                Err(e) if e.is_retryable() => still.push(item),
-                Err(e) => {
-                    report
-                        .failures
-                        .push(failure(&item.resource_id, "share", ItemError::from(&e)))
-                }
+                Ok(out) => (out.item, Ok(out.ready)),
+                Err(e) => (item, Err(e)),
             }
-        }
-        pending = still;
-        if pending.is_empty() {
-            break;
-        }
-        progress.waiting(pending.len(), poll, max_polls);
-        if poll < max_polls {
-            pause(run.settings.poll_interval_seconds).await;
-        }
-    }
-    for item in pending {
-        report.failures.push(failure(
-            &item.resource_id,
-            "share",
-            stuck(&item.snapshot_id, &item.status, max_polls),
-        ));
-    }
-    report.items = done;
+        },
+    )
+    .await;
 
     progress.stage("expiring old snapshots");
     let deleted = with_retries(poll, || steps::delete_source(ctx, run, now())).await?;
@@ -192,7 +251,6 @@ pub async fn run_destination(
         schedule: run.schedule.name.clone(),
         ..RunReport::default()
     };
-    let max_polls = run.settings.max_polls;
     let poll = run.settings.poll_interval_seconds;
     // Each pass starts at least one copy or ends the loop, so this bound is never the limit
     // for a healthy run; it only stops a run that makes no progress.
@@ -214,41 +272,21 @@ pub async fn run_destination(
             }
         }
         progress.stage("copying into destination regions");
-        for poll in 1..=max_polls {
-            let mut still = Vec::new();
-            for item in pending {
+        follow(
+            pending,
+            &run.settings,
+            "cross-region-copy",
+            "copied",
+            progress,
+            &mut report,
+            |item| async move {
                 match steps::cross_region_copy(ctx, run, &item).await {
-                    Ok(out) if out.ready => report.items.push(ItemRow {
-                        resource: out.item.resource_id.clone(),
-                        snapshot_id: out.item.snapshot_id.clone(),
-                        status: "available".into(),
-                        outcome: "copied".into(),
-                    }),
-                    Ok(out) => still.push(out.item),
-                    Err(e) if e.is_retryable() => still.push(item),
-                    Err(e) => report.failures.push(failure(
-                        &item.resource_id,
-                        "cross-region-copy",
-                        ItemError::from(&e),
-                    )),
+                    Ok(out) => (out.item, Ok(out.ready)),
+                    Err(e) => (item, Err(e)),
                 }
-            }
-            pending = still;
-            if pending.is_empty() {
-                break;
-            }
-            progress.waiting(pending.len(), poll, max_polls);
-            if poll < max_polls {
-                pause(run.settings.poll_interval_seconds).await;
-            }
-        }
-        for item in pending {
-            report.failures.push(failure(
-                &item.resource_id,
-                "cross-region-copy",
-                stuck(&item.snapshot_id, &item.status, max_polls),
-            ));
-        }
+            },
+        )
+        .await;
         if report.deferred.is_empty() || report.deferred.len() >= deferred_before {
             break;
         }

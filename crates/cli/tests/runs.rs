@@ -508,18 +508,43 @@ async fn bench_steady_state_cost_at_5000_snapshots() {
     run_both(&emu, &c).await;
     let recent = days_ago(1, 0);
     for (account, region, stage, extra) in [
-        (SOURCE_ACCOUNT, SOURCE_REGION, "source", vec![("snapcourier:shared-with", DESTINATION_ACCOUNT)]),
-        (DESTINATION_ACCOUNT, DESTINATION_REGION, "destination", vec![]),
+        (
+            SOURCE_ACCOUNT,
+            SOURCE_REGION,
+            "source",
+            vec![("snapcourier:shared-with", DESTINATION_ACCOUNT)],
+        ),
+        (
+            DESTINATION_ACCOUNT,
+            DESTINATION_REGION,
+            "destination",
+            vec![],
+        ),
     ] {
         let seeds: Vec<_> = (0..5000)
-            .map(|i| owned_snapshot(account, region, &format!("sc-demo-old{i}-20261101-0000"), &format!("old{i}"), recent, stage, &extra))
+            .map(|i| {
+                owned_snapshot(
+                    account,
+                    region,
+                    &format!("sc-demo-old{i}-20261101-0000"),
+                    &format!("old{i}"),
+                    recent,
+                    stage,
+                    &extra,
+                )
+            })
             .collect();
         emu.insert_snapshots(&seeds);
     }
     let started = std::time::Instant::now();
     let (src, dst) = run_both(&emu, &c).await;
     let elapsed = started.elapsed();
-    assert!(src.created.is_empty() && dst.items.is_empty() && src.failures.is_empty() && dst.failures.is_empty());
+    assert!(
+        src.created.is_empty()
+            && dst.items.is_empty()
+            && src.failures.is_empty()
+            && dst.failures.is_empty()
+    );
     println!(
         "steady state at 5,003 snapshots per side: source {} calls, destination {} calls, {:.1} s against the emulator",
         src.api_calls,
