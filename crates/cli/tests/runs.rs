@@ -292,6 +292,19 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
             &[("snapcourier:source-created", &created)],
         ));
     }
+    // A copy of ours still being made, captured long ago: not available, never deleted.
+    let old_capture = days_ago(300, 0).to_string();
+    let mut copying = owned_snapshot(
+        DESTINATION_ACCOUNT,
+        DESTINATION_REGION,
+        "sc-demo-orders-db-copying",
+        "orders-db",
+        days_ago(0, 0),
+        "destination",
+        &[("snapcourier:source-created", &old_capture)],
+    );
+    copying["status"] = "creating".into();
+    seeds.push(copying);
     let mut unowned_dest = owned_snapshot(
         DESTINATION_ACCOUNT,
         DESTINATION_REGION,
@@ -353,6 +366,7 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
     assert_eq!(deleted, expected);
     let left = ids(&snapshots(&emu, Side::Destination, DESTINATION_REGION).await);
     assert!(left.contains("dest-manual-old"));
+    assert!(left.contains("sc-demo-orders-db-copying"));
     for d in (0..=30).step_by(5) {
         assert!(left.contains(&format!("sc-demo-orders-db-d{d}")));
     }
@@ -362,21 +376,86 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
 async fn every_step_sees_all_150_snapshots_through_paging() {
     let emu = Emulator::start(Seed::Empty);
     let c = config();
-    // 150 owned, unshared, recent source snapshots of 150 databases.
-    let seeds: Vec<_> = (0..150)
+    let id = |i: usize| format!("sc-demo-big-db-d{i:03}");
+    // 150 owned source snapshots of one database, 10 to 159 days old, shared with the
+    // destination but without our progress marker.
+    let mut source: Vec<_> = (0..150)
         .map(|i| {
             owned_snapshot(
                 SOURCE_ACCOUNT,
                 SOURCE_REGION,
-                &format!("sc-demo-db{i}-20261120-0000"),
-                &format!("db{i}"),
-                days_ago(2, 0),
+                &id(i),
+                "big-db",
+                days_ago(10 + i as i64, 0),
                 "source",
                 &[],
             )
         })
         .collect();
-    emu.insert_snapshots(&seeds);
+    for s in &mut source {
+        s["shared_with"] = serde_json::json!([DESTINATION_ACCOUNT]);
+    }
+    emu.insert_snapshots(&source);
+    // The destination already holds a copy of each in eu-west-1, and an intermediate in us-east-1.
+    let recent = days_ago(1, 0).to_string();
+    let finals: Vec<_> = (0..150)
+        .map(|i| {
+            owned_snapshot(
+                DESTINATION_ACCOUNT,
+                DESTINATION_REGION,
+                &id(i),
+                "big-db",
+                days_ago(1, 0),
+                "destination",
+                &[("snapcourier:source-created", &recent)],
+            )
+        })
+        .collect();
+    let intermediates: Vec<_> = (0..150)
+        .map(|i| {
+            owned_snapshot(
+                DESTINATION_ACCOUNT,
+                SOURCE_REGION,
+                &id(i),
+                "big-db",
+                days_ago(1, 0),
+                "intermediate",
+                &[],
+            )
+        })
+        .collect();
+    emu.insert_snapshots(&finals);
+    emu.insert_snapshots(&intermediates);
+
+    // copy-in sees all 150 shared and all 150 copies: nothing to start, nothing waiting.
+    let dst_ctx = context(&emu, Side::Destination);
+    let copied = steps::copy_in(&dst_ctx, &destination_run(&c), Timestamp::now())
+        .await
+        .unwrap();
+    assert!(
+        copied.started.is_empty() && copied.deferred.is_empty() && copied.too_old.is_empty(),
+        "{copied:?}"
+    );
+    assert!(
+        copied.items.is_empty(),
+        "every snapshot already has its regional copy"
+    );
+    // Clean-up sees every copy on both pages of both regions: all 150 intermediates go.
+    let cleaned = steps::delete_destination(&dst_ctx, &destination_run(&c), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        cleaned
+            .deleted
+            .iter()
+            .filter(|d| d.reason == "intermediate")
+            .count(),
+        150
+    );
+    assert!(owned(&snapshots(&emu, Side::Destination, SOURCE_REGION).await).is_empty());
+
+    // Source: take follows all 150, share marks all 150, retention (keep_last 3, 7 days)
+    // expires exactly the 147 oldest.
     let src_ctx = context(&emu, Side::Source);
     let taken = steps::take(&src_ctx, &source_run(&c), Timestamp::now())
         .await
@@ -384,55 +463,18 @@ async fn every_step_sees_all_150_snapshots_through_paging() {
     assert_eq!(
         taken.items.len(),
         150,
-        "take follows every unshared snapshot"
+        "take follows every unmarked snapshot"
     );
     let src = run_source(&src_ctx, &source_run(&c), Timestamp::now, &Quiet)
         .await
         .unwrap();
     assert_eq!(src.items.len(), 150);
-    for s in owned(&snapshots(&emu, Side::Source, SOURCE_REGION).await) {
-        assert_eq!(
-            s.tags["snapcourier:shared-with"], DESTINATION_ACCOUNT,
-            "{}",
-            s.id
-        );
-    }
-    // The destination already holds copies of all 150: copy-in must see them on every page.
-    let copies: Vec<_> = (0..150)
-        .map(|i| {
-            owned_snapshot(
-                DESTINATION_ACCOUNT,
-                DESTINATION_REGION,
-                &format!("sc-demo-db{i}-20261120-0000"),
-                &format!("db{i}"),
-                days_ago(2, 0),
-                "destination",
-                &[],
-            )
-        })
-        .collect();
-    emu.insert_snapshots(&copies);
-    let copied = steps::copy_in(
-        &context(&emu, Side::Destination),
-        &destination_run(&c),
-        Timestamp::now(),
-    )
-    .await
-    .unwrap();
+    assert_eq!(src.deleted.len(), 147);
+    let left = owned(&snapshots(&emu, Side::Source, SOURCE_REGION).await);
+    assert_eq!(ids(&left), (0..3).map(id).collect());
     assert!(
-        copied.started.is_empty() && copied.items.is_empty() && copied.deferred.is_empty(),
-        "{copied:?}"
-    );
-    // Retention with keep_last 1 per database and no age rule: nothing to delete (one each), so
-    // a source retention pass over both pages deletes none; with keep_last 1 over one database
-    // holding 150 it would delete 149 (covered in core).
-    let requests = emu.requests();
-    assert!(
-        requests
-            .get("rds:DescribeDBClusterSnapshots")
-            .copied()
-            .unwrap_or(0)
-            >= 2
+        left.iter()
+            .all(|s| s.tags["snapcourier:shared-with"] == DESTINATION_ACCOUNT)
     );
 }
 

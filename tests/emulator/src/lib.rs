@@ -225,3 +225,36 @@ fn wait_for_state(path: &Path) -> State {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A snapshot of namespace `demo`, schedule `aurora-daily`, for the direct insert route:
+/// available, unencrypted, manual, with our ownership tags plus `extra_tags`.
+pub fn owned_snapshot(
+    account: &str,
+    region: &str,
+    id: &str,
+    resource: &str,
+    created: jiff::Timestamp,
+    stage: &str,
+    extra_tags: &[(&str, &str)],
+) -> Value {
+    let mut tags = vec![
+        json!({"Key": "snapcourier:namespace", "Value": "demo"}),
+        json!({"Key": "snapcourier:schedule", "Value": "aurora-daily"}),
+        json!({"Key": "snapcourier:stage", "Value": stage}),
+        json!({"Key": "snapcourier:resource", "Value": resource}),
+    ];
+    for (k, v) in extra_tags {
+        tags.push(json!({"Key": k, "Value": v}));
+    }
+    json!({
+        "account": account, "region": region, "kind": "cluster", "id": id,
+        "resource_id": resource, "engine": "aurora-postgresql", "created": created.to_string(),
+        "status": "available", "kms_key_id": null, "tags": tags, "shared_with": [],
+        "snapshot_type": "manual"
+    })
+}
+
+/// `days` days and `hours` hours before now.
+pub fn days_ago(days: i64, hours: i64) -> jiff::Timestamp {
+    jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days + hours)
+}

@@ -12,6 +12,7 @@ use snapcourier_core::Config;
 use snapcourier_core::events::{DestinationRun, SourceRun};
 pub use snapcourier_emulator::{
     DESTINATION_ACCOUNT, DESTINATION_REGION, Emulator, SOURCE_ACCOUNT, SOURCE_REGION, Seed, Side,
+    days_ago, owned_snapshot,
 };
 
 pub const EXAMPLE: &str = include_str!("../../../../examples/snapcourier.yaml");
@@ -136,35 +137,4 @@ pub async fn restore_accounts(emu: &Emulator, id: &str) -> Vec<String> {
         .filter(|a| a.attribute_name() == Some("restore"))
         .flat_map(|a| a.attribute_values().iter().cloned())
         .collect()
-}
-
-/// An owned snapshot record for the emulator's direct insert route.
-pub fn owned_snapshot(
-    account: &str,
-    region: &str,
-    id: &str,
-    resource: &str,
-    created: Timestamp,
-    stage: &str,
-    extra_tags: &[(&str, &str)],
-) -> serde_json::Value {
-    let mut tags = vec![
-        serde_json::json!({"Key": "snapcourier:namespace", "Value": "demo"}),
-        serde_json::json!({"Key": "snapcourier:schedule", "Value": "aurora-daily"}),
-        serde_json::json!({"Key": "snapcourier:stage", "Value": stage}),
-        serde_json::json!({"Key": "snapcourier:resource", "Value": resource}),
-    ];
-    for (k, v) in extra_tags {
-        tags.push(serde_json::json!({"Key": k, "Value": v}));
-    }
-    serde_json::json!({
-        "account": account, "region": region, "kind": "cluster", "id": id,
-        "resource_id": resource, "engine": "aurora-postgresql", "created": created.to_string(),
-        "status": "available", "kms_key_id": null, "tags": tags, "shared_with": [],
-        "snapshot_type": "manual"
-    })
-}
-
-pub fn days_ago(days: i64, hours: i64) -> Timestamp {
-    Timestamp::now() - jiff::SignedDuration::from_hours(24 * days + hours)
 }

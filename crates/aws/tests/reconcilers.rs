@@ -1,0 +1,298 @@
+//! The steps over the emulator, on their failure paths and when runs overlap: what is
+//! reported, and that nothing foreign is touched and nothing is duplicated.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use snapcourier_aws::{AwsContext, ClientOptions, aurora, steps};
+use snapcourier_core::Config;
+use snapcourier_core::events::{DestinationItem, DestinationRun, SourceItem, SourceRun};
+use snapcourier_core::interval::slot_start;
+use snapcourier_core::naming::snapshot_id;
+use snapcourier_emulator::{
+    DESTINATION_ACCOUNT, DESTINATION_REGION, Emulator, SOURCE_ACCOUNT, SOURCE_REGION, Seed, Side,
+    days_ago, owned_snapshot,
+};
+
+const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
+
+fn config() -> Config {
+    Config::parse(EXAMPLE).unwrap()
+}
+
+fn source_run() -> SourceRun {
+    SourceRun::from_config(&config(), "aurora-daily").unwrap()
+}
+
+fn destination_run() -> DestinationRun {
+    DestinationRun::from_config(&config(), "aurora-daily", DESTINATION_ACCOUNT).unwrap()
+}
+
+fn context(emu: &Emulator, side: Side) -> AwsContext {
+    AwsContext::new(
+        &emu.sdk_config(side),
+        ClientOptions {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        },
+    )
+}
+
+fn slot_id(resource: &str, now: Timestamp) -> String {
+    snapshot_id(
+        "demo",
+        resource,
+        slot_start(now, source_run().schedule.interval.as_signed()),
+    )
+}
+
+async fn tags_of(ctx: &AwsContext, region: &str, id: &str) -> Option<BTreeMap<String, String>> {
+    aurora::find_snapshot(ctx, region, id)
+        .await
+        .unwrap()
+        .map(|s| s.tags)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_id_held_by_a_foreign_snapshot_is_reported_and_left_alone() {
+    let emu = Emulator::start(Seed::Demo);
+    let now = Timestamp::now();
+    let id = slot_id("orders-db", now);
+    let mut foreign = owned_snapshot(
+        SOURCE_ACCOUNT,
+        SOURCE_REGION,
+        &id,
+        "orders-db",
+        days_ago(0, 0),
+        "source",
+        &[],
+    );
+    foreign["tags"] = serde_json::json!([{"Key": "team", "Value": "dba"}]);
+    emu.insert_snapshots(&[foreign]);
+    let ctx = context(&emu, Side::Source);
+
+    let out = steps::take(&ctx, &source_run(), now).await.unwrap();
+    let item = out
+        .items
+        .iter()
+        .find(|i| i.resource_id == "orders-db")
+        .unwrap();
+    let error = item.error.as_ref().expect("reported");
+    assert_eq!(error.error_type, "InvalidState");
+    assert!(
+        error.message.contains("will not touch it"),
+        "{}",
+        error.message
+    );
+    // The other clusters were snapshotted; the foreign snapshot is unchanged and unshared.
+    assert_eq!(out.created.len(), 2);
+    let tags = tags_of(&ctx, SOURCE_REGION, &id).await.unwrap();
+    assert_eq!(
+        tags,
+        BTreeMap::from([("team".to_string(), "dba".to_string())])
+    );
+    let share = steps::share(
+        &ctx,
+        &source_run(),
+        &SourceItem {
+            error: None,
+            ..item.clone()
+        },
+    )
+    .await;
+    assert_eq!(share.unwrap_err().error_type(), "InvalidState");
+    assert!(
+        aurora::restore_accounts(&ctx, SOURCE_REGION, &id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // And retention never selects it.
+    steps::delete_source(
+        &ctx,
+        &source_run(),
+        now + jiff::SignedDuration::from_hours(24 * 400),
+    )
+    .await
+    .unwrap();
+    assert!(tags_of(&ctx, SOURCE_REGION, &id).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_a_snapshot_deleted_meanwhile_is_not_found() {
+    let emu = Emulator::start(Seed::Empty);
+    let ctx = context(&emu, Side::Source);
+    let item = SourceItem {
+        resource_id: "orders-db".into(),
+        snapshot_id: "sc-demo-orders-db-20261122-0000".into(),
+        snapshot_arn: None,
+        status: "available".into(),
+        shared: false,
+        error: None,
+    };
+    let err = steps::share(&ctx, &source_run(), &item).await.unwrap_err();
+    assert_eq!(err.error_type(), "NotFound");
+    assert!(
+        err.to_string().contains("next take makes a new one"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_region_copy_refuses_a_foreign_target_and_a_missing_intermediate() {
+    let emu = Emulator::start(Seed::Empty);
+    let ctx = context(&emu, Side::Destination);
+    let id = "sc-demo-orders-db-20261120-0000";
+    let item = DestinationItem {
+        resource_id: "orders-db".into(),
+        snapshot_id: id.into(),
+        source_arn: format!("arn:aws:rds:us-east-1:{SOURCE_ACCOUNT}:cluster-snapshot:{id}"),
+        source_created: None,
+        encrypted: false,
+        status: "available".into(),
+        error: None,
+    };
+    // No intermediate copy at all: NotFound, and the next copy-in pass makes it again.
+    let err = steps::cross_region_copy(&ctx, &destination_run(), &item)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NotFound");
+
+    // Our intermediate exists, but the id in eu-west-1 is someone else's snapshot.
+    emu.insert_snapshots(&[owned_snapshot(
+        DESTINATION_ACCOUNT,
+        SOURCE_REGION,
+        id,
+        "orders-db",
+        days_ago(2, 0),
+        "intermediate",
+        &[],
+    )]);
+    let mut foreign = owned_snapshot(
+        DESTINATION_ACCOUNT,
+        DESTINATION_REGION,
+        id,
+        "orders-db",
+        days_ago(2, 0),
+        "destination",
+        &[],
+    );
+    foreign["tags"] = serde_json::json!([{"Key": "snapcourier:namespace", "Value": "otherteam"}]);
+    emu.insert_snapshots(&[foreign]);
+    let err = steps::cross_region_copy(&ctx, &destination_run(), &item)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "InvalidState");
+    assert!(err.to_string().contains("will not touch it"), "{err}");
+    // Clean-up keeps the intermediate (no copy of ours in eu-west-1) and the foreign snapshot.
+    let out = steps::delete_destination(&ctx, &destination_run(), Timestamp::now())
+        .await
+        .unwrap();
+    assert!(out.deleted.is_empty(), "{out:?}");
+    assert!(tags_of(&ctx, SOURCE_REGION, id).await.is_some());
+    assert_eq!(
+        tags_of(&ctx, DESTINATION_REGION, id).await.unwrap()["snapcourier:namespace"],
+        "otherteam"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_is_not_available_is_skipped_with_its_reason() {
+    let emu = Emulator::start(Seed::Demo);
+    emu.create_cluster(serde_json::json!({
+        "account": SOURCE_ACCOUNT, "region": SOURCE_REGION, "id": "orders-replica",
+        "engine": "aurora-postgresql", "status": "stopped"
+    }));
+    let out = steps::take(
+        &context(&emu, Side::Source),
+        &source_run(),
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.skipped.len(), 1, "{:?}", out.skipped);
+    assert_eq!(out.skipped[0].resource_id, "orders-replica");
+    assert!(out.skipped[0].reason.contains("`stopped`"));
+    assert_eq!(out.created.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_runs_create_no_duplicate_and_lose_nothing() {
+    let emu = Emulator::start(Seed::Demo);
+    let (a, b) = (context(&emu, Side::Source), context(&emu, Side::Source));
+    let run = source_run();
+    let now = Timestamp::now();
+    let (ta, tb) = tokio::join!(steps::take(&a, &run, now), steps::take(&b, &run, now));
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    assert_eq!(
+        ta.created.len() + tb.created.len(),
+        3,
+        "each cluster created once: {ta:?} {tb:?}"
+    );
+    assert!(
+        ta.items.iter().chain(&tb.items).all(|i| i.error.is_none()),
+        "{ta:?} {tb:?}"
+    );
+    // Both share every item at the same time.
+    for (ia, ib) in ta.items.iter().zip(&tb.items) {
+        let (sa, sb) = tokio::join!(steps::share(&a, &run, ia), steps::share(&b, &run, ib));
+        assert!(sa.unwrap().ready && sb.unwrap().ready);
+    }
+    let owned: Vec<_> = aurora::list_snapshots(&a, SOURCE_REGION, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.is_owned_by("demo"))
+        .collect();
+    assert_eq!(owned.len(), 3);
+    for s in &owned {
+        assert_eq!(
+            aurora::restore_accounts(&a, SOURCE_REGION, &s.id)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "no duplicate share entry"
+        );
+    }
+
+    // Two destination runs at once.
+    let (x, y) = (
+        context(&emu, Side::Destination),
+        context(&emu, Side::Destination),
+    );
+    let drun = destination_run();
+    let (ca, cb) = tokio::join!(
+        steps::copy_in(&x, &drun, now),
+        steps::copy_in(&y, &drun, now)
+    );
+    let (ca, cb) = (ca.unwrap(), cb.unwrap());
+    assert_eq!(ca.started.len() + cb.started.len(), 3, "{ca:?} {cb:?}");
+    for item in ca.items.iter().chain(&cb.items) {
+        assert!(item.error.is_none(), "{item:?}");
+        let (ra, rb) = tokio::join!(
+            steps::cross_region_copy(&x, &drun, item),
+            steps::cross_region_copy(&y, &drun, item)
+        );
+        ra.unwrap();
+        rb.unwrap();
+    }
+    let (da, db) = tokio::join!(
+        steps::delete_destination(&x, &drun, now),
+        steps::delete_destination(&y, &drun, now)
+    );
+    assert!(da.unwrap().failures.is_empty() && db.unwrap().failures.is_empty());
+    let copies: Vec<_> = aurora::list_snapshots(&x, DESTINATION_REGION, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.is_owned_by("demo"))
+        .collect();
+    assert_eq!(copies.len(), 3, "{copies:?}");
+    let intermediates = aurora::list_snapshots(&x, SOURCE_REGION, false)
+        .await
+        .unwrap();
+    assert!(intermediates.iter().all(|s| !s.is_owned_by("demo")));
+}

@@ -1,0 +1,119 @@
+//! The `snapcourier` binary as an operator runs it: exit codes, messages, and a real run
+//! against the emulator through the AWS config files it writes.
+
+use std::process::{Command, Output};
+
+use snapcourier_emulator::{Emulator, Seed};
+
+const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/snapcourier.yaml"
+);
+
+fn snapcourier(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_snapcourier"))
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .env_remove("SNAPCOURIER_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_accepts_the_example() {
+    let out = snapcourier(&["validate", "-c", EXAMPLE]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("valid (1 schedule(s), 1 destination account(s))"));
+}
+
+#[test]
+fn validate_names_every_bad_field_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    let bad = std::fs::read_to_string(EXAMPLE)
+        .unwrap()
+        .replace("namespace: demo", "namespace: Demo-Prod")
+        .replace("interval: 24h", "interval: 15m");
+    std::fs::write(&path, bad).unwrap();
+    let out = snapcourier(&["validate", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("error [ConfigInvalid]"), "{err}");
+    assert!(err.contains("namespace: `Demo-Prod` must be"), "{err}");
+    assert!(
+        err.contains("schedules[0].interval: must be at least 1h (got 15m)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_a_clear_error() {
+    let out = snapcourier(&["validate", "-c", "/nonexistent/snapcourier.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read config file /nonexistent/snapcourier.yaml"));
+}
+
+#[test]
+fn schema_prints_the_json_schema() {
+    let out = snapcourier(&["schema"]);
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["title"], "Config");
+    assert!(
+        schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "namespace")
+    );
+}
+
+#[test]
+fn run_and_report_against_the_emulator_through_aws_profiles() {
+    let emu = Emulator::start(Seed::Demo);
+    let with_profile = |args: &[&str], profile: &str| {
+        Command::new(env!("CARGO_BIN_EXE_snapcourier"))
+            .args(args)
+            .args(["-c", EXAMPLE, "--profile", profile])
+            .env("AWS_CONFIG_FILE", &emu.state.aws_config_file)
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                &emu.state.aws_credentials_file,
+            )
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap()
+    };
+    let out = with_profile(&["run", "--side", "source", "--json"], "snapcourier-source");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports[0]["created"].as_array().unwrap().len(), 3);
+    assert!(reports[0]["failures"].as_array().unwrap().is_empty());
+
+    let out = with_profile(&["run", "--side", "destination"], "snapcourier-destination");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("0 created, 3 settled, 0 skipped, 3 deleted, 0 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = with_profile(
+        &["report", "--side", "destination"],
+        "snapcourier-destination",
+    );
+    let table = text(&out.stdout);
+    assert_eq!(table.matches("eu-west-1").count(), 3, "{table}");
+    assert!(
+        table.contains("00000002-0000-4000-8000-222222222222"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("dest-unowned-keep"),
+        "report lists only what snapcourier owns"
+    );
+}
