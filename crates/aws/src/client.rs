@@ -106,8 +106,21 @@ pub struct AwsContext {
     counter: CallCounter,
     rds: Mutex<HashMap<String, aws_sdk_rds::Client>>,
     kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
+    sfn: Mutex<HashMap<String, aws_sdk_sfn::Client>>,
     /// Whether a KMS key is AWS managed, per key ARN: asked once per key per process.
     aws_managed_keys: Mutex<HashMap<String, bool>>,
+}
+
+/// The region's client from the cache, built on first use.
+fn cached<C: Clone>(
+    cache: &Mutex<HashMap<String, C>>,
+    region: &str,
+    build: impl FnOnce() -> C,
+) -> C {
+    lock(cache)
+        .entry(region.to_string())
+        .or_insert_with(build)
+        .clone()
 }
 
 /// A poisoned lock only means another thread panicked mid-insert; the map is still valid.
@@ -136,6 +149,7 @@ impl AwsContext {
             counter: CallCounter::default(),
             rds: Mutex::new(HashMap::new()),
             kms: Mutex::new(HashMap::new()),
+            sfn: Mutex::new(HashMap::new()),
             aws_managed_keys: Mutex::new(HashMap::new()),
         }
     }
@@ -148,31 +162,36 @@ impl AwsContext {
     }
 
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
-        lock(&self.rds)
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let config = aws_sdk_rds::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_string()))
-                    .retry_config(self.retry.clone())
-                    .interceptor(self.counter.clone())
-                    .build();
-                aws_sdk_rds::Client::from_conf(config)
-            })
-            .clone()
+        cached(&self.rds, region, || {
+            let config = aws_sdk_rds::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .retry_config(self.retry.clone())
+                .interceptor(self.counter.clone())
+                .build();
+            aws_sdk_rds::Client::from_conf(config)
+        })
     }
 
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
-        lock(&self.kms)
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let config = aws_sdk_kms::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_string()))
-                    .retry_config(self.retry.clone())
-                    .interceptor(self.counter.clone())
-                    .build();
-                aws_sdk_kms::Client::from_conf(config)
-            })
-            .clone()
+        cached(&self.kms, region, || {
+            let config = aws_sdk_kms::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .retry_config(self.retry.clone())
+                .interceptor(self.counter.clone())
+                .build();
+            aws_sdk_kms::Client::from_conf(config)
+        })
+    }
+
+    pub fn sfn(&self, region: &str) -> aws_sdk_sfn::Client {
+        cached(&self.sfn, region, || {
+            let config = aws_sdk_sfn::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .retry_config(self.retry.clone())
+                .interceptor(self.counter.clone())
+                .build();
+            aws_sdk_sfn::Client::from_conf(config)
+        })
     }
 
     pub fn calls(&self) -> ApiCalls {

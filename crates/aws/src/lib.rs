@@ -5,6 +5,7 @@
 pub mod aurora;
 pub mod client;
 pub mod errors;
+pub mod executions;
 pub mod steps;
 
 pub use client::{ApiCalls, AwsContext, ClientOptions};

@@ -73,7 +73,7 @@ async fn a_slot_id_held_by_a_foreign_snapshot_is_reported_and_left_alone() {
     emu.insert_snapshots(&[foreign]);
     let ctx = context(&emu, Side::Source);
 
-    let out = steps::take(&ctx, &source_run(), now).await.unwrap();
+    let out = steps::take(&ctx, &source_run(), None, now).await.unwrap();
     let item = out
         .items
         .iter()
@@ -208,6 +208,7 @@ async fn a_cluster_that_is_not_available_is_skipped_with_its_reason() {
     let out = steps::take(
         &context(&emu, Side::Source),
         &source_run(),
+        None,
         Timestamp::now(),
     )
     .await
@@ -224,7 +225,10 @@ async fn overlapping_runs_create_no_duplicate_and_lose_nothing() {
     let (a, b) = (context(&emu, Side::Source), context(&emu, Side::Source));
     let run = source_run();
     let now = Timestamp::now();
-    let (ta, tb) = tokio::join!(steps::take(&a, &run, now), steps::take(&b, &run, now));
+    let (ta, tb) = tokio::join!(
+        steps::take(&a, &run, None, now),
+        steps::take(&b, &run, None, now)
+    );
     let (ta, tb) = (ta.unwrap(), tb.unwrap());
     assert_eq!(
         ta.created.len() + tb.created.len(),
@@ -265,8 +269,8 @@ async fn overlapping_runs_create_no_duplicate_and_lose_nothing() {
     );
     let drun = destination_run();
     let (ca, cb) = tokio::join!(
-        steps::copy_in(&x, &drun, now),
-        steps::copy_in(&y, &drun, now)
+        steps::copy_in(&x, &drun, None, now),
+        steps::copy_in(&y, &drun, None, now)
     );
     let (ca, cb) = (ca.unwrap(), cb.unwrap());
     assert_eq!(ca.started.len() + cb.started.len(), 3, "{ca:?} {cb:?}");
@@ -295,4 +299,75 @@ async fn overlapping_runs_create_no_duplicate_and_lose_nothing() {
         .await
         .unwrap();
     assert!(intermediates.iter().all(|s| !s.is_owned_by("demo")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_overlapping_an_older_one_of_the_same_schedule_does_nothing() {
+    let emu = Emulator::start(Seed::Demo);
+    let ctx = context(&emu, Side::Source);
+    let sfn = ctx.sfn(SOURCE_REGION);
+    // A state machine whose executions stay running long enough for the test.
+    let definition =
+        r#"{"StartAt":"Hold","States":{"Hold":{"Type":"Wait","Seconds":120,"End":true}}}"#;
+    let machine = sfn
+        .create_state_machine()
+        .name("snapcourier-source")
+        .definition(definition)
+        .role_arn(format!("arn:aws:iam::{SOURCE_ACCOUNT}:role/snapcourier"))
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn()
+        .to_string();
+    let start = |name: &'static str, input: serde_json::Value| {
+        let sfn = sfn.clone();
+        let machine = machine.clone();
+        async move {
+            sfn.start_execution()
+                .state_machine_arn(machine)
+                .name(name)
+                .input(input.to_string())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let run = source_run();
+    let input = serde_json::to_value(&run).unwrap();
+    let mut other_schedule = input.clone();
+    other_schedule["schedule"]["name"] = "aurora-hourly".into();
+    let first = start("first", input.clone()).await;
+    let _unrelated = start("other-schedule", other_schedule).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = start("second", input).await;
+    let context_of = |out: &aws_sdk_sfn::operation::start_execution::StartExecutionOutput| {
+        snapcourier_core::events::ExecutionContext {
+            id: out.execution_arn().to_string(),
+            state_machine: machine.clone(),
+            start_time: snapcourier_aws::timestamp(out.start_date()).unwrap(),
+        }
+    };
+
+    let skipped = steps::take(&ctx, &run, Some(&context_of(&second)), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        skipped.overlapping_execution.as_deref(),
+        Some(first.execution_arn())
+    );
+    assert!(skipped.created.is_empty() && skipped.items.is_empty());
+    let owned = aurora::list_snapshots(&ctx, SOURCE_REGION, false)
+        .await
+        .unwrap();
+    assert!(
+        owned.iter().all(|s| !s.is_owned_by("demo")),
+        "the skipped execution touched nothing"
+    );
+
+    // The oldest execution goes ahead (the other schedule's execution does not hold it back).
+    let ahead = steps::take(&ctx, &run, Some(&context_of(&first)), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(ahead.overlapping_execution, None);
+    assert_eq!(ahead.created.len(), 3);
 }

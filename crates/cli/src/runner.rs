@@ -197,7 +197,7 @@ pub async fn run_source(
     };
     progress.stage("taking snapshots");
     let poll = run.settings.poll_interval_seconds;
-    let taken = with_retries(poll, || steps::take(ctx, run, now())).await?;
+    let taken = with_retries(poll, || steps::take(ctx, run, None, now())).await?;
     report.created = taken.created;
     report.skipped = taken.skipped;
 
@@ -257,7 +257,7 @@ pub async fn run_destination(
     let mut deferred_before = usize::MAX;
     loop {
         progress.stage("copying shared snapshots into this account");
-        let copied = with_retries(poll, || steps::copy_in(ctx, run, now())).await?;
+        let copied = with_retries(poll, || steps::copy_in(ctx, run, None, now())).await?;
         report.too_old = copied.too_old;
         report.deferred = copied.deferred;
         let mut pending: Vec<DestinationItem> = Vec::new();

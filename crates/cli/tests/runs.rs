@@ -429,7 +429,7 @@ async fn every_step_sees_all_150_snapshots_through_paging() {
 
     // copy-in sees all 150 shared and all 150 copies: nothing to start, nothing waiting.
     let dst_ctx = context(&emu, Side::Destination);
-    let copied = steps::copy_in(&dst_ctx, &destination_run(&c), Timestamp::now())
+    let copied = steps::copy_in(&dst_ctx, &destination_run(&c), None, Timestamp::now())
         .await
         .unwrap();
     assert!(
@@ -457,7 +457,7 @@ async fn every_step_sees_all_150_snapshots_through_paging() {
     // Source: take follows all 150, share marks all 150, retention (keep_last 3, 7 days)
     // expires exactly the 147 oldest.
     let src_ctx = context(&emu, Side::Source);
-    let taken = steps::take(&src_ctx, &source_run(&c), Timestamp::now())
+    let taken = steps::take(&src_ctx, &source_run(&c), None, Timestamp::now())
         .await
         .unwrap();
     assert_eq!(

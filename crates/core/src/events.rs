@@ -154,6 +154,37 @@ fn field(path: &str, name: &str) -> String {
     }
 }
 
+/// The Step Functions execution a step runs in (from the context object), so that a run
+/// can tell whether an older execution of the same schedule is still going.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionContext {
+    /// Execution ARN (`$$.Execution.Id`).
+    pub id: String,
+    /// State machine ARN (`$$.StateMachine.Id`).
+    pub state_machine: String,
+    /// `$$.Execution.StartTime`.
+    pub start_time: Timestamp,
+}
+
+/// Input of the take step: the run, and the execution when run by a state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeInput {
+    pub run: SourceRun,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ExecutionContext>,
+}
+
+/// Input of the copy-in step: the run, and the execution when run by a state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyInInput {
+    pub run: DestinationRun,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ExecutionContext>,
+}
+
 /// A resource the take step did not snapshot, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,6 +212,10 @@ pub struct SourceItem {
 #[serde(deny_unknown_fields)]
 pub struct TakeOutput {
     pub version: u32,
+    /// Set when an older execution of the same schedule is still running: this one did
+    /// nothing and ends as skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlapping_execution: Option<String>,
     pub items: Vec<SourceItem>,
     pub skipped: Vec<SkippedResource>,
     pub created: Vec<String>,
@@ -225,6 +260,9 @@ pub struct DestinationItem {
 #[serde(deny_unknown_fields)]
 pub struct CopyInOutput {
     pub version: u32,
+    /// Set when an older execution of the same schedule is still running (see TakeOutput).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlapping_execution: Option<String>,
     pub items: Vec<DestinationItem>,
     /// Shared snapshots waiting for a free copy slot (the per-region copy limit).
     pub deferred: Vec<String>,
@@ -304,15 +342,40 @@ pub trait StepInput: serde::de::DeserializeOwned {
     }
 }
 
-impl StepInput for SourceRun {
+impl StepInput for TakeInput {
     fn validate(&self) -> Result<(), Error> {
-        SourceRun::validate(self, "")
+        let mut p = Problems::default();
+        self.run.check("run", &mut p);
+        check_execution(self.execution.as_ref(), &mut p);
+        p.into_result()
     }
 }
 
-impl StepInput for DestinationRun {
+impl StepInput for CopyInInput {
     fn validate(&self) -> Result<(), Error> {
-        DestinationRun::validate(self, "")
+        let mut p = Problems::default();
+        self.run.check("run", &mut p);
+        check_execution(self.execution.as_ref(), &mut p);
+        p.into_result()
+    }
+}
+
+fn check_execution(execution: Option<&ExecutionContext>, p: &mut Problems) {
+    let Some(e) = execution else { return };
+    if !e.id.starts_with("arn:") || !e.id.contains(":execution:") {
+        p.add(
+            "execution.id",
+            format!("`{}` is not a Step Functions execution ARN", e.id),
+        );
+    }
+    if !e.state_machine.starts_with("arn:") || !e.state_machine.contains(":stateMachine:") {
+        p.add(
+            "execution.state_machine",
+            format!(
+                "`{}` is not a Step Functions state machine ARN",
+                e.state_machine
+            ),
+        );
     }
 }
 

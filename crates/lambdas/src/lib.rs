@@ -12,7 +12,7 @@ use serde_json::Value;
 use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Error;
 use snapcourier_core::events::{
-    CrossRegionCopyInput, DeleteInput, DestinationRun, ShareInput, SourceRun, StepInput,
+    CopyInInput, CrossRegionCopyInput, DeleteInput, ShareInput, StepInput, TakeInput,
 };
 
 /// A step's error as the Lambda runtime reports it: `errorType` is the taxonomy's fixed
@@ -35,8 +35,8 @@ fn to_json<T: Serialize>(output: T) -> Result<Value, Error> {
 }
 
 pub async fn handle_take(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
-    let run = SourceRun::parse_json(event)?;
-    to_json(steps::take(ctx, &run, now).await?)
+    let input = TakeInput::parse_json(event)?;
+    to_json(steps::take(ctx, &input.run, input.execution.as_ref(), now).await?)
 }
 
 pub async fn handle_share(ctx: &AwsContext, event: Value, _now: Timestamp) -> Result<Value, Error> {
@@ -49,8 +49,8 @@ pub async fn handle_copy_in_destination(
     event: Value,
     now: Timestamp,
 ) -> Result<Value, Error> {
-    let run = DestinationRun::parse_json(event)?;
-    to_json(steps::copy_in(ctx, &run, now).await?)
+    let input = CopyInInput::parse_json(event)?;
+    to_json(steps::copy_in(ctx, &input.run, input.execution.as_ref(), now).await?)
 }
 
 pub async fn handle_cross_region_copy(

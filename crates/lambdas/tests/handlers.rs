@@ -22,6 +22,10 @@ fn source_event() -> Value {
     serde_json::to_value(SourceRun::from_config(&config(), "aurora-daily").unwrap()).unwrap()
 }
 
+fn take_event() -> Value {
+    json!({"run": source_event()})
+}
+
 fn destination_event() -> Value {
     serde_json::to_value(
         DestinationRun::from_config(&config(), "aurora-daily", DESTINATION_ACCOUNT).unwrap(),
@@ -69,7 +73,10 @@ fn without(mut event: Value, pointer: &str) -> Value {
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
+    /// The run alone, wrapped as `{"run": ...}` by `call`.
     Take,
+    /// A whole take event.
+    TakeEvent,
     Share,
     CopyIn,
     CrossRegion,
@@ -83,9 +90,10 @@ async fn call(
 ) -> Result<Value, snapcourier_core::Error> {
     let now = Timestamp::now();
     match step {
-        Step::Take => handle_take(ctx, event, now).await,
+        Step::Take => handle_take(ctx, json!({ "run": event }), now).await,
+        Step::TakeEvent => handle_take(ctx, event, now).await,
         Step::Share => handle_share(ctx, event, now).await,
-        Step::CopyIn => handle_copy_in_destination(ctx, event, now).await,
+        Step::CopyIn => handle_copy_in_destination(ctx, json!({ "run": event }), now).await,
         Step::CrossRegion => handle_cross_region_copy(ctx, event, now).await,
         Step::Delete => handle_delete(ctx, event, now).await,
     }
@@ -222,6 +230,16 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
             ),
             "item.source_arn",
         ),
+        (
+            Step::TakeEvent,
+            json!({"run": source_event(), "execution": {"id": "nope", "state_machine": "arn:aws:states:us-east-1:111111111111:stateMachine:s", "start_time": "2026-11-22T00:00:00Z"}}),
+            "execution.id",
+        ),
+        (
+            Step::TakeEvent,
+            json!({"run": source_event(), "execution": {"id": "arn:aws:states:us-east-1:111111111111:execution:s:x"}}),
+            "execution",
+        ),
         (Step::Delete, json!({"both": source_event()}), ""),
         (
             Step::Delete,
@@ -236,6 +254,12 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
     ];
     assert!(cases.len() >= 15);
     for (step, event, field) in cases {
+        // Take and copy-in cases name fields of the run they wrap.
+        let field = match (step, field) {
+            (Step::Take | Step::CopyIn, "") => "run".to_string(),
+            (Step::Take | Step::CopyIn, f) => format!("run.{f}"),
+            (_, f) => f.to_string(),
+        };
         let err = call(&ctx, step, event.clone())
             .await
             .expect_err(&format!("{step:?} accepted {event}"));
@@ -269,7 +293,7 @@ async fn take_handler_snapshots_and_reports_its_call_count() {
     let emu = Emulator::start(Seed::Demo);
     emu.reset_requests();
     let ctx = AwsContext::new(&emu.sdk_config(Side::Source), ClientOptions::default());
-    let out = handle_take(&ctx, source_event(), Timestamp::now())
+    let out = handle_take(&ctx, take_event(), Timestamp::now())
         .await
         .unwrap();
     assert_eq!(out["created"].as_array().unwrap().len(), 3, "{out}");
@@ -296,7 +320,7 @@ async fn take_handler_snapshots_and_reports_its_call_count() {
         .count();
     assert_eq!(ours, 3);
     // Taken again in the same slot: nothing new.
-    let again = handle_take(&ctx, source_event(), Timestamp::now())
+    let again = handle_take(&ctx, take_event(), Timestamp::now())
         .await
         .unwrap();
     assert!(again["created"].as_array().unwrap().is_empty(), "{again}");

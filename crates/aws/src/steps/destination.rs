@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{
     CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DeletedSnapshot, DestinationItem,
-    DestinationRun, EVENT_VERSION,
+    DestinationRun, EVENT_VERSION, ExecutionContext,
 };
 use snapcourier_core::plan::{finished_intermediates, plan_copy_in, retention_candidates};
 use snapcourier_core::retention::plan_retention;
@@ -17,6 +17,7 @@ use snapcourier_core::{Error, ItemError};
 use super::failure;
 use crate::aurora::{self, Started};
 use crate::client::AwsContext;
+use crate::executions::older_running_execution;
 
 /// Every region this destination touches: the source region first, then its own regions.
 fn regions(run: &DestinationRun) -> Vec<String> {
@@ -72,13 +73,29 @@ fn item(shared: &SnapshotRecord, status: &str) -> DestinationItem {
 }
 
 /// Copy every shared snapshot not yet copied into this account (source region),
-/// re-encrypted with this account's key, within the per-region copy limit.
+/// re-encrypted with this account's key, within the per-region copy limit. Under a state
+/// machine, do nothing while an older execution of the same schedule is still running.
 pub async fn copy_in(
     ctx: &AwsContext,
     run: &DestinationRun,
+    execution: Option<&ExecutionContext>,
     now: Timestamp,
 ) -> Result<CopyInOutput, Error> {
     let before = ctx.calls();
+    if let Some(ours) = execution
+        && let Some(older) = older_running_execution(ctx, ours, &run.schedule.name).await?
+    {
+        tracing::warn!(older = %older, "an older execution of this schedule is still running; skipping");
+        return Ok(CopyInOutput {
+            version: EVENT_VERSION,
+            overlapping_execution: Some(older),
+            items: Vec::new(),
+            deferred: Vec::new(),
+            too_old: Vec::new(),
+            started: Vec::new(),
+            api_calls: (ctx.calls() - before).calls,
+        });
+    }
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
     let shared = aurora::list_snapshots(ctx, &run.source.region, true).await?;
     let local = local_snapshots(ctx, run).await?;
@@ -136,6 +153,7 @@ pub async fn copy_in(
     );
     Ok(CopyInOutput {
         version: EVENT_VERSION,
+        overlapping_execution: None,
         items,
         deferred: plan.deferred,
         too_old: plan.too_old,

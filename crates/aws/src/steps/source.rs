@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{
-    DeleteOutput, DeletedSnapshot, EVENT_VERSION, ShareOutput, SourceItem, SourceRun, TakeOutput,
+    DeleteOutput, DeletedSnapshot, EVENT_VERSION, ExecutionContext, ShareOutput, SourceItem,
+    SourceRun, TakeOutput,
 };
 use snapcourier_core::plan::{missing_shares, plan_take, retention_candidates};
 use snapcourier_core::retention::plan_retention;
@@ -16,11 +17,31 @@ use snapcourier_core::{Engine, Error, ItemError};
 use super::{failure, source_item};
 use crate::aurora::{self, Started};
 use crate::client::AwsContext;
+use crate::executions::older_running_execution;
 
 /// Snapshot every covered cluster that has none in the current slot; report every owned
-/// snapshot that still has to be shared.
-pub async fn take(ctx: &AwsContext, run: &SourceRun, now: Timestamp) -> Result<TakeOutput, Error> {
+/// snapshot that still has to be shared. Under a state machine, first make sure no older
+/// execution of the same schedule is still running; if one is, do nothing.
+pub async fn take(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    execution: Option<&ExecutionContext>,
+    now: Timestamp,
+) -> Result<TakeOutput, Error> {
     let before = ctx.calls();
+    if let Some(ours) = execution
+        && let Some(older) = older_running_execution(ctx, ours, &run.schedule.name).await?
+    {
+        tracing::warn!(older = %older, "an older execution of this schedule is still running; skipping");
+        return Ok(TakeOutput {
+            version: EVENT_VERSION,
+            overlapping_execution: Some(older),
+            items: Vec::new(),
+            skipped: Vec::new(),
+            created: Vec::new(),
+            api_calls: (ctx.calls() - before).calls,
+        });
+    }
     let region = run.source.region.as_str();
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
     let clusters = aurora::list_clusters(ctx, region).await?;
@@ -62,6 +83,7 @@ pub async fn take(ctx: &AwsContext, run: &SourceRun, now: Timestamp) -> Result<T
     tracing::info!(schedule = %run.schedule.name, created = created.len(), items = items.len(), skipped = plan.skipped.len(), api_calls, "take done");
     Ok(TakeOutput {
         version: EVENT_VERSION,
+        overlapping_execution: None,
         items,
         skipped: plan.skipped,
         created,
