@@ -6,9 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-rust test-emulator lint fmt emulator bench build clean
+.PHONY: setup demo test test-emulator test-asl lint fmt emulator bench build clean
 
-setup: $(STAMP)
+setup: $(STAMP) statemachine/node_modules/.installed
+
+statemachine/node_modules/.installed: statemachine/package-lock.json
+	cd statemachine && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(STAMP): tests/emulator/requirements.txt
 	python3 -m venv $(VENV)
@@ -26,6 +30,11 @@ test: setup
 	cargo build --workspace --all-targets
 	cargo test --workspace --no-fail-fast
 	$(MAKE) test-emulator
+	$(MAKE) test-asl
+
+## asl-validator on both state machines (schema, dangling Next, path syntax).
+test-asl: setup
+	cd statemachine && npx --no-install asl-validator --json-path source.asl.json --json-path destination.asl.json
 
 test-emulator: setup
 	cd tests/emulator && ../../$(PY) -m unittest -v test_emulator 2>&1 | tail -n 25
@@ -48,4 +57,4 @@ emulator: setup
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .emulator
+	rm -rf $(VENV) .emulator statemachine/node_modules

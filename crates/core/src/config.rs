@@ -127,6 +127,8 @@ pub struct Settings {
     pub aurora_copy_concurrency: u32,
     /// Attempts per AWS call before a throttled or failed call is given up (SDK retries).
     pub max_attempts: u32,
+    /// Items a state machine's Map handles at once (the CLI follows items one by one).
+    pub max_concurrency: u32,
 }
 
 impl Default for Settings {
@@ -136,6 +138,7 @@ impl Default for Settings {
             max_polls: 180,
             aurora_copy_concurrency: AURORA_COPY_LIMIT,
             max_attempts: 5,
+            max_concurrency: 10,
         }
     }
 }
@@ -482,6 +485,13 @@ pub(crate) fn check_settings(s: &Settings, path: &str, p: &mut Problems) {
     }
     if !(1..=20).contains(&s.max_attempts) {
         p.add(format!("{path}.max_attempts"), "must be between 1 and 20");
+    }
+    // Step Functions runs at most 40 iterations of an inline Map at once.
+    if !(1..=40).contains(&s.max_concurrency) {
+        p.add(
+            format!("{path}.max_concurrency"),
+            "must be between 1 and 40",
+        );
     }
 }
 
