@@ -31,7 +31,7 @@ fn placeholders(text: &str) -> BTreeSet<String> {
     re.captures_iter(text).map(|c| c[1].to_string()).collect()
 }
 
-fn settings_field<'a>(path: &'a str) -> &'a str {
+fn settings_field(path: &str) -> &str {
     path.strip_prefix("$.run.settings.")
         .unwrap_or_else(|| panic!("{path} does not read the run's settings"))
 }
