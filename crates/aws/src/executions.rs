@@ -58,3 +58,82 @@ pub async fn older_running_execution(
     }
     Ok(None)
 }
+
+/// Where an execution stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExecutionState {
+    pub arn: String,
+    pub status: String,
+    /// The execution's output (success) or error and cause (failure).
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// The failure report the state machine sent to its topic, if it sent one.
+    pub report: Option<serde_json::Value>,
+    /// Map iterations finished so far.
+    pub iterations_done: usize,
+}
+
+/// Start an execution of `state_machine` with `input`, named so that the schedule is visible
+/// in the console.
+pub async fn start_execution(
+    ctx: &AwsContext,
+    state_machine: &str,
+    name: &str,
+    input: &serde_json::Value,
+) -> Result<String, Error> {
+    let region = state_machine.split(':').nth(3).unwrap_or_default();
+    let out = ctx
+        .sfn(region)
+        .start_execution()
+        .state_machine_arn(state_machine)
+        .name(name)
+        .input(input.to_string())
+        .send()
+        .await
+        .map_err(|e| classify(e, "states:StartExecution", state_machine))?;
+    Ok(out.execution_arn().to_string())
+}
+
+/// One look at an execution: its status and, from its history, how far the Map got and the
+/// failure report if the state machine sent one.
+pub async fn look_at_execution(ctx: &AwsContext, arn: &str) -> Result<ExecutionState, Error> {
+    let region = arn.split(':').nth(3).unwrap_or_default();
+    let client = ctx.sfn(region);
+    let described = client
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .map_err(|e| classify(e, "states:DescribeExecution", arn))?;
+    let events: Vec<_> = client
+        .get_execution_history()
+        .execution_arn(arn)
+        .into_paginator()
+        .page_size(1000)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(e, "states:GetExecutionHistory", arn))?;
+    let iterations_done = events
+        .iter()
+        .filter(|e| *e.r#type() == aws_sdk_sfn::types::HistoryEventType::MapIterationSucceeded)
+        .count();
+    // The report is the input of the Notify state: {"report": {...}, ...}.
+    let report = events
+        .iter()
+        .filter_map(|e| e.state_entered_event_details())
+        .filter(|d| d.name().starts_with("Notify"))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d.input()?).ok())
+        .find_map(|input| input.get("report").cloned());
+    Ok(ExecutionState {
+        arn: arn.to_string(),
+        status: described.status().as_str().to_string(),
+        output: described.output().map(str::to_string),
+        error: described.error().map(str::to_string),
+        cause: described.cause().map(str::to_string),
+        report,
+        iterations_done,
+    })
+}

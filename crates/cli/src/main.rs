@@ -6,9 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
+use snapcourier_aws::executions::{self, ExecutionState};
 use snapcourier_aws::{AwsContext, ClientOptions, aurora};
-use snapcourier_cli::output::{TerminalProgress, render_report, render_snapshots};
-use snapcourier_cli::runner::{RunReport, run_destination, run_source};
+use snapcourier_cli::output::{
+    TerminalProgress, render_execution, render_report, render_snapshots,
+};
+use snapcourier_cli::runner::{Progress, RunReport, run_destination, run_source};
 use snapcourier_core::events::{DestinationRun, SourceRun};
 use snapcourier_core::{Config, Error};
 
@@ -50,6 +53,9 @@ enum Command {
         /// Print the report as JSON instead of tables.
         #[arg(long)]
         json: bool,
+        /// Run through this deployed state machine (Step Functions) instead of in-process.
+        #[arg(long, value_name = "ARN")]
+        state_machine: Option<String>,
     },
     /// List the snapshots this deployment owns in one side's account, per region.
     Report {
@@ -119,6 +125,31 @@ fn destination_regions(config: &Config, account: &str) -> Result<Vec<String>, Er
     Ok(regions)
 }
 
+/// Start an execution for one schedule and follow it until it ends.
+async fn follow_execution(
+    ctx: &AwsContext,
+    state_machine: &str,
+    schedule: &str,
+    input: &serde_json::Value,
+    poll_seconds: u64,
+    progress: &TerminalProgress,
+) -> Result<ExecutionState, Error> {
+    let name = format!("{schedule}-{}", Timestamp::now().strftime("%Y%m%dT%H%M%S"));
+    let arn = executions::start_execution(ctx, state_machine, &name, input).await?;
+    progress.stage(&format!("started {arn}"));
+    loop {
+        let state = executions::look_at_execution(ctx, &arn).await?;
+        if state.status != "RUNNING" {
+            return Ok(state);
+        }
+        progress.stage(&format!(
+            "{name}: running, {} item(s) settled",
+            state.iterations_done
+        ));
+        tokio::time::sleep(std::time::Duration::from_secs(poll_seconds)).await;
+    }
+}
+
 async fn execute(command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Validate { config } => {
@@ -144,6 +175,63 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             destination,
             profile,
             json,
+            state_machine: Some(arn),
+        } => {
+            let c = load(&config)?;
+            let names: Vec<String> = match schedule {
+                Some(name) => vec![c.schedule(&name)?.name.clone()],
+                None => c.schedules.iter().map(|s| s.name.clone()).collect(),
+            };
+            let ctx = AwsContext::from_env(profile.as_deref(), ClientOptions::default()).await;
+            let progress = TerminalProgress::new();
+            let mut outcomes = Vec::new();
+            for name in &names {
+                let input = match side {
+                    Side::Source => serde_json::to_value(SourceRun::from_config(&c, name)?),
+                    Side::Destination => {
+                        let account = destination_account(&c, destination.clone())?;
+                        serde_json::to_value(DestinationRun::from_config(&c, name, &account)?)
+                    }
+                }
+                .map_err(|e| Error::config("", e.to_string()))?;
+                outcomes.push(
+                    follow_execution(
+                        &ctx,
+                        &arn,
+                        name,
+                        &input,
+                        c.settings.poll_interval_seconds,
+                        &progress,
+                    )
+                    .await?,
+                );
+            }
+            progress.finish();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcomes)
+                        .map_err(|e| Error::config("", e.to_string()))?
+                );
+            } else {
+                for o in &outcomes {
+                    print!("{}", render_execution(o));
+                }
+            }
+            Ok(if outcomes.iter().all(|o| o.status == "SUCCEEDED") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Run {
+            config,
+            side,
+            schedule,
+            destination,
+            profile,
+            json,
+            state_machine: None,
         } => {
             let c = load(&config)?;
             let names: Vec<String> = match schedule {

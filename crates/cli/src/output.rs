@@ -164,3 +164,56 @@ pub fn render_snapshots(
     }
     format!("{t}\n")
 }
+
+/// The end of a state machine execution: status, counts or error, and the failure report.
+pub fn render_execution(e: &snapcourier_aws::executions::ExecutionState) -> String {
+    let mut out = format!("execution {}\nstatus: {}\n", e.arn, e.status);
+    if let Some(output) = &e.output {
+        out.push_str(&format!("output: {output}\n"));
+    }
+    if let Some(error) = &e.error {
+        out.push_str(&format!(
+            "error: {error}: {}\n",
+            e.cause.as_deref().unwrap_or_default()
+        ));
+    }
+    let failures = e
+        .report
+        .as_ref()
+        .into_iter()
+        .flat_map(|r| {
+            ["failures", "retention_failures"]
+                .into_iter()
+                .filter_map(|k| r.get(k)?.as_array())
+        })
+        .flatten();
+    let mut t = table(&["FAILED resource", "stage", "error", "message"]);
+    let mut any = false;
+    for f in failures {
+        any = true;
+        let text = |k: &str| {
+            f.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let error = f.get("error").map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other
+                .get("error_type")
+                .and_then(|t| t.as_str())
+                .unwrap_or_default()
+                .to_string(),
+        });
+        t.add_row(vec![
+            text("resource"),
+            text("stage"),
+            error.unwrap_or_default(),
+            text("cause"),
+        ]);
+    }
+    if any {
+        out.push_str(&format!("{t}\n"));
+    }
+    out
+}
