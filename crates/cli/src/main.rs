@@ -125,6 +125,28 @@ fn destination_regions(config: &Config, account: &str) -> Result<Vec<String>, Er
     Ok(regions)
 }
 
+fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(value).map_err(|e| Error::config("", e.to_string()))
+}
+
+/// The outcomes of a run, as JSON or as tables.
+fn print_outcomes<T: serde::Serialize>(
+    outcomes: &[T],
+    json: bool,
+    render: fn(&T) -> String,
+) -> Result<(), Error> {
+    if json {
+        let text =
+            serde_json::to_string_pretty(outcomes).map_err(|e| Error::config("", e.to_string()))?;
+        println!("{text}");
+    } else {
+        for o in outcomes {
+            print!("{}", render(o));
+        }
+    }
+    Ok(())
+}
+
 /// Start an execution for one schedule and follow it until it ends.
 async fn follow_execution(
     ctx: &AwsContext,
@@ -175,108 +197,71 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             destination,
             profile,
             json,
-            state_machine: Some(arn),
+            state_machine,
         } => {
             let c = load(&config)?;
             let names: Vec<String> = match schedule {
                 Some(name) => vec![c.schedule(&name)?.name.clone()],
                 None => c.schedules.iter().map(|s| s.name.clone()).collect(),
             };
-            let ctx = AwsContext::from_env(profile.as_deref(), ClientOptions::default()).await;
-            let progress = TerminalProgress::new();
-            let mut outcomes = Vec::new();
-            for name in &names {
-                let input = match side {
-                    Side::Source => serde_json::to_value(SourceRun::from_config(&c, name)?),
-                    Side::Destination => {
-                        let account = destination_account(&c, destination.clone())?;
-                        serde_json::to_value(DestinationRun::from_config(&c, name, &account)?)
-                    }
-                }
-                .map_err(|e| Error::config("", e.to_string()))?;
-                outcomes.push(
-                    follow_execution(
-                        &ctx,
-                        &arn,
-                        name,
-                        &input,
-                        c.settings.poll_interval_seconds,
-                        &progress,
-                    )
-                    .await?,
-                );
-            }
-            progress.finish();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&outcomes)
-                        .map_err(|e| Error::config("", e.to_string()))?
-                );
-            } else {
-                for o in &outcomes {
-                    print!("{}", render_execution(o));
-                }
-            }
-            Ok(if outcomes.iter().all(|o| o.status == "SUCCEEDED") {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Run {
-            config,
-            side,
-            schedule,
-            destination,
-            profile,
-            json,
-            state_machine: None,
-        } => {
-            let c = load(&config)?;
-            let names: Vec<String> = match schedule {
-                Some(name) => vec![c.schedule(&name)?.name.clone()],
-                None => c.schedules.iter().map(|s| s.name.clone()).collect(),
+            let account = match side {
+                Side::Source => None,
+                Side::Destination => Some(destination_account(&c, destination)?),
             };
             let options = ClientOptions {
                 max_attempts: c.settings.max_attempts,
                 ..ClientOptions::default()
             };
+            let ctx = AwsContext::from_env(profile.as_deref(), options).await;
             let progress = TerminalProgress::new();
-            let mut reports: Vec<RunReport> = Vec::new();
-            match side {
-                Side::Source => {
-                    let ctx = AwsContext::from_env(profile.as_deref(), options).await;
+            let succeeded = match state_machine {
+                Some(arn) => {
+                    let mut outcomes = Vec::new();
                     for name in &names {
-                        let run = SourceRun::from_config(&c, name)?;
-                        reports.push(run_source(&ctx, &run, Timestamp::now, &progress).await?);
+                        let input = match &account {
+                            None => to_json(&SourceRun::from_config(&c, name)?)?,
+                            Some(account) => {
+                                to_json(&DestinationRun::from_config(&c, name, account)?)?
+                            }
+                        };
+                        let poll = c.settings.poll_interval_seconds;
+                        outcomes.push(
+                            follow_execution(&ctx, &arn, name, &input, poll, &progress).await?,
+                        );
                     }
+                    progress.finish();
+                    print_outcomes(&outcomes, json, render_execution)?;
+                    outcomes.iter().all(|o| o.status == "SUCCEEDED")
                 }
-                Side::Destination => {
-                    let account = destination_account(&c, destination)?;
-                    let ctx = AwsContext::from_env(profile.as_deref(), options).await;
+                None => {
+                    let mut reports: Vec<RunReport> = Vec::new();
                     for name in &names {
-                        let run = DestinationRun::from_config(&c, name, &account)?;
-                        reports.push(run_destination(&ctx, &run, Timestamp::now, &progress).await?);
+                        let report = match &account {
+                            None => {
+                                run_source(
+                                    &ctx,
+                                    &SourceRun::from_config(&c, name)?,
+                                    Timestamp::now,
+                                    &progress,
+                                )
+                                .await?
+                            }
+                            Some(account) => {
+                                let run = DestinationRun::from_config(&c, name, account)?;
+                                run_destination(&ctx, &run, Timestamp::now, &progress).await?
+                            }
+                        };
+                        reports.push(report);
                     }
+                    progress.finish();
+                    print_outcomes(&reports, json, render_report)?;
+                    !reports.iter().any(RunReport::failed)
                 }
-            }
-            progress.finish();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&reports)
-                        .map_err(|e| Error::config("", e.to_string()))?
-                );
-            } else {
-                for r in &reports {
-                    print!("{}", render_report(r));
-                }
-            }
-            Ok(if reports.iter().any(RunReport::failed) {
-                ExitCode::FAILURE
-            } else {
+            };
+            Ok(if succeeded {
                 ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             })
         }
         Command::Report {
