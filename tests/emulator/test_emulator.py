@@ -3,8 +3,10 @@
 Run: cd tests/emulator && ../../.venv/bin/python -m unittest -v test_emulator
 
 One emulator (seed "demo") serves the whole module; each test uses its own
-snapshot ids, and the runtime config is reset after every test. The
-lifeline tests start emulators of their own.
+snapshot ids (and state machine names), and the runtime config is reset after
+every test. The lifeline tests start emulators of their own. Step Functions
+and Lambda routing tests invoke a stand-in for `cargo lambda watch` served by
+the test itself; SNAPCOURIER_CARGO_LAMBDA=1 adds a smoke test with the real one.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
 SOURCE, DEST = "111111111111", "222222222222"
 DEFAULT_CONFIG = {"creating_reads": 0, "stuck": [], "throttle_rate": 0.0, "throttle_seed": 0,
                   "throttle_services": ["rds"]}
@@ -539,6 +545,499 @@ class LifelineTest(unittest.TestCase):
             self.assertFalse(state.exists())
             emulator.stdin.close()
             emulator.stdout.close()
+
+
+# --- Step Functions and Lambda routing ---------------------------------------------
+
+class StandIn:
+    """A stand-in for `cargo lambda watch` on 127.0.0.1: the same URL layout
+    and the same answers (200 with the function's JSON result; HTTP 500 with
+    {"errorType", "errorMessage"} and no X-Amz-Function-Error for a function
+    error; 404 for an unknown binary). Binaries:
+
+    - echo: returns its event (sleeping `sleep` seconds first, if given);
+    - check: returns its event, or fails with ConfigInvalid when config is "bad";
+    - work: {"id", "done": true} for an item; fails with Throttled the first
+      time it sees an item with "flaky", and with the item's "fail" type if any.
+    """
+
+    BINARIES = ("echo", "check", "work")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[tuple[str, Any]] = []
+        self.seen_flaky: set[Any] = set()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parts = self.path.split("/")  # /2015-03-31/functions/NAME/invocations
+                status, answer = stand_in.run(parts[3], json.loads(body))
+                data = json.dumps(answer).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the caller gave up waiting (the timeout test)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def run(self, binary: str, event: Any) -> tuple[int, Any]:
+        if binary not in self.BINARIES:
+            return 404, {"title": "Missing function", "detail": f"no binary {binary}"}
+        with self.lock:
+            self.calls.append((binary, event))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._answer(binary, event)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _answer(self, binary: str, event: Any) -> tuple[int, Any]:
+        if binary == "echo":
+            time.sleep(event.get("sleep", 0) if isinstance(event, dict) else 0)
+            return 200, event
+        if binary == "check":
+            if event.get("config") == "bad":
+                return 500, {"errorType": "ConfigInvalid", "errorMessage": "config is bad"}
+            return 200, event
+        time.sleep(0.3)  # long enough for Map iterations to overlap
+        if event.get("fail"):
+            return 500, {"errorType": event["fail"], "errorMessage": f"item {event['id']} failed"}
+        if event.get("flaky"):
+            with self.lock:
+                first = event["id"] not in self.seen_flaky
+                self.seen_flaky.add(event["id"])
+            if first:
+                return 500, {"errorType": "Throttled", "errorMessage": "Rate exceeded"}
+        return 200, {"id": event["id"], "done": True}
+
+    def count(self, binary: str) -> int:
+        with self.lock:
+            return sum(1 for name, _ in self.calls if name == binary)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def function_arn(name: str, account: str = SOURCE, region: str = "us-east-1") -> str:
+    return f"arn:aws:lambda:{region}:{account}:function:{name}"
+
+
+# The pipeline the tests run: a Task whose ConfigInvalid is caught into a Fail
+# state, a Wait of SecondsPath seconds, a Map over items with MaxConcurrencyPath
+# whose Task retries Throttled, a Choice, an sns:publish, a Task naming the
+# function by its ARN as Resource, and a Succeed. Functions are the account's.
+def pipeline_definition(account: str) -> dict[str, Any]:
+    return {
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "check", "Payload.$": "$"},
+                "OutputPath": "$.Payload",
+                "Catch": [{"ErrorEquals": ["ConfigInvalid"], "ResultPath": "$.error", "Next": "Rejected"}],
+                "Next": "Pause",
+            },
+            "Rejected": {"Type": "Fail", "Error": "Rejected", "Cause": "the configuration is invalid"},
+            "Pause": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Work"},
+            "Work": {
+                "Type": "Map", "ItemsPath": "$.items", "MaxConcurrencyPath": "$.concurrency",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Do",
+                    "States": {"Do": {
+                        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                        "Parameters": {"FunctionName": function_arn("work", account), "Payload.$": "$"},
+                        "OutputPath": "$.Payload",
+                        "Retry": [{"ErrorEquals": ["Throttled"], "IntervalSeconds": 1, "MaxAttempts": 2,
+                                   "BackoffRate": 1.0}],
+                        "End": True,
+                    }},
+                },
+                "ResultPath": "$.results",
+                "Next": "Route",
+            },
+            "Route": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.notify", "BooleanEquals": True, "Next": "Notify"}],
+                "Default": "Echo",
+            },
+            "Notify": {
+                "Type": "Task", "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {"TopicArn.$": "$.topic", "Message.$": "$.results"},
+                "ResultPath": "$.published",
+                "Next": "Echo",
+            },
+            "Echo": {"Type": "Task", "Resource": function_arn("echo", account), "ResultPath": "$.echoed", "Next": "Done"},
+            "Done": {"Type": "Succeed"},
+        },
+    }
+
+
+def wait_for_execution(sfn: Any, arn: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.05)
+
+
+def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    return sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+
+
+def event_details(event: dict[str, Any]) -> dict[str, Any]:
+    return next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+
+
+class StepFunctionsTest(EmulatorTest):
+    stand_in: StandIn
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.stand_in = StandIn()
+        control("/snapcourier/lambda-routes", {
+            "check": cls.stand_in.url,
+            "echo": cls.stand_in.url,
+            # work is routed for the source account only.
+            function_arn("work"): cls.stand_in.url,
+        })
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        control("/snapcourier/lambda-routes", {"check": None, "echo": None, function_arn("work"): None})
+        cls.stand_in.close()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.sfn = client("source", "stepfunctions")
+
+    def create_pipeline(self, name: str, role: str = "source") -> str:
+        account = STATE["accounts"][role]["account_id"]
+        return client(role, "stepfunctions").create_state_machine(
+            name=name, definition=json.dumps(pipeline_definition(account)),
+            roleArn=f"arn:aws:iam::{account}:role/snapcourier-states")["stateMachineArn"]
+
+    def topic_with_queue(self, name: str, raw: bool = False) -> tuple[str, str]:
+        sns, sqs = client("source", "sns"), client("source", "sqs")
+        topic = sns.create_topic(Name=name)["TopicArn"]
+        queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn,
+                      Attributes={"RawMessageDelivery": "true" if raw else "false"})
+        return topic, queue
+
+    def test_pipeline_succeeds_with_retry_map_wait_and_sns(self) -> None:
+        machine = self.create_pipeline("pipeline-ok")
+        topic, queue = self.topic_with_queue("pipeline-ok")
+        items = [{"id": 1}, {"id": 2, "flaky": True}, {"id": 3}, {"id": 4}]
+        given = {"config": "ok", "wait": 1, "items": items, "concurrency": 2, "notify": True, "topic": topic}
+        self.stand_in.max_in_flight = 0
+        started = time.monotonic()
+        execution = self.sfn.start_execution(stateMachineArn=machine, input=json.dumps(given))["executionArn"]
+        # StartExecution returns at once: the execution runs in the background
+        # while the server keeps answering.
+        self.assertLess(time.monotonic() - started, 0.9)
+        self.assertEqual(self.sfn.describe_execution(executionArn=execution)["status"], "RUNNING")
+        client("source", "sts").get_caller_identity()
+
+        done = wait_for_execution(self.sfn, execution)
+        self.assertEqual(done["status"], "SUCCEEDED", done)
+        # Wait 1 s, then a retry 1 s after the Throttled failure.
+        self.assertGreaterEqual((done["stopDate"] - done["startDate"]).total_seconds(), 2)
+        output = json.loads(done["output"])
+        self.assertEqual(output["results"], [{"id": i, "done": True} for i in (1, 2, 3, 4)])
+        self.assertEqual(output["echoed"]["results"], output["results"])
+        self.assertEqual(json.loads(done["input"]), given)
+        self.assertTrue(execution.startswith(f"arn:aws:states:us-east-1:{SOURCE}:execution:pipeline-ok:"))
+        self.assertNotEqual(done["name"], "None")
+        self.assertEqual(self.stand_in.max_in_flight, 2)  # MaxConcurrencyPath
+
+        events = history(self.sfn, execution)
+        types = [e["type"] for e in events]
+        self.assertEqual(types.count("MapIterationStarted"), 4)
+        self.assertEqual(types.count("MapIterationSucceeded"), 4)
+        self.assertIn("WaitStateEntered", types)
+        failed = [event_details(e) for e in events if e["type"] == "TaskFailed"]
+        self.assertEqual(len(failed), 1)  # the flaky item's first attempt, then retried
+        self.assertEqual(failed[0]["error"], "Throttled")
+        self.assertEqual(json.loads(failed[0]["cause"]), {"errorType": "Throttled", "errorMessage": "Rate exceeded"})
+        self.assertEqual(types.count("TaskSucceeded"), 1 + 4 + 1)  # Check, the items, Notify
+        self.assertEqual(types.count("LambdaFunctionSucceeded"), 1)  # Echo, by ARN
+        self.assertEqual(types[-1], "ExecutionSucceeded")
+
+        # The sns:publish Task ran in the source account: its topic is there,
+        # and the queue subscribed to it got the SNS envelope.
+        messages = client("source", "sqs").receive_message(QueueUrl=queue, WaitTimeSeconds=2)["Messages"]
+        envelope = json.loads(messages[0]["Body"])
+        self.assertEqual((envelope["Type"], envelope["TopicArn"]), ("Notification", topic))
+        self.assertEqual(json.loads(envelope["Message"]), output["results"])
+
+    def test_caught_error_goes_to_fail_state(self) -> None:
+        machine = self.create_pipeline("pipeline-bad")
+        execution = self.sfn.start_execution(stateMachineArn=machine, input=json.dumps({"config": "bad"}))
+        done = wait_for_execution(self.sfn, execution["executionArn"])
+        self.assertEqual((done["status"], done["error"], done["cause"]),
+                         ("FAILED", "Rejected", "the configuration is invalid"))
+        events = history(self.sfn, execution["executionArn"])
+        failed = [event_details(e) for e in events if e["type"] == "TaskFailed"]
+        self.assertEqual([(f["error"], f["resourceType"], f["resource"]) for f in failed],
+                         [("ConfigInvalid", "lambda", "invoke")])
+        self.assertEqual(json.loads(failed[0]["cause"])["errorMessage"], "config is bad")
+        self.assertEqual([e["type"] for e in events][-2:], ["FailStateEntered", "ExecutionFailed"])
+
+    def test_uncaught_task_error_fails_execution(self) -> None:
+        machine = self.create_pipeline("pipeline-boom")
+        given = {"config": "ok", "wait": 0, "items": [{"id": 7, "fail": "SnapshotGone"}], "concurrency": 1,
+                 "notify": False}
+        execution = self.sfn.start_execution(stateMachineArn=machine, name="boom-1", input=json.dumps(given))
+        self.assertTrue(execution["executionArn"].endswith(":pipeline-boom:boom-1"))
+        done = wait_for_execution(self.sfn, execution["executionArn"])
+        self.assertEqual((done["status"], done["error"]), ("FAILED", "SnapshotGone"))
+        self.assertEqual(json.loads(done["cause"]), {"errorType": "SnapshotGone", "errorMessage": "item 7 failed"})
+        types = [e["type"] for e in history(self.sfn, execution["executionArn"])]
+        self.assertIn("MapIterationFailed", types)
+        self.assertEqual(types[-1], "ExecutionFailed")
+
+    def test_choice_default_and_zero_wait(self) -> None:
+        machine = self.create_pipeline("pipeline-quiet")
+        started = time.monotonic()
+        execution = self.sfn.start_execution(stateMachineArn=machine, input=json.dumps(
+            {"config": "ok", "wait": 0, "items": [], "concurrency": 0, "notify": False}))["executionArn"]
+        done = wait_for_execution(self.sfn, execution)
+        self.assertEqual(done["status"], "SUCCEEDED", done)
+        self.assertLess(time.monotonic() - started, 5)
+        entered = [event_details(e)["name"] for e in history(self.sfn, execution) if e["type"].endswith("StateEntered")]
+        self.assertEqual(entered, ["Check", "Pause", "Work", "Route", "Echo", "Done"])
+
+    def test_executions_belong_to_their_account(self) -> None:
+        machine = self.create_pipeline("pipeline-mine")
+        quiet = json.dumps({"config": "ok", "wait": 0, "items": [], "concurrency": 0, "notify": False})
+        first = self.sfn.start_execution(stateMachineArn=machine, input=quiet)["executionArn"]
+        second = self.sfn.start_execution(stateMachineArn=machine, input=quiet)["executionArn"]
+        self.assertNotEqual(first, second)  # unnamed executions get distinct names
+        for arn in (first, second):
+            self.assertEqual(wait_for_execution(self.sfn, arn)["status"], "SUCCEEDED")
+        listed = self.sfn.list_executions(stateMachineArn=machine)["executions"]
+        self.assertEqual({e["executionArn"] for e in listed}, {first, second})
+        self.assertTrue(all(e["status"] == "SUCCEEDED" and e["startDate"] for e in listed))
+
+        other = client("destination", "stepfunctions")
+        self.assertNotIn(machine, [m["stateMachineArn"] for m in other.list_state_machines()["stateMachines"]])
+        self.assertError("ExecutionDoesNotExist", other.describe_execution, executionArn=first)
+        self.assertError("StateMachineDoesNotExist", other.list_executions, stateMachineArn=machine)
+        # The same name in the destination account is another machine, with
+        # executions of its own.
+        theirs = self.create_pipeline("pipeline-mine", role="destination")
+        self.assertEqual(other.list_executions(stateMachineArn=theirs)["executions"], [])
+
+    def test_service_calls_run_in_the_state_machine_account(self) -> None:
+        control("/snapcourier/requests/reset", {})
+        machine = self.create_pipeline("pipeline-dest", role="destination")
+        dest = client("destination", "stepfunctions")
+        execution = dest.start_execution(stateMachineArn=machine, input=json.dumps(
+            {"config": "ok", "wait": 0, "items": [{"id": 1}], "concurrency": 1, "notify": False}))["executionArn"]
+        done = wait_for_execution(dest, execution)
+        # Check and Echo are routed by name for every account; work is routed
+        # only for the source account, so in the destination it is a function
+        # that does not exist.
+        self.assertEqual((done["status"], done["error"]), ("FAILED", "Lambda.ResourceNotFoundException"), done)
+        by_account = control("/snapcourier/requests")["by_account"]
+        self.assertEqual(by_account[DEST]["by_action"]["lambda:Invoke"], 2)
+        self.assertNotIn("lambda:Invoke", by_account.get(SOURCE, {}).get("by_action", {}))
+        self.assertNotIn("123456789012", by_account)
+
+    def test_describe_execution_with_timestamps_in_output(self) -> None:
+        definition = {"StartAt": "Describe", "States": {"Describe": {
+            "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:sfn:describeStateMachine",
+            # moto's aws-sdk integration wants the boto3 (here camelCase) parameter names.
+            "Parameters": {"stateMachineArn.$": "$$.StateMachine.Id"}, "End": True}}}
+        machine = self.sfn.create_state_machine(name="describe-self", definition=json.dumps(definition),
+                                                roleArn=f"arn:aws:iam::{SOURCE}:role/x")["stateMachineArn"]
+        execution = self.sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        done = wait_for_execution(self.sfn, execution)
+        self.assertEqual(done["status"], "SUCCEEDED", done)
+        output = json.loads(done["output"])
+        self.assertEqual(output["stateMachineArn"], machine)  # described in the machine's own account
+        datetime.fromisoformat(output["creationDate"])
+
+    def test_long_running_function(self) -> None:
+        definition = {"StartAt": "Slow", "States": {"Slow": {
+            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": function_arn("echo"), "Payload": {"sleep": 3}},
+            "OutputPath": "$.Payload", "End": True}}}
+        machine = self.sfn.create_state_machine(name="slow", definition=json.dumps(definition),
+                                                roleArn=f"arn:aws:iam::{SOURCE}:role/x")["stateMachineArn"]
+        execution = self.sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        self.assertEqual(self.sfn.describe_execution(executionArn=execution)["status"], "RUNNING")
+        done = wait_for_execution(self.sfn, execution)
+        self.assertEqual((done["status"], json.loads(done["output"])), ("SUCCEEDED", {"sleep": 3}))
+
+
+class LambdaRoutingTest(EmulatorTest):
+    stand_in: StandIn
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.stand_in = StandIn()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.stand_in.close()
+
+    def tearDown(self) -> None:
+        control("/snapcourier/lambda-routes", {key: None for key in control("/snapcourier/lambda-routes")})
+        super().tearDown()
+
+    def test_invoke_api(self) -> None:
+        table = control("/snapcourier/lambda-routes", {"check": self.stand_in.url,
+                                                       "renamed": {"url": self.stand_in.url, "binary": "echo"}})
+        self.assertEqual(table, {"check": self.stand_in.url, "renamed": {"url": self.stand_in.url, "binary": "echo"}})
+        self.assertEqual(control("/snapcourier/lambda-routes"), table)
+        # An SDK client with its usual retries: a function error must not be retried.
+        lam = boto3.client("lambda", region_name="us-east-1", endpoint_url=STATE["endpoint"],
+                           aws_access_key_id=STATE["accounts"]["source"]["access_key_id"],
+                           aws_secret_access_key=STATE["accounts"]["source"]["secret_access_key"])
+        for name in ("check", function_arn("check"), f"{SOURCE}:function:check", "check:$LATEST"):
+            answer = lam.invoke(FunctionName=name, Payload=json.dumps({"config": "ok", "n": 1}))
+            self.assertEqual(answer["StatusCode"], 200, name)
+            self.assertNotIn("FunctionError", answer)
+            self.assertEqual(json.loads(answer["Payload"].read()), {"config": "ok", "n": 1})
+        self.assertEqual(json.loads(lam.invoke(FunctionName="renamed", Payload=b'{"x": 1}')["Payload"].read()),
+                         {"x": 1})
+        self.assertEqual(json.loads(lam.invoke(FunctionName="renamed")["Payload"].read()), {})  # no payload: {}
+
+        before = self.stand_in.count("check")
+        failed = lam.invoke(FunctionName="check", Payload=json.dumps({"config": "bad"}))
+        self.assertEqual((failed["StatusCode"], failed["FunctionError"]), (200, "Unhandled"))
+        self.assertEqual(json.loads(failed["Payload"].read()),
+                         {"errorType": "ConfigInvalid", "errorMessage": "config is bad"})
+        self.assertEqual(self.stand_in.count("check"), before + 1)
+
+        self.assertEqual(lam.invoke(FunctionName="check", InvocationType="Event", Payload=b"{}")["StatusCode"], 202)
+        self.assertEqual(lam.invoke(FunctionName="check", InvocationType="DryRun")["StatusCode"], 204)
+
+    def test_missing_binary_unreachable_host_and_unrouted(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed_port = sock.getsockname()[1]
+        control("/snapcourier/lambda-routes", {"nobinary": self.stand_in.url,
+                                               "nohost": f"http://127.0.0.1:{closed_port}"})
+        lam = client("source", "lambda")
+        error = self.assertError("ResourceNotFoundException", lam.invoke, FunctionName="nobinary")
+        self.assertIn(function_arn("nobinary"), str(error))
+        self.assertError("ServiceException", lam.invoke, FunctionName="nohost")
+        # Not routed: moto's own Lambda answers, and it does not know the function.
+        self.assertError("ResourceNotFoundException", lam.invoke, FunctionName="unrouted")
+
+    def test_timeout(self) -> None:
+        control("/snapcourier/lambda-routes", {"slow": {"url": self.stand_in.url, "binary": "echo", "timeout": 1}})
+        started = time.monotonic()
+        answer = client("source", "lambda").invoke(FunctionName="slow", Payload=b'{"sleep": 3}')
+        self.assertLess(time.monotonic() - started, 2.5)
+        self.assertEqual(answer["FunctionError"], "Unhandled")
+        self.assertEqual(json.loads(answer["Payload"].read()),
+                         {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 1.00 seconds"})
+
+    def test_routes_by_arn_are_per_account(self) -> None:
+        control("/snapcourier/lambda-routes", {function_arn("check", DEST): self.stand_in.url})
+        answer = client("destination", "lambda").invoke(FunctionName="check", Payload=b'{"who": "dest"}')
+        self.assertEqual(json.loads(answer["Payload"].read()), {"who": "dest"})
+        self.assertError("ResourceNotFoundException", client("source", "lambda").invoke, FunctionName="check")
+        self.assertError("ResourceNotFoundException", client("destination", "lambda", "eu-west-1").invoke,
+                         FunctionName="check")
+
+    def test_route_validation(self) -> None:
+        for bad in ({"take": "http://10.0.0.1:9000"}, {"take": "https://127.0.0.1:9000"}, {"take": 9000},
+                    {"bad name!": "http://127.0.0.1:9000"}, {function_arn("take") + ":1": "http://127.0.0.1:1"},
+                    {"take": {"url": "http://127.0.0.1:1", "binary": "a/b"}},
+                    {"take": {"url": "http://127.0.0.1:1", "timeout": 0}},
+                    {"take": {"url": "http://127.0.0.1:1", "extra": 1}}, ["take"]):
+            self.assertEqual(control_error("/snapcourier/lambda-routes", bad)[0], 400, bad)
+        self.assertEqual(control("/snapcourier/lambda-routes"), {})
+        control("/snapcourier/lambda-routes", {"take": "http://localhost:9000"})
+        self.assertEqual(control("/snapcourier/lambda-routes", {"take": None}), {})
+
+
+@unittest.skipUnless(os.environ.get("SNAPCOURIER_CARGO_LAMBDA") == "1",
+                     "set SNAPCOURIER_CARGO_LAMBDA=1 to run the project's lambdas under cargo lambda watch")
+class CargoLambdaSmokeTest(EmulatorTest):
+    """`cargo lambda watch` serving crates/lambdas, routed through the
+    emulator. The first invocation waits for the binary to build."""
+
+    def test_take_rejects_empty_event(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        source = STATE["accounts"]["source"]
+        env = {**os.environ,
+               "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+               # The functions inherit watch's environment: this is the account they work in.
+               "AWS_ACCESS_KEY_ID": source["access_key_id"],
+               "AWS_SECRET_ACCESS_KEY": source["secret_access_key"],
+               "AWS_ENDPOINT_URL": STATE["endpoint"],
+               "AWS_REGION": "us-east-1"}
+        log = tempfile.TemporaryFile()
+        started = time.monotonic()
+        # --ignore-changes: edits under crates/ must not restart functions mid-test.
+        watch = subprocess.Popen(["cargo", "lambda", "watch", "-A", "127.0.0.1", "-P", str(port), "--ignore-changes"],
+                                 cwd=REPO / "crates" / "lambdas", env=env, stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            while True:
+                self.assertIsNone(watch.poll(), "cargo lambda watch exited")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            listening = time.monotonic() - started
+            control("/snapcourier/lambda-routes", {"take": f"http://127.0.0.1:{port}"})
+            lam = boto3.client("lambda", region_name="us-east-1", endpoint_url=STATE["endpoint"],
+                               aws_access_key_id=source["access_key_id"],
+                               aws_secret_access_key=source["secret_access_key"],
+                               config=Config(read_timeout=1800, retries={"total_max_attempts": 1}))
+            cold = time.monotonic()
+            answer = lam.invoke(FunctionName="take", Payload=b"{}")
+            cold = time.monotonic() - cold
+            warm = time.monotonic()
+            lam.invoke(FunctionName="take", Payload=b"{}")
+            warm = time.monotonic() - warm
+            print(f"\ncargo lambda watch: listening after {listening:.1f}s, first invoke {cold:.1f}s, "
+                  f"next {warm * 1000:.0f} ms", file=sys.stderr)
+            self.assertEqual(answer.get("FunctionError"), "Unhandled")
+            error = json.loads(answer["Payload"].read())
+            self.assertEqual(error["errorType"], "ConfigInvalid", error)
+        finally:
+            control("/snapcourier/lambda-routes", {"take": None})
+            os.killpg(watch.pid, signal.SIGTERM)
+            try:
+                watch.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(watch.pid, signal.SIGKILL)
+                watch.wait()
+            log.seek(0)
+            tail = log.read()[-3000:].decode("utf-8", "replace")
+            log.close()
+            if sys.exc_info()[0] is not None:
+                print(tail, file=sys.stderr)
 
 
 if __name__ == "__main__":

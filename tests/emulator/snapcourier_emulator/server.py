@@ -1,5 +1,6 @@
 """The HTTP side: moto's own WSGI dispatcher behind a thin front that adds
-the control routes, request counting and throttling, and the serve loop.
+the control routes, request counting, throttling and Lambda routing, and the
+serve loop.
 
 RDS requests and control routes run one at a time under WORLD_LOCK: moto's
 backends are plain dicts that a describe iterates while another request
@@ -30,8 +31,9 @@ from moto.iam.models import get_account_id_from
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from . import REGIONS, kms_keys, rds_ext, world
+from . import REGIONS, kms_keys, lambda_routes, rds_ext, sfn_ext, world
 from .control import CONFIG, REQUESTS, WORLD_LOCK, ConfigError
+from .lambda_routes import ROUTES, RouteError
 
 HOST = "127.0.0.1"
 CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -45,6 +47,7 @@ class AwsRequest:
     service: str
     action: str
     account: str
+    region: str
     json_protocol: bool
 
 
@@ -70,15 +73,17 @@ def inspect_request(environ: dict[str, Any]) -> AwsRequest | None:
     )
     if not match:
         return None
-    access_key, _region, service = match.groups()
+    access_key, region, service = match.groups()
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         action = target.rsplit(".", 1)[-1]
+    elif service == "lambda" and lambda_routes.INVOKE_PATH_RE.match(environ.get("PATH_INFO", "")):
+        action = "Invoke"
     else:
         params = _read_form_body(environ) or query
         action = params.get("Action", [f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"])[0]
     account = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or get_account_id_from(access_key)
-    return AwsRequest(service, action, account, json_protocol=bool(target))
+    return AwsRequest(service, action, account, region, json_protocol=bool(target))
 
 
 def throttling_response(request: AwsRequest, start_response: StartResponse) -> list[bytes]:
@@ -119,6 +124,8 @@ class EmulatorApp:
             ("POST", "/snapcourier/requests/reset"): self._reset_requests,
             ("POST", "/snapcourier/snapshots"): self._insert_snapshots,
             ("POST", "/snapcourier/clusters"): lambda body: ("200 OK", {"arn": world.create_cluster(body)}),
+            ("GET", "/snapcourier/lambda-routes"): lambda _: ("200 OK", ROUTES.as_dict()),
+            ("POST", "/snapcourier/lambda-routes"): lambda body: ("200 OK", ROUTES.update(body)),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -135,6 +142,11 @@ class EmulatorApp:
             return throttling_response(request, start_response)
         if request.service == "rds":
             return self.call_moto_locked(environ, start_response)
+        if request.service == "lambda" and request.action == "Invoke":
+            # A routed function never reaches moto's Lambda (which would want Docker).
+            hit = lambda_routes.routed(environ["PATH_INFO"], request.account, request.region)
+            if hit is not None:
+                return lambda_routes.invoke(environ, start_response, *hit)
         return self.moto(environ, start_response)
 
     def call_moto_locked(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
@@ -165,7 +177,7 @@ class EmulatorApp:
         try:
             with WORLD_LOCK:
                 status, payload = route(body)
-        except (ConfigError, world.InsertError) as err:
+        except (ConfigError, RouteError, world.InsertError) as err:
             return _json(start_response, "400 Bad Request", {"error": str(err)})
         except ServiceException as err:  # moto refused what the route asked of it
             return _json(start_response, "400 Bad Request", {"error": f"{err.code}: {err.message}"})
@@ -254,13 +266,18 @@ def serve(state_file: Path, port: int, seed: str, watch_pid: int | None, stdin_l
     started = time.monotonic()
     if not verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # The interpreter logs every failing state (a caught Task error included)
+        # with a dump of its syntax tree; the execution history says the same.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     kms_keys.install()
     rds_ext.install()
+    sfn_ext.install()
     seeded = world.seed(seed)
     app = EmulatorApp()
     server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
     server.daemon_threads = True
     endpoint = f"http://{HOST}:{server.server_port}"
+    sfn_ext.set_endpoint(endpoint)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     files = write_files(state_file, endpoint, seeded)
     print(f"ready {endpoint}", flush=True)
