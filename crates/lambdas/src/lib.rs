@@ -69,6 +69,20 @@ pub async fn handle_delete(ctx: &AwsContext, event: Value, now: Timestamp) -> Re
     }
 }
 
+/// Client options from the function's environment: `SNAPCOURIER_MAX_ATTEMPTS` (the stack sets
+/// it from `settings.max_attempts`; 1 to 20, default 5). A value out of range is ignored
+/// with a warning rather than failing every invocation.
+pub fn client_options() -> ClientOptions {
+    let mut options = ClientOptions::default();
+    if let Ok(text) = std::env::var("SNAPCOURIER_MAX_ATTEMPTS") {
+        match text.parse::<u32>() {
+            Ok(n) if (1..=20).contains(&n) => options.max_attempts = n,
+            _ => tracing::warn!(value = %text, "SNAPCOURIER_MAX_ATTEMPTS must be 1 to 20; using 5"),
+        }
+    }
+    options
+}
+
 /// Run a handler under the Lambda runtime. Clients are built once per process, with the
 /// function's own credentials (its execution role).
 pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
@@ -77,7 +91,7 @@ where
     Fut: Future<Output = Result<Value, Error>>,
 {
     lambda_runtime::tracing::init_default_subscriber();
-    let ctx = Arc::new(AwsContext::from_env(None, ClientOptions::default()).await);
+    let ctx = Arc::new(AwsContext::from_env(None, client_options()).await);
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let ctx = Arc::clone(&ctx);

@@ -188,6 +188,12 @@ impl Emulator {
         self.post("/snapcourier/clusters", &spec)
     }
 
+    /// Route Lambda functions (by name or ARN) to `cargo lambda watch` processes:
+    /// `{"<function ARN>": {"url": "http://127.0.0.1:PORT", "binary": "take"}}`.
+    pub fn route_lambdas(&self, routes: &Value) {
+        self.post("/snapcourier/lambda-routes", routes);
+    }
+
     /// AWS requests the emulator answered, by `service:Action`.
     pub fn requests(&self) -> BTreeMap<String, u64> {
         let mut response = ureq::get(&self.url("/snapcourier/requests"))

@@ -1,0 +1,198 @@
+//! The state machines executed for real: moto's interpreter runs the ASL, each Task invokes
+//! the real Lambda binaries under cargo lambda watch, acting in their own account.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use snapcourier_core::Config;
+use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_e2e::*;
+
+const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
+
+fn config() -> Config {
+    let mut c = Config::parse(EXAMPLE).unwrap();
+    c.settings.poll_interval_seconds = 1;
+    c.settings.max_polls = 10;
+    c.settings.max_concurrency = 4;
+    c
+}
+
+fn source_input(c: &Config) -> Value {
+    serde_json::to_value(SourceRun::from_config(c, "aurora-daily").unwrap()).unwrap()
+}
+
+fn destination_input(c: &Config) -> Value {
+    serde_json::to_value(
+        DestinationRun::from_config(c, "aurora-daily", DESTINATION_ACCOUNT).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn owned_ids(d: &Deployment, side: Side, region: &str) -> BTreeSet<String> {
+    snapcourier_aws::aurora::list_snapshots(&d.context(side), region, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.is_owned_by("demo"))
+        .map(|s| s.id)
+        .collect()
+}
+
+fn count(
+    events: &[aws_sdk_sfn::types::HistoryEvent],
+    kind: aws_sdk_sfn::types::HistoryEventType,
+) -> usize {
+    events.iter().filter(|e| *e.r#type() == kind).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_through_the_state_machines() {
+    let d = Deployment::start(Seed::Demo).await;
+    d.emu.configure(json!({"creating_reads": 2}));
+    let c = config();
+
+    let source = d
+        .run(Side::Source, "aurora-daily-1", &source_input(&c))
+        .await;
+    assert_eq!(source.status, "SUCCEEDED", "{source:?}");
+    let output: Value = serde_json::from_str(source.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["settled"], 3, "{output}");
+    let history = d.history(Side::Source, &source.arn).await;
+    assert_eq!(
+        count(
+            &history,
+            aws_sdk_sfn::types::HistoryEventType::MapIterationSucceeded
+        ),
+        3
+    );
+    // Snapshots were still creating: the Map waited between looks.
+    assert!(
+        count(
+            &history,
+            aws_sdk_sfn::types::HistoryEventType::WaitStateEntered
+        ) >= 3
+    );
+
+    let destination = d
+        .run(Side::Destination, "aurora-daily-1", &destination_input(&c))
+        .await;
+    assert_eq!(destination.status, "SUCCEEDED", "{destination:?}");
+
+    // The same end state as the in-process run.
+    let taken = owned_ids(&d, Side::Source, SOURCE_REGION).await;
+    assert_eq!(taken.len(), 3);
+    for id in &taken {
+        let accounts =
+            snapcourier_aws::aurora::restore_accounts(&d.context(Side::Source), SOURCE_REGION, id)
+                .await
+                .unwrap();
+        assert_eq!(accounts, BTreeSet::from([DESTINATION_ACCOUNT.to_string()]));
+    }
+    assert_eq!(
+        owned_ids(&d, Side::Destination, DESTINATION_REGION).await,
+        taken
+    );
+    assert!(
+        owned_ids(&d, Side::Destination, SOURCE_REGION)
+            .await
+            .is_empty(),
+        "intermediates removed"
+    );
+    assert!(d.failure_reports(Side::Source).await.is_empty());
+    assert!(d.failure_reports(Side::Destination).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlapping_execution_is_skipped_and_makes_no_duplicate() {
+    let d = Deployment::start(Seed::Demo).await;
+    // Snapshots take a few looks, so the first execution is still running when the second starts.
+    d.emu.configure(json!({"creating_reads": 4}));
+    let c = config();
+    let first = d
+        .start_execution(Side::Source, "first", &source_input(&c))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let second = d.run(Side::Source, "second", &source_input(&c)).await;
+    assert_eq!(second.status, "SUCCEEDED", "{second:?}");
+    let output: Value = serde_json::from_str(second.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["skipped"], true, "{output}");
+    assert_eq!(output["older_execution"], first.as_str());
+    let first = d
+        .wait(Side::Source, &first, std::time::Duration::from_secs(300))
+        .await;
+    assert_eq!(first.status, "SUCCEEDED", "{first:?}");
+    assert_eq!(
+        owned_ids(&d, Side::Source, SOURCE_REGION).await.len(),
+        3,
+        "one snapshot per cluster"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported() {
+    let d = Deployment::start(Seed::Demo).await;
+    // Two snapshots take 3 looks and complete; billing-db's never leaves `creating`.
+    d.emu
+        .configure(json!({"creating_reads": 2, "stuck": ["^sc-demo-billing-db-"]}));
+    let mut c = config();
+    c.settings.max_polls = 4;
+    let execution = d.run(Side::Source, "stuck", &source_input(&c)).await;
+    assert_eq!(execution.status, "FAILED", "{execution:?}");
+    assert_eq!(execution.error.as_deref(), Some("SnapcourierItemsFailed"));
+
+    let reports = d.failure_reports(Side::Source).await;
+    assert_eq!(
+        reports.len(),
+        1,
+        "one message per failed execution: {reports:?}"
+    );
+    let subject = reports[0]["Subject"].as_str().unwrap();
+    assert!(subject.contains("billing-db"), "{subject}");
+    let body: Value = serde_json::from_str(reports[0]["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(body["execution"], execution.arn.as_str());
+    let failures = body["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{body}");
+    assert_eq!(failures[0]["resource"], "billing-db");
+    assert_eq!(failures[0]["stage"], "share");
+    assert_eq!(failures[0]["error"], "InvalidState");
+    let cause = failures[0]["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("sc-demo-billing-db-") && cause.contains("after 4 polls"),
+        "{cause}"
+    );
+    // The other two were shared.
+    for id in owned_ids(&d, Side::Source, SOURCE_REGION).await {
+        let shared =
+            snapcourier_aws::aurora::restore_accounts(&d.context(Side::Source), SOURCE_REGION, &id)
+                .await
+                .unwrap();
+        assert_eq!(
+            shared.is_empty(),
+            id.starts_with("sc-demo-billing-db-"),
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_steps_are_retried_by_the_state_machine() {
+    // One attempt per AWS call inside the functions: a throttled call fails the Task with
+    // Throttled, and the state machine's Retry takes over.
+    let d = Deployment::with_attempts(Seed::Demo, 1).await;
+    d.emu
+        .configure(json!({"throttle_rate": 0.2, "throttle_seed": 11}));
+    let c = config();
+    let source = d.run(Side::Source, "throttled", &source_input(&c)).await;
+    assert_eq!(source.status, "SUCCEEDED", "{source:?}");
+    let history = d.history(Side::Source, &source.arn).await;
+    let throttled = history
+        .iter()
+        .filter_map(|e| e.task_failed_event_details())
+        .filter(|f| f.error() == Some("Throttled"))
+        .count();
+    assert!(throttled >= 1, "a Throttled task failure was retried");
+    d.emu.configure(json!({"throttle_rate": 0.0}));
+    let taken = owned_ids(&d, Side::Source, SOURCE_REGION).await;
+    assert_eq!(taken.len(), 3, "no duplicate: {taken:?}");
+}
