@@ -22,8 +22,13 @@ $(STAMP): tests/emulator/requirements.txt
 build:
 	cargo build --workspace --bins
 
+## The main job against the embedded emulator: in-process with the CLI, then as deployed
+## (both state machines, the real Lambda binaries under cargo lambda watch).
 demo: setup build
 	scripts/demo.sh
+	@echo
+	@echo "== the same job as deployed: Step Functions state machines and Lambda functions"
+	target/debug/demo-state-machines
 
 ## Every test: domain, adapters, handlers, runs over the emulator, and the emulator itself.
 test: setup

@@ -1,0 +1,116 @@
+//! `make demo`, second half: the same job as deployed. Both state machines run in the
+//! emulator, their Lambda tasks are the real binaries under cargo lambda watch, each acting
+//! in its own account; then what exists where, and what a failure looks like.
+
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+use serde_json::json;
+use snapcourier_aws::aurora;
+use snapcourier_cli::output::{render_execution, render_snapshots};
+use snapcourier_core::Config;
+use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_e2e::{
+    DESTINATION_ACCOUNT, DESTINATION_REGION, Deployment, SOURCE_ACCOUNT, SOURCE_REGION, Seed, Side,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let text = include_str!("../../../../examples/snapcourier.yaml");
+    let config = match Config::parse(text) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("example config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("starting the emulator and one cargo lambda watch per account...");
+    let d = Deployment::start(Seed::Demo).await;
+    d.emu.configure(json!({"creating_reads": 2}));
+    println!("source state machine:      {}", d.source.state_machine);
+    println!(
+        "destination state machine: {}\n",
+        d.destination.state_machine
+    );
+
+    let run = |side: Side| {
+        let input = match side {
+            Side::Source => {
+                serde_json::to_value(SourceRun::from_config(&config, "aurora-daily").ok())
+            }
+            Side::Destination => serde_json::to_value(
+                DestinationRun::from_config(&config, "aurora-daily", DESTINATION_ACCOUNT).ok(),
+            ),
+        };
+        let d = &d;
+        async move {
+            let input = input.unwrap_or_default();
+            let name = format!(
+                "aurora-daily-{}",
+                Timestamp::now().strftime("%Y%m%dT%H%M%S")
+            );
+            d.run(side, &name, &input).await
+        }
+    };
+    println!("== source state machine (account {SOURCE_ACCOUNT})");
+    let source = run(Side::Source).await;
+    print!("{}", render_execution(&source));
+    println!("\n== destination state machine (account {DESTINATION_ACCOUNT})");
+    let destination = run(Side::Destination).await;
+    print!("{}", render_execution(&destination));
+
+    println!("\n== what snapcourier owns now");
+    for (side, account, regions) in [
+        (Side::Source, SOURCE_ACCOUNT, vec![SOURCE_REGION]),
+        (
+            Side::Destination,
+            DESTINATION_ACCOUNT,
+            vec![SOURCE_REGION, DESTINATION_REGION],
+        ),
+    ] {
+        let ctx = d.context(side);
+        let mut by_region = Vec::new();
+        for region in regions {
+            let owned = aurora::list_snapshots(&ctx, region, false)
+                .await
+                .unwrap_or_default();
+            by_region.push((
+                region.to_string(),
+                owned
+                    .into_iter()
+                    .filter(|s| s.is_owned_by("demo"))
+                    .collect(),
+            ));
+        }
+        print!(
+            "{}",
+            render_snapshots(account, &by_region, Timestamp::now())
+        );
+    }
+
+    println!(
+        "\n== a snapshot that never becomes available: the execution fails and one report goes to SNS"
+    );
+    d.emu.configure(json!({"stuck": ["^sc-demo-orders-db-"]}));
+    d.emu.create_cluster(json!({"account": SOURCE_ACCOUNT, "region": SOURCE_REGION, "id": "orders-db-2", "engine": "aurora-postgresql"}));
+    let mut quick = config.clone();
+    quick.settings.max_polls = 3;
+    let input = serde_json::to_value(SourceRun::from_config(&quick, "aurora-daily").ok())
+        .unwrap_or_default();
+    let failed = d.run(Side::Source, "aurora-daily-stuck", &input).await;
+    print!("{}", render_execution(&failed));
+    for report in d.failure_reports(Side::Source).await {
+        println!(
+            "SNS subject: {}",
+            report["Subject"].as_str().unwrap_or_default()
+        );
+    }
+    if source.status == "SUCCEEDED"
+        && destination.status == "SUCCEEDED"
+        && failed.status == "FAILED"
+    {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
