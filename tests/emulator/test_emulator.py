@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SOURCE, DEST = "111111111111", "222222222222"
 DEFAULT_CONFIG = {"creating_reads": 0, "stuck": [], "throttle_rate": 0.0, "throttle_seed": 0,
-                  "throttle_services": ["rds"]}
+                  "throttle_services": ["rds"], "deny": []}
 # One attempt per call: throttling and error tests must see every answer.
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
@@ -462,6 +462,39 @@ class ThrottlingTest(EmulatorTest):
         self.assertError("ThrottlingException", client("source", "kms").describe_key, KeyId="alias/snapcourier")
         control("/snapcourier/config", {"throttle_rate": 0.0})
         self.assertError("DBClusterSnapshotNotFoundFault", cluster_snapshot, self.src, "throttled-1")
+
+
+class DenyTest(EmulatorTest):
+    def tearDown(self) -> None:
+        control("/snapcourier/config", {"deny": []})
+        super().tearDown()
+
+    def test_a_deny_rule_refuses_only_its_account_action_and_resource(self) -> None:
+        self.src.create_db_cluster_snapshot(DBClusterIdentifier="orders-db", DBClusterSnapshotIdentifier="deny-a")
+        self.src.create_db_cluster_snapshot(DBClusterIdentifier="billing-db", DBClusterSnapshotIdentifier="deny-b")
+        control("/snapcourier/config", {"deny": [{"account": SOURCE, "action": "rds:ModifyDBClusterSnapshotAttribute",
+                                                   "resource": "^deny-b$"}]})
+        try:
+            self.src.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="deny-b", AttributeName="restore",
+                                                          ValuesToAdd=[DEST])
+            self.fail("the deny rule did not apply")
+        except ClientError as err:
+            self.assertEqual(err.response["Error"]["Code"], "AccessDenied")
+            self.assertEqual(err.response["ResponseMetadata"]["HTTPStatusCode"], 403)
+            self.assertIn("with an explicit deny", err.response["Error"]["Message"])
+        # Nothing happened to the denied snapshot; the other one is shared as usual.
+        attrs = self.src.describe_db_cluster_snapshot_attributes(DBClusterSnapshotIdentifier="deny-b")
+        values = attrs["DBClusterSnapshotAttributesResult"]["DBClusterSnapshotAttributes"]
+        self.assertFalse(any(a["AttributeValues"] for a in values))
+        self.src.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="deny-a", AttributeName="restore",
+                                                      ValuesToAdd=[DEST])
+        self.src.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="deny-a")
+        self.src.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="deny-b")
+
+    def test_deny_rules_are_validated(self) -> None:
+        for bad in ({"deny": [{"account": SOURCE}]}, {"deny": [{"account": SOURCE, "action": "a", "resource": "("}]},
+                    {"deny": "all"}):
+            self.assertEqual(control_error("/snapcourier/config", bad)[0], 400)
 
 
 class ControlTest(EmulatorTest):

@@ -196,3 +196,59 @@ async fn throttled_steps_are_retried_by_the_state_machine() {
     let taken = owned_ids(&d, Side::Source, SOURCE_REGION).await;
     assert_eq!(taken.len(), 3, "no duplicate: {taken:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_share_fails_the_execution_with_a_report_and_the_others_are_shared() {
+    let d = Deployment::start(Seed::Demo).await;
+    // An explicit IAM deny on sharing billing-db's snapshots, as a resource-scoped policy gives.
+    d.emu.configure(json!({"deny": [{
+        "account": SOURCE_ACCOUNT,
+        "action": "rds:ModifyDBClusterSnapshotAttribute",
+        "resource": "^sc-demo-billing-db-"
+    }]}));
+    let execution = d
+        .run(Side::Source, "denied", &source_input(&config()))
+        .await;
+    assert_eq!(execution.status, "FAILED", "{execution:?}");
+
+    let reports = d.failure_reports(Side::Source).await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(
+        reports[0]["Subject"]
+            .as_str()
+            .unwrap()
+            .contains("billing-db")
+    );
+    let body: Value = serde_json::from_str(reports[0]["Message"].as_str().unwrap()).unwrap();
+    let failures = body["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{body}");
+    assert_eq!(failures[0]["resource"], "billing-db");
+    assert_eq!(failures[0]["stage"], "share");
+    assert_eq!(failures[0]["error"], "AccessDenied");
+    assert!(
+        failures[0]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("explicit deny"),
+        "{body}"
+    );
+    // AccessDenied is never retried: share ran once for billing-db.
+    let history = d.history(Side::Source, &execution.arn).await;
+    let denied = history
+        .iter()
+        .filter_map(|e| e.task_failed_event_details())
+        .filter(|f| f.error() == Some("AccessDenied"))
+        .count();
+    assert_eq!(denied, 1);
+    for id in owned_ids(&d, Side::Source, SOURCE_REGION).await {
+        let shared =
+            snapcourier_aws::aurora::restore_accounts(&d.context(Side::Source), SOURCE_REGION, &id)
+                .await
+                .unwrap();
+        assert_eq!(
+            shared.is_empty(),
+            id.starts_with("sc-demo-billing-db-"),
+            "{id}"
+        );
+    }
+}

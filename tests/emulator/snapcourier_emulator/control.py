@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 
 
 class Config:
-    """creating_reads, stuck, and the throttling knobs (see README.md)."""
+    """creating_reads, stuck, the throttling knobs and deny rules (see README.md)."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "creating_reads": 0,
@@ -29,6 +29,10 @@ class Config:
         "throttle_rate": 0.0,
         "throttle_seed": 0,
         "throttle_services": ["rds"],
+        # Explicit denies, as an IAM policy with a resource pattern would give:
+        # [{"account": "111111111111", "action": "rds:ModifyDBClusterSnapshotAttribute",
+        #   "resource": "<regex on the request's resource identifier>"}]
+        "deny": [],
     }
     # Throttling these would break the world's own bookkeeping (credentials
     # are resolved through IAM) and they are not what the product retries.
@@ -76,6 +80,17 @@ class Config:
         services = values["throttle_services"]
         if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
             raise ConfigError("throttle_services must be a list of service names")
+        deny = values["deny"]
+        if not isinstance(deny, list) or not all(
+            isinstance(d, dict) and set(d) == {"account", "action", "resource"} and all(isinstance(v, str) for v in d.values())
+            for d in deny
+        ):
+            raise ConfigError('deny must be a list of {"account", "action", "resource"} strings')
+        for rule in deny:
+            try:
+                re.compile(rule["resource"])
+            except re.error as err:
+                raise ConfigError(f"invalid regex in deny: {err}") from err
         patterns = values["stuck"]
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
             raise ConfigError("stuck must be a list of regular expressions")
@@ -90,6 +105,17 @@ class Config:
 
     def is_stuck(self, snapshot_id: str) -> bool:
         return any(p.search(snapshot_id) for p in self._stuck)
+
+    def denies(self, account: str, action: str, resource: str | None) -> bool:
+        """Whether an explicit deny rule matches this call."""
+        if resource is None:
+            return False
+        with WORLD_LOCK:
+            rules = list(self._values["deny"])
+        return any(
+            r["account"] == account and r["action"] == action and re.search(r["resource"], resource)
+            for r in rules
+        )
 
     def should_throttle(self, service: str) -> bool:
         """One draw per request to a throttled service, in arrival order."""

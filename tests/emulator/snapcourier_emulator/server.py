@@ -49,6 +49,13 @@ class AwsRequest:
     account: str
     region: str
     json_protocol: bool
+    # The resource a Query-protocol call names (snapshot, cluster, instance or tagged ARN).
+    resource: str | None = None
+
+
+# Parameters that name the resource of an RDS call, most specific first.
+RESOURCE_PARAMS = ("DBClusterSnapshotIdentifier", "DBSnapshotIdentifier", "TargetDBClusterSnapshotIdentifier",
+                   "ResourceName", "DBClusterIdentifier", "DBInstanceIdentifier")
 
 
 def _read_form_body(environ: dict[str, Any]) -> dict[str, list[str]]:
@@ -83,7 +90,27 @@ def inspect_request(environ: dict[str, Any]) -> AwsRequest | None:
         params = _read_form_body(environ) or query
         action = params.get("Action", [f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"])[0]
     account = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or get_account_id_from(access_key)
-    return AwsRequest(service, action, account, region, json_protocol=bool(target))
+    resource = None
+    if not target and service != "lambda":
+        resource = next((params[name][0] for name in RESOURCE_PARAMS if params.get(name)), None)
+    return AwsRequest(service, action, account, region, json_protocol=bool(target), resource=resource)
+
+
+def access_denied_response(request: AwsRequest, start_response: StartResponse) -> list[bytes]:
+    """What AWS answers for an explicit IAM deny, in the Query protocol."""
+    request_id = str(uuid.uuid4())
+    message = (f"User: arn:aws:iam::{request.account}:user/snapcourier is not authorized to perform: "
+               f"{request.service}:{request.action} on resource: {request.resource} with an explicit deny")
+    body = (
+        "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+        f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    ).encode()
+    start_response("403 Forbidden", [
+        ("Content-Type", "text/xml"),
+        ("Content-Length", str(len(body))),
+        ("x-amzn-RequestId", request_id),
+    ])
+    return [body]
 
 
 def throttling_response(request: AwsRequest, start_response: StartResponse) -> list[bytes]:
@@ -140,6 +167,8 @@ class EmulatorApp:
         REQUESTS.record(request.account, f"{request.service}:{request.action}", throttled)
         if throttled:
             return throttling_response(request, start_response)
+        if CONFIG.denies(request.account, f"{request.service}:{request.action}", request.resource):
+            return access_denied_response(request, start_response)
         if request.service == "rds":
             return self.call_moto_locked(environ, start_response)
         if request.service == "lambda" and request.action == "Invoke":
