@@ -6,12 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
-use snapcourier_aws::executions::{self, ExecutionState};
 use snapcourier_aws::{AwsContext, ClientOptions, aurora};
 use snapcourier_cli::output::{
     TerminalProgress, render_execution, render_report, render_snapshots,
 };
-use snapcourier_cli::runner::{Progress, RunReport, run_destination, run_source};
+use snapcourier_cli::runner::{RunReport, run_destination, run_source, run_state_machine};
 use snapcourier_core::events::{DestinationRun, SourceRun};
 use snapcourier_core::{Config, Error};
 
@@ -147,31 +146,6 @@ fn print_outcomes<T: serde::Serialize>(
     Ok(())
 }
 
-/// Start an execution for one schedule and follow it until it ends.
-async fn follow_execution(
-    ctx: &AwsContext,
-    state_machine: &str,
-    schedule: &str,
-    input: &serde_json::Value,
-    poll_seconds: u64,
-    progress: &TerminalProgress,
-) -> Result<ExecutionState, Error> {
-    let name = format!("{schedule}-{}", Timestamp::now().strftime("%Y%m%dT%H%M%S"));
-    let arn = executions::start_execution(ctx, state_machine, &name, input).await?;
-    progress.stage(&format!("started {arn}"));
-    loop {
-        let state = executions::look_at_execution(ctx, &arn).await?;
-        if state.status != "RUNNING" {
-            return Ok(state);
-        }
-        progress.stage(&format!(
-            "{name}: running, {} item(s) settled",
-            state.iterations_done
-        ));
-        tokio::time::sleep(std::time::Duration::from_secs(poll_seconds)).await;
-    }
-}
-
 async fn execute(command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Validate { config } => {
@@ -226,7 +200,7 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                         };
                         let poll = c.settings.poll_interval_seconds;
                         outcomes.push(
-                            follow_execution(&ctx, &arn, name, &input, poll, &progress).await?,
+                            run_state_machine(&ctx, &arn, name, &input, poll, &progress).await?,
                         );
                     }
                     progress.finish();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
+use snapcourier_aws::executions::{self, ExecutionState};
 use snapcourier_aws::{AwsContext, steps};
 use snapcourier_core::config::Settings;
 use snapcourier_core::events::{
@@ -301,4 +302,30 @@ pub async fn run_destination(
     report.api_calls = used.calls;
     report.api_attempts = used.attempts;
     Ok(report)
+}
+
+/// Start an execution of a deployed state machine for one schedule (named
+/// `<schedule>-<UTC time>`) and follow it until it ends, looking every `poll_seconds`.
+pub async fn run_state_machine(
+    ctx: &AwsContext,
+    state_machine: &str,
+    schedule: &str,
+    input: &serde_json::Value,
+    poll_seconds: u64,
+    progress: &dyn Progress,
+) -> Result<ExecutionState, Error> {
+    let name = format!("{schedule}-{}", Timestamp::now().strftime("%Y%m%dT%H%M%S"));
+    let arn = executions::start_execution(ctx, state_machine, &name, input).await?;
+    progress.stage(&format!("started {arn}"));
+    loop {
+        let state = executions::look_at_execution(ctx, &arn).await?;
+        if state.status != "RUNNING" {
+            return Ok(state);
+        }
+        progress.stage(&format!(
+            "{name}: running, {} item(s) settled",
+            state.iterations_done
+        ));
+        pause(poll_seconds).await;
+    }
 }

@@ -104,6 +104,39 @@ async fn both_sides_through_the_state_machines() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_runs_a_schedule_through_the_deployed_state_machine() {
+    let d = Deployment::start(Seed::Demo).await;
+    let c = config();
+    let ctx = d.context(Side::Source);
+    let state = snapcourier_cli::runner::run_state_machine(
+        &ctx,
+        &d.source.state_machine,
+        "aurora-daily",
+        &source_input(&c),
+        1,
+        &snapcourier_cli::runner::Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(state.status, "SUCCEEDED", "{state:?}");
+    assert!(
+        state
+            .arn
+            .contains(":execution:snapcourier-source:aurora-daily-"),
+        "{}",
+        state.arn
+    );
+    assert_eq!(state.iterations_done, 3);
+    assert!(state.report.is_none());
+    let printed = snapcourier_cli::output::render_execution(&state);
+    assert!(
+        printed.contains("status: SUCCEEDED") && printed.contains("\"settled\":3"),
+        "{printed}"
+    );
+    assert_eq!(owned_ids(&d, Side::Source, SOURCE_REGION).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overlapping_execution_is_skipped_and_makes_no_duplicate() {
     let d = Deployment::start(Seed::Demo).await;
     // Snapshots take a few looks, so the first execution is still running when the second starts.
@@ -132,11 +165,11 @@ async fn an_overlapping_execution_is_skipped_and_makes_no_duplicate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported() {
     let d = Deployment::start(Seed::Demo).await;
-    // Two snapshots take 3 looks and complete; billing-db's never leaves `creating`.
+    // Two snapshots stay creating for 3 looks and complete; billing-db's never leaves `creating`.
     d.emu
-        .configure(json!({"creating_reads": 2, "stuck": ["^sc-demo-billing-db-"]}));
+        .configure(json!({"creating_reads": 3, "stuck": ["^sc-demo-billing-db-"]}));
     let mut c = config();
-    c.settings.max_polls = 4;
+    c.settings.max_polls = 5;
     let execution = d.run(Side::Source, "stuck", &source_input(&c)).await;
     assert_eq!(execution.status, "FAILED", "{execution:?}");
     assert_eq!(execution.error.as_deref(), Some("SnapcourierItemsFailed"));
@@ -158,7 +191,7 @@ async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported()
     assert_eq!(failures[0]["error"], "InvalidState");
     let cause = failures[0]["cause"].as_str().unwrap();
     assert!(
-        cause.contains("sc-demo-billing-db-") && cause.contains("after 4 polls"),
+        cause.contains("sc-demo-billing-db-") && cause.contains("after 5 polls"),
         "{cause}"
     );
     // The other two were shared.
