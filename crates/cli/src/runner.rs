@@ -6,11 +6,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 use snapcourier_aws::executions::{self, ExecutionState};
-use snapcourier_aws::{AwsContext, steps};
+use snapcourier_aws::{ApiCalls, AwsContext, steps};
 use snapcourier_core::config::Settings;
 use snapcourier_core::events::{
-    DeletedSnapshot, DestinationItem, DestinationRun, ItemFailure, SkippedResource, SourceItem,
-    SourceRun,
+    DeleteOutput, DeletedSnapshot, DestinationItem, DestinationRun, ItemFailure, SkippedResource,
+    SourceItem, SourceRun,
 };
 use snapcourier_core::{Error, ItemError};
 
@@ -55,6 +55,14 @@ pub struct RunReport {
 impl RunReport {
     pub fn failed(&self) -> bool {
         !self.failures.is_empty()
+    }
+
+    /// The last step's deletions and failures, and what the whole run cost.
+    fn close(&mut self, deleted: DeleteOutput, used: ApiCalls) {
+        self.deleted = deleted.deleted;
+        self.failures.extend(deleted.failures);
+        self.api_calls = used.calls;
+        self.api_attempts = used.attempts;
     }
 }
 
@@ -230,11 +238,7 @@ pub async fn run_source(
 
     progress.stage("expiring old snapshots");
     let deleted = with_retries(poll, || steps::delete_source(ctx, run, now())).await?;
-    report.deleted = deleted.deleted;
-    report.failures.extend(deleted.failures);
-    let used = ctx.calls() - before;
-    report.api_calls = used.calls;
-    report.api_attempts = used.attempts;
+    report.close(deleted, ctx.calls() - before);
     Ok(report)
 }
 
@@ -296,11 +300,7 @@ pub async fn run_destination(
 
     progress.stage("removing intermediate copies and expiring old copies");
     let deleted = with_retries(poll, || steps::delete_destination(ctx, run, now())).await?;
-    report.deleted = deleted.deleted;
-    report.failures.extend(deleted.failures);
-    let used = ctx.calls() - before;
-    report.api_calls = used.calls;
-    report.api_attempts = used.attempts;
+    report.close(deleted, ctx.calls() - before);
     Ok(report)
 }
 
