@@ -43,6 +43,7 @@ fn context(emu: &Emulator, side: Side) -> AwsContext {
 fn slot_id(resource: &str, now: Timestamp) -> String {
     snapshot_id(
         "demo",
+        "aurora-daily",
         resource,
         slot_start(now, source_run().schedule.interval.as_signed()),
     )
@@ -126,7 +127,7 @@ async fn sharing_a_snapshot_deleted_meanwhile_is_not_found() {
     let ctx = context(&emu, Side::Source);
     let item = SourceItem {
         resource_id: "orders-db".into(),
-        snapshot_id: "sc-demo-orders-db-20261122-0000".into(),
+        snapshot_id: "sc-demo-auroradaily-orders-db-20261122-0000".into(),
         snapshot_arn: None,
         status: "available".into(),
         shared: false,
@@ -144,7 +145,7 @@ async fn sharing_a_snapshot_deleted_meanwhile_is_not_found() {
 async fn cross_region_copy_refuses_a_foreign_target_and_a_missing_intermediate() {
     let emu = Emulator::start(Seed::Empty);
     let ctx = context(&emu, Side::Destination);
-    let id = "sc-demo-orders-db-20261120-0000";
+    let id = "sc-demo-auroradaily-orders-db-20261120-0000";
     let item = DestinationItem {
         resource_id: "orders-db".into(),
         snapshot_id: id.into(),

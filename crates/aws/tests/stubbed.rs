@@ -18,7 +18,7 @@ use snapcourier_core::Config;
 use snapcourier_core::events::{DestinationItem, DestinationRun, SourceItem, SourceRun};
 
 const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
-const ID: &str = "sc-demo-orders-db-20261122-0000";
+const ID: &str = "sc-demo-auroradaily-orders-db-20261122-0000";
 
 fn context() -> AwsContext {
     let sdk = SdkConfig::builder()

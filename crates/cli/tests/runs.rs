@@ -153,7 +153,7 @@ async fn a_second_run_changes_nothing_and_costs_only_describe_pages() {
             owned_snapshot(
                 SOURCE_ACCOUNT,
                 SOURCE_REGION,
-                &format!("sc-demo-old{i}-20261101-0000"),
+                &format!("sc-demo-auroradaily-old{i}-20261101-0000"),
                 &format!("old{i}"),
                 recent,
                 "source",
@@ -167,7 +167,7 @@ async fn a_second_run_changes_nothing_and_costs_only_describe_pages() {
             owned_snapshot(
                 DESTINATION_ACCOUNT,
                 DESTINATION_REGION,
-                &format!("sc-demo-old{i}-20261101-0000"),
+                &format!("sc-demo-auroradaily-old{i}-20261101-0000"),
                 &format!("old{i}"),
                 recent,
                 "destination",
@@ -206,7 +206,7 @@ async fn waits_for_snapshots_and_copies_that_stay_creating() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_stuck_creating_is_reported_and_the_others_complete() {
     let emu = Emulator::start(Seed::Demo);
-    emu.configure(serde_json::json!({"stuck": ["^sc-demo-billing-db-"]}));
+    emu.configure(serde_json::json!({"stuck": ["^sc-demo-auroradaily-billing-db-"]}));
     let mut c = config();
     c.settings.max_polls = 3;
     let src = run_source(
@@ -237,7 +237,7 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
         seeds.push(owned_snapshot(
             SOURCE_ACCOUNT,
             SOURCE_REGION,
-            &format!("sc-demo-orders-db-d{d}"),
+            &format!("sc-demo-auroradaily-orders-db-d{d}"),
             "orders-db",
             days_ago(d, 1),
             "source",
@@ -248,7 +248,7 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
     let mut creating = owned_snapshot(
         SOURCE_ACCOUNT,
         SOURCE_REGION,
-        "sc-demo-orders-db-creating",
+        "sc-demo-auroradaily-orders-db-creating",
         "orders-db",
         days_ago(90, 0),
         "source",
@@ -285,7 +285,7 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
         seeds.push(owned_snapshot(
             DESTINATION_ACCOUNT,
             DESTINATION_REGION,
-            &format!("sc-demo-orders-db-d{d}"),
+            &format!("sc-demo-auroradaily-orders-db-d{d}"),
             "orders-db",
             days_ago(0, 0),
             "destination",
@@ -297,7 +297,7 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
     let mut copying = owned_snapshot(
         DESTINATION_ACCOUNT,
         DESTINATION_REGION,
-        "sc-demo-orders-db-copying",
+        "sc-demo-auroradaily-orders-db-copying",
         "orders-db",
         days_ago(0, 0),
         "destination",
@@ -324,14 +324,14 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
         .unwrap();
     let deleted: BTreeSet<String> = src.deleted.iter().map(|d| d.snapshot_id.clone()).collect();
     let expected: BTreeSet<String> = (7..=12)
-        .map(|d| format!("sc-demo-orders-db-d{d}"))
+        .map(|d| format!("sc-demo-auroradaily-orders-db-d{d}"))
         .collect();
     assert_eq!(deleted, expected);
     let left = ids(&snapshots(&emu, Side::Source, SOURCE_REGION).await);
     for keep in [
-        "sc-demo-orders-db-d0",
-        "sc-demo-orders-db-d6",
-        "sc-demo-orders-db-creating",
+        "sc-demo-auroradaily-orders-db-d0",
+        "sc-demo-auroradaily-orders-db-d6",
+        "sc-demo-auroradaily-orders-db-creating",
         "sc-other-orders-db-old",
         "manual-orders-old",
     ] {
@@ -350,7 +350,7 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
     let candidates: Vec<_> = (0..=60)
         .step_by(5)
         .map(|d| snapcourier_core::retention::RetentionCandidate {
-            id: format!("sc-demo-orders-db-d{d}"),
+            id: format!("sc-demo-auroradaily-orders-db-d{d}"),
             resource: "orders-db".into(),
             created: days_ago(d, 1),
             owned: true,
@@ -366,9 +366,9 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
     assert_eq!(deleted, expected);
     let left = ids(&snapshots(&emu, Side::Destination, DESTINATION_REGION).await);
     assert!(left.contains("dest-manual-old"));
-    assert!(left.contains("sc-demo-orders-db-copying"));
+    assert!(left.contains("sc-demo-auroradaily-orders-db-copying"));
     for d in (0..=30).step_by(5) {
-        assert!(left.contains(&format!("sc-demo-orders-db-d{d}")));
+        assert!(left.contains(&format!("sc-demo-auroradaily-orders-db-d{d}")));
     }
 }
 
@@ -376,7 +376,7 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
 async fn every_step_sees_all_150_snapshots_through_paging() {
     let emu = Emulator::start(Seed::Empty);
     let c = config();
-    let id = |i: usize| format!("sc-demo-big-db-d{i:03}");
+    let id = |i: usize| format!("sc-demo-auroradaily-big-db-d{i:03}");
     // 150 owned source snapshots of one database, 10 to 159 days old, shared with the
     // destination but without our progress marker.
     let mut source: Vec<_> = (0..150)
@@ -568,7 +568,7 @@ async fn bench_steady_state_cost_at_5000_snapshots() {
                 owned_snapshot(
                     account,
                     region,
-                    &format!("sc-demo-old{i}-20261101-0000"),
+                    &format!("sc-demo-auroradaily-old{i}-20261101-0000"),
                     &format!("old{i}"),
                     recent,
                     stage,

@@ -78,6 +78,7 @@ pub struct DestinationRegion {
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// Unique name: lowercase letters, digits and hyphens, starting with a letter, at most 40.
+    /// Snapshot ids carry it without its hyphens, so names must differ by more than hyphens.
     pub name: String,
     /// Which kind of database this schedule covers.
     pub engine: Engine,
@@ -210,6 +211,7 @@ impl Config {
             p.add("schedules", "must list at least one schedule");
         }
         let mut names = BTreeSet::new();
+        let mut parts = BTreeSet::new();
         for (i, s) in self.schedules.iter().enumerate() {
             let path = format!("schedules[{i}]");
             check_schedule(s, &path, &mut p);
@@ -217,6 +219,14 @@ impl Config {
                 p.add(
                     format!("{path}.name"),
                     format!("schedule name `{}` is used twice", s.name),
+                );
+            } else if !parts.insert(crate::naming::schedule_part(&s.name)) {
+                p.add(
+                    format!("{path}.name"),
+                    format!(
+                        "`{}` differs from another schedule's name only by hyphens; snapshot ids use the name without hyphens, so rename one",
+                        s.name
+                    ),
                 );
             }
         }

@@ -386,6 +386,7 @@ impl StepInput for ShareInput {
         check_item_id(
             &self.item.snapshot_id,
             &self.run.namespace,
+            &self.run.schedule.name,
             "item.snapshot_id",
             &mut p,
         );
@@ -400,6 +401,7 @@ impl StepInput for CrossRegionCopyInput {
         check_item_id(
             &self.item.snapshot_id,
             &self.run.namespace,
+            &self.run.schedule.name,
             "item.snapshot_id",
             &mut p,
         );
@@ -428,16 +430,12 @@ impl StepInput for DeleteInput {
 }
 
 /// An item's snapshot id must be one of ours: steps never act on anything else.
-fn check_item_id(id: &str, namespace: &str, field: &str, p: &mut Problems) {
-    if !crate::naming::is_valid_snapshot_id(id)
-        || !id.starts_with(&crate::naming::namespace_prefix(namespace))
-    {
+fn check_item_id(id: &str, namespace: &str, schedule: &str, field: &str, p: &mut Problems) {
+    let prefix = crate::naming::schedule_prefix(namespace, schedule);
+    if !crate::naming::is_valid_snapshot_id(id) || !id.starts_with(&prefix) {
         p.add(
             field,
-            format!(
-                "`{id}` is not a snapshot id of namespace `{namespace}` (they start with `{}`)",
-                crate::naming::namespace_prefix(namespace)
-            ),
+            format!("`{id}` is not a snapshot id of namespace `{namespace}` and schedule `{schedule}` (they start with `{prefix}`)"),
         );
     }
 }

@@ -1,12 +1,18 @@
 //! Deterministic snapshot ids. The same (namespace, resource, slot) always gives the same id,
 //! so a retried create finds "already exists" instead of making a duplicate.
 //!
-//! Shape: `sc-<namespace>-<resource>-<YYYYMMDD-HHMM>` when the resource id is already in the
-//! canonical form (lowercase letters, digits, single inner hyphens, at most 63 characters).
-//! Any other resource id is sanitised and the id ends in 16 hex digits of a hash of the exact
-//! resource id: `sc-<namespace>-<sanitised>-<YYYYMMDD-HHMM>-<hash>`. A canonical id ends with
-//! the slot (which has a hyphen in its last 13 characters), a sanitised one with the hash
-//! (which has none), so the two families never collide.
+//! Shape: `sc-<namespace>-<schedule>-<resource>-<YYYYMMDD-HHMM>`, where `<schedule>` is the
+//! schedule name without its hyphens (validation keeps these unique within a config), so two
+//! schedules covering one database never want the same id, and a destination recognises each
+//! schedule's snapshots by prefix. Namespace and schedule part hold no hyphen, so the prefix
+//! is unambiguous.
+//!
+//! The resource part is the resource id verbatim when it is already canonical (lowercase
+//! letters, digits, single inner hyphens, at most 63 characters). Any other resource id is
+//! sanitised and the id ends in 16 hex digits of a hash of the exact resource id:
+//! `...-<sanitised>-<YYYYMMDD-HHMM>-<hash>`. A canonical id ends with the slot (which has a
+//! hyphen in its last 13 characters), a sanitised one with the hash (which has none), so the
+//! two families never collide.
 //!
 //! Every id is valid for Aurora, RDS and Redshift snapshot identifiers: starts with a letter,
 //! lowercase letters, digits and hyphens, no two hyphens in a row, no trailing hyphen, at most
@@ -24,15 +30,34 @@ pub fn namespace_prefix(namespace: &str) -> String {
     format!("{ID_PREFIX}-{namespace}-")
 }
 
+/// The part of an id that names the schedule: its name without hyphens.
+pub fn schedule_part(schedule: &str) -> String {
+    schedule.replace('-', "")
+}
+
+/// `sc-<namespace>-<schedule>-`: every snapshot id of one schedule starts with it.
+pub fn schedule_prefix(namespace: &str, schedule: &str) -> String {
+    format!(
+        "{}{}-",
+        namespace_prefix(namespace),
+        schedule_part(schedule)
+    )
+}
+
 /// The snapshot id for a resource in a slot (the slot's start instant, UTC).
-pub fn snapshot_id(namespace: &str, resource_id: &str, slot_start: Timestamp) -> String {
+pub fn snapshot_id(
+    namespace: &str,
+    schedule: &str,
+    resource_id: &str,
+    slot_start: Timestamp,
+) -> String {
     let slot = slot_start.strftime("%Y%m%d-%H%M");
+    let prefix = schedule_prefix(namespace, schedule);
     if is_canonical(resource_id) {
-        format!("{}{resource_id}-{slot}", namespace_prefix(namespace))
+        format!("{prefix}{resource_id}-{slot}")
     } else {
         format!(
-            "{}{}-{slot}-{:016x}",
-            namespace_prefix(namespace),
+            "{prefix}{}-{slot}-{:016x}",
             sanitise(resource_id),
             stable_hash(resource_id.as_bytes())
         )
@@ -107,27 +132,47 @@ mod tests {
 
     #[test]
     fn canonical_resource_ids_are_kept_verbatim() {
-        let id = snapshot_id("prod", "orders-db", slot("2026-11-22T03:00:00Z"));
-        assert_eq!(id, "sc-prod-orders-db-20261122-0300");
+        let id = snapshot_id(
+            "prod",
+            "aurora-daily",
+            "orders-db",
+            slot("2026-11-22T03:00:00Z"),
+        );
+        assert_eq!(id, "sc-prod-auroradaily-orders-db-20261122-0300");
     }
 
     #[test]
     fn awkward_resource_ids_are_sanitised_and_hashed() {
         let t = slot("2026-11-22T03:00:00Z");
-        let upper = snapshot_id("prod", "Orders--DB-", t);
+        let upper = snapshot_id("prod", "daily", "Orders--DB-", t);
         assert!(
-            upper.starts_with("sc-prod-orders-db-20261122-0300-"),
+            upper.starts_with("sc-prod-daily-orders-db-20261122-0300-"),
             "{upper}"
         );
         assert!(is_valid_snapshot_id(&upper));
-        assert_ne!(upper, snapshot_id("prod", "orders-db", t));
-        assert_ne!(upper, snapshot_id("prod", "Orders-DB", t));
+        assert_ne!(upper, snapshot_id("prod", "daily", "orders-db", t));
+        assert_ne!(upper, snapshot_id("prod", "daily", "Orders-DB", t));
         let long = "a".repeat(63) + "-B";
-        assert!(is_valid_snapshot_id(&snapshot_id("prod", &long, t)));
+        assert!(is_valid_snapshot_id(&snapshot_id(
+            "prod",
+            &"s".repeat(40),
+            &long,
+            t
+        )));
+    }
+
+    #[test]
+    fn two_schedules_on_one_database_never_share_an_id() {
+        let t = slot("2026-11-22T00:00:00Z");
+        let hourly = snapshot_id("prod", "hourly", "orders-db", t);
+        assert_ne!(hourly, snapshot_id("prod", "daily", "orders-db", t));
+        assert!(hourly.starts_with(&schedule_prefix("prod", "hourly")));
+        assert!(!hourly.starts_with(&schedule_prefix("prod", "daily")));
     }
 
     #[test]
     fn validity_rules() {
+        assert_eq!(schedule_part("aurora-daily"), "auroradaily");
         for bad in ["", "1abc", "a--b", "a-", "A", "a_b", &"a".repeat(256)] {
             assert!(!is_valid_snapshot_id(bad), "{bad}");
         }
@@ -140,27 +185,29 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_id_is_valid(ns in "[a-z][a-z0-9]{0,15}", resource in ".{1,80}", t in slot_strategy()) {
-            let id = snapshot_id(&ns, &resource, t);
+        fn every_id_is_valid(ns in "[a-z][a-z0-9]{0,15}", schedule in "[a-z][a-z0-9-]{0,39}", resource in ".{1,80}", t in slot_strategy()) {
+            let id = snapshot_id(&ns, &schedule, &resource, t);
             prop_assert!(is_valid_snapshot_id(&id), "{}", id);
-            prop_assert!(id.starts_with(&namespace_prefix(&ns)));
+            prop_assert!(id.starts_with(&schedule_prefix(&ns, &schedule)));
         }
 
         #[test]
         fn same_inputs_same_id(ns in "[a-z][a-z0-9]{0,15}", resource in "[A-Za-z0-9-]{1,70}", t in slot_strategy()) {
-            prop_assert_eq!(snapshot_id(&ns, &resource, t), snapshot_id(&ns, &resource, t));
+            prop_assert_eq!(snapshot_id(&ns, "daily", &resource, t), snapshot_id(&ns, "daily", &resource, t));
         }
 
         #[test]
         fn distinct_inputs_distinct_ids(
             ns1 in "[a-z][a-z0-9]{0,3}", ns2 in "[a-z][a-z0-9]{0,3}",
+            s1 in "[a-z][a-z0-9]{0,3}", s2 in "[a-z][a-z0-9]{0,3}",
             r1 in "[A-Za-z0-9-]{1,12}", r2 in "[A-Za-z0-9-]{1,12}",
             t1 in 0i64..3, t2 in 0i64..3,
         ) {
-            let a = (ns1, r1, Timestamp::from_second(t1 * 3600).unwrap());
-            let b = (ns2, r2, Timestamp::from_second(t2 * 3600).unwrap());
+            // Schedule names here have no hyphen: validation keeps schedule parts unique.
+            let a = (ns1, s1, r1, Timestamp::from_second(t1 * 3600).unwrap());
+            let b = (ns2, s2, r2, Timestamp::from_second(t2 * 3600).unwrap());
             prop_assume!(a != b);
-            prop_assert_ne!(snapshot_id(&a.0, &a.1, a.2), snapshot_id(&b.0, &b.1, b.2));
+            prop_assert_ne!(snapshot_id(&a.0, &a.1, &a.2, a.3), snapshot_id(&b.0, &b.1, &b.2, b.3));
         }
     }
 }

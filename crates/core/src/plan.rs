@@ -9,7 +9,7 @@ use crate::config::ResourceFilter;
 use crate::engine::Engine;
 use crate::events::{DestinationRun, SkippedResource, SourceRun};
 use crate::interval::{is_due, slot_start};
-use crate::naming::{namespace_prefix, snapshot_id};
+use crate::naming::{schedule_prefix, snapshot_id};
 use crate::retention::{RetentionCandidate, RetentionPolicy, plan_retention};
 use crate::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus, arn_account};
 use crate::tags::Stage;
@@ -69,7 +69,12 @@ pub fn plan_take(
             .map(|s| s.created.unwrap_or(now))
             .max();
         if is_due(newest, now, interval) {
-            let id = snapshot_id(&run.namespace, &r.id, slot_start(now, interval));
+            let id = snapshot_id(
+                &run.namespace,
+                &run.schedule.name,
+                &r.id,
+                slot_start(now, interval),
+            );
             plan.create.push(PlannedSnapshot {
                 resource_id: r.id.clone(),
                 resource_arn: r.arn.clone(),
@@ -124,7 +129,7 @@ pub fn plan_copy_in(
     copy_limit: u32,
     now: Timestamp,
 ) -> CopyInPlan {
-    let prefix = namespace_prefix(&run.namespace);
+    let prefix = schedule_prefix(&run.namespace, &run.schedule.name);
     let ours_in = |region: &str| -> BTreeMap<&str, &SnapshotRecord> {
         local
             .get(region)

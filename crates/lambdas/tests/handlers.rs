@@ -34,12 +34,12 @@ fn destination_event() -> Value {
 }
 
 fn item() -> Value {
-    json!({"resource_id": "orders-db", "snapshot_id": "sc-demo-orders-db-20261122-0000", "status": "available", "shared": false})
+    json!({"resource_id": "orders-db", "snapshot_id": "sc-demo-auroradaily-orders-db-20261122-0000", "status": "available", "shared": false})
 }
 
 fn dest_item() -> Value {
-    json!({"resource_id": "orders-db", "snapshot_id": "sc-demo-orders-db-20261122-0000",
-           "source_arn": "arn:aws:rds:us-east-1:111111111111:cluster-snapshot:sc-demo-orders-db-20261122-0000",
+    json!({"resource_id": "orders-db", "snapshot_id": "sc-demo-auroradaily-orders-db-20261122-0000",
+           "source_arn": "arn:aws:rds:us-east-1:111111111111:cluster-snapshot:sc-demo-auroradaily-orders-db-20261122-0000",
            "encrypted": true, "status": "available"})
 }
 
@@ -225,7 +225,9 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
                 with(
                     dest_item(),
                     "/source_arn",
-                    json!("arn:aws:rds:us-east-1:999999999999:cluster-snapshot:sc-demo-x-1"),
+                    json!(
+                        "arn:aws:rds:us-east-1:999999999999:cluster-snapshot:sc-demo-auroradaily-x-1"
+                    ),
                 ),
             ),
             "item.source_arn",

@@ -167,7 +167,7 @@ async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported()
     let d = Deployment::start(Seed::Demo).await;
     // Two snapshots stay creating for 3 looks and complete; billing-db's never leaves `creating`.
     d.emu
-        .configure(json!({"creating_reads": 3, "stuck": ["^sc-demo-billing-db-"]}));
+        .configure(json!({"creating_reads": 3, "stuck": ["^sc-demo-auroradaily-billing-db-"]}));
     let mut c = config();
     c.settings.max_polls = 5;
     let execution = d.run(Side::Source, "stuck", &source_input(&c)).await;
@@ -191,7 +191,7 @@ async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported()
     assert_eq!(failures[0]["error"], "InvalidState");
     let cause = failures[0]["cause"].as_str().unwrap();
     assert!(
-        cause.contains("sc-demo-billing-db-") && cause.contains("after 5 polls"),
+        cause.contains("sc-demo-auroradaily-billing-db-") && cause.contains("after 5 polls"),
         "{cause}"
     );
     // The other two were shared.
@@ -202,7 +202,7 @@ async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported()
                 .unwrap();
         assert_eq!(
             shared.is_empty(),
-            id.starts_with("sc-demo-billing-db-"),
+            id.starts_with("sc-demo-auroradaily-billing-db-"),
             "{id}"
         );
     }
@@ -237,7 +237,7 @@ async fn a_denied_share_fails_the_execution_with_a_report_and_the_others_are_sha
     d.emu.configure(json!({"deny": [{
         "account": SOURCE_ACCOUNT,
         "action": "rds:ModifyDBClusterSnapshotAttribute",
-        "resource": "^sc-demo-billing-db-"
+        "resource": "^sc-demo-auroradaily-billing-db-"
     }]}));
     let execution = d
         .run(Side::Source, "denied", &source_input(&config()))
@@ -280,7 +280,7 @@ async fn a_denied_share_fails_the_execution_with_a_report_and_the_others_are_sha
                 .unwrap();
         assert_eq!(
             shared.is_empty(),
-            id.starts_with("sc-demo-billing-db-"),
+            id.starts_with("sc-demo-auroradaily-billing-db-"),
             "{id}"
         );
     }

@@ -391,3 +391,16 @@ fn collect_fields(node: &serde_json::Value, out: &mut Vec<String>) {
         }
     }
 }
+
+#[test]
+fn schedule_names_that_differ_only_by_hyphens() {
+    expect_problem(
+        |d| {
+            let mut s = d["schedules"][0].clone();
+            s["name"] = y("auroradaily");
+            d["schedules"].as_sequence_mut().unwrap().push(s);
+        },
+        "schedules[1].name",
+        "only by hyphens",
+    );
+}

@@ -79,7 +79,7 @@ fn take_creates_one_snapshot_per_due_cluster_with_the_slot_id() {
         // billing-db already has one in today's slot
         snap(
             "111111111111",
-            "sc-demo-billing-db-20261122-0000",
+            "sc-demo-auroradaily-billing-db-20261122-0000",
             "billing-db",
             "2026-11-22T03:00:00Z",
             "available",
@@ -88,7 +88,7 @@ fn take_creates_one_snapshot_per_due_cluster_with_the_slot_id() {
         // orders-db has yesterday's, and an unowned one from today that does not count
         snap(
             "111111111111",
-            "sc-demo-orders-db-20261121-0000",
+            "sc-demo-auroradaily-orders-db-20261121-0000",
             "orders-db",
             "2026-11-21T03:00:00Z",
             "available",
@@ -116,7 +116,7 @@ fn take_creates_one_snapshot_per_due_cluster_with_the_slot_id() {
         vec![PlannedSnapshot {
             resource_id: "orders-db".into(),
             resource_arn: "arn:aws:rds:us-east-1:111111111111:cluster:orders-db".into(),
-            snapshot_id: "sc-demo-orders-db-20261122-0000".into(),
+            snapshot_id: "sc-demo-auroradaily-orders-db-20261122-0000".into(),
         }]
     );
     assert_eq!(plan.skipped.len(), 1);
@@ -127,8 +127,8 @@ fn take_creates_one_snapshot_per_due_cluster_with_the_slot_id() {
     assert_eq!(
         followed,
         vec![
-            "sc-demo-billing-db-20261122-0000",
-            "sc-demo-orders-db-20261121-0000"
+            "sc-demo-auroradaily-billing-db-20261122-0000",
+            "sc-demo-auroradaily-orders-db-20261121-0000"
         ]
     );
 }
@@ -139,7 +139,7 @@ fn take_does_not_follow_snapshots_already_shared_with_every_destination() {
     let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
     let mut s = snap(
         "111111111111",
-        "sc-demo-orders-db-20261122-0000",
+        "sc-demo-auroradaily-orders-db-20261122-0000",
         "orders-db",
         "2026-11-22T01:00:00Z",
         "available",
@@ -165,7 +165,7 @@ fn a_failed_snapshot_does_not_count_as_this_slots_snapshot() {
     let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
     let s = snap(
         "111111111111",
-        "sc-demo-orders-db-20261122-0000",
+        "sc-demo-auroradaily-orders-db-20261122-0000",
         "orders-db",
         "2026-11-22T01:00:00Z",
         "failed",
@@ -197,7 +197,7 @@ fn copy_in_starts_within_the_copy_limit_and_defers_the_rest() {
     let shared: Vec<_> = (1..=7)
         .map(|d| {
             shared(
-                &format!("sc-demo-orders-db-202611{d:02}-0000"),
+                &format!("sc-demo-auroradaily-orders-db-202611{d:02}-0000"),
                 "orders-db",
                 &format!("2026-11-{d:02}T03:00:00Z"),
             )
@@ -209,7 +209,7 @@ fn copy_in_starts_within_the_copy_limit_and_defers_the_rest() {
         "us-east-1".to_string(),
         vec![snap(
             "222222222222",
-            "sc-demo-orders-db-20261107-0000",
+            "sc-demo-auroradaily-orders-db-20261107-0000",
             "orders-db",
             "2026-11-22T01:00:00Z",
             "creating",
@@ -222,17 +222,17 @@ fn copy_in_starts_within_the_copy_limit_and_defers_the_rest() {
     assert_eq!(
         started,
         vec![
-            "sc-demo-orders-db-20261106-0000",
-            "sc-demo-orders-db-20261105-0000",
-            "sc-demo-orders-db-20261104-0000",
-            "sc-demo-orders-db-20261103-0000",
+            "sc-demo-auroradaily-orders-db-20261106-0000",
+            "sc-demo-auroradaily-orders-db-20261105-0000",
+            "sc-demo-auroradaily-orders-db-20261104-0000",
+            "sc-demo-auroradaily-orders-db-20261103-0000",
         ]
     );
     assert_eq!(
         plan.deferred,
         vec![
-            "sc-demo-orders-db-20261102-0000",
-            "sc-demo-orders-db-20261101-0000"
+            "sc-demo-auroradaily-orders-db-20261102-0000",
+            "sc-demo-auroradaily-orders-db-20261101-0000"
         ]
     );
 }
@@ -247,16 +247,16 @@ fn copy_in_skips_what_is_done_foreign_or_too_old() {
     };
     let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
     let mut foreign = shared(
-        "sc-demo-orders-db-20261121-0000",
+        "sc-demo-auroradaily-orders-db-20261121-0000",
         "orders-db",
         "2026-11-21T03:00:00Z",
     );
     foreign.arn =
-        "arn:aws:rds:us-east-1:999999999999:cluster-snapshot:sc-demo-orders-db-20261121-0000"
+        "arn:aws:rds:us-east-1:999999999999:cluster-snapshot:sc-demo-auroradaily-orders-db-20261121-0000"
             .into();
     let shared = vec![
         shared(
-            "sc-demo-orders-db-20261122-0000",
+            "sc-demo-auroradaily-orders-db-20261122-0000",
             "orders-db",
             "2026-11-22T03:00:00Z",
         ), // done
@@ -267,12 +267,12 @@ fn copy_in_skips_what_is_done_foreign_or_too_old() {
             "2026-11-22T03:00:00Z",
         ), // other namespace
         shared(
-            "sc-demo-scratch-tmp-20261122-0000",
+            "sc-demo-auroradaily-scratch-tmp-20261122-0000",
             "scratch-tmp",
             "2026-11-22T03:00:00Z",
         ), // excluded
         shared(
-            "sc-demo-orders-db-20261001-0000",
+            "sc-demo-auroradaily-orders-db-20261001-0000",
             "orders-db",
             "2026-10-01T03:00:00Z",
         ), // too old
@@ -282,7 +282,7 @@ fn copy_in_skips_what_is_done_foreign_or_too_old() {
         "eu-west-1".to_string(),
         vec![snap(
             "222222222222",
-            "sc-demo-orders-db-20261122-0000",
+            "sc-demo-auroradaily-orders-db-20261122-0000",
             "orders-db",
             "2026-11-22T04:00:00Z",
             "available",
@@ -292,13 +292,16 @@ fn copy_in_skips_what_is_done_foreign_or_too_old() {
     let plan = plan_copy_in(&run, &filter, &shared, &local, 5, t("2026-11-22T05:00:00Z"));
     assert!(plan.start.is_empty(), "{:?}", plan.start);
     assert!(plan.in_flight.is_empty());
-    assert_eq!(plan.too_old, vec!["sc-demo-orders-db-20261001-0000"]);
+    assert_eq!(
+        plan.too_old,
+        vec!["sc-demo-auroradaily-orders-db-20261001-0000"]
+    );
 }
 
 #[test]
 fn intermediates_go_only_when_every_regional_copy_is_available() {
     let run = dest_run();
-    let id = "sc-demo-orders-db-20261122-0000";
+    let id = "sc-demo-auroradaily-orders-db-20261122-0000";
     let mut local = BTreeMap::new();
     local.insert(
         "us-east-1".to_string(),

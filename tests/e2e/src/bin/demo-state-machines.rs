@@ -91,7 +91,8 @@ async fn main() -> ExitCode {
     println!(
         "\n== a snapshot that never becomes available: the execution fails and one report goes to SNS"
     );
-    d.emu.configure(json!({"stuck": ["^sc-demo-orders-db-"]}));
+    d.emu
+        .configure(json!({"stuck": ["^sc-demo-auroradaily-orders-db-"]}));
     d.emu.create_cluster(json!({"account": SOURCE_ACCOUNT, "region": SOURCE_REGION, "id": "orders-db-2", "engine": "aurora-postgresql"}));
     let mut quick = config.clone();
     quick.settings.max_polls = 3;
