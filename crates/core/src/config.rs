@@ -269,30 +269,28 @@ impl Problems {
     }
 }
 
-static NAMESPACE: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9]*$"));
-static ACCOUNT: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9]{12}$"));
-static REGION: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"));
-static SCHEDULE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9-]{0,39}$"));
-static KMS_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):([0-9]{12}):(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})$",
-    )
+/// A rule written in this file. Compiled once; if one ever failed to compile it would match
+/// nothing, so validation fails closed (every built-in rule is compiled by a unit test).
+type Rule = LazyLock<Option<Regex>>;
+
+static NAMESPACE: Rule = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9]*$").ok());
+static ACCOUNT: Rule = LazyLock::new(|| Regex::new(r"^[0-9]{12}$").ok());
+static REGION: Rule =
+    LazyLock::new(|| Regex::new(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$").ok());
+static SCHEDULE_NAME: Rule = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9-]{0,39}$").ok());
+static KMS_ARN: Rule = LazyLock::new(|| {
+    Regex::new(r"^arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):([0-9]{12}):(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})$").ok()
 });
-static SCHEDULE_EXPRESSION: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^(cron\(\S+ \S+ \S+ \S+ \S+ \S+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\))$",
-    )
+static SCHEDULE_EXPRESSION: Rule = LazyLock::new(|| {
+    Regex::new(r"^(cron\(\S+ \S+ \S+ \S+ \S+ \S+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\))$").ok()
 });
 
-/// Compiles a pattern written in this file; a typo is a bug caught by the unit tests.
-fn re(pattern: &str) -> Regex {
-    #[allow(clippy::expect_used)]
-    Regex::new(pattern).expect("built-in pattern compiles")
+fn is_match(rule: &Rule, text: &str) -> bool {
+    rule.as_ref().is_some_and(|r| r.is_match(text))
 }
 
 pub(crate) fn check_namespace(ns: &str, field: &str, p: &mut Problems) {
-    if ns.is_empty() || ns.len() > MAX_NAMESPACE_LEN || !NAMESPACE.is_match(ns) {
+    if ns.is_empty() || ns.len() > MAX_NAMESPACE_LEN || !is_match(&NAMESPACE, ns) {
         p.add(
             field,
             format!(
@@ -303,7 +301,7 @@ pub(crate) fn check_namespace(ns: &str, field: &str, p: &mut Problems) {
 }
 
 pub(crate) fn check_account(account: &str, field: &str, p: &mut Problems) {
-    if !ACCOUNT.is_match(account) {
+    if !is_match(&ACCOUNT, account) {
         p.add(
             field,
             format!("`{account}` is not a 12-digit AWS account id (quote it in YAML to keep leading zeros)"),
@@ -312,7 +310,7 @@ pub(crate) fn check_account(account: &str, field: &str, p: &mut Problems) {
 }
 
 pub(crate) fn check_region(region: &str, field: &str, p: &mut Problems) {
-    if !REGION.is_match(region) {
+    if !is_match(&REGION, region) {
         p.add(
             field,
             format!("`{region}` is not an AWS region name such as us-east-1"),
@@ -327,7 +325,7 @@ pub(crate) fn check_source(source: &SourceAccount, path: &str, p: &mut Problems)
 
 /// A KMS key ARN must be well formed and belong to the account and region where it is used.
 fn check_kms_key(arn: &str, account: &str, region: &str, field: &str, p: &mut Problems) {
-    let Some(caps) = KMS_ARN.captures(arn) else {
+    let Some(caps) = KMS_ARN.as_ref().and_then(|r| r.captures(arn)) else {
         p.add(
             field,
             format!("`{arn}` is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)"),
@@ -412,7 +410,7 @@ pub(crate) fn check_destination(
 }
 
 pub(crate) fn check_schedule(s: &Schedule, path: &str, p: &mut Problems) {
-    if !SCHEDULE_NAME.is_match(&s.name) {
+    if !is_match(&SCHEDULE_NAME, &s.name) {
         p.add(
             format!("{path}.name"),
             format!(
@@ -465,7 +463,7 @@ pub(crate) fn check_schedule(s: &Schedule, path: &str, p: &mut Problems) {
         );
     }
     if let Some(cron) = &s.cron
-        && !SCHEDULE_EXPRESSION.is_match(cron)
+        && !is_match(&SCHEDULE_EXPRESSION, cron)
     {
         p.add(
             format!("{path}.cron"),

@@ -404,3 +404,17 @@ fn schedule_names_that_differ_only_by_hyphens() {
         "only by hyphens",
     );
 }
+
+#[test]
+fn every_built_in_rule_compiles() {
+    for rule in [
+        &NAMESPACE,
+        &ACCOUNT,
+        &REGION,
+        &SCHEDULE_NAME,
+        &KMS_ARN,
+        &SCHEDULE_EXPRESSION,
+    ] {
+        assert!(rule.is_some());
+    }
+}
