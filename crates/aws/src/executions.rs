@@ -95,8 +95,22 @@ pub async fn start_execution(
     Ok(out.execution_arn().to_string())
 }
 
-/// One look at an execution: its status and, from its history, how far the Map got and the
-/// failure report if the state machine sent one.
+/// An execution's status (`RUNNING`, `SUCCEEDED`, ...): one DescribeExecution, for polling.
+pub async fn status(ctx: &AwsContext, arn: &str) -> Result<String, Error> {
+    let region = arn.split(':').nth(3).unwrap_or_default();
+    let described = ctx
+        .sfn(region)
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .map_err(|e| classify(e, "states:DescribeExecution", arn))?;
+    Ok(described.status().as_str().to_string())
+}
+
+/// One full look at an execution: its status and, from its whole history, how far the Map
+/// got and the failure report if the state machine sent one. The history grows with the
+/// items, so poll with `status` and look once the execution has ended.
 pub async fn look_at_execution(ctx: &AwsContext, arn: &str) -> Result<ExecutionState, Error> {
     let region = arn.split(':').nth(3).unwrap_or_default();
     let client = ctx.sfn(region);

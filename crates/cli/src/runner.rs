@@ -57,6 +57,14 @@ impl RunReport {
         !self.failures.is_empty()
     }
 
+    fn new(side: &str, schedule: &str) -> Self {
+        RunReport {
+            side: side.to_string(),
+            schedule: schedule.to_string(),
+            ..RunReport::default()
+        }
+    }
+
     /// The last step's deletions and failures, and what the whole run cost.
     fn close(&mut self, deleted: DeleteOutput, used: ApiCalls) {
         self.deleted = deleted.deleted;
@@ -199,11 +207,7 @@ pub async fn run_source(
     progress: &dyn Progress,
 ) -> Result<RunReport, Error> {
     let before = ctx.calls();
-    let mut report = RunReport {
-        side: "source".into(),
-        schedule: run.schedule.name.clone(),
-        ..RunReport::default()
-    };
+    let mut report = RunReport::new("source", &run.schedule.name);
     progress.stage("taking snapshots");
     let poll = run.settings.poll_interval_seconds;
     let taken = with_retries(poll, || steps::take(ctx, run, None, now())).await?;
@@ -251,11 +255,7 @@ pub async fn run_destination(
     progress: &dyn Progress,
 ) -> Result<RunReport, Error> {
     let before = ctx.calls();
-    let mut report = RunReport {
-        side: "destination".into(),
-        schedule: run.schedule.name.clone(),
-        ..RunReport::default()
-    };
+    let mut report = RunReport::new("destination", &run.schedule.name);
     let poll = run.settings.poll_interval_seconds;
     // Each pass starts at least one copy or ends the loop, so this bound is never the limit
     // for a healthy run; it only stops a run that makes no progress.
@@ -317,15 +317,11 @@ pub async fn run_state_machine(
     let name = format!("{schedule}-{}", Timestamp::now().strftime("%Y%m%dT%H%M%S"));
     let arn = executions::start_execution(ctx, state_machine, &name, input).await?;
     progress.stage(&format!("started {arn}"));
-    loop {
-        let state = executions::look_at_execution(ctx, &arn).await?;
-        if state.status != "RUNNING" {
-            return Ok(state);
-        }
-        progress.stage(&format!(
-            "{name}: running, {} item(s) settled",
-            state.iterations_done
-        ));
+    let mut looks = 0u64;
+    while executions::status(ctx, &arn).await? == "RUNNING" {
+        looks += 1;
+        progress.stage(&format!("{name}: running ({}s)", looks * poll_seconds));
         pause(poll_seconds).await;
     }
+    executions::look_at_execution(ctx, &arn).await
 }

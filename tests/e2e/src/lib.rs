@@ -273,9 +273,8 @@ impl Deployment {
         let ctx = self.context(side);
         let deadline = Instant::now() + limit;
         loop {
-            let state = executions::look_at_execution(&ctx, arn).await.unwrap();
-            if state.status != "RUNNING" {
-                return state;
+            if executions::status(&ctx, arn).await.unwrap() != "RUNNING" {
+                return executions::look_at_execution(&ctx, arn).await.unwrap();
             }
             assert!(
                 Instant::now() < deadline,
