@@ -105,6 +105,7 @@ pub struct AwsContext {
     retry: RetryConfig,
     counter: CallCounter,
     rds: Mutex<HashMap<String, aws_sdk_rds::Client>>,
+    redshift: Mutex<HashMap<String, aws_sdk_redshift::Client>>,
     kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
     sfn: Mutex<HashMap<String, aws_sdk_sfn::Client>>,
     /// Whether a KMS key is AWS managed, per key ARN: asked once per key per process.
@@ -148,6 +149,7 @@ impl AwsContext {
                 .with_max_backoff(options.max_backoff),
             counter: CallCounter::default(),
             rds: Mutex::new(HashMap::new()),
+            redshift: Mutex::new(HashMap::new()),
             kms: Mutex::new(HashMap::new()),
             sfn: Mutex::new(HashMap::new()),
             aws_managed_keys: Mutex::new(HashMap::new()),
@@ -169,6 +171,23 @@ impl AwsContext {
                 .interceptor(self.counter.clone())
                 .build();
             aws_sdk_rds::Client::from_conf(config)
+        })
+    }
+
+    /// Use a stubbed Redshift client for a region (unit tests).
+    pub fn with_redshift_client(self, region: &str, client: aws_sdk_redshift::Client) -> Self {
+        lock(&self.redshift).insert(region.to_string(), client);
+        self
+    }
+
+    pub fn redshift(&self, region: &str) -> aws_sdk_redshift::Client {
+        cached(&self.redshift, region, || {
+            let config = aws_sdk_redshift::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .retry_config(self.retry.clone())
+                .interceptor(self.counter.clone())
+                .build();
+            aws_sdk_redshift::Client::from_conf(config)
         })
     }
 

@@ -16,6 +16,10 @@ pub fn is_already_exists<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse
     code(err).is_some_and(|c| c.contains("AlreadyExists"))
 }
 
+pub fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    code(err).is_some_and(|c| c.contains("NotFound"))
+}
+
 /// Map an SDK error for `action` on `resource` to the taxonomy.
 pub fn classify<E>(err: SdkError<E, HttpResponse>, action: &str, resource: &str) -> Error
 where

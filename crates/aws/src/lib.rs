@@ -2,10 +2,13 @@
 //! client builder, one place that maps SDK errors to the taxonomy, and the step functions
 //! that the Lambda binaries and the CLI share.
 
+pub mod adapter;
 pub mod aurora;
 pub mod client;
 pub mod errors;
 pub mod executions;
+pub mod rds;
+pub mod redshift;
 pub mod steps;
 
 pub use client::{ApiCalls, AwsContext, ClientOptions};

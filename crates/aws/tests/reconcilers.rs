@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use snapcourier_aws::{AwsContext, ClientOptions, aurora, steps};
+use snapcourier_aws::adapter::SnapshotApi;
+use snapcourier_aws::aurora::Aurora;
+use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Config;
 use snapcourier_core::events::{DestinationItem, DestinationRun, SourceItem, SourceRun};
 use snapcourier_core::interval::slot_start;
@@ -50,7 +52,8 @@ fn slot_id(resource: &str, now: Timestamp) -> String {
 }
 
 async fn tags_of(ctx: &AwsContext, region: &str, id: &str) -> Option<BTreeMap<String, String>> {
-    aurora::find_snapshot(ctx, region, id)
+    Aurora
+        .find_snapshot(ctx, region, id)
         .await
         .unwrap()
         .map(|s| s.tags)
@@ -105,7 +108,8 @@ async fn a_slot_id_held_by_a_foreign_snapshot_is_reported_and_left_alone() {
     .await;
     assert_eq!(share.unwrap_err().error_type(), "InvalidState");
     assert!(
-        aurora::restore_accounts(&ctx, SOURCE_REGION, &id)
+        Aurora
+            .restore_accounts(&ctx, SOURCE_REGION, &id)
             .await
             .unwrap()
             .is_empty()
@@ -245,7 +249,8 @@ async fn overlapping_runs_create_no_duplicate_and_lose_nothing() {
         let (sa, sb) = tokio::join!(steps::share(&a, &run, ia), steps::share(&b, &run, ib));
         assert!(sa.unwrap().ready && sb.unwrap().ready);
     }
-    let owned: Vec<_> = aurora::list_snapshots(&a, SOURCE_REGION, false)
+    let owned: Vec<_> = Aurora
+        .list_snapshots(&a, SOURCE_REGION, false)
         .await
         .unwrap()
         .into_iter()
@@ -254,7 +259,8 @@ async fn overlapping_runs_create_no_duplicate_and_lose_nothing() {
     assert_eq!(owned.len(), 3);
     for s in &owned {
         assert_eq!(
-            aurora::restore_accounts(&a, SOURCE_REGION, &s.id)
+            Aurora
+                .restore_accounts(&a, SOURCE_REGION, &s.id)
                 .await
                 .unwrap()
                 .len(),
@@ -289,14 +295,16 @@ async fn overlapping_runs_create_no_duplicate_and_lose_nothing() {
         steps::delete_destination(&y, &drun, now)
     );
     assert!(da.unwrap().failures.is_empty() && db.unwrap().failures.is_empty());
-    let copies: Vec<_> = aurora::list_snapshots(&x, DESTINATION_REGION, false)
+    let copies: Vec<_> = Aurora
+        .list_snapshots(&x, DESTINATION_REGION, false)
         .await
         .unwrap()
         .into_iter()
         .filter(|s| s.is_owned_by("demo"))
         .collect();
     assert_eq!(copies.len(), 3, "{copies:?}");
-    let intermediates = aurora::list_snapshots(&x, SOURCE_REGION, false)
+    let intermediates = Aurora
+        .list_snapshots(&x, SOURCE_REGION, false)
         .await
         .unwrap();
     assert!(intermediates.iter().all(|s| !s.is_owned_by("demo")));
@@ -357,7 +365,8 @@ async fn an_execution_overlapping_an_older_one_of_the_same_schedule_does_nothing
         Some(first.execution_arn())
     );
     assert!(skipped.created.is_empty() && skipped.items.is_empty());
-    let owned = aurora::list_snapshots(&ctx, SOURCE_REGION, false)
+    let owned = Aurora
+        .list_snapshots(&ctx, SOURCE_REGION, false)
         .await
         .unwrap();
     assert!(

@@ -13,7 +13,9 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
-use snapcourier_aws::{AwsContext, ClientOptions, aurora, steps};
+use snapcourier_aws::adapter::SnapshotApi;
+use snapcourier_aws::aurora::Aurora;
+use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Config;
 use snapcourier_core::events::{DestinationItem, DestinationRun, SourceItem, SourceRun};
 
@@ -72,7 +74,8 @@ async fn a_copy_still_copying_without_a_creation_time_is_waited_for() {
         .with_rds_client("us-east-1", us)
         .with_rds_client("eu-west-1", eu);
 
-    let found = aurora::find_snapshot(&ctx, "us-east-1", ID)
+    let found = Aurora
+        .find_snapshot(&ctx, "us-east-1", ID)
         .await
         .unwrap()
         .unwrap();
@@ -162,7 +165,7 @@ async fn server_errors_are_service_unavailable_and_retryable() {
         .build();
     let client = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&failing]);
     let ctx = context().with_rds_client("us-east-1", client);
-    let err = aurora::list_clusters(&ctx, "us-east-1").await.unwrap_err();
+    let err = Aurora.list_resources(&ctx, "us-east-1").await.unwrap_err();
     assert_eq!(err.error_type(), "ServiceUnavailable");
     assert!(err.is_retryable());
 }

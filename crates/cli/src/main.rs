@@ -6,13 +6,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
-use snapcourier_aws::{AwsContext, ClientOptions, aurora};
+use snapcourier_aws::adapter::list_owned;
+use snapcourier_aws::{AwsContext, ClientOptions};
 use snapcourier_cli::output::{
     TerminalProgress, render_execution, render_report, render_snapshots,
 };
 use snapcourier_cli::runner::{RunReport, run_destination, run_source, run_state_machine};
+use snapcourier_core::config::other_regions;
 use snapcourier_core::events::{DestinationRun, SourceRun};
-use snapcourier_core::{Config, Error};
+use snapcourier_core::{Config, Engine, Error};
 
 #[derive(Parser)]
 #[command(
@@ -69,7 +71,7 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Side {
     Source,
     Destination,
@@ -245,8 +247,20 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             profile,
         } => {
             let c = load(&config)?;
+            let engines: std::collections::BTreeSet<Engine> =
+                c.schedules.iter().map(|s| s.engine).collect();
             let (account, regions) = match side {
-                Side::Source => (c.source.account.clone(), vec![c.source.region.clone()]),
+                Side::Source => {
+                    let mut regions = vec![c.source.region.clone()];
+                    // Redshift's cross-region copies stay in the source account.
+                    if engines.contains(&Engine::Redshift) {
+                        regions.extend(other_regions(
+                            &c.source,
+                            c.destination_regions().iter().map(String::as_str),
+                        ));
+                    }
+                    (c.source.account.clone(), regions)
+                }
                 Side::Destination => {
                     let account = destination_account(&c, destination)?;
                     let regions = destination_regions(&c, &account)?;
@@ -256,11 +270,18 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             let ctx = AwsContext::from_env(profile.as_deref(), ClientOptions::default()).await;
             let mut by_region = Vec::new();
             for region in &regions {
-                let owned: Vec<_> = aurora::list_snapshots(&ctx, region, false)
-                    .await?
-                    .into_iter()
-                    .filter(|s| s.is_owned_by(&c.namespace))
-                    .collect();
+                let mut owned = Vec::new();
+                for engine in &engines {
+                    if *engine == Engine::Redshift && side == Side::Destination {
+                        continue; // a destination owns no Redshift snapshots
+                    }
+                    owned.extend(
+                        list_owned(&ctx, *engine, region)
+                            .await?
+                            .into_iter()
+                            .filter(|s| s.is_owned_by(&c.namespace)),
+                    );
+                }
                 by_region.push((region.clone(), owned));
             }
             print!(

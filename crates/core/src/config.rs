@@ -19,6 +19,10 @@ pub const MAX_NAMESPACE_LEN: usize = 16;
 pub const MAX_DESTINATIONS: usize = 19;
 /// AWS allows at most this many Aurora cluster snapshot copies in flight per destination region.
 pub const AURORA_COPY_LIMIT: u32 = 5;
+/// AWS allows at most this many RDS DB snapshot copies in flight per destination region.
+pub const RDS_COPY_LIMIT: u32 = 20;
+/// Name of the Redshift snapshot copy grant snapcourier creates in the copy region.
+pub const REDSHIFT_COPY_GRANT_PREFIX: &str = "snapcourier-";
 
 /// A snapcourier deployment: where snapshots are taken, where they go, how often and how long
 /// they are kept.
@@ -47,6 +51,12 @@ pub struct SourceAccount {
     pub account: String,
     /// Region of the databases, such as `us-east-1`.
     pub region: String,
+    /// Redshift only: KMS key ARN of this account in the region Redshift copies snapshots to
+    /// (the destinations' region other than `region`). Required when a Redshift schedule
+    /// covers a KMS-encrypted cluster: snapcourier creates the snapshot copy grant
+    /// `snapcourier-<namespace>` for this key there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redshift_copy_kms_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -72,6 +82,13 @@ pub struct DestinationRegion {
     pub region: String,
     /// KMS key ARN in the destination account and this region; copies are encrypted with it.
     pub kms_key: String,
+    /// RDS instances: option group to give a copy made in this region, by the source
+    /// snapshot's option group name (option groups are regional). A snapshot whose option
+    /// group is not listed keeps RDS's documented behaviour: the copy gets the engine's
+    /// default option group in this region (options that must persist, such as Oracle TDE,
+    /// need an entry here).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub option_groups: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -101,6 +118,18 @@ pub struct Schedule {
     pub cron: Option<String>,
     /// How long snapshots are kept in the source account.
     pub retention: RetentionPolicy,
+    /// Options for `engine: redshift` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redshift: Option<RedshiftOptions>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedshiftOptions {
+    /// Instead of taking a new snapshot, make a manual copy of the cluster's newest automated
+    /// snapshot (no extra load on the cluster; the recovery point is that snapshot's time).
+    #[serde(default)]
+    pub copy_automated: bool,
 }
 
 fn default_include() -> Vec<String> {
@@ -126,6 +155,8 @@ pub struct Settings {
     pub max_polls: u32,
     /// Copies of Aurora cluster snapshots in flight per destination region (AWS allows 5).
     pub aurora_copy_concurrency: u32,
+    /// Copies of RDS DB instance snapshots in flight per destination region (AWS allows 20).
+    pub rds_copy_concurrency: u32,
     /// Attempts per AWS call before a throttled or failed call is given up (SDK retries).
     pub max_attempts: u32,
     /// Items a state machine's Map handles at once (the CLI follows items one by one).
@@ -138,13 +169,51 @@ impl Default for Settings {
             poll_interval_seconds: 60,
             max_polls: 180,
             aurora_copy_concurrency: AURORA_COPY_LIMIT,
+            rds_copy_concurrency: RDS_COPY_LIMIT,
             max_attempts: 5,
             max_concurrency: 10,
         }
     }
 }
 
+impl Settings {
+    /// Copies of this engine's snapshots allowed in flight per region; `None` when the
+    /// destination makes no copies (Redshift).
+    pub fn copy_limit(&self, engine: Engine) -> Option<u32> {
+        match engine {
+            Engine::Aurora => Some(self.aurora_copy_concurrency),
+            Engine::Rds => Some(self.rds_copy_concurrency),
+            Engine::Redshift => None,
+        }
+    }
+}
+
+/// Regions the destinations keep copies in, other than the source region, in config order.
+pub fn other_regions<'a>(
+    source: &SourceAccount,
+    regions: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in regions {
+        if r != source.region && !out.iter().any(|o| o == r) {
+            out.push(r.to_string());
+        }
+    }
+    out
+}
+
 impl Config {
+    /// Every region any destination keeps copies in.
+    pub fn destination_regions(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in self.destinations.iter().flat_map(|d| &d.regions) {
+            if !out.contains(&r.region) {
+                out.push(r.region.clone());
+            }
+        }
+        out
+    }
+
     /// Parse a YAML or JSON document (JSON is YAML) and validate it.
     pub fn parse(text: &str) -> Result<Config, Error> {
         let config: Config = parse_document(text)?;
@@ -230,8 +299,59 @@ impl Config {
                 );
             }
         }
+        check_redshift_copy(
+            &self.source,
+            self.schedules
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("schedules[{i}].engine"), s)),
+            &self.destination_regions(),
+            "source",
+            &mut p,
+        );
         check_settings(&self.settings, "settings", &mut p);
         p.into_result()
+    }
+}
+
+/// Redshift copies a cluster's snapshots to exactly one other region, in the source account,
+/// with a copy grant for encrypted clusters: the destinations may list at most one region
+/// besides the source region, and the grant's key must be in that region. `schedules` pairs
+/// each schedule with the field path of its engine; `path` prefixes `source`.
+pub(crate) fn check_redshift_copy<'a>(
+    source: &SourceAccount,
+    schedules: impl IntoIterator<Item = (String, &'a Schedule)>,
+    destination_regions: &[String],
+    source_path: &str,
+    p: &mut Problems,
+) {
+    let others = other_regions(source, destination_regions.iter().map(String::as_str));
+    let first_redshift = schedules
+        .into_iter()
+        .find(|(_, s)| s.engine == Engine::Redshift);
+    if let Some((engine_field, _)) = first_redshift
+        && others.len() > 1
+    {
+        p.add(
+            engine_field,
+            format!(
+                "Redshift copies a cluster's snapshots to one other region only, but the destinations list {others:?} besides the source region {}; keep one of them for Redshift (use a separate deployment for the other)",
+                source.region
+            ),
+        );
+    }
+    if let Some(key) = &source.redshift_copy_kms_key {
+        let key_field = format!("{source_path}.redshift_copy_kms_key");
+        match others.first() {
+            Some(copy_region) => check_kms_key(key, &source.account, copy_region, &key_field, p),
+            None => p.add(
+                key_field,
+                format!(
+                    "remove it: no destination lists a region other than the source region {}, so Redshift makes no cross-region copies",
+                    source.region
+                ),
+            ),
+        }
     }
 }
 
@@ -281,6 +401,7 @@ static SCHEDULE_NAME: Rule = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9-]{0,39}
 static KMS_ARN: Rule = LazyLock::new(|| {
     Regex::new(r"^arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):([0-9]{12}):(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})$").ok()
 });
+static OPTION_GROUP: Rule = LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9-]{0,254}$").ok());
 static SCHEDULE_EXPRESSION: Rule = LazyLock::new(|| {
     Regex::new(r"^(cron\(\S+ \S+ \S+ \S+ \S+ \S+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\))$").ok()
 });
@@ -380,6 +501,21 @@ pub(crate) fn check_destination(
             &format!("{rpath}.kms_key"),
             p,
         );
+        for (from, to) in &r.option_groups {
+            let field = format!("{rpath}.option_groups.{from}");
+            if from.is_empty() || from.len() > 255 {
+                p.add(
+                    &field,
+                    "the source option group name must be 1 to 255 characters",
+                );
+            }
+            if !is_match(&OPTION_GROUP, to) {
+                p.add(
+                    &field,
+                    format!("`{to}` is not an option group name (1 to 255 letters, digits and hyphens, starting with a letter) of account {} in {}", d.account, r.region),
+                );
+            }
+        }
     }
     let lists_source_region = d.regions.iter().any(|r| r.region == source.region);
     match (&d.copy_in_kms_key, lists_source_region) {
@@ -473,6 +609,15 @@ pub(crate) fn check_schedule(s: &Schedule, path: &str, p: &mut Problems) {
         );
     }
     s.retention.check(&format!("{path}.retention"), p);
+    if s.redshift.is_some() && s.engine != Engine::Redshift {
+        p.add(
+            format!("{path}.redshift"),
+            format!(
+                "only for `engine: redshift` (this schedule's engine is {}); remove it",
+                s.engine
+            ),
+        );
+    }
 }
 
 pub(crate) fn check_settings(s: &Settings, path: &str, p: &mut Problems) {
@@ -489,6 +634,12 @@ pub(crate) fn check_settings(s: &Settings, path: &str, p: &mut Problems) {
         p.add(
             format!("{path}.aurora_copy_concurrency"),
             format!("must be between 1 and {AURORA_COPY_LIMIT} (the AWS limit per region)"),
+        );
+    }
+    if !(1..=RDS_COPY_LIMIT).contains(&s.rds_copy_concurrency) {
+        p.add(
+            format!("{path}.rds_copy_concurrency"),
+            format!("must be between 1 and {RDS_COPY_LIMIT} (the AWS limit per region)"),
         );
     }
     if !(1..=20).contains(&s.max_attempts) {

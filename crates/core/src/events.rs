@@ -22,6 +22,10 @@ pub struct SourceRun {
     pub source: SourceAccount,
     /// Accounts every snapshot is shared with.
     pub destination_accounts: Vec<String>,
+    /// Every region the destinations keep copies in (Redshift copies to the one that is not
+    /// the source region, in the source account).
+    #[serde(default)]
+    pub destination_regions: Vec<String>,
     pub schedule: Schedule,
     #[serde(default)]
     pub settings: Settings,
@@ -60,6 +64,7 @@ impl SourceRun {
                 .iter()
                 .map(|d| d.account.clone())
                 .collect(),
+            destination_regions: config.destination_regions(),
             schedule: config.schedule(schedule)?.clone(),
             settings: config.settings.clone(),
         })
@@ -88,8 +93,26 @@ impl SourceRun {
                 p.add(f, "must differ from source.account");
             }
         }
+        for (i, r) in self.destination_regions.iter().enumerate() {
+            config::check_region(r, &field(path, &format!("destination_regions[{i}]")), p);
+        }
         check_schedule(&self.schedule, &field(path, "schedule"), p);
+        config::check_redshift_copy(
+            &self.source,
+            [(field(path, "schedule.engine"), &self.schedule)],
+            &self.destination_regions,
+            &field(path, "source"),
+            p,
+        );
         check_settings(&self.settings, &field(path, "settings"), p);
+    }
+
+    /// Redshift: the region the cluster's snapshot copy configuration copies to, if any.
+    pub fn redshift_copy_region(&self) -> Option<&str> {
+        self.destination_regions
+            .iter()
+            .map(String::as_str)
+            .find(|r| *r != self.source.region)
     }
 }
 
@@ -269,6 +292,9 @@ pub struct CopyInOutput {
     /// Shared snapshots not copied because destination retention would expire them at once.
     pub too_old: Vec<String>,
     pub started: Vec<String>,
+    /// Redshift: shares seen visible and available in every destination region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<String>,
     pub api_calls: u64,
 }
 

@@ -50,6 +50,15 @@ pub fn plan_take(
         if !engine.covers_engine_name(&r.engine) || !filter.covers(&r.id, &r.tags) {
             continue;
         }
+        if let Some(primary) = &r.replica_of {
+            plan.skipped.push(SkippedResource {
+                resource_id: r.id.clone(),
+                reason: format!(
+                    "read replica of {primary}; snapshots of the primary protect its data (exclude it to silence this)"
+                ),
+            });
+            continue;
+        }
         if r.status != "available" {
             plan.skipped.push(SkippedResource {
                 resource_id: r.id.clone(),
@@ -207,10 +216,27 @@ pub fn plan_copy_in(
         .into_iter()
         .collect();
 
-    let busy = in_source_region
-        .values()
-        .filter(|c| c.status.is_in_progress())
-        .count();
+    // AWS limits copies in flight per account and region. A copy started now occupies a slot
+    // in the source region and, once available, one in every destination region; copies in
+    // flight and items whose regional copies are still to start hold theirs.
+    let busy_in = |copies: &BTreeMap<&str, &SnapshotRecord>| {
+        copies
+            .values()
+            .filter(|c| c.status.is_in_progress())
+            .count()
+    };
+    let mut busy = busy_in(&in_source_region);
+    for (region, copies) in &finals {
+        if *region == source_region {
+            continue;
+        }
+        let to_start = plan
+            .in_flight
+            .iter()
+            .filter(|(s, _)| !copies.contains_key(s.id.as_str()))
+            .count();
+        busy = busy.max(busy_in(copies) + to_start);
+    }
     let mut free = (copy_limit as usize).saturating_sub(busy);
     candidates.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
     for s in candidates {

@@ -43,7 +43,41 @@ pub struct Tiers {
 const MAX_DAYS: u32 = 36_500;
 const MAX_COUNT: u32 = 1000;
 
+/// Days added to a policy's longest time bound for the Redshift safety net, so that
+/// snapcourier's own expiry (which honours keep_last) normally acts first.
+pub const SAFETY_NET_GRACE_DAYS: u32 = 30;
+/// Longest ManualSnapshotRetentionPeriod Redshift accepts; beyond it, keep indefinitely.
+pub const SAFETY_NET_MAX_DAYS: u32 = 3653;
+
 impl RetentionPolicy {
+    /// The longest a snapshot can be kept by `days` or the tiers, in days; `None` when only
+    /// `keep_last` bounds the policy (no time bound).
+    pub fn longest_days(&self) -> Option<u32> {
+        let tiers = self.tiers.map(|t| {
+            [t.daily, t.weekly * 7, t.monthly * 31, t.yearly * 366]
+                .into_iter()
+                .max()
+                .unwrap_or(0)
+        });
+        match (self.days, tiers.filter(|d| *d > 0)) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+        }
+    }
+
+    /// Redshift's ManualSnapshotRetentionPeriod for snapshots under this policy: a safety net
+    /// that deletes them if snapcourier stops expiring them (stack removed), set to the
+    /// longest time bound plus a grace period. `-1` (keep indefinitely) when the policy has
+    /// no time bound or the bound exceeds what Redshift accepts.
+    pub fn redshift_safety_net_days(&self) -> i32 {
+        match self.longest_days() {
+            Some(d) if d + SAFETY_NET_GRACE_DAYS <= SAFETY_NET_MAX_DAYS => {
+                i32::try_from(d + SAFETY_NET_GRACE_DAYS).unwrap_or(-1)
+            }
+            _ => -1,
+        }
+    }
+
     pub(crate) fn check(&self, path: &str, p: &mut Problems) {
         if let Some(days) = self.days
             && !(1..=MAX_DAYS).contains(&days)

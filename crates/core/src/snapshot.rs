@@ -61,6 +61,12 @@ pub struct SnapshotRecord {
     pub encrypted: bool,
     pub kms_key_id: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// RDS instance snapshots: the option group (regional; cross-region copies map it).
+    pub option_group: Option<String>,
+    /// Accounts allowed to restore it, when the describe call reports them (Redshift).
+    pub restore_accounts: Option<BTreeSet<String>>,
+    /// For a cross-region copy made by the service (Redshift), the region it came from.
+    pub source_region: Option<String>,
 }
 
 impl SnapshotRecord {
@@ -114,6 +120,8 @@ pub struct ResourceRecord {
     pub engine: String,
     pub status: String,
     pub tags: BTreeMap<String, String>,
+    /// Set when the database is a read replica of another (never snapshotted: its primary is).
+    pub replica_of: Option<String>,
 }
 
 /// The account id inside an ARN (`arn:aws:rds:us-east-1:111111111111:...`).

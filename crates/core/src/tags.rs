@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// Every snapcourier tag key starts with this.
+pub const PREFIX: &str = "snapcourier:";
 pub const NAMESPACE: &str = "snapcourier:namespace";
 pub const SCHEDULE: &str = "snapcourier:schedule";
 pub const STAGE: &str = "snapcourier:stage";

@@ -30,7 +30,7 @@ fn destination_input(c: &Config) -> Value {
 }
 
 async fn owned_ids(d: &Deployment, side: Side, region: &str) -> BTreeSet<String> {
-    snapcourier_aws::aurora::list_snapshots(&d.context(side), region, false)
+    snapcourier_aws::adapter::list_owned(&d.context(side), snapcourier_core::Engine::Aurora, region)
         .await
         .unwrap()
         .into_iter()
@@ -83,10 +83,14 @@ async fn both_sides_through_the_state_machines() {
     let taken = owned_ids(&d, Side::Source, SOURCE_REGION).await;
     assert_eq!(taken.len(), 3);
     for id in &taken {
-        let accounts =
-            snapcourier_aws::aurora::restore_accounts(&d.context(Side::Source), SOURCE_REGION, id)
-                .await
-                .unwrap();
+        let accounts = snapcourier_aws::adapter::shared_with(
+            &d.context(Side::Source),
+            snapcourier_core::Engine::Aurora,
+            SOURCE_REGION,
+            id,
+        )
+        .await
+        .unwrap();
         assert_eq!(accounts, BTreeSet::from([DESTINATION_ACCOUNT.to_string()]));
     }
     assert_eq!(
@@ -196,10 +200,14 @@ async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported()
     );
     // The other two were shared.
     for id in owned_ids(&d, Side::Source, SOURCE_REGION).await {
-        let shared =
-            snapcourier_aws::aurora::restore_accounts(&d.context(Side::Source), SOURCE_REGION, &id)
-                .await
-                .unwrap();
+        let shared = snapcourier_aws::adapter::shared_with(
+            &d.context(Side::Source),
+            snapcourier_core::Engine::Aurora,
+            SOURCE_REGION,
+            &id,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             shared.is_empty(),
             id.starts_with("sc-demo-auroradaily-billing-db-"),
@@ -277,10 +285,14 @@ async fn a_denied_share_fails_the_execution_with_a_report_and_the_others_are_sha
         .count();
     assert_eq!(denied, 1);
     for id in owned_ids(&d, Side::Source, SOURCE_REGION).await {
-        let shared =
-            snapcourier_aws::aurora::restore_accounts(&d.context(Side::Source), SOURCE_REGION, &id)
-                .await
-                .unwrap();
+        let shared = snapcourier_aws::adapter::shared_with(
+            &d.context(Side::Source),
+            snapcourier_core::Engine::Aurora,
+            SOURCE_REGION,
+            &id,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             shared.is_empty(),
             id.starts_with("sc-demo-auroradaily-billing-db-"),

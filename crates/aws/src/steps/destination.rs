@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{
     CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DeletedSnapshot, DestinationItem,
-    DestinationRun, EVENT_VERSION, ExecutionContext,
+    DestinationRun, EVENT_VERSION,
 };
 use snapcourier_core::plan::{finished_intermediates, plan_copy_in, retention_candidates};
 use snapcourier_core::retention::plan_retention;
@@ -15,9 +15,8 @@ use snapcourier_core::tags::{OwnershipTags, Stage};
 use snapcourier_core::{Error, ItemError};
 
 use super::failure;
-use crate::aurora::{self, Started};
+use crate::adapter::{CopyRequest, SnapshotApi, Started};
 use crate::client::AwsContext;
-use crate::executions::older_running_execution;
 
 /// Every region this destination touches: the source region first, then its own regions.
 fn regions(run: &DestinationRun) -> Vec<String> {
@@ -30,13 +29,14 @@ fn regions(run: &DestinationRun) -> Vec<String> {
     all
 }
 
-async fn local_snapshots(
+async fn local_snapshots<A: SnapshotApi>(
+    api: &A,
     ctx: &AwsContext,
     run: &DestinationRun,
 ) -> Result<BTreeMap<String, Vec<SnapshotRecord>>, Error> {
     let mut local = BTreeMap::new();
     for region in regions(run) {
-        let snapshots = aurora::list_snapshots(ctx, &region, false).await?;
+        let snapshots = api.list_snapshots(ctx, &region, false).await?;
         local.insert(region, snapshots);
     }
     Ok(local)
@@ -73,40 +73,19 @@ fn item(shared: &SnapshotRecord, status: &str) -> DestinationItem {
 }
 
 /// Copy every shared snapshot not yet copied into this account (source region),
-/// re-encrypted with this account's key, within the per-region copy limit. Under a state
-/// machine, do nothing while an older execution of the same schedule is still running.
-pub async fn copy_in(
+/// re-encrypted with this account's key, within the per-region copy limit.
+pub(super) async fn copy_in<A: SnapshotApi>(
+    api: &A,
     ctx: &AwsContext,
     run: &DestinationRun,
-    execution: Option<&ExecutionContext>,
     now: Timestamp,
 ) -> Result<CopyInOutput, Error> {
     let before = ctx.calls();
-    if let Some(ours) = execution
-        && let Some(older) = older_running_execution(ctx, ours, &run.schedule.name).await?
-    {
-        tracing::warn!(older = %older, "an older execution of this schedule is still running; skipping");
-        return Ok(CopyInOutput {
-            version: EVENT_VERSION,
-            overlapping_execution: Some(older),
-            items: Vec::new(),
-            deferred: Vec::new(),
-            too_old: Vec::new(),
-            started: Vec::new(),
-            api_calls: (ctx.calls() - before).calls,
-        });
-    }
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
-    let shared = aurora::list_snapshots(ctx, &run.source.region, true).await?;
-    let local = local_snapshots(ctx, run).await?;
-    let plan = plan_copy_in(
-        run,
-        &filter,
-        &shared,
-        &local,
-        run.settings.aurora_copy_concurrency,
-        now,
-    );
+    let shared = api.list_snapshots(ctx, &run.source.region, true).await?;
+    let local = local_snapshots(api, ctx, run).await?;
+    let limit = run.settings.copy_limit(A::ENGINE).unwrap_or(1);
+    let plan = plan_copy_in(run, &filter, &shared, &local, limit, now);
 
     let stage = if run.source_region_is_intermediate() {
         Stage::Intermediate
@@ -121,14 +100,22 @@ pub async fn copy_in(
     let mut started = Vec::new();
     for s in &plan.start {
         let tags = copy_tags(run, stage, &s.resource_id, &s.arn, s.created);
-        // An unencrypted cluster snapshot cannot be encrypted by copying: RDS rejects a key.
-        let key = if s.encrypted {
+        // An unencrypted Aurora snapshot cannot be encrypted by copying (RDS rejects a key);
+        // an unencrypted instance snapshot can, and is.
+        let key = if s.encrypted || A::ENCRYPTS_ON_COPY {
             run.copy_in_kms_key()
         } else {
             None
         };
-        let result =
-            aurora::copy_snapshot(ctx, &run.source.region, &s.arn, &s.id, key, &tags).await;
+        let copy = CopyRequest {
+            source_arn: &s.arn,
+            target_id: &s.id,
+            kms_key: key,
+            // Same region: the copy keeps the snapshot's option group.
+            option_group: None,
+            tags: &tags,
+        };
+        let result = api.copy_snapshot(ctx, &run.source.region, copy).await;
         let mut entry = item(s, "creating");
         match result {
             Ok(Started::New(copy)) => {
@@ -144,13 +131,6 @@ pub async fn copy_in(
         items.push(entry);
     }
     let api_calls = (ctx.calls() - before).calls;
-    tracing::info!(
-        started = started.len(),
-        in_flight = plan.in_flight.len(),
-        deferred = plan.deferred.len(),
-        api_calls,
-        "copy-in done"
-    );
     Ok(CopyInOutput {
         version: EVENT_VERSION,
         overlapping_execution: None,
@@ -158,20 +138,22 @@ pub async fn copy_in(
         deferred: plan.deferred,
         too_old: plan.too_old,
         started,
+        verified: Vec::new(),
         api_calls,
     })
 }
 
 /// Once the copy in the source region is available, copy it into every destination region
 /// with that region's key. Ready when every regional copy is available.
-pub async fn cross_region_copy(
+pub(super) async fn cross_region_copy<A: SnapshotApi>(
+    api: &A,
     ctx: &AwsContext,
     run: &DestinationRun,
     entry: &DestinationItem,
 ) -> Result<CrossRegionCopyOutput, Error> {
     let before = ctx.calls();
     let id = entry.snapshot_id.as_str();
-    let local = aurora::find_snapshot(ctx, &run.source.region, id).await?;
+    let local = api.find_snapshot(ctx, &run.source.region, id).await?;
     if let Some(copy) = &local
         && !copy.is_owned_by(&run.namespace)
     {
@@ -204,7 +186,7 @@ pub async fn cross_region_copy(
             ready &= local.as_ref().is_some_and(|c| c.status.is_available());
             continue;
         }
-        match aurora::find_snapshot(ctx, &target.region, id).await? {
+        match api.find_snapshot(ctx, &target.region, id).await? {
             Some(copy) if !copy.is_owned_by(&run.namespace) => {
                 return Err(Error::InvalidState {
                     resource: id.to_string(),
@@ -236,10 +218,23 @@ pub async fn cross_region_copy(
                     &entry.source_arn,
                     entry.source_created,
                 );
-                let key = source.encrypted.then_some(target.kms_key.as_str());
-                if let Started::New(_) =
-                    aurora::copy_snapshot(ctx, &target.region, &source.arn, id, key, &tags).await?
-                {
+                let key =
+                    (source.encrypted || A::ENCRYPTS_ON_COPY).then_some(target.kms_key.as_str());
+                // Option groups are regional: map the copy's group, or let RDS give it the
+                // engine's default group in the target region.
+                let option_group = source
+                    .option_group
+                    .as_ref()
+                    .and_then(|g| target.option_groups.get(g))
+                    .map(String::as_str);
+                let copy = CopyRequest {
+                    source_arn: &source.arn,
+                    target_id: id,
+                    kms_key: key,
+                    option_group,
+                    tags: &tags,
+                };
+                if let Started::New(_) = api.copy_snapshot(ctx, &target.region, copy).await? {
                     started_in.push(target.region.clone());
                 }
             }
@@ -256,13 +251,14 @@ pub async fn cross_region_copy(
 
 /// Delete intermediate copies whose regional copies are all available, then apply the
 /// destination's retention in each of its regions.
-pub async fn delete_destination(
+pub(super) async fn delete_destination<A: SnapshotApi>(
+    api: &A,
     ctx: &AwsContext,
     run: &DestinationRun,
     now: Timestamp,
 ) -> Result<DeleteOutput, Error> {
     let before = ctx.calls();
-    let local = local_snapshots(ctx, run).await?;
+    let local = local_snapshots(api, ctx, run).await?;
     let mut plan: Vec<(String, String, &str)> = finished_intermediates(run, &local)
         .into_iter()
         .map(|s| (run.source.region.clone(), s.id, "intermediate"))
@@ -292,7 +288,7 @@ pub async fn delete_destination(
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
     for (region, id, reason) in plan {
-        match aurora::delete_snapshot(ctx, &region, &id).await {
+        match api.delete_snapshot(ctx, &region, &id).await {
             Ok(()) => deleted.push(DeletedSnapshot {
                 region,
                 snapshot_id: id,
@@ -302,13 +298,6 @@ pub async fn delete_destination(
         }
     }
     let api_calls = (ctx.calls() - before).calls;
-    tracing::info!(
-        deleted = deleted.len(),
-        kept,
-        failures = failures.len(),
-        api_calls,
-        "destination clean-up done"
-    );
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,

@@ -1,16 +1,195 @@
 //! The steps of both flows. Each is an idempotent reconciler: it looks at the world, does
 //! the next missing thing (or nothing) and reports where each item stands. The Lambda
-//! binaries and the CLI call these same functions.
+//! binaries and the CLI call these same functions; each dispatches on the schedule's engine.
+//! Aurora and RDS instances share one implementation over the `SnapshotApi` port; Redshift
+//! has its own (it shares by authorizing accounts, copies across regions through the
+//! cluster's configuration, and cannot copy into another account).
 
 mod destination;
+mod redshift;
 mod source;
 
-pub use destination::{copy_in, cross_region_copy, delete_destination};
-pub use source::{delete_source, share, take};
-
-use snapcourier_core::events::{ItemFailure, SourceItem};
+use jiff::Timestamp;
+use snapcourier_core::events::{
+    CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DestinationItem, DestinationRun,
+    EVENT_VERSION, ExecutionContext, ItemFailure, ShareOutput, SourceItem, SourceRun, TakeOutput,
+};
 use snapcourier_core::snapshot::SnapshotRecord;
-use snapcourier_core::{Error, ItemError};
+use snapcourier_core::{Engine, Error, ItemError};
+
+use crate::aurora::Aurora;
+use crate::client::AwsContext;
+use crate::executions::older_running_execution;
+use crate::rds::Rds;
+
+/// Under a state machine, an older execution of the same schedule still running (its ARN),
+/// in which case this one does nothing.
+async fn overlapping(
+    ctx: &AwsContext,
+    execution: Option<&ExecutionContext>,
+    schedule: &str,
+) -> Result<Option<String>, Error> {
+    let Some(ours) = execution else {
+        return Ok(None);
+    };
+    let older = older_running_execution(ctx, ours, schedule).await?;
+    if let Some(older) = &older {
+        tracing::warn!(older = %older, "an older execution of this schedule is still running; skipping");
+    }
+    Ok(older)
+}
+
+/// Snapshot every covered database that has none in the current slot; report every owned
+/// snapshot that still has to be shared.
+pub async fn take(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    execution: Option<&ExecutionContext>,
+    now: Timestamp,
+) -> Result<TakeOutput, Error> {
+    let before = ctx.calls();
+    if let Some(older) = overlapping(ctx, execution, &run.schedule.name).await? {
+        return Ok(TakeOutput {
+            version: EVENT_VERSION,
+            overlapping_execution: Some(older),
+            items: Vec::new(),
+            skipped: Vec::new(),
+            created: Vec::new(),
+            api_calls: (ctx.calls() - before).calls,
+        });
+    }
+    let mut out = match run.schedule.engine {
+        Engine::Aurora => source::take(&Aurora, ctx, run, now).await?,
+        Engine::Rds => source::take(&Rds, ctx, run, now).await?,
+        Engine::Redshift => redshift::take(ctx, run, now).await?,
+    };
+    out.api_calls = (ctx.calls() - before).calls;
+    tracing::info!(schedule = %run.schedule.name, engine = %run.schedule.engine, created = out.created.len(), items = out.items.len(), skipped = out.skipped.len(), api_calls = out.api_calls, "take done");
+    Ok(out)
+}
+
+/// Make one snapshot restorable by every destination account once it is available.
+pub async fn share(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    item: &SourceItem,
+) -> Result<ShareOutput, Error> {
+    let before = ctx.calls();
+    let mut out = match run.schedule.engine {
+        Engine::Aurora => source::share(&Aurora, ctx, run, item).await?,
+        Engine::Rds => source::share(&Rds, ctx, run, item).await?,
+        Engine::Redshift => redshift::share(ctx, run, item).await?,
+    };
+    out.api_calls = (ctx.calls() - before).calls;
+    Ok(out)
+}
+
+/// Apply the schedule's retention to owned source snapshots.
+pub async fn delete_source(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    now: Timestamp,
+) -> Result<DeleteOutput, Error> {
+    let before = ctx.calls();
+    let mut out = match run.schedule.engine {
+        Engine::Aurora => source::delete_source(&Aurora, ctx, run, now).await?,
+        Engine::Rds => source::delete_source(&Rds, ctx, run, now).await?,
+        Engine::Redshift => redshift::delete_source(ctx, run, now).await?,
+    };
+    out.api_calls = (ctx.calls() - before).calls;
+    tracing::info!(
+        deleted = out.deleted.len(),
+        kept = out.kept,
+        failures = out.failures.len(),
+        api_calls = out.api_calls,
+        "source retention done"
+    );
+    Ok(out)
+}
+
+/// Copy every shared snapshot not yet copied into this account (Redshift: list the shares
+/// to verify).
+pub async fn copy_in(
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    execution: Option<&ExecutionContext>,
+    now: Timestamp,
+) -> Result<CopyInOutput, Error> {
+    let before = ctx.calls();
+    if let Some(older) = overlapping(ctx, execution, &run.schedule.name).await? {
+        return Ok(CopyInOutput {
+            version: EVENT_VERSION,
+            overlapping_execution: Some(older),
+            items: Vec::new(),
+            deferred: Vec::new(),
+            too_old: Vec::new(),
+            started: Vec::new(),
+            verified: Vec::new(),
+            api_calls: (ctx.calls() - before).calls,
+        });
+    }
+    let mut out = match run.schedule.engine {
+        Engine::Aurora => destination::copy_in(&Aurora, ctx, run, now).await?,
+        Engine::Rds => destination::copy_in(&Rds, ctx, run, now).await?,
+        Engine::Redshift => redshift::verify_shares(ctx, run, now).await?,
+    };
+    out.api_calls = (ctx.calls() - before).calls;
+    tracing::info!(
+        started = out.started.len(),
+        items = out.items.len(),
+        deferred = out.deferred.len(),
+        api_calls = out.api_calls,
+        "copy-in done"
+    );
+    Ok(out)
+}
+
+/// Once the copy in the source region is available, copy it into every destination region
+/// (Redshift: check the share is visible and restorable in every destination region).
+pub async fn cross_region_copy(
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    entry: &DestinationItem,
+) -> Result<CrossRegionCopyOutput, Error> {
+    let before = ctx.calls();
+    let mut out = match run.schedule.engine {
+        Engine::Aurora => destination::cross_region_copy(&Aurora, ctx, run, entry).await?,
+        Engine::Rds => destination::cross_region_copy(&Rds, ctx, run, entry).await?,
+        Engine::Redshift => redshift::verify_share(ctx, run, entry).await?,
+    };
+    out.api_calls = (ctx.calls() - before).calls;
+    Ok(out)
+}
+
+/// Delete finished intermediate copies, then apply the destination's retention (Redshift:
+/// nothing is owned here).
+pub async fn delete_destination(
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    now: Timestamp,
+) -> Result<DeleteOutput, Error> {
+    let before = ctx.calls();
+    let mut out = match run.schedule.engine {
+        Engine::Aurora => destination::delete_destination(&Aurora, ctx, run, now).await?,
+        Engine::Rds => destination::delete_destination(&Rds, ctx, run, now).await?,
+        Engine::Redshift => DeleteOutput {
+            version: EVENT_VERSION,
+            deleted: Vec::new(),
+            kept: 0,
+            failures: Vec::new(),
+            api_calls: 0,
+        },
+    };
+    out.api_calls = (ctx.calls() - before).calls;
+    tracing::info!(
+        deleted = out.deleted.len(),
+        kept = out.kept,
+        failures = out.failures.len(),
+        api_calls = out.api_calls,
+        "destination clean-up done"
+    );
+    Ok(out)
+}
 
 fn source_item(s: &SnapshotRecord, shared: bool) -> SourceItem {
     SourceItem {

@@ -5,48 +5,32 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{
-    DeleteOutput, DeletedSnapshot, EVENT_VERSION, ExecutionContext, ShareOutput, SourceItem,
-    SourceRun, TakeOutput,
+    DeleteOutput, DeletedSnapshot, EVENT_VERSION, ShareOutput, SourceItem, SourceRun, TakeOutput,
 };
 use snapcourier_core::plan::{missing_shares, plan_take, retention_candidates};
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::SnapshotStatus;
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
-use snapcourier_core::{Engine, Error, ItemError};
+use snapcourier_core::{Error, ItemError};
 
 use super::{failure, source_item};
-use crate::aurora::{self, Started};
+use crate::adapter::{SnapshotApi, Started};
 use crate::client::AwsContext;
-use crate::executions::older_running_execution;
 
-/// Snapshot every covered cluster that has none in the current slot; report every owned
-/// snapshot that still has to be shared. Under a state machine, first make sure no older
-/// execution of the same schedule is still running; if one is, do nothing.
-pub async fn take(
+/// Snapshot every covered database that has none in the current slot; report every owned
+/// snapshot that still has to be shared.
+pub(super) async fn take<A: SnapshotApi>(
+    api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
-    execution: Option<&ExecutionContext>,
     now: Timestamp,
 ) -> Result<TakeOutput, Error> {
     let before = ctx.calls();
-    if let Some(ours) = execution
-        && let Some(older) = older_running_execution(ctx, ours, &run.schedule.name).await?
-    {
-        tracing::warn!(older = %older, "an older execution of this schedule is still running; skipping");
-        return Ok(TakeOutput {
-            version: EVENT_VERSION,
-            overlapping_execution: Some(older),
-            items: Vec::new(),
-            skipped: Vec::new(),
-            created: Vec::new(),
-            api_calls: (ctx.calls() - before).calls,
-        });
-    }
     let region = run.source.region.as_str();
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
-    let clusters = aurora::list_clusters(ctx, region).await?;
-    let snapshots = aurora::list_snapshots(ctx, region, false).await?;
-    let plan = plan_take(run, Engine::Aurora, &filter, &clusters, &snapshots, now);
+    let resources = api.list_resources(ctx, region).await?;
+    let snapshots = api.list_snapshots(ctx, region, false).await?;
+    let plan = plan_take(run, A::ENGINE, &filter, &resources, &snapshots, now);
 
     let mut items: Vec<SourceItem> = Vec::new();
     let mut created = Vec::new();
@@ -60,7 +44,8 @@ pub async fn take(
             source_created: None,
         }
         .to_map();
-        let item = match aurora::create_snapshot(ctx, region, &p.resource_id, &p.snapshot_id, &tags)
+        let item = match api
+            .create_snapshot(ctx, region, &p.resource_id, &p.snapshot_id, &tags)
             .await
         {
             Ok(Started::New(s)) => {
@@ -68,7 +53,7 @@ pub async fn take(
                 source_item(&s, false)
             }
             Ok(Started::AlreadyExists) => {
-                existing_slot_snapshot(ctx, run, &p.resource_id, &p.snapshot_id).await
+                existing_slot_snapshot(api, ctx, run, &p.resource_id, &p.snapshot_id).await
             }
             Err(e) => errored_item(&p.resource_id, &p.snapshot_id, &e),
         };
@@ -80,7 +65,6 @@ pub async fn take(
         }
     }
     let api_calls = (ctx.calls() - before).calls;
-    tracing::info!(schedule = %run.schedule.name, created = created.len(), items = items.len(), skipped = plan.skipped.len(), api_calls, "take done");
     Ok(TakeOutput {
         version: EVENT_VERSION,
         overlapping_execution: None,
@@ -93,13 +77,14 @@ pub async fn take(
 
 /// The slot's id is taken. Ours (a retry, or an overlapping run): follow it. Anything else is
 /// reported, never touched.
-async fn existing_slot_snapshot(
+async fn existing_slot_snapshot<A: SnapshotApi>(
+    api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
     resource: &str,
     id: &str,
 ) -> SourceItem {
-    match aurora::find_snapshot(ctx, &run.source.region, id).await {
+    match api.find_snapshot(ctx, &run.source.region, id).await {
         Ok(Some(s)) if s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) => {
             if let SnapshotStatus::Unusable(status) = &s.status {
                 let e = Error::InvalidState {
@@ -134,7 +119,7 @@ async fn existing_slot_snapshot(
     }
 }
 
-fn errored_item(resource: &str, id: &str, e: &Error) -> SourceItem {
+pub(super) fn errored_item(resource: &str, id: &str, e: &Error) -> SourceItem {
     SourceItem {
         resource_id: resource.to_string(),
         snapshot_id: id.to_string(),
@@ -147,7 +132,8 @@ fn errored_item(resource: &str, id: &str, e: &Error) -> SourceItem {
 
 /// Make one snapshot restorable by every destination account once it is available. Checks
 /// the current attribute first and adds only what is missing; records progress in a tag.
-pub async fn share(
+pub(super) async fn share<A: SnapshotApi>(
+    api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
     item: &SourceItem,
@@ -164,7 +150,7 @@ pub async fn share(
     }
     let region = run.source.region.as_str();
     let id = item.snapshot_id.as_str();
-    let s = aurora::find_snapshot(ctx, region, id).await?.ok_or_else(|| Error::NotFound {
+    let s = api.find_snapshot(ctx, region, id).await?.ok_or_else(|| Error::NotFound {
         resource: id.to_string(),
         message: "the snapshot no longer exists (deleted outside snapcourier?); the next take makes a new one".into(),
     })?;
@@ -198,15 +184,16 @@ pub async fn share(
             return Err(Error::KmsKeyUnusable {
                 resource: id.to_string(),
                 message: format!(
-                    "snapshot {id} of cluster {} is encrypted with the AWS managed key {key} (aws/rds), which cannot be shared with another account. Re-encrypt the cluster with a customer managed KMS key whose policy allows the destination accounts (restore a snapshot copy made with that key), then the next run shares it",
+                    "snapshot {id} of {} {} is encrypted with the AWS managed key {key} (aws/rds), which cannot be shared with another account. Re-encrypt the database with a customer managed KMS key whose policy allows the destination accounts (restore a snapshot copy made with that key), then the next run shares it",
+                    A::ENGINE.resource_kind(),
                     s.protected_resource()
                 ),
             });
         }
-        let already = aurora::restore_accounts(ctx, region, id).await?;
+        let already = api.restore_accounts(ctx, region, id).await?;
         let to_add: BTreeSet<String> = missing.difference(&already).cloned().collect();
         if !to_add.is_empty() {
-            aurora::add_restore_accounts(ctx, region, id, &to_add).await?;
+            api.add_restore_accounts(ctx, region, id, &to_add).await?;
         }
         let mut marker = s.shared_with();
         marker.extend(run.destination_accounts.iter().cloned());
@@ -215,7 +202,7 @@ pub async fn share(
             tags::shared_with_value(&marker),
         )]
         .into();
-        aurora::add_tags(ctx, region, &s.arn, &tag).await?;
+        crate::rds::add_tags(ctx, region, &s.arn, &tag).await?;
     }
     current.shared = true;
     tracing::info!(snapshot = id, added = missing.len(), "shared");
@@ -223,14 +210,15 @@ pub async fn share(
 }
 
 /// Apply the schedule's retention to owned source snapshots.
-pub async fn delete_source(
+pub(super) async fn delete_source<A: SnapshotApi>(
+    api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
     now: Timestamp,
 ) -> Result<DeleteOutput, Error> {
     let before = ctx.calls();
     let region = run.source.region.as_str();
-    let snapshots = aurora::list_snapshots(ctx, region, false).await?;
+    let snapshots = api.list_snapshots(ctx, region, false).await?;
     let candidates = retention_candidates(
         &snapshots,
         &run.namespace,
@@ -242,7 +230,7 @@ pub async fn delete_source(
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
     for id in &plan.delete {
-        match aurora::delete_snapshot(ctx, region, id).await {
+        match api.delete_snapshot(ctx, region, id).await {
             Ok(()) => deleted.push(DeletedSnapshot {
                 region: region.to_string(),
                 snapshot_id: id.clone(),
@@ -252,13 +240,6 @@ pub async fn delete_source(
         }
     }
     let api_calls = (ctx.calls() - before).calls;
-    tracing::info!(
-        deleted = deleted.len(),
-        kept = plan.keep.len(),
-        failures = failures.len(),
-        api_calls,
-        "source retention done"
-    );
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,

@@ -298,6 +298,105 @@ fn copy_concurrency_above_the_aws_limit() {
 }
 
 #[test]
+fn rds_copy_concurrency_above_the_aws_limit() {
+    expect_problem(
+        |d| set(d, &["settings", "rds_copy_concurrency"], y("21")),
+        "settings.rds_copy_concurrency",
+        "between 1 and 20",
+    );
+}
+
+#[test]
+fn copy_limits_per_engine() {
+    let s = Settings::default();
+    assert_eq!(s.copy_limit(Engine::Aurora), Some(5));
+    assert_eq!(s.copy_limit(Engine::Rds), Some(20));
+    assert_eq!(s.copy_limit(Engine::Redshift), None);
+}
+
+#[test]
+fn unknown_engine_names_the_choices() {
+    expect_problem(
+        |d| set(d, &["schedules", "0", "engine"], y("elasticache")),
+        "schedules[0].engine",
+        "aurora",
+    );
+}
+
+#[test]
+fn redshift_options_on_another_engine() {
+    expect_problem(
+        |d| {
+            set(
+                d,
+                &["schedules", "0", "redshift"],
+                y("{copy_automated: true}"),
+            )
+        },
+        "schedules[0].redshift",
+        "only for `engine: redshift`",
+    );
+}
+
+#[test]
+fn redshift_needs_a_single_copy_region() {
+    expect_problem(
+        |d| {
+            set(d, &["schedules", "0", "engine"], y("redshift"));
+            d["destinations"][0]["regions"]
+                .as_sequence_mut()
+                .unwrap()
+                .push(y(
+                    "{region: eu-central-1, kms_key: \"arn:aws:kms:eu-central-1:222222222222:key/k\"}",
+                ));
+        },
+        "schedules[0].engine",
+        "one other region only",
+    );
+}
+
+#[test]
+fn redshift_copy_key_must_be_in_the_copy_region() {
+    expect_problem(
+        |d| {
+            set(
+                d,
+                &["source", "redshift_copy_kms_key"],
+                y("arn:aws:kms:us-east-1:111111111111:key/k"),
+            );
+        },
+        "source.redshift_copy_kms_key",
+        "give a key in eu-west-1",
+    );
+    expect_problem(
+        |d| {
+            set(
+                d,
+                &["source", "redshift_copy_kms_key"],
+                y("arn:aws:kms:eu-west-1:222222222222:key/k"),
+            );
+        },
+        "source.redshift_copy_kms_key",
+        "give a key of 111111111111",
+    );
+}
+
+#[test]
+fn option_group_targets_are_option_group_names() {
+    expect_problem(
+        |d| {
+            set(
+                d,
+                &["destinations", "0", "regions", "0", "option_groups"],
+                y("{app-opts: \"not a name\"}"),
+            );
+        },
+        "destinations[0].regions[0].option_groups.app-opts",
+        "not an option group name",
+    );
+}
+
+#[test]
 fn missing_required_field() {
     expect_problem(
         |d| {
@@ -413,6 +512,7 @@ fn every_built_in_rule_compiles() {
         &REGION,
         &SCHEDULE_NAME,
         &KMS_ARN,
+        &OPTION_GROUP,
         &SCHEDULE_EXPRESSION,
     ] {
         assert!(rule.is_some());

@@ -20,6 +20,27 @@ fn dest_run() -> DestinationRun {
     DestinationRun::from_config(&config(), "aurora-daily", "222222222222").unwrap()
 }
 
+#[test]
+fn take_skips_read_replicas_with_the_reason() {
+    let run = source_run();
+    let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
+    let mut replica = cluster("orders-replica", "aurora-mysql", "available");
+    replica.replica_of = Some("orders-db".into());
+    let plan = plan_take(
+        &run,
+        Engine::Aurora,
+        &filter,
+        &[replica, cluster("orders-db", "aurora-mysql", "available")],
+        &[],
+        t("2026-11-22T03:10:00Z"),
+    );
+    assert_eq!(plan.create.len(), 1);
+    assert_eq!(plan.create[0].resource_id, "orders-db");
+    assert_eq!(plan.skipped.len(), 1);
+    assert_eq!(plan.skipped[0].resource_id, "orders-replica");
+    assert!(plan.skipped[0].reason.contains("read replica of orders-db"));
+}
+
 fn cluster(id: &str, engine: &str, status: &str) -> ResourceRecord {
     ResourceRecord {
         id: id.into(),
@@ -27,6 +48,7 @@ fn cluster(id: &str, engine: &str, status: &str) -> ResourceRecord {
         engine: engine.into(),
         status: status.into(),
         tags: BTreeMap::new(),
+        replica_of: None,
     }
 }
 
@@ -61,6 +83,9 @@ fn snap(
         encrypted: true,
         kms_key_id: None,
         tags,
+        option_group: None,
+        restore_accounts: None,
+        source_region: None,
     }
 }
 
@@ -235,6 +260,49 @@ fn copy_in_starts_within_the_copy_limit_and_defers_the_rest() {
             "sc-demo-auroradaily-orders-db-20261101-0000"
         ]
     );
+}
+
+#[test]
+fn copy_in_counts_copies_in_flight_in_the_destination_regions_too() {
+    let run = dest_run();
+    let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
+    let id = |d: u32| format!("sc-demo-auroradaily-orders-db-202611{d:02}-0000");
+    let shared: Vec<_> = (1..=9)
+        .map(|d| shared(&id(d), "orders-db", &format!("2026-11-{d:02}T03:00:00Z")))
+        .collect();
+    let mut local = BTreeMap::new();
+    // Day 9's intermediate is available and its regional copy not started yet; days 6-8 are
+    // being copied into eu-west-1: four of the five slots there are taken.
+    local.insert(
+        "us-east-1".to_string(),
+        vec![snap(
+            "222222222222",
+            &id(9),
+            "orders-db",
+            "2026-11-22T01:00:00Z",
+            "available",
+            Some(Stage::Intermediate),
+        )],
+    );
+    local.insert(
+        "eu-west-1".to_string(),
+        (6..=8)
+            .map(|d| {
+                snap(
+                    "222222222222",
+                    &id(d),
+                    "orders-db",
+                    "2026-11-22T01:00:00Z",
+                    "copying",
+                    Some(Stage::Destination),
+                )
+            })
+            .collect(),
+    );
+    let plan = plan_copy_in(&run, &filter, &shared, &local, 5, t("2026-11-22T03:10:00Z"));
+    let started: Vec<_> = plan.start.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(started, vec![id(5)]);
+    assert_eq!(plan.deferred, vec![id(4), id(3), id(2), id(1)]);
 }
 
 #[test]

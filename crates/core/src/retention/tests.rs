@@ -224,3 +224,31 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+#[test]
+fn redshift_safety_net_follows_the_longest_time_bound() {
+    let policy = |days: Option<u32>, tiers: Option<Tiers>| RetentionPolicy {
+        days,
+        keep_last: 3,
+        tiers,
+    };
+    assert_eq!(policy(Some(7), None).redshift_safety_net_days(), 37);
+    let weekly = Tiers {
+        weekly: 8,
+        monthly: 2,
+        ..Tiers::default()
+    };
+    assert_eq!(policy(Some(7), Some(weekly)).longest_days(), Some(62));
+    assert_eq!(policy(Some(7), Some(weekly)).redshift_safety_net_days(), 92);
+    // keep_last only: no time bound, so no safety net that could delete the newest.
+    assert_eq!(policy(None, None).redshift_safety_net_days(), -1);
+    assert_eq!(
+        policy(None, Some(Tiers::default())).redshift_safety_net_days(),
+        -1
+    );
+    let years = Tiers {
+        yearly: 10,
+        ..Tiers::default()
+    };
+    assert_eq!(policy(None, Some(years)).redshift_safety_net_days(), -1);
+}

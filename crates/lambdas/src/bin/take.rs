@@ -1,5 +1,8 @@
 //! The `take` step as a Lambda function.
 
+// The step futures (engine dispatch over generic adapters) nest deeper than the default limit.
+#![recursion_limit = "256"]
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     snapcourier_lambdas::serve(|ctx, event, now| async move {

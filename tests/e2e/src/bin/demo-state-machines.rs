@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 use serde_json::json;
-use snapcourier_aws::aurora;
+use snapcourier_aws::adapter::list_owned;
 use snapcourier_cli::output::{render_execution, render_snapshots};
 use snapcourier_core::Config;
+use snapcourier_core::Engine;
 use snapcourier_core::events::{DestinationRun, SourceRun};
 use snapcourier_e2e::{
     DESTINATION_ACCOUNT, DESTINATION_REGION, Deployment, SOURCE_ACCOUNT, SOURCE_REGION, Seed, Side,
@@ -71,7 +72,7 @@ async fn main() -> ExitCode {
         let ctx = d.context(side);
         let mut by_region = Vec::new();
         for region in regions {
-            let owned = aurora::list_snapshots(&ctx, region, false)
+            let owned = list_owned(&ctx, Engine::Aurora, region)
                 .await
                 .unwrap_or_default();
             by_region.push((
