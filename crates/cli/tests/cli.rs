@@ -27,7 +27,7 @@ fn text(bytes: &[u8]) -> String {
 fn validate_accepts_the_example() {
     let out = snapcourier(&["validate", "-c", EXAMPLE]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("valid (1 schedule(s), 1 destination account(s))"));
+    assert!(text(&out.stdout).contains("valid (3 schedule(s), 1 destination account(s))"));
 }
 
 #[test]

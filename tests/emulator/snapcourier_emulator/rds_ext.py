@@ -14,7 +14,13 @@ SnapshotKind. The patches, by the AWS behaviour each one adds:
 * paging of the four describe calls (MaxRecords 20..100, opaque Marker);
 * a `creating` phase for snapshots made through the API (see control.Config);
 * encryption at rest as AWS reports it: no KmsKeyId on unencrypted resources
-  (moto says "default_kms_key_id"), the aws/rds key when none was named.
+  (moto says "default_kms_key_id"), the aws/rds key when none was named;
+* option groups on instance snapshots: a snapshot records its instance's
+  option group; a copy takes `OptionGroupName` (which must exist in the
+  copying account and region) or, across regions, the engine's default group
+  there (the documented behaviour), and otherwise keeps the snapshot's;
+* the copy limit: at most 5 cluster snapshot copies and 20 instance snapshot
+  copies in progress per account and region; one more is SnapshotQuotaExceeded.
 
 RDS requests are serialised by the server (control.WORLD_LOCK), so the
 handlers here do not lock themselves.
@@ -31,6 +37,8 @@ from typing import Any
 from moto.core.responses import ActionResult
 from moto.rds.exceptions import (
     DBClusterSnapshotNotFoundError,
+    OptionGroupNotFoundFaultError,
+    SnapshotQuotaExceededFault,
     DBSnapshotNotFoundFault,
     InvalidDBClusterSnapshotStateFault,
     InvalidParameterCombination,
@@ -52,6 +60,8 @@ from moto.rds.utils import split_arn
 from . import kms_keys
 from .control import CONFIG
 
+# Copies in progress AWS allows per account and region, by snapshot kind.
+COPY_LIMITS = {DBClusterSnapshot: 5, DBSnapshot: 20}
 MAX_RECORDS_DEFAULT = 100
 MAX_RECORDS_RANGE = range(20, 101)
 
@@ -327,6 +337,8 @@ def _copy_snapshot(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> Act
             f"A shared {kind.noun} can only be copied in the AWS Region where it was shared."
         )
     _require_available(source, kind)
+    _check_copy_limit(backend, kind)
+    option_group = _copy_option_group(backend, kind, source, params.get("OptionGroupName"), cross_region)
     if source.storage_encrypted and not kms_key_id and (shared or cross_region):
         what = "a shared" if shared else "a cross-Region copy of an"
         raise InvalidParameterCombination(
@@ -340,8 +352,55 @@ def _copy_snapshot(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> Act
     result = stock(self)
     copy = result.result[kind.result_key]
     setattr(copy, kind.source_attr, source.arn)
+    copy.sc_is_copy = True
+    if option_group is not None:
+        copy.option_group_name = option_group
     begin_creating(copy, kind)
     return result
+
+
+def _check_copy_limit(backend: RDSBackend, kind: SnapshotKind) -> None:
+    limit = COPY_LIMITS[kind.model]
+    in_progress = sum(
+        1 for s in kind.store(backend).values()
+        if getattr(s, "sc_is_copy", False) and s.status != "available"
+    )
+    if in_progress >= limit:
+        raise SnapshotQuotaExceededFault()
+
+
+def _copy_option_group(backend: RDSBackend, kind: SnapshotKind, source: Any,
+                       requested: str | None, cross_region: bool) -> str | None:
+    """The option group a copy of an instance snapshot gets (None: not one)."""
+    if kind is not INSTANCE:
+        return None
+    if requested:
+        if requested not in backend.option_groups:
+            raise OptionGroupNotFoundFaultError(requested)
+        return requested
+    if cross_region:
+        return _default_option_group(source)
+    return getattr(source, "option_group_name", None)
+
+
+def _default_option_group(snapshot: Any) -> str:
+    engine = snapshot.engine
+    version = str(snapshot.engine_version or "")
+    parts = version.split(".")
+    major = "-".join(parts[:2]) if engine in ("mysql", "mariadb") or engine.startswith("oracle") \
+        or engine.startswith("sqlserver") else parts[0]
+    return f"default:{engine}-{major}"
+
+
+def _patch_snapshot_option_group() -> None:
+    """AWS records the instance's option group on its snapshots; moto does not."""
+    snapshot_init = DBSnapshot.__init__
+
+    def init_snapshot(self: DBSnapshot, *args: Any, **kwargs: Any) -> None:
+        snapshot_init(self, *args, **kwargs)
+        self.option_group_name = getattr(self.database, "option_group_name", None)
+
+    DBSnapshot.__init__ = init_snapshot
 
 
 def _create_snapshot(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> ActionResult:
@@ -448,6 +507,7 @@ def install() -> None:
     RDSBackend.get_snapshot = get_snapshot
     _patch_encryption()
     _patch_attribute_dedup()
+    _patch_snapshot_option_group()
     r = RDSResponse
     r.describe_db_cluster_snapshots = _bind(CLUSTER, _describe_snapshots)
     r.describe_db_snapshots = _bind(INSTANCE, _describe_snapshots)

@@ -32,6 +32,27 @@ pub fn destination_run(c: &Config) -> DestinationRun {
     DestinationRun::from_config(c, "aurora-daily", DESTINATION_ACCOUNT).unwrap()
 }
 
+/// Both sides of one schedule of the example config, in order.
+pub async fn run_schedule(emu: &Emulator, c: &Config, schedule: &str) -> (RunReport, RunReport) {
+    let src = run_source(
+        &context(emu, Side::Source),
+        &SourceRun::from_config(c, schedule).unwrap(),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    let dst = run_destination(
+        &context(emu, Side::Destination),
+        &DestinationRun::from_config(c, schedule, DESTINATION_ACCOUNT).unwrap(),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    (src, dst)
+}
+
 /// A context acting as one side's account, with fast retries for tests.
 pub fn context(emu: &Emulator, side: Side) -> AwsContext {
     AwsContext::new(
@@ -75,6 +96,66 @@ pub struct Seen {
     pub kms_key: Option<String>,
     pub created: Option<Timestamp>,
     pub tags: BTreeMap<String, String>,
+    /// Instance snapshots only.
+    pub option_group: Option<String>,
+}
+
+fn tag_map(tags: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every manual DB instance snapshot in an account and region (all pages).
+pub async fn instance_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Seen> {
+    let all: Vec<_> = emu
+        .rds(side, region)
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .into_paginator()
+        .page_size(100)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap();
+    all.iter()
+        .map(|s| Seen {
+            id: s.db_snapshot_identifier().unwrap().to_string(),
+            arn: s.db_snapshot_arn().unwrap().to_string(),
+            cluster: s.db_instance_identifier().unwrap_or_default().to_string(),
+            status: s.status().unwrap_or_default().to_string(),
+            encrypted: s.encrypted().unwrap_or(false),
+            kms_key: s.kms_key_id().map(str::to_string),
+            created: s
+                .snapshot_create_time()
+                .and_then(snapcourier_aws::timestamp),
+            tags: tag_map(s.tag_list()),
+            option_group: s.option_group_name().map(str::to_string),
+        })
+        .collect()
+}
+
+pub async fn instance_restore_accounts(emu: &Emulator, id: &str) -> Vec<String> {
+    let out = emu
+        .rds(Side::Source, SOURCE_REGION)
+        .describe_db_snapshot_attributes()
+        .db_snapshot_identifier(id)
+        .send()
+        .await
+        .unwrap();
+    out.db_snapshot_attributes_result()
+        .unwrap()
+        .db_snapshot_attributes()
+        .iter()
+        .filter(|a| a.attribute_name() == Some("restore"))
+        .flat_map(|a| a.attribute_values().iter().cloned())
+        .collect()
 }
 
 /// Every manual cluster snapshot in an account and region (all pages).
@@ -101,16 +182,8 @@ pub async fn snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Seen> {
             created: s
                 .snapshot_create_time()
                 .and_then(snapcourier_aws::timestamp),
-            tags: s
-                .tag_list()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().unwrap().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect(),
+            tags: tag_map(s.tag_list()),
+            option_group: None,
         })
         .collect()
 }
