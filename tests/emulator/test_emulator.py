@@ -580,6 +580,576 @@ class LifelineTest(unittest.TestCase):
             emulator.stdout.close()
 
 
+# --- Redshift -------------------------------------------------------------------------
+
+def rs_client(role: str, region: str = "us-east-1") -> Any:
+    return client(role, "redshift", region)
+
+
+def rs_stranger(region: str = "us-east-1") -> Any:
+    """A Redshift client of a third account that nothing is shared with."""
+    rs = boto3.client("redshift", region_name=region, endpoint_url=STATE["endpoint"], config=NO_RETRIES,
+                      aws_access_key_id="AKIAEXAMPLE333333333", aws_secret_access_key="x")
+    rs.meta.events.register("before-sign.redshift.*", lambda request, **_: request.headers.__setitem__(
+        "x-moto-account-id", "333333333333"))
+    return rs
+
+
+def rs_cluster(ident: str, account: str = SOURCE, region: str = "us-east-1", **spec: Any) -> str:
+    return control("/snapcourier/clusters", {"kind": "redshift", "account": account, "region": region,
+                                             "id": ident, **spec})["arn"]
+
+
+def rs_insert(specs: Any) -> Any:
+    return control("/snapcourier/snapshots", specs)
+
+
+def rs_snapshot(rs: Any, ident: str, **params: Any) -> dict[str, Any]:
+    return rs.describe_cluster_snapshots(SnapshotIdentifier=ident, **params)["Snapshots"][0]
+
+
+def rs_ids(rs: Any, **params: Any) -> list[str]:
+    return [s["SnapshotIdentifier"] for s in rs.describe_cluster_snapshots(**params)["Snapshots"]]
+
+
+def default_redshift_key(account: str, region: str = "us-east-1") -> str:
+    return STATE["default_redshift_keys"][account][region]
+
+
+class RedshiftTest(EmulatorTest):
+    def setUp(self) -> None:
+        super().setUp()
+        self.rs_src = rs_client("source")
+        self.rs_dst = rs_client("destination")
+        self.rs_src_eu = rs_client("source", "eu-west-1")
+
+
+class RedshiftClusterTest(RedshiftTest):
+    def test_default_keys_are_aws_managed(self) -> None:
+        for account in (SOURCE, DEST):
+            for region, number in [("us-east-1", 0x201), ("eu-west-1", 0x202)]:
+                self.assertEqual(default_redshift_key(account, region),
+                                 f"arn:aws:kms:{region}:{account}:key/{number:08x}-0000-4000-8000-{account}")
+        key = client("source", "kms").describe_key(KeyId="alias/aws/redshift")["KeyMetadata"]
+        self.assertEqual((key["Arn"], key["KeyManager"]), (default_redshift_key(SOURCE), "AWS"))
+
+    def test_encryption_tags_and_status(self) -> None:
+        rs_cluster("rsc-cmk", kms_key_id="alias/snapcourier", tags=[{"Key": "team", "Value": "data"}])
+        rs_cluster("rsc-default", encrypted=True, status="paused")
+        rs_cluster("rsc-plain", automated_snapshot=False)
+        self.rs_src.create_cluster(ClusterIdentifier="rsc-api", NodeType="ra3.xlplus", MasterUsername="u",
+                                   MasterUserPassword="Password1", Encrypted=True)
+        got = {c["ClusterIdentifier"]: c for c in self.rs_src.describe_clusters()["Clusters"]}
+        self.assertEqual((got["rsc-cmk"]["Encrypted"], got["rsc-cmk"]["KmsKeyId"]), (True, cmk(SOURCE)))
+        self.assertEqual(got["rsc-cmk"]["Tags"], [{"Key": "team", "Value": "data"}])
+        self.assertEqual(got["rsc-default"]["KmsKeyId"], default_redshift_key(SOURCE))
+        self.assertEqual(got["rsc-api"]["KmsKeyId"], default_redshift_key(SOURCE))
+        self.assertEqual(got["rsc-default"]["ClusterStatus"], "paused")
+        self.assertFalse(got["rsc-plain"]["Encrypted"])
+        self.assertNotIn("KmsKeyId", got["rsc-plain"])
+        self.assertNotIn("ClusterSnapshotCopyStatus", got["rsc-plain"])
+        # A new cluster has an automated snapshot rs:<cluster>-<yyyy-mm-dd-hh-mm-ss> unless asked otherwise.
+        automated = rs_ids(self.rs_src, ClusterIdentifier="rsc-cmk", SnapshotType="automated")
+        self.assertRegex(automated[0], r"^rs:rsc-cmk-\d{4}(-\d\d){5}$")
+        self.assertEqual(rs_ids(self.rs_src, ClusterIdentifier="rsc-plain"), [])
+        self.assertError("ClusterNotFound", self.rs_src.describe_clusters, ClusterIdentifier="rsc-none")
+        by_tag = self.rs_src.describe_clusters(TagKeys=["team"], TagValues=["data", "x"])["Clusters"]
+        self.assertEqual([c["ClusterIdentifier"] for c in by_tag], ["rsc-cmk"])
+        self.assertEqual(self.rs_src.describe_clusters(TagValues=["nope"])["Clusters"], [])
+
+    def test_clusters_page(self) -> None:
+        dst_eu = rs_client("destination", "eu-west-1")
+        for i in range(23):
+            rs_cluster(f"rsp-{i:02d}", account=DEST, region="eu-west-1", automated_snapshot=False)
+        pages = [dst_eu.describe_clusters(MaxRecords=20)]
+        while "Marker" in pages[-1]:
+            pages.append(dst_eu.describe_clusters(MaxRecords=20, Marker=pages[-1]["Marker"]))
+        self.assertEqual(len(pages[0]["Clusters"]), 20)
+        ids = [c["ClusterIdentifier"] for p in pages for c in p["Clusters"]]
+        self.assertEqual(ids, sorted(set(ids)))
+        self.assertLessEqual({f"rsp-{i:02d}" for i in range(23)}, set(ids))
+        for bad in (19, 101):
+            self.assertError("InvalidParameterValue", dst_eu.describe_clusters, MaxRecords=bad)
+
+    def test_cluster_route_validation(self) -> None:
+        base = {"kind": "redshift", "account": SOURCE, "region": "us-east-1"}
+        rs_cluster("rsv-once")
+        for bad in ({"id": "rsv-once"}, {"id": "rsv-x", "status": "sleeping"}, {"id": "rsv-x", "encrypted": "yes"},
+                    {"id": "rsv-x", "kms_key_id": cmk(SOURCE), "encrypted": False},
+                    {"id": "rsv-x", "kms_key_id": cmk(DEST)}, {"id": "rsv-x", "number_of_nodes": 0},
+                    {"id": "rsv-x", "manual_snapshot_retention_period": 0}, {"region": "nowhere", "id": "rsv-x"},
+                    {"id": ""}):
+            self.assertEqual(control_error("/snapcourier/clusters", {**base, **bad})[0], 400, bad)
+        self.assertError("ClusterNotFound", self.rs_src.describe_clusters, ClusterIdentifier="rsv-x")
+
+
+class RedshiftSnapshotTest(RedshiftTest):
+    def test_create_and_its_faults(self) -> None:
+        rs_cluster("rss-db", kms_key_id=cmk(SOURCE))
+        made = self.rs_src.create_cluster_snapshot(
+            ClusterIdentifier="rss-db", SnapshotIdentifier="rss-1", ManualSnapshotRetentionPeriod=7,
+            Tags=[{"Key": "snapcourier:namespace", "Value": "demo"}])["Snapshot"]
+        self.assertEqual(made["Status"], "available")
+        got = rs_snapshot(self.rs_src, "rss-1")
+        for key, value in [("ClusterIdentifier", "rss-db"), ("SnapshotType", "manual"), ("OwnerAccount", SOURCE),
+                           ("Encrypted", True), ("KmsKeyId", cmk(SOURCE)), ("ManualSnapshotRetentionPeriod", 7),
+                           ("SnapshotArn", "arn:aws:redshift:us-east-1:111111111111:snapshot:rss-db/rss-1"),
+                           ("Tags", [{"Key": "snapcourier:namespace", "Value": "demo"}])]:
+            self.assertEqual(got[key], value, key)
+        self.assertNotIn("AccountsWithRestoreAccess", got)
+        self.assertNotIn("SourceRegion", got)
+        self.assertLess(abs(got["SnapshotCreateTime"] - datetime.now(timezone.utc)), timedelta(minutes=1))
+        self.rs_src.create_cluster_snapshot(ClusterIdentifier="rss-db", SnapshotIdentifier="rss-2")
+        self.assertEqual(rs_snapshot(self.rs_src, "rss-2")["ManualSnapshotRetentionPeriod"], -1)
+
+        self.assertError("ClusterSnapshotAlreadyExists", self.rs_src.create_cluster_snapshot,
+                         ClusterIdentifier="rss-db", SnapshotIdentifier="rss-1")
+        self.assertError("ClusterNotFound", self.rs_src.create_cluster_snapshot,
+                         ClusterIdentifier="rss-none", SnapshotIdentifier="rss-3")
+        for bad in (0, 3654, -2):
+            self.assertError("InvalidRetentionPeriodFault", self.rs_src.create_cluster_snapshot,
+                             ClusterIdentifier="rss-db", SnapshotIdentifier="rss-3", ManualSnapshotRetentionPeriod=bad)
+        rs_cluster("rss-paused", status="paused")
+        self.assertError("InvalidClusterState", self.rs_src.create_cluster_snapshot,
+                         ClusterIdentifier="rss-paused", SnapshotIdentifier="rss-3")
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_src, "rss-3")
+        # Snapshots are per account and region.
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_dst, "rss-1")
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_src_eu, "rss-1")
+
+    def test_creating_phase_and_stuck(self) -> None:
+        rs_cluster("rsslow-db")
+        control("/snapcourier/config", {"creating_reads": 2})
+        made = self.rs_src.create_cluster_snapshot(ClusterIdentifier="rsslow-db", SnapshotIdentifier="rsslow-1")
+        self.assertEqual(made["Snapshot"]["Status"], "creating")
+        self.assertError("InvalidClusterSnapshotState", self.rs_src.authorize_snapshot_access,
+                         SnapshotIdentifier="rsslow-1", AccountWithRestoreAccess=DEST)
+        self.assertError("InvalidClusterSnapshotState", self.rs_src.delete_cluster_snapshot,
+                         SnapshotIdentifier="rsslow-1")
+        self.assertEqual([rs_snapshot(self.rs_src, "rsslow-1")["Status"] for _ in range(3)],
+                         ["creating", "creating", "available"])
+        control("/snapcourier/config", {"creating_reads": 0, "stuck": ["^rsstuck-"]})
+        self.rs_src.create_cluster_snapshot(ClusterIdentifier="rsslow-db", SnapshotIdentifier="rsstuck-1")
+        self.assertEqual({rs_snapshot(self.rs_src, "rsstuck-1")["Status"] for _ in range(4)}, {"creating"})
+        control("/snapcourier/config", {"stuck": []})
+        self.assertEqual(rs_snapshot(self.rs_src, "rsstuck-1")["Status"], "available")
+        rs_insert([{"kind": "redshift", "account": SOURCE, "region": "us-east-1", "id": "rsins-creating",
+                    "cluster": "rsslow-db", "status": "creating", "creating_reads": 1}])
+        self.assertEqual([rs_snapshot(self.rs_src, "rsins-creating")["Status"] for _ in range(2)],
+                         ["creating", "available"])
+
+    def test_describe_filters(self) -> None:
+        rs_cluster("rsf-db", automated_snapshot=False)
+        day0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+        rs_insert([
+            {"kind": "redshift", "account": SOURCE, "region": "us-east-1", "id": "rsf-owner", "cluster": "rsf-db",
+             "created": day0.isoformat(), "tags": [{"Key": "owner", "Value": "admin"}]},
+            {"kind": "redshift", "account": SOURCE, "region": "us-east-1", "id": "rsf-env", "cluster": "rsf-db",
+             "created": (day0 + timedelta(days=1)).isoformat(), "tags": [{"Key": "environment", "Value": "test"}]},
+            {"kind": "redshift", "account": SOURCE, "region": "us-east-1", "id": "rsf-mixed", "cluster": "rsf-db",
+             "created": (day0 + timedelta(days=2)).isoformat(),
+             "tags": [{"Key": "owner", "Value": "test"}, {"Key": "other", "Value": "admin"}]},
+            {"kind": "redshift", "account": SOURCE, "region": "us-east-1", "id": "rsf-none", "cluster": "rsf-db",
+             "created": (day0 + timedelta(days=3)).isoformat()},
+            {"kind": "redshift", "account": SOURCE, "region": "us-east-1", "cluster": "rsf-db",
+             "snapshot_type": "automated", "created": (day0 + timedelta(days=4)).isoformat()},
+        ])
+        mine = {"ClusterIdentifier": "rsf-db"}
+        self.assertEqual(rs_ids(self.rs_src, **mine),
+                         ["rs:rsf-db-2026-03-05-00-00-00", "rsf-env", "rsf-mixed", "rsf-none", "rsf-owner"])
+        self.assertEqual(rs_ids(self.rs_src, SnapshotType="automated", **mine), ["rs:rsf-db-2026-03-05-00-00-00"])
+        self.assertEqual(rs_ids(self.rs_src, SnapshotType="manual", **mine),
+                         ["rsf-env", "rsf-mixed", "rsf-none", "rsf-owner"])
+        self.assertEqual(rs_ids(self.rs_src, OwnerAccount=SOURCE, SnapshotType="manual", **mine),
+                         ["rsf-env", "rsf-mixed", "rsf-none", "rsf-owner"])
+        # TagKeys: any of the keys; TagValues: any of the values; both: a tag with one of each.
+        self.assertEqual(rs_ids(self.rs_src, TagKeys=["owner", "environment"], **mine),
+                         ["rsf-env", "rsf-mixed", "rsf-owner"])
+        self.assertEqual(rs_ids(self.rs_src, TagValues=["admin"], **mine), ["rsf-mixed", "rsf-owner"])
+        self.assertEqual(rs_ids(self.rs_src, TagKeys=["owner"], TagValues=["admin"], **mine), ["rsf-owner"])
+        self.assertEqual(rs_ids(self.rs_src, TagKeys=["owner", "environment"], TagValues=["admin", "test"], **mine),
+                         ["rsf-env", "rsf-mixed", "rsf-owner"])
+        self.assertEqual(rs_ids(self.rs_src, StartTime=day0 + timedelta(days=1), EndTime=day0 + timedelta(days=2),
+                                **mine), ["rsf-env", "rsf-mixed"])
+        automated = rs_snapshot(self.rs_src, "rs:rsf-db-2026-03-05-00-00-00")
+        self.assertEqual((automated["SnapshotType"], automated["SnapshotCreateTime"]),
+                         ("automated", day0 + timedelta(days=4)))
+        self.assertNotIn("ManualSnapshotRetentionPeriod", automated)
+        arn = rs_snapshot(self.rs_src, "rsf-owner")["SnapshotArn"]
+        self.assertEqual(self.rs_src.describe_cluster_snapshots(SnapshotArn=arn)["Snapshots"][0]["SnapshotIdentifier"],
+                         "rsf-owner")
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_src, "rsf-gone")
+        self.assertError("ClusterSnapshotNotFound", self.rs_dst.describe_cluster_snapshots, SnapshotArn=arn)
+        self.assertError("InvalidParameterValue", self.rs_src.describe_cluster_snapshots, SnapshotType="shared")
+
+    def test_snapshots_page(self) -> None:
+        day0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        rs_insert([{"kind": "redshift", "account": DEST, "region": "eu-west-1", "id": f"rspage-{i:03d}",
+                    "cluster": "rspage-db", "created": (day0 + timedelta(hours=i)).isoformat()} for i in range(130)])
+        eu = rs_client("destination", "eu-west-1")
+        first = eu.describe_cluster_snapshots(ClusterIdentifier="rspage-db")
+        self.assertEqual(len(first["Snapshots"]), 100)
+        second = eu.describe_cluster_snapshots(ClusterIdentifier="rspage-db", Marker=first["Marker"])
+        self.assertEqual(len(second["Snapshots"]), 30)
+        self.assertNotIn("Marker", second)
+        pages = eu.get_paginator("describe_cluster_snapshots").paginate(
+            ClusterIdentifier="rspage-db", PaginationConfig={"PageSize": 20})
+        ids = [s["SnapshotIdentifier"] for p in pages for s in p["Snapshots"]]
+        self.assertEqual(ids, [f"rspage-{i:03d}" for i in range(130)])
+        for bad in (19, 101):
+            self.assertError("InvalidParameterValue", eu.describe_cluster_snapshots, MaxRecords=bad)
+
+    def test_copy_within_region(self) -> None:
+        rs_cluster("rscp-db", kms_key_id=cmk(SOURCE), automated_snapshot=False)
+        created = datetime(2026, 2, 1, 3, 4, 5, tzinfo=timezone.utc)
+        rs_insert({"kind": "redshift", "account": SOURCE, "region": "us-east-1", "cluster": "rscp-db",
+                   "snapshot_type": "automated", "created": created.isoformat(),
+                   "tags": [{"Key": "k", "Value": "v"}]})
+        source = "rs:rscp-db-2026-02-01-03-04-05"
+        copied = self.rs_src.copy_cluster_snapshot(SourceSnapshotIdentifier=source,
+                                                   SourceSnapshotClusterIdentifier="rscp-db",
+                                                   TargetSnapshotIdentifier="rscp-keep",
+                                                   ManualSnapshotRetentionPeriod=30)["Snapshot"]
+        got = rs_snapshot(self.rs_src, "rscp-keep")
+        for item in (copied, got):
+            self.assertEqual((item["SnapshotType"], item["ClusterIdentifier"], item["OwnerAccount"]),
+                             ("manual", "rscp-db", SOURCE))
+            self.assertEqual((item["Encrypted"], item["KmsKeyId"]), (True, cmk(SOURCE)))
+            self.assertEqual(item["ManualSnapshotRetentionPeriod"], 30)
+            self.assertEqual(item["SnapshotCreateTime"], created)  # the data's point in time
+            self.assertEqual(item["Tags"], [])  # CopyClusterSnapshot has no Tags; the source's are not copied
+            self.assertNotIn("SourceRegion", item)
+        self.assertError("ClusterSnapshotAlreadyExists", self.rs_src.copy_cluster_snapshot,
+                         SourceSnapshotIdentifier=source, TargetSnapshotIdentifier="rscp-keep")
+        self.assertError("InvalidClusterSnapshotState", self.rs_src.copy_cluster_snapshot,
+                         SourceSnapshotIdentifier="rscp-keep", TargetSnapshotIdentifier="rscp-again")
+        self.assertError("ClusterSnapshotNotFound", self.rs_src.copy_cluster_snapshot,
+                         SourceSnapshotIdentifier="rs:rscp-none", TargetSnapshotIdentifier="rscp-x")
+        self.assertError("ClusterSnapshotNotFound", self.rs_src.copy_cluster_snapshot,
+                         SourceSnapshotIdentifier=source, SourceSnapshotClusterIdentifier="other-db",
+                         TargetSnapshotIdentifier="rscp-x")
+        self.assertError("InvalidRetentionPeriodFault", self.rs_src.copy_cluster_snapshot,
+                         SourceSnapshotIdentifier=source, TargetSnapshotIdentifier="rscp-x",
+                         ManualSnapshotRetentionPeriod=0)
+        rs_insert({"kind": "redshift", "account": SOURCE, "region": "us-east-1", "cluster": "rscp-db",
+                   "snapshot_type": "automated", "status": "creating", "id": "rs:rscp-db-busy"})
+        self.assertError("InvalidClusterSnapshotState", self.rs_src.copy_cluster_snapshot,
+                         SourceSnapshotIdentifier="rs:rscp-db-busy", TargetSnapshotIdentifier="rscp-x")
+        # Only the owner sees its snapshots: another account cannot copy them, shared or not.
+        self.assertError("ClusterSnapshotNotFound", self.rs_dst.copy_cluster_snapshot,
+                         SourceSnapshotIdentifier=source, TargetSnapshotIdentifier="rscp-x")
+
+    def test_delete(self) -> None:
+        rs_cluster("rsdel-db")
+        self.rs_src.create_cluster_snapshot(ClusterIdentifier="rsdel-db", SnapshotIdentifier="rsdel-1")
+        self.rs_src.authorize_snapshot_access(SnapshotIdentifier="rsdel-1", AccountWithRestoreAccess=DEST)
+        err = self.assertError("InvalidClusterSnapshotState", self.rs_src.delete_cluster_snapshot,
+                               SnapshotIdentifier="rsdel-1")
+        self.assertIn("other accounts are authorized", err.response["Error"]["Message"])
+        self.assertError("ClusterSnapshotNotFound", self.rs_dst.delete_cluster_snapshot, SnapshotIdentifier="rsdel-1")
+        self.rs_src.revoke_snapshot_access(SnapshotIdentifier="rsdel-1", AccountWithRestoreAccess=DEST)
+        self.assertError("ClusterSnapshotNotFound", self.rs_src.delete_cluster_snapshot,
+                         SnapshotIdentifier="rsdel-1", SnapshotClusterIdentifier="other-db")
+        deleted = self.rs_src.delete_cluster_snapshot(SnapshotIdentifier="rsdel-1",
+                                                      SnapshotClusterIdentifier="rsdel-db")["Snapshot"]
+        self.assertEqual(deleted["Status"], "deleted")
+        self.assertError("ClusterSnapshotNotFound", self.rs_src.delete_cluster_snapshot, SnapshotIdentifier="rsdel-1")
+        automated = rs_ids(self.rs_src, ClusterIdentifier="rsdel-db", SnapshotType="automated")[0]
+        self.assertError("InvalidClusterSnapshotState", self.rs_src.delete_cluster_snapshot,
+                         SnapshotIdentifier=automated)
+
+
+class RedshiftSharingTest(RedshiftTest):
+    def test_share_and_describe_from_the_other_account(self) -> None:
+        rs_cluster("rssh-db", kms_key_id=cmk(SOURCE))
+        self.rs_src.create_cluster_snapshot(ClusterIdentifier="rssh-db", SnapshotIdentifier="rssh-1",
+                                            Tags=[{"Key": "snapcourier:namespace", "Value": "demo"}])
+        self.assertNotIn("rssh-1", rs_ids(self.rs_dst, OwnerAccount=SOURCE))
+        shared = self.rs_src.authorize_snapshot_access(SnapshotIdentifier="rssh-1", SnapshotClusterIdentifier="rssh-db",
+                                                       AccountWithRestoreAccess=DEST)["Snapshot"]
+        self.assertEqual(shared["AccountsWithRestoreAccess"], [{"AccountId": DEST}])
+        self.assertEqual(rs_snapshot(self.rs_src, "rssh-1")["AccountsWithRestoreAccess"], [{"AccountId": DEST}])
+
+        # The destination sees it only when it asks for the owner's snapshots.
+        self.assertNotIn("rssh-1", rs_ids(self.rs_dst))
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_dst, "rssh-1")
+        self.assertIn("rssh-1", rs_ids(self.rs_dst, OwnerAccount=SOURCE))
+        seen = rs_snapshot(self.rs_dst, "rssh-1", OwnerAccount=SOURCE)
+        self.assertEqual((seen["OwnerAccount"], seen["ClusterIdentifier"], seen["SnapshotType"], seen["KmsKeyId"]),
+                         (SOURCE, "rssh-db", "manual", cmk(SOURCE)))
+        self.assertNotIn("AccountsWithRestoreAccess", seen)  # "visible only to the snapshot owner"
+        self.assertEqual(seen["Tags"], [])
+        by_arn = self.rs_dst.describe_cluster_snapshots(SnapshotArn=shared["SnapshotArn"])["Snapshots"]
+        self.assertEqual([s["SnapshotIdentifier"] for s in by_arn], ["rssh-1"])
+        self.assertEqual(rs_ids(self.rs_dst, OwnerAccount=SOURCE, TagKeys=["snapcourier:namespace"]), [])
+        self.assertNotIn("rssh-1", rs_ids(rs_client("destination", "eu-west-1"), OwnerAccount=SOURCE))
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, rs_stranger(), "rssh-1", OwnerAccount=SOURCE)
+
+        self.assertError("AuthorizationAlreadyExists", self.rs_src.authorize_snapshot_access,
+                         SnapshotIdentifier="rssh-1", AccountWithRestoreAccess=DEST)
+        self.assertError("AccessToSnapshotDenied", self.rs_dst.revoke_snapshot_access,
+                         SnapshotArn=shared["SnapshotArn"], AccountWithRestoreAccess=DEST)
+        self.assertError("ClusterSnapshotNotFound", self.rs_dst.authorize_snapshot_access,
+                         SnapshotArn=shared["SnapshotArn"], AccountWithRestoreAccess="333333333333")
+        revoked = self.rs_src.revoke_snapshot_access(SnapshotArn=shared["SnapshotArn"],
+                                                     AccountWithRestoreAccess=DEST)["Snapshot"]
+        self.assertNotIn("AccountsWithRestoreAccess", revoked)
+        self.assertError("AuthorizationNotFound", self.rs_src.revoke_snapshot_access,
+                         SnapshotIdentifier="rssh-1", AccountWithRestoreAccess=DEST)
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_dst, "rssh-1", OwnerAccount=SOURCE)
+
+    def test_authorize_faults_and_quota(self) -> None:
+        others = [f"{i:012d}" for i in range(300000000000, 300000000020)]
+        rs_insert([
+            {"kind": "redshift", "account": SOURCE, "region": "us-east-1", "id": "rsq-full", "cluster": "rsq-db",
+             "shared_with": others},
+            {"kind": "redshift", "account": SOURCE, "region": "us-east-1", "cluster": "rsq-db",
+             "snapshot_type": "automated", "id": "rs:rsq-db-auto"},
+        ])
+        self.assertEqual(len(rs_snapshot(self.rs_src, "rsq-full")["AccountsWithRestoreAccess"]), 20)
+        self.assertError("AuthorizationQuotaExceeded", self.rs_src.authorize_snapshot_access,
+                         SnapshotIdentifier="rsq-full", AccountWithRestoreAccess=DEST)
+        self.assertError("ClusterSnapshotNotFound", self.rs_src.authorize_snapshot_access,
+                         SnapshotIdentifier="rsq-none", AccountWithRestoreAccess=DEST)
+        self.assertError("ClusterSnapshotNotFound", self.rs_src.authorize_snapshot_access,
+                         SnapshotIdentifier="rsq-full", SnapshotClusterIdentifier="other-db",
+                         AccountWithRestoreAccess=DEST)
+        self.assertError("InvalidClusterSnapshotState", self.rs_src.authorize_snapshot_access,
+                         SnapshotIdentifier="rs:rsq-db-auto", AccountWithRestoreAccess=DEST)
+        for bad in (SOURCE, "not-an-account"):
+            self.assertError("InvalidParameterValue", self.rs_src.authorize_snapshot_access,
+                             SnapshotIdentifier="rsq-full", AccountWithRestoreAccess=bad)
+        self.assertError("ClusterSnapshotNotFound", self.rs_src.revoke_snapshot_access,
+                         SnapshotIdentifier="rsq-none", AccountWithRestoreAccess=DEST)
+        self.rs_src.revoke_snapshot_access(SnapshotIdentifier="rsq-full", AccountWithRestoreAccess=others[0])
+        self.rs_src.authorize_snapshot_access(SnapshotIdentifier="rsq-full", AccountWithRestoreAccess=DEST)
+        self.assertIn("rsq-full", rs_ids(self.rs_dst, OwnerAccount=SOURCE))
+
+
+class RedshiftCopyGrantTest(RedshiftTest):
+    def test_grants(self) -> None:
+        eu = self.rs_src_eu
+        made = eu.create_snapshot_copy_grant(SnapshotCopyGrantName="rsg-cmk", KmsKeyId="alias/snapcourier",
+                                             Tags=[{"Key": "a", "Value": "b"}])["SnapshotCopyGrant"]
+        self.assertEqual((made["KmsKeyId"], made["Tags"]), (cmk(SOURCE, "eu-west-1"), [{"Key": "a", "Value": "b"}]))
+        default = eu.create_snapshot_copy_grant(SnapshotCopyGrantName="rsg-default")["SnapshotCopyGrant"]
+        self.assertEqual(default["KmsKeyId"], default_redshift_key(SOURCE, "eu-west-1"))
+        self.assertError("SnapshotCopyGrantAlreadyExistsFault", eu.create_snapshot_copy_grant,
+                         SnapshotCopyGrantName="rsg-cmk")
+        self.assertError("InvalidParameterValue", eu.create_snapshot_copy_grant, SnapshotCopyGrantName="rsg-bad",
+                         KmsKeyId="alias/nope")
+        listed = eu.describe_snapshot_copy_grants()["SnapshotCopyGrants"]
+        self.assertLessEqual({"rsg-cmk", "rsg-default"}, {g["SnapshotCopyGrantName"] for g in listed})
+        self.assertEqual(eu.describe_snapshot_copy_grants(SnapshotCopyGrantName="rsg-cmk")["SnapshotCopyGrants"][0]
+                         ["KmsKeyId"], cmk(SOURCE, "eu-west-1"))
+        self.assertEqual([g["SnapshotCopyGrantName"] for g in eu.describe_snapshot_copy_grants(
+            TagKeys=["a"])["SnapshotCopyGrants"]], ["rsg-cmk"])
+        self.assertError("SnapshotCopyGrantNotFoundFault", eu.describe_snapshot_copy_grants,
+                         SnapshotCopyGrantName="rsg-none")
+        self.assertError("SnapshotCopyGrantNotFoundFault", self.rs_src.describe_snapshot_copy_grants,
+                         SnapshotCopyGrantName="rsg-cmk")  # grants are per region
+        self.assertError("SnapshotCopyGrantNotFoundFault", eu.delete_snapshot_copy_grant,
+                         SnapshotCopyGrantName="rsg-none")
+        eu.delete_snapshot_copy_grant(SnapshotCopyGrantName="rsg-default")
+        self.assertError("SnapshotCopyGrantNotFoundFault", eu.describe_snapshot_copy_grants,
+                         SnapshotCopyGrantName="rsg-default")
+
+    def test_enable_and_disable_faults(self) -> None:
+        rs_cluster("rse-enc", kms_key_id=cmk(SOURCE))
+        rs_cluster("rse-plain")
+        self.rs_src.create_snapshot_copy_grant(SnapshotCopyGrantName="rse-here")  # us-east-1: the wrong region
+        for region in ("us-east-1", "mars-east-1"):
+            self.assertError("UnknownSnapshotCopyRegionFault", self.rs_src.enable_snapshot_copy,
+                             ClusterIdentifier="rse-plain", DestinationRegion=region)
+        self.assertError("InvalidParameterValue", self.rs_src.enable_snapshot_copy,
+                         ClusterIdentifier="rse-enc", DestinationRegion="eu-west-1")
+        self.assertError("SnapshotCopyGrantNotFoundFault", self.rs_src.enable_snapshot_copy,
+                         ClusterIdentifier="rse-enc", DestinationRegion="eu-west-1", SnapshotCopyGrantName="rse-here")
+        self.assertError("ClusterNotFound", self.rs_src.enable_snapshot_copy,
+                         ClusterIdentifier="rse-none", DestinationRegion="eu-west-1")
+        self.assertError("InvalidRetentionPeriodFault", self.rs_src.enable_snapshot_copy,
+                         ClusterIdentifier="rse-plain", DestinationRegion="eu-west-1", ManualSnapshotRetentionPeriod=0)
+        self.rs_src_eu.create_snapshot_copy_grant(SnapshotCopyGrantName="rse-grant", KmsKeyId="alias/snapcourier")
+        cluster = self.rs_src.enable_snapshot_copy(ClusterIdentifier="rse-enc", DestinationRegion="eu-west-1",
+                                                   RetentionPeriod=3, ManualSnapshotRetentionPeriod=14,
+                                                   SnapshotCopyGrantName="rse-grant")["Cluster"]
+        expected = {"DestinationRegion": "eu-west-1", "RetentionPeriod": 3, "ManualSnapshotRetentionPeriod": 14,
+                    "SnapshotCopyGrantName": "rse-grant"}
+        self.assertEqual(cluster["ClusterSnapshotCopyStatus"], expected)
+        described = self.rs_src.describe_clusters(ClusterIdentifier="rse-enc")["Clusters"][0]
+        self.assertEqual(described["ClusterSnapshotCopyStatus"], expected)
+        self.assertError("SnapshotCopyAlreadyEnabledFault", self.rs_src.enable_snapshot_copy,
+                         ClusterIdentifier="rse-enc", DestinationRegion="eu-west-1", SnapshotCopyGrantName="rse-grant")
+        self.assertError("InvalidSnapshotCopyGrantStateFault", self.rs_src_eu.delete_snapshot_copy_grant,
+                         SnapshotCopyGrantName="rse-grant")
+        plain = self.rs_src.enable_snapshot_copy(ClusterIdentifier="rse-plain", DestinationRegion="eu-west-1")
+        self.assertEqual(plain["Cluster"]["ClusterSnapshotCopyStatus"],
+                         {"DestinationRegion": "eu-west-1", "RetentionPeriod": 7, "ManualSnapshotRetentionPeriod": -1})
+        for ident in ("rse-enc", "rse-plain"):
+            self.assertNotIn("ClusterSnapshotCopyStatus",
+                             self.rs_src.disable_snapshot_copy(ClusterIdentifier=ident)["Cluster"])
+            self.assertError("SnapshotCopyAlreadyDisabledFault", self.rs_src.disable_snapshot_copy,
+                             ClusterIdentifier=ident)
+        self.assertError("ClusterNotFound", self.rs_src.disable_snapshot_copy, ClusterIdentifier="rse-none")
+        self.rs_src_eu.delete_snapshot_copy_grant(SnapshotCopyGrantName="rse-grant")
+
+
+class RedshiftRegionCopyTest(RedshiftTest):
+    def test_encrypted_cluster_copies_with_the_grant_key(self) -> None:
+        rs_cluster("rsx-db", kms_key_id=cmk(SOURCE), tags=[{"Key": "team", "Value": "data"}])
+        self.rs_src.create_cluster_snapshot(ClusterIdentifier="rsx-db", SnapshotIdentifier="rsx-before")
+        self.rs_src_eu.create_snapshot_copy_grant(SnapshotCopyGrantName="rsx-grant", KmsKeyId=cmk(SOURCE, "eu-west-1"))
+        self.rs_src.enable_snapshot_copy(ClusterIdentifier="rsx-db", DestinationRegion="eu-west-1",
+                                         ManualSnapshotRetentionPeriod=21, SnapshotCopyGrantName="rsx-grant")
+        control("/snapcourier/config", {"creating_reads": 1})
+        self.rs_src.create_cluster_snapshot(ClusterIdentifier="rsx-db", SnapshotIdentifier="rsx-1",
+                                            ManualSnapshotRetentionPeriod=3, Tags=[{"Key": "k", "Value": "v"}])
+        self.assertEqual(rs_snapshot(self.rs_src, "rsx-1")["Status"], "creating")
+        self.assertEqual(rs_ids(self.rs_src_eu, ClusterIdentifier="rsx-db"), [])  # not before it is available
+        source = rs_snapshot(self.rs_src, "rsx-1")
+        self.assertEqual(source["Status"], "available")
+        self.rs_src.authorize_snapshot_access(SnapshotIdentifier="rsx-1", AccountWithRestoreAccess=DEST)
+
+        copy = rs_snapshot(self.rs_src_eu, "rsx-1")  # made as this request arrived
+        for key, value in [("ClusterIdentifier", "rsx-db"), ("SnapshotType", "manual"), ("OwnerAccount", SOURCE),
+                           ("SourceRegion", "us-east-1"), ("Encrypted", True), ("KmsKeyId", cmk(SOURCE, "eu-west-1")),
+                           ("ManualSnapshotRetentionPeriod", 21), ("Tags", []), ("Status", "creating"),
+                           ("SnapshotCreateTime", source["SnapshotCreateTime"]),
+                           ("SnapshotArn", "arn:aws:redshift:eu-west-1:111111111111:snapshot:rsx-db/rsx-1")]:
+            self.assertEqual(copy[key], value, key)
+        self.assertNotIn("AccountsWithRestoreAccess", copy)  # the copy is not shared
+        self.assertEqual(rs_snapshot(self.rs_src_eu, "rsx-1")["Status"], "available")
+        self.assertEqual(rs_ids(self.rs_src_eu, ClusterIdentifier="rsx-db"), ["rsx-1"])  # not rsx-before
+        self.assertNotIn("rsx-1", rs_ids(rs_client("destination", "eu-west-1"), OwnerAccount=SOURCE))
+
+        # Deleting the source (after revoking) leaves the copy.
+        self.rs_src.revoke_snapshot_access(SnapshotIdentifier="rsx-1", AccountWithRestoreAccess=DEST)
+        self.rs_src.delete_cluster_snapshot(SnapshotIdentifier="rsx-1")
+        self.assertEqual(rs_snapshot(self.rs_src_eu, "rsx-1")["Status"], "available")
+
+        # A copy made by CopyClusterSnapshot is copied too; nothing after DisableSnapshotCopy.
+        control("/snapcourier/config", {"creating_reads": 0})
+        rs_insert({"kind": "redshift", "account": SOURCE, "region": "us-east-1", "cluster": "rsx-db",
+                   "snapshot_type": "automated", "id": "rs:rsx-db-auto"})
+        self.rs_src.copy_cluster_snapshot(SourceSnapshotIdentifier="rs:rsx-db-auto",
+                                          TargetSnapshotIdentifier="rsx-kept")
+        self.assertEqual(rs_snapshot(self.rs_src_eu, "rsx-kept")["SourceRegion"], "us-east-1")
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_src_eu, "rs:rsx-db-auto")
+        self.rs_src.disable_snapshot_copy(ClusterIdentifier="rsx-db")
+        self.rs_src.create_cluster_snapshot(ClusterIdentifier="rsx-db", SnapshotIdentifier="rsx-after")
+        self.assertEqual(rs_ids(self.rs_src_eu, ClusterIdentifier="rsx-db"), ["rsx-1", "rsx-kept"])
+
+    def test_unencrypted_cluster_copies_without_a_grant(self) -> None:
+        rs_cluster("rsu-db", account=DEST, region="eu-west-1")
+        dst_eu = rs_client("destination", "eu-west-1")
+        dst_eu.enable_snapshot_copy(ClusterIdentifier="rsu-db", DestinationRegion="us-east-1")
+        dst_eu.create_cluster_snapshot(ClusterIdentifier="rsu-db", SnapshotIdentifier="rsu-1")
+        copy = rs_snapshot(self.rs_dst, "rsu-1")
+        self.assertEqual((copy["Encrypted"], copy["SourceRegion"], copy["OwnerAccount"]), (False, "eu-west-1", DEST))
+        self.assertNotIn("KmsKeyId", copy)
+        self.assertEqual(copy["ManualSnapshotRetentionPeriod"], -1)
+        # A stuck source is never copied while it is stuck.
+        control("/snapcourier/config", {"stuck": ["^rsu-stuck$"]})
+        dst_eu.create_cluster_snapshot(ClusterIdentifier="rsu-db", SnapshotIdentifier="rsu-stuck")
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_dst, "rsu-stuck")
+        control("/snapcourier/config", {"stuck": []})
+        self.assertEqual(rs_snapshot(dst_eu, "rsu-stuck")["Status"], "available")
+        self.assertEqual(rs_snapshot(self.rs_dst, "rsu-stuck")["SourceRegion"], "eu-west-1")
+
+
+class RedshiftControlTest(RedshiftTest):
+    def test_insert_snapshots(self) -> None:
+        rs_cluster("rsi-db", kms_key_id=cmk(DEST, "eu-west-1"), account=DEST, region="eu-west-1",
+                   automated_snapshot=False)
+        arns = rs_insert([
+            {"kind": "redshift", "account": DEST, "region": "eu-west-1", "cluster": "rsi-db",
+             "snapshot_type": "automated", "age_days": age} for age in (1, 2.5, 3)
+        ] + [
+            {"kind": "redshift", "account": DEST, "region": "eu-west-1", "id": "rsi-gone", "cluster": "gone-db",
+             "created": "2025-06-01T12:00:00Z", "encrypted": True, "manual_snapshot_retention_period": 10,
+             "source_region": "us-east-1", "tags": [{"Key": "a", "Value": "b"}], "shared_with": [SOURCE]},
+            {"kind": "redshift", "account": DEST, "region": "eu-west-1", "id": "rsi-plain", "cluster": "rsi-db",
+             "kms_key_id": None},
+        ])["arns"]
+        self.assertEqual(arns[3], "arn:aws:redshift:eu-west-1:222222222222:snapshot:gone-db/rsi-gone")
+        eu = rs_client("destination", "eu-west-1")
+        automated = eu.describe_cluster_snapshots(ClusterIdentifier="rsi-db", SnapshotType="automated")["Snapshots"]
+        self.assertEqual(len(automated), 3)
+        now = datetime.now(timezone.utc)
+        for snap in automated:
+            self.assertEqual(snap["SnapshotIdentifier"],
+                             "rs:rsi-db-" + snap["SnapshotCreateTime"].strftime("%Y-%m-%d-%H-%M-%S"))
+            self.assertEqual((snap["SnapshotType"], snap["KmsKeyId"]), ("automated", cmk(DEST, "eu-west-1")))
+        self.assertEqual(sorted(round((now - s["SnapshotCreateTime"]).total_seconds() / 3600) for s in automated),
+                         [24, 60, 72])
+        gone = rs_snapshot(eu, "rsi-gone")
+        self.assertEqual((gone["ClusterIdentifier"], gone["KmsKeyId"], gone["ManualSnapshotRetentionPeriod"],
+                          gone["SourceRegion"], gone["AccountsWithRestoreAccess"], gone["Tags"]),
+                         ("gone-db", default_redshift_key(DEST, "eu-west-1"), 10, "us-east-1",
+                          [{"AccountId": SOURCE}], [{"Key": "a", "Value": "b"}]))
+        self.assertEqual(gone["SnapshotCreateTime"], datetime(2025, 6, 1, 12, tzinfo=timezone.utc))
+        self.assertFalse(rs_snapshot(eu, "rsi-plain")["Encrypted"])
+        self.assertIn("rsi-gone", rs_ids(rs_client("source", "eu-west-1"), OwnerAccount=DEST))
+        self.assertNotIn("gone-db", [c["ClusterIdentifier"] for c in eu.describe_clusters()["Clusters"]])
+
+    def test_insert_validation_and_bulk_rollback(self) -> None:
+        base = {"kind": "redshift", "account": SOURCE, "region": "us-east-1", "cluster": "rsiv-db"}
+        for bad in ({"id": "rs:manual"}, {}, {"snapshot_type": "automated", "id": "auto-without-prefix"},
+                    {"id": "x", "snapshot_type": "shared"}, {"id": "x", "shared_with": [SOURCE]},
+                    {"id": "x", "shared_with": ["all"]}, {"id": "x", "shared_with": [f"{i:012d}" for i in range(21)]},
+                    {"snapshot_type": "automated", "shared_with": [DEST]}, {"id": "x", "status": "deleted"},
+                    {"id": "x", "created": "2026-01-01T00:00:00Z", "age_days": 1}, {"id": "x", "age_days": -1},
+                    {"id": "x", "kms_key_id": None, "encrypted": True}, {"id": "x", "source_region": "us-east-1"},
+                    {"id": "x", "manual_snapshot_retention_period": 0}, {"id": "x", "cluster": None}):
+            self.assertEqual(control_error("/snapcourier/snapshots", {**base, **bad})[0], 400, bad)
+        status, message = control_error("/snapcourier/snapshots", [
+            {**base, "id": "rsiv-ok"},
+            {"account": SOURCE, "region": "us-east-1", "id": "rsiv-rds-ok"},
+            {**base, "id": "rsiv-bad", "created": "yesterday"},
+        ])
+        self.assertEqual((status, "created" in message), (400, True))
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_src, "rsiv-ok")
+        self.assertError("DBClusterSnapshotNotFoundFault", cluster_snapshot, self.src, "rsiv-rds-ok")
+        rs_insert({**base, "id": "rsiv-once"})
+        self.assertEqual(control_error("/snapcourier/snapshots", {**base, "id": "rsiv-once"})[0], 400)
+
+    def test_counting_throttling_and_denies(self) -> None:
+        rs_cluster("rsctl-db")
+        control("/snapcourier/requests/reset", {})
+        self.rs_src.describe_cluster_snapshots(ClusterIdentifier="rsctl-db")
+        self.rs_dst.describe_clusters()
+        control("/snapcourier/config", {"throttle_rate": 1.0, "throttle_services": ["redshift"]})
+        err = self.assertError("Throttling", self.rs_src.create_cluster_snapshot, ClusterIdentifier="rsctl-db",
+                               SnapshotIdentifier="rsctl-throttled")
+        self.assertEqual((err.response["ResponseMetadata"]["HTTPStatusCode"], err.response["Error"]["Message"]),
+                         (400, "Rate exceeded"))
+        self.src.describe_db_clusters(DBClusterIdentifier="orders-db")  # RDS is not throttled now
+        control("/snapcourier/config", {"throttle_rate": 0.0})
+        self.assertError("ClusterSnapshotNotFound", rs_snapshot, self.rs_src, "rsctl-throttled")
+        counts = control("/snapcourier/requests")
+        self.assertEqual(counts["by_action"]["redshift:DescribeClusterSnapshots"], 2)
+        self.assertEqual(counts["by_account"][DEST]["by_action"], {"redshift:DescribeClusters": 1})
+        self.assertEqual(counts["throttled"], {"total": 1, "by_action": {"redshift:CreateClusterSnapshot": 1}})
+
+        for ident in ("rsctl-a", "rsctl-b"):
+            self.rs_src.create_cluster_snapshot(ClusterIdentifier="rsctl-db", SnapshotIdentifier=ident)
+        control("/snapcourier/config", {"deny": [
+            {"account": SOURCE, "action": "redshift:DeleteClusterSnapshot", "resource": "^rsctl-b$"},
+            {"account": SOURCE, "action": "redshift:AuthorizeSnapshotAccess", "resource": "rsctl-b$"},
+        ]})
+        err = self.assertError("AccessDenied", self.rs_src.delete_cluster_snapshot, SnapshotIdentifier="rsctl-b")
+        self.assertEqual(err.response["ResponseMetadata"]["HTTPStatusCode"], 403)
+        self.assertIn("redshift:DeleteClusterSnapshot on resource: rsctl-b with an explicit deny",
+                      err.response["Error"]["Message"])
+        arn = rs_snapshot(self.rs_src, "rsctl-b")["SnapshotArn"]
+        self.assertError("AccessDenied", self.rs_src.authorize_snapshot_access, SnapshotArn=arn,
+                         AccountWithRestoreAccess=DEST)
+        self.rs_src.delete_cluster_snapshot(SnapshotIdentifier="rsctl-a")
+        self.assertEqual(rs_snapshot(self.rs_src, "rsctl-b")["Status"], "available")
+        control("/snapcourier/config", {"deny": []})
+        self.rs_src.delete_cluster_snapshot(SnapshotIdentifier="rsctl-b")
+
+
 # --- Step Functions and Lambda routing ---------------------------------------------
 
 class StandIn:

@@ -1,4 +1,5 @@
-"""KMS keys of the world: deterministic ids, and AWS-managed `aws/rds` keys.
+"""KMS keys of the world: deterministic ids, and AWS-managed `aws/rds` and
+`aws/redshift` keys.
 
 Stock moto gives every key a random id, and creates the key behind a reserved
 alias such as `alias/aws/rds` on first use as a *customer* managed key. AWS
@@ -16,10 +17,12 @@ from moto.kms.models import Key, KmsBackend, kms_backends
 
 CMK_ALIAS = "alias/snapcourier"
 DEFAULT_RDS_ALIAS = "alias/aws/rds"
+DEFAULT_REDSHIFT_ALIAS = "alias/aws/redshift"
 
 # n in the key id f"{n:08x}-0000-4000-8000-{account}", per region.
 CMK_NUMBER = {"us-east-1": 0x1, "eu-west-1": 0x2}
 DEFAULT_RDS_KEY_NUMBER = {"us-east-1": 0x101, "eu-west-1": 0x102}
+DEFAULT_REDSHIFT_KEY_NUMBER = {"us-east-1": 0x201, "eu-west-1": 0x202}
 
 
 def key_id(number: int, account: str) -> str:
@@ -74,6 +77,20 @@ def ensure_default_rds_key(account: str, region: str) -> str:
             "AWS",
         )
         backend.create_alias(kid, DEFAULT_RDS_ALIAS)
+    return backend.keys[kid].arn
+
+
+def ensure_default_redshift_key(account: str, region: str) -> str:
+    """The AWS-managed key behind alias/aws/redshift, which Amazon Redshift
+    uses for an encrypted cluster when no customer managed key is named;
+    returns its ARN. Deterministic in the world's regions, as ensure_default_rds_key."""
+    backend = kms_backends[account][region]
+    if region not in DEFAULT_REDSHIFT_KEY_NUMBER:
+        return backend.keys[backend.get_key_id_from_alias(DEFAULT_REDSHIFT_ALIAS)].arn
+    kid = key_id(DEFAULT_REDSHIFT_KEY_NUMBER[region], account)
+    if kid not in backend.keys:
+        _create_key(backend, kid, "Default key that protects my Redshift data when no other key is defined", "AWS")
+        backend.create_alias(kid, DEFAULT_REDSHIFT_ALIAS)
     return backend.keys[kid].arn
 
 

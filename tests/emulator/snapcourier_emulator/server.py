@@ -2,7 +2,7 @@
 the control routes, request counting, throttling and Lambda routing, and the
 serve loop.
 
-RDS requests and control routes run one at a time under WORLD_LOCK: moto's
+RDS and Redshift requests and control routes run one at a time under WORLD_LOCK: moto's
 backends are plain dicts that a describe iterates while another request
 thread may insert, and the creating-phase counters must see each describe
 once. Other services keep moto's own concurrency.
@@ -31,7 +31,7 @@ from moto.iam.models import get_account_id_from
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from . import REGIONS, kms_keys, lambda_routes, rds_ext, sfn_ext, world
+from . import REGIONS, kms_keys, lambda_routes, rds_ext, redshift_ext, redshift_world, sfn_ext, world
 from .control import CONFIG, REQUESTS, WORLD_LOCK, ConfigError
 from .lambda_routes import ROUTES, RouteError
 
@@ -53,9 +53,13 @@ class AwsRequest:
     resource: str | None = None
 
 
-# Parameters that name the resource of an RDS call, most specific first.
+# Parameters that name the resource of an RDS or Redshift call, most specific first.
 RESOURCE_PARAMS = ("DBClusterSnapshotIdentifier", "DBSnapshotIdentifier", "TargetDBClusterSnapshotIdentifier",
-                   "ResourceName", "DBClusterIdentifier", "DBInstanceIdentifier")
+                   "ResourceName", "DBClusterIdentifier", "DBInstanceIdentifier",
+                   "SnapshotIdentifier", "TargetSnapshotIdentifier", "SourceSnapshotIdentifier", "SnapshotArn",
+                   "ClusterIdentifier", "SnapshotCopyGrantName")
+# Services whose requests run one at a time (see the module docstring).
+LOCKED_SERVICES = frozenset({"rds", "redshift"})
 
 
 def _read_form_body(environ: dict[str, Any]) -> dict[str, list[str]]:
@@ -150,7 +154,7 @@ class EmulatorApp:
             ("GET", "/snapcourier/requests"): lambda _: ("200 OK", REQUESTS.snapshot()),
             ("POST", "/snapcourier/requests/reset"): self._reset_requests,
             ("POST", "/snapcourier/snapshots"): self._insert_snapshots,
-            ("POST", "/snapcourier/clusters"): lambda body: ("200 OK", {"arn": world.create_cluster(body)}),
+            ("POST", "/snapcourier/clusters"): lambda body: ("200 OK", {"arn": _create_cluster(body)}),
             ("GET", "/snapcourier/lambda-routes"): lambda _: ("200 OK", ROUTES.as_dict()),
             ("POST", "/snapcourier/lambda-routes"): lambda body: ("200 OK", ROUTES.update(body)),
         }
@@ -169,7 +173,7 @@ class EmulatorApp:
             return throttling_response(request, start_response)
         if CONFIG.denies(request.account, f"{request.service}:{request.action}", request.resource):
             return access_denied_response(request, start_response)
-        if request.service == "rds":
+        if request.service in LOCKED_SERVICES:
             return self.call_moto_locked(environ, start_response)
         if request.service == "lambda" and request.action == "Invoke":
             # A routed function never reaches moto's Lambda (which would want Docker).
@@ -221,15 +225,30 @@ class EmulatorApp:
     def _insert_snapshots(body: Any) -> tuple[str, Any]:
         """One snapshot object -> {"arn"}; a list -> {"arns"}, all or none."""
         if not isinstance(body, list):
-            return "200 OK", {"arn": world.insert_snapshot(body)}
+            return "200 OK", {"arn": _insert_snapshot(body)}
         arns: list[str] = []
         try:
             for spec in body:
-                arns.append(world.insert_snapshot(spec))
+                arns.append(_insert_snapshot(spec))
         except (world.InsertError, ServiceException):
-            world.remove_snapshots(arns)
+            world.remove_snapshots([arn for arn in arns if not redshift_world.is_redshift_arn(arn)])
+            redshift_world.remove_snapshots([arn for arn in arns if redshift_world.is_redshift_arn(arn)])
             raise
         return "200 OK", {"arns": arns}
+
+
+def _insert_snapshot(spec: Any) -> str:
+    """RDS snapshots by default, Redshift ones with "kind": "redshift"."""
+    if redshift_world.is_redshift_spec(spec):
+        return redshift_world.insert_snapshot(spec)
+    return world.insert_snapshot(spec)
+
+
+def _create_cluster(spec: Any) -> str:
+    """An Aurora cluster by default, a Redshift one with "kind": "redshift"."""
+    if redshift_world.is_redshift_spec(spec):
+        return redshift_world.create_cluster(spec)
+    return world.create_cluster(spec)
 
 
 # --- files ------------------------------------------------------------------
@@ -300,6 +319,7 @@ def serve(state_file: Path, port: int, seed: str, watch_pid: int | None, stdin_l
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     kms_keys.install()
     rds_ext.install()
+    redshift_ext.install()
     sfn_ext.install()
     seeded = world.seed(seed)
     app = EmulatorApp()

@@ -60,10 +60,12 @@ def seed(kind: str) -> dict[str, Any]:
     credentials = {role: create_credentials(account) for role, account in ACCOUNTS.items()}
     cmks: dict[str, dict[str, str]] = {}
     default_keys: dict[str, dict[str, str]] = {}
+    redshift_keys: dict[str, dict[str, str]] = {}
     for account in ACCOUNTS.values():
         for region in REGIONS:
             cmks.setdefault(account, {})[region] = kms_keys.ensure_cmk(account, region)
             default_keys.setdefault(account, {})[region] = kms_keys.ensure_default_rds_key(account, region)
+            redshift_keys.setdefault(account, {})[region] = kms_keys.ensure_default_redshift_key(account, region)
     if kind == "demo":
         _seed_demo(cmks)
     return {
@@ -71,6 +73,7 @@ def seed(kind: str) -> dict[str, Any]:
         "regions": list(REGIONS),
         "kms_keys": cmks,
         "default_rds_keys": default_keys,
+        "default_redshift_keys": redshift_keys,
     }
 
 
@@ -190,7 +193,7 @@ def insert_snapshot(spec: dict[str, Any]) -> str:
     account, region = _where(spec)
     kind = {"cluster": CLUSTER, "instance": INSTANCE}.get(spec.get("kind", "cluster"))
     if kind is None:
-        raise InsertError('kind must be "cluster" or "instance"')
+        raise InsertError('kind must be "cluster", "instance" or "redshift"')
     ident = spec.get("id")
     if not isinstance(ident, str) or not ident:
         raise InsertError("id is required")
