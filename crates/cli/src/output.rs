@@ -105,6 +105,10 @@ pub fn render_report(r: &RunReport) -> String {
     for (what, list) in [
         ("waiting for a copy slot", &r.deferred),
         ("older than destination retention, not copied", &r.too_old),
+        (
+            "shared by the source and visible in every destination region (verified)",
+            &r.verified,
+        ),
     ] {
         if !list.is_empty() {
             out.push_str(&format!(

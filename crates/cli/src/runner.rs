@@ -46,6 +46,8 @@ pub struct RunReport {
     pub skipped: Vec<SkippedResource>,
     pub deferred: Vec<String>,
     pub too_old: Vec<String>,
+    /// Redshift destinations: shares seen visible and available in every destination region.
+    pub verified: Vec<String>,
     pub deleted: Vec<DeletedSnapshot>,
     pub failures: Vec<ItemFailure>,
     pub api_calls: u64,
@@ -265,6 +267,7 @@ pub async fn run_destination(
         let copied = with_retries(poll, || steps::copy_in(ctx, run, None, now())).await?;
         report.too_old = copied.too_old;
         report.deferred = copied.deferred;
+        report.verified.extend(copied.verified);
         let mut pending: Vec<DestinationItem> = Vec::new();
         for item in copied.items {
             match &item.error {
@@ -276,12 +279,18 @@ pub async fn run_destination(
                 None => pending.push(item),
             }
         }
+        // Redshift: a destination cannot copy; it checks each share is visible everywhere.
+        let (stage, outcome) = if run.schedule.engine.copies_into_destination() {
+            ("cross-region-copy", "copied")
+        } else {
+            ("verify", "verified")
+        };
         progress.stage("copying into destination regions");
         follow(
             pending,
             &run.settings,
-            "cross-region-copy",
-            "copied",
+            stage,
+            outcome,
             progress,
             &mut report,
             |item| async move {
