@@ -52,5 +52,5 @@ echo "== what snapcourier owns now"
 "$bin" report --side destination -c "$config" --profile snapcourier-destination
 echo
 echo "== a second run right away creates, copies and deletes nothing"
-"$bin" run --side source -c "$config" --profile snapcourier-source | tail -n 1
-"$bin" run --side destination -c "$config" --profile snapcourier-destination | tail -n 1
+"$bin" run --side source -c "$config" --profile snapcourier-source | grep -E "run of schedule|AWS calls"
+"$bin" run --side destination -c "$config" --profile snapcourier-destination | grep -E "run of schedule|AWS calls"

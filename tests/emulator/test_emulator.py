@@ -196,6 +196,77 @@ class SeedTest(EmulatorTest):
         self.assertLess(keep["SnapshotCreateTime"], datetime.now(timezone.utc) - timedelta(days=30))
 
 
+class InstanceOptionGroupAndLimitTest(EmulatorTest):
+    def test_demo_instances_and_warehouses(self) -> None:
+        instances = {i["DBInstanceIdentifier"]: i for i in self.src.describe_db_instances()["DBInstances"]}
+        self.assertLessEqual({"orders-mysql", "billing-pg", "inventory-pg", "orders-replica"}, set(instances))
+        self.assertEqual(instances["orders-mysql"]["OptionGroupMemberships"][0]["OptionGroupName"], "app-opts")
+        self.assertEqual(instances["orders-replica"]["ReadReplicaSourceDBInstanceIdentifier"], "orders-mysql")
+        self.assertTrue(instances["orders-mysql"]["StorageEncrypted"])
+        self.assertFalse(instances["billing-pg"]["StorageEncrypted"])
+        warehouses = {c["ClusterIdentifier"]: c for c in client("source", "redshift").describe_clusters()["Clusters"]}
+        self.assertTrue(warehouses["warehouse-main"]["Encrypted"])
+        self.assertFalse(warehouses["warehouse-raw"]["Encrypted"])
+
+    def test_copies_map_the_option_group_or_take_the_regional_default(self) -> None:
+        self.src.create_db_snapshot(DBInstanceIdentifier="orders-mysql", DBSnapshotIdentifier="og-orders")
+        snap = self.src.describe_db_snapshots(DBSnapshotIdentifier="og-orders")["DBSnapshots"][0]
+        self.assertEqual(snap["OptionGroupName"], "app-opts")
+        self.src.modify_db_snapshot_attribute(DBSnapshotIdentifier="og-orders", AttributeName="restore",
+                                              ValuesToAdd=[DEST])
+        # Same region, other account: the copy keeps the snapshot's group.
+        self.dst.copy_db_snapshot(SourceDBSnapshotIdentifier=snap["DBSnapshotArn"], TargetDBSnapshotIdentifier="og-in",
+                                  KmsKeyId=cmk(DEST))
+        copy = self.dst.describe_db_snapshots(DBSnapshotIdentifier="og-in")["DBSnapshots"][0]
+        self.assertEqual(copy["OptionGroupName"], "app-opts")
+        eu = client("destination", region="eu-west-1")
+        eu.copy_db_snapshot(SourceDBSnapshotIdentifier=copy["DBSnapshotArn"], TargetDBSnapshotIdentifier="og-mapped",
+                            KmsKeyId=cmk(DEST, "eu-west-1"), OptionGroupName="app-opts-eu")
+        eu.copy_db_snapshot(SourceDBSnapshotIdentifier=copy["DBSnapshotArn"], TargetDBSnapshotIdentifier="og-default",
+                            KmsKeyId=cmk(DEST, "eu-west-1"))
+        group = {i: eu.describe_db_snapshots(DBSnapshotIdentifier=i)["DBSnapshots"][0]["OptionGroupName"]
+                 for i in ("og-mapped", "og-default")}
+        self.assertEqual(group, {"og-mapped": "app-opts-eu", "og-default": "default:mysql-8-0"})
+        self.assertError("OptionGroupNotFoundFault", eu.copy_db_snapshot,
+                         SourceDBSnapshotIdentifier=copy["DBSnapshotArn"], TargetDBSnapshotIdentifier="og-missing",
+                         KmsKeyId=cmk(DEST, "eu-west-1"), OptionGroupName="no-such-group")
+        # Leave the shared regions as they were (other tests count snapshots there).
+        for rds, ident in [(eu, "og-mapped"), (eu, "og-default"), (self.dst, "og-in"), (self.src, "og-orders")]:
+            rds.delete_db_snapshot(DBSnapshotIdentifier=ident)
+
+    def test_copies_in_progress_are_limited_per_kind(self) -> None:
+        self.src.create_db_snapshot(DBInstanceIdentifier="billing-pg", DBSnapshotIdentifier="limit-src")
+        self.src.create_db_cluster_snapshot(DBClusterIdentifier="analytics-db",
+                                            DBClusterSnapshotIdentifier="climit-src")
+        control("/snapcourier/config", {"creating_reads": 3})
+        eu = client("source", region="eu-west-1")
+        arn = f"arn:aws:rds:us-east-1:{SOURCE}:snapshot:limit-src"
+        for i in range(20):
+            eu.copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier=f"limit-{i}")
+        self.assertError("SnapshotQuotaExceeded", eu.copy_db_snapshot, SourceDBSnapshotIdentifier=arn,
+                         TargetDBSnapshotIdentifier="limit-20")
+        carn = f"arn:aws:rds:us-east-1:{SOURCE}:cluster-snapshot:climit-src"
+        for i in range(5):
+            eu.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=carn,
+                                        TargetDBClusterSnapshotIdentifier=f"climit-{i}")
+        self.assertError("SnapshotQuotaExceeded", eu.copy_db_cluster_snapshot,
+                         SourceDBClusterSnapshotIdentifier=carn, TargetDBClusterSnapshotIdentifier="climit-5")
+        # Finished copies free their slots; then leave the regions as they were.
+        for _ in range(4):
+            eu.describe_db_snapshots(SnapshotType="manual")
+            eu.describe_db_cluster_snapshots(SnapshotType="manual")
+        eu.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=carn,
+                                    TargetDBClusterSnapshotIdentifier="climit-5")
+        for _ in range(4):
+            eu.describe_db_cluster_snapshots(SnapshotType="manual")
+        for i in range(20):
+            eu.delete_db_snapshot(DBSnapshotIdentifier=f"limit-{i}")
+        for i in range(6):
+            eu.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=f"climit-{i}")
+        self.src.delete_db_snapshot(DBSnapshotIdentifier="limit-src")
+        self.src.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="climit-src")
+
+
 class SharingTest(EmulatorTest):
     def test_share_describe_copy_across_accounts(self) -> None:
         self.src.create_db_cluster_snapshot(DBClusterIdentifier="orders-db", DBClusterSnapshotIdentifier="share-1",

@@ -101,6 +101,43 @@ def _seed_demo(cmks: dict[str, dict[str, str]]) -> None:
                      "id": "dest-unowned-keep", "resource_id": "legacy-db",
                      "created": now - timedelta(days=60),
                      "kms_key_id": cmks[DESTINATION_ACCOUNT]["eu-west-1"]})
+    _seed_demo_instances(source_cmk)
+    from . import redshift_world  # imports this module's helpers
+    # Redshift: one KMS-encrypted and one unencrypted warehouse, and one not covered.
+    for ident, key in [("warehouse-main", source_cmk), ("warehouse-raw", None), ("scratch-dw", None)]:
+        redshift_world.create_cluster({"account": SOURCE_ACCOUNT, "region": "us-east-1", "id": ident,
+                                       "encrypted": key is not None, "kms_key_id": key})
+
+
+def _option_group(account: str, region: str, name: str) -> None:
+    rds_backends[account][region].create_option_group({
+        "option_group_name": name, "engine_name": "mysql", "major_engine_version": "8.0",
+        "option_group_description": "snapcourier demo",
+    })
+
+
+def _seed_demo_instances(source_cmk: str) -> None:
+    """RDS DB instances: a MySQL one with a CMK and a custom option group (mapped to
+    app-opts-eu in the destination's eu-west-1), an unencrypted PostgreSQL one, a
+    read replica (skipped by snapcourier) and one outside the demo's patterns."""
+    _option_group(SOURCE_ACCOUNT, "us-east-1", "app-opts")
+    _option_group(DESTINATION_ACCOUNT, "eu-west-1", "app-opts-eu")
+    backend = rds_backends[SOURCE_ACCOUNT]["us-east-1"]
+    for ident, engine, version, key, group in [
+        ("orders-mysql", "mysql", "8.0.36", source_cmk, "app-opts"),
+        ("billing-pg", "postgres", "16.3", None, None),
+        ("inventory-pg", "postgres", "16.3", None, None),
+    ]:
+        backend.create_db_instance({
+            "db_instance_identifier": ident, "engine": engine, "engine_version": version,
+            "db_instance_class": "db.t3.micro", "allocated_storage": 20,
+            "master_username": MASTER_USERNAME, "master_user_password": MASTER_PASSWORD,
+            "storage_encrypted": key is not None, "kms_key_id": key,
+            "option_group_name": group, "tags": [],
+        })
+    backend.create_db_instance_read_replica({
+        "db_instance_identifier": "orders-replica", "source_db_instance_identifier": "orders-mysql",
+    })
 
 
 def _where(spec: dict[str, Any]) -> tuple[str, str]:

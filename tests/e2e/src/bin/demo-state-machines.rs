@@ -34,54 +34,63 @@ async fn main() -> ExitCode {
         d.destination.state_machine
     );
 
-    let run = |side: Side| {
-        let input = match side {
-            Side::Source => {
-                serde_json::to_value(SourceRun::from_config(&config, "aurora-daily").ok())
-            }
-            Side::Destination => serde_json::to_value(
-                DestinationRun::from_config(&config, "aurora-daily", DESTINATION_ACCOUNT).ok(),
-            ),
-        };
-        let d = &d;
-        async move {
-            let input = input.unwrap_or_default();
-            let name = format!(
-                "aurora-daily-{}",
-                Timestamp::now().strftime("%Y%m%dT%H%M%S")
-            );
-            d.run(side, &name, &input).await
-        }
-    };
-    println!("== source state machine (account {SOURCE_ACCOUNT})");
-    let source = run(Side::Source).await;
-    print!("{}", render_execution(&source));
-    println!("\n== destination state machine (account {DESTINATION_ACCOUNT})");
-    let destination = run(Side::Destination).await;
-    print!("{}", render_execution(&destination));
+    // Every schedule of the example (Aurora, RDS instances, Redshift), source then destination.
+    let mut all_succeeded = true;
+    for schedule in &config.schedules {
+        let name = schedule.name.as_str();
+        let source_input = serde_json::to_value(SourceRun::from_config(&config, name).ok());
+        let destination_input = serde_json::to_value(
+            DestinationRun::from_config(&config, name, DESTINATION_ACCOUNT).ok(),
+        );
+        let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%S");
+        println!(
+            "== {name} ({}): source state machine (account {SOURCE_ACCOUNT})",
+            schedule.engine
+        );
+        let source = d
+            .run(
+                Side::Source,
+                &format!("{name}-{stamp}"),
+                &source_input.unwrap_or_default(),
+            )
+            .await;
+        print!("{}", render_execution(&source));
+        println!("\n== {name}: destination state machine (account {DESTINATION_ACCOUNT})");
+        let destination = d
+            .run(
+                Side::Destination,
+                &format!("{name}-{stamp}"),
+                &destination_input.unwrap_or_default(),
+            )
+            .await;
+        print!("{}\n", render_execution(&destination));
+        all_succeeded &= source.status == "SUCCEEDED" && destination.status == "SUCCEEDED";
+    }
 
-    println!("\n== what snapcourier owns now");
-    for (side, account, regions) in [
-        (Side::Source, SOURCE_ACCOUNT, vec![SOURCE_REGION]),
+    println!("== what snapcourier owns now");
+    for (side, account, engines) in [
+        (Side::Source, SOURCE_ACCOUNT, Engine::ALL.to_vec()),
+        // A destination owns no Redshift snapshots: it verifies the source's shares.
         (
             Side::Destination,
             DESTINATION_ACCOUNT,
-            vec![SOURCE_REGION, DESTINATION_REGION],
+            vec![Engine::Aurora, Engine::Rds],
         ),
     ] {
         let ctx = d.context(side);
         let mut by_region = Vec::new();
-        for region in regions {
-            let owned = list_owned(&ctx, Engine::Aurora, region)
-                .await
-                .unwrap_or_default();
-            by_region.push((
-                region.to_string(),
-                owned
-                    .into_iter()
-                    .filter(|s| s.is_owned_by("demo"))
-                    .collect(),
-            ));
+        for region in [SOURCE_REGION, DESTINATION_REGION] {
+            let mut owned = Vec::new();
+            for engine in &engines {
+                owned.extend(
+                    list_owned(&ctx, *engine, region)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|s| s.is_owned_by("demo")),
+                );
+            }
+            by_region.push((region.to_string(), owned));
         }
         print!(
             "{}",
@@ -107,10 +116,7 @@ async fn main() -> ExitCode {
             report["Subject"].as_str().unwrap_or_default()
         );
     }
-    if source.status == "SUCCEEDED"
-        && destination.status == "SUCCEEDED"
-        && failed.status == "FAILED"
-    {
+    if all_succeeded && failed.status == "FAILED" {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
