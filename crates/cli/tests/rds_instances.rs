@@ -38,44 +38,12 @@ async fn create_instance(
         .unwrap();
 }
 
-async fn create_option_group(emu: &Emulator, side: Side, region: &str, name: &str) {
-    emu.rds(side, region)
-        .create_option_group()
-        .option_group_name(name)
-        .engine_name("mysql")
-        .major_engine_version("8.0")
-        .option_group_description("snapcourier test")
-        .send()
-        .await
-        .unwrap();
-}
-
-/// The source world: two matching instances (mysql with a CMK and a custom option group,
-/// postgres unencrypted), a read replica, a stopped instance, one outside the include
-/// patterns, and an Aurora cluster member (not an instance snapshot's business).
+/// The demo world has the two matching instances (mysql with a CMK and the option group
+/// app-opts, postgres unencrypted), a read replica and one outside the include patterns; add
+/// a stopped instance and an Aurora cluster member (not an instance snapshot's business).
 async fn seed(emu: &Emulator) {
-    let key = emu.kms_key(SOURCE_ACCOUNT, SOURCE_REGION);
-    create_option_group(emu, Side::Source, SOURCE_REGION, "app-opts").await;
-    create_option_group(emu, Side::Destination, DESTINATION_REGION, "app-opts-eu").await;
-    create_instance(
-        emu,
-        "orders-mysql",
-        "mysql",
-        "8.0.36",
-        Some(&key),
-        Some("app-opts"),
-    )
-    .await;
-    create_instance(emu, "billing-pg", "postgres", "16.3", None, None).await;
     create_instance(emu, "ledger-stopped", "mariadb", "10.11.8", None, None).await;
-    create_instance(emu, "inventory-db", "postgres", "16.3", None, None).await;
     let rds = emu.rds(Side::Source, SOURCE_REGION);
-    rds.create_db_instance_read_replica()
-        .db_instance_identifier("orders-replica")
-        .source_db_instance_identifier("orders-mysql")
-        .send()
-        .await
-        .unwrap();
     rds.stop_db_instance()
         .db_instance_identifier("ledger-stopped")
         .send()
@@ -304,4 +272,47 @@ async fn source_retention_expires_instance_snapshots_only_of_this_schedule() {
         .collect();
     assert!(left.contains("sc-demo-auroradaily-orders-mysql-old"));
     assert_eq!(left.len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_on_the_default_key_is_kms_key_unusable_and_the_others_complete() {
+    let emu = Emulator::start(Seed::Demo);
+    let default_key = emu.default_rds_key(SOURCE_ACCOUNT, SOURCE_REGION);
+    create_instance(
+        &emu,
+        "billing-legacy",
+        "mysql",
+        "8.0.36",
+        Some(&default_key),
+        None,
+    )
+    .await;
+    let c = config();
+    let (src, dst) = run_schedule(&emu, &c, SCHEDULE).await;
+    assert_eq!(src.failures.len(), 1, "{:?}", src.failures);
+    let f = &src.failures[0];
+    assert_eq!(
+        (
+            f.resource.as_str(),
+            f.stage.as_str(),
+            f.error.error_type.as_str()
+        ),
+        ("billing-legacy", "share", "KmsKeyUnusable")
+    );
+    assert!(
+        f.error.message.contains("DB instance billing-legacy")
+            && f.error.message.contains("aws/rds"),
+        "{}",
+        f.error.message
+    );
+    assert!(dst.failures.is_empty(), "{:?}", dst.failures);
+    let copies = owned_rds(&instance_snapshots(&emu, Side::Destination, DESTINATION_REGION).await);
+    let copied: BTreeSet<String> = copies
+        .iter()
+        .map(|c| c.tags["snapcourier:resource"].clone())
+        .collect();
+    assert_eq!(
+        copied,
+        BTreeSet::from(["billing-pg".to_string(), "orders-mysql".to_string()])
+    );
 }

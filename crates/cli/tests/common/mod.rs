@@ -8,8 +8,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use snapcourier_aws::{AwsContext, ClientOptions};
 use snapcourier_cli::runner::{Quiet, RunReport, run_destination, run_source};
-use snapcourier_core::Config;
 use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_core::{Config, Engine};
 pub use snapcourier_emulator::{
     DESTINATION_ACCOUNT, DESTINATION_REGION, Emulator, SOURCE_ACCOUNT, SOURCE_REGION, Seed, Side,
     days_ago, owned_snapshot,
@@ -186,6 +186,141 @@ pub async fn snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Seen> {
             option_group: None,
         })
         .collect()
+}
+
+/// Every manual Redshift snapshot the account owns in a region (all pages).
+pub async fn redshift_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Seen> {
+    let all: Vec<_> = emu
+        .redshift(side, region)
+        .describe_cluster_snapshots()
+        .snapshot_type("manual")
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap();
+    all.iter()
+        .map(|s| Seen {
+            id: s.snapshot_identifier().unwrap().to_string(),
+            arn: s.snapshot_arn().unwrap_or_default().to_string(),
+            cluster: s.cluster_identifier().unwrap_or_default().to_string(),
+            status: s.status().unwrap_or_default().to_string(),
+            encrypted: s.encrypted().unwrap_or(false),
+            kms_key: s.kms_key_id().map(str::to_string),
+            created: s
+                .snapshot_create_time()
+                .and_then(snapcourier_aws::timestamp),
+            tags: s
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+            option_group: None,
+        })
+        .collect()
+}
+
+/// Manual snapshots of an engine's kind in an account and region.
+pub async fn snapshots_of(emu: &Emulator, engine: Engine, side: Side, region: &str) -> Vec<Seen> {
+    match engine {
+        Engine::Aurora => snapshots(emu, side, region).await,
+        Engine::Rds => instance_snapshots(emu, side, region).await,
+        Engine::Redshift => redshift_snapshots(emu, side, region).await,
+    }
+}
+
+/// Accounts that may restore a source snapshot of an engine's kind.
+pub async fn shared_with_of(emu: &Emulator, engine: Engine, region: &str, id: &str) -> Vec<String> {
+    match engine {
+        Engine::Aurora => restore_accounts(emu, id).await,
+        Engine::Rds => instance_restore_accounts(emu, id).await,
+        Engine::Redshift => {
+            let out = emu
+                .redshift(Side::Source, region)
+                .describe_cluster_snapshots()
+                .snapshot_identifier(id)
+                .send()
+                .await
+                .unwrap();
+            out.snapshots()[0]
+                .accounts_with_restore_access()
+                .iter()
+                .filter_map(|a| a.account_id().map(str::to_string))
+                .collect()
+        }
+    }
+}
+
+/// One engine's schedule in the example config and what it protects in the demo world.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    pub schedule: &'static str,
+    pub engine: Engine,
+    /// The `kind` of the emulator's direct insert route.
+    pub kind: &'static str,
+    /// Resources the schedule covers in the demo world.
+    pub protected: &'static [&'static str],
+    /// The emulator's `throttle_services` name.
+    pub service: &'static str,
+}
+
+pub const CASES: [Case; 3] = [
+    Case {
+        schedule: "aurora-daily",
+        engine: Engine::Aurora,
+        kind: "cluster",
+        protected: &["analytics-db", "billing-db", "orders-db"],
+        service: "rds",
+    },
+    Case {
+        schedule: "rds-daily",
+        engine: Engine::Rds,
+        kind: "instance",
+        protected: &["billing-pg", "orders-mysql"],
+        service: "rds",
+    },
+    Case {
+        schedule: "warehouse-daily",
+        engine: Engine::Redshift,
+        kind: "redshift",
+        protected: &["warehouse-main", "warehouse-raw"],
+        service: "redshift",
+    },
+];
+
+impl Case {
+    /// A snapshot of this schedule for the direct insert route (see `owned_snapshot`).
+    pub fn owned_snapshot(
+        &self,
+        account: &str,
+        region: &str,
+        id: &str,
+        resource: &str,
+        created: Timestamp,
+        stage: &str,
+        extra_tags: &[(&str, &str)],
+    ) -> serde_json::Value {
+        let mut s = owned_snapshot(account, region, id, resource, created, stage, extra_tags);
+        s["kind"] = self.kind.into();
+        s["tags"][1]["Value"] = self.schedule.into();
+        match self.engine {
+            Engine::Aurora => {}
+            Engine::Rds => s["engine"] = "postgres".into(),
+            Engine::Redshift => s["cluster"] = resource.into(),
+        }
+        s
+    }
+
+    /// The schedule's id prefix.
+    pub fn prefix(&self) -> String {
+        format!("sc-demo-{}-", self.schedule.replace('-', ""))
+    }
 }
 
 pub fn owned(all: &[Seen]) -> Vec<Seen> {

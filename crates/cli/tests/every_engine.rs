@@ -1,0 +1,253 @@
+//! The foundation's acceptance cases that are the same for every engine, table-driven over
+//! Aurora clusters, RDS instances and Redshift clusters in the demo world. What each engine
+//! does differently (copy-in vs verify, option groups, revoke-before-delete...) is tested in
+//! runs.rs, rds_instances.rs and redshift.rs.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use jiff::Timestamp;
+use snapcourier_cli::runner::{Quiet, run_source};
+use snapcourier_core::Engine;
+use snapcourier_core::events::SourceRun;
+
+fn protected(case: &Case) -> BTreeSet<String> {
+    case.protected.iter().map(|s| s.to_string()).collect()
+}
+
+/// This schedule's snapshots owned by the source in its region.
+async fn source_owned(emu: &Emulator, case: &Case) -> Vec<Seen> {
+    owned(&snapshots_of(emu, case.engine, Side::Source, SOURCE_REGION).await)
+        .into_iter()
+        .filter(|s| s.tags["snapcourier:schedule"] == case.schedule)
+        .collect()
+}
+
+/// After both sides ran: the destination holds (or, for Redshift, sees) each source snapshot
+/// in eu-west-1, and no intermediate copy is left.
+async fn assert_destination_complete(emu: &Emulator, case: &Case, source: &[Seen]) {
+    let ids: BTreeSet<String> = source.iter().map(|s| s.id.clone()).collect();
+    if case.engine.copies_into_destination() {
+        let finals =
+            owned(&snapshots_of(emu, case.engine, Side::Destination, DESTINATION_REGION).await);
+        let got: BTreeSet<String> = finals
+            .iter()
+            .filter(|s| s.status == "available")
+            .map(|s| s.id.clone())
+            .collect();
+        assert_eq!(got, ids, "{}", case.schedule);
+        assert!(
+            owned(&snapshots_of(emu, case.engine, Side::Destination, SOURCE_REGION).await)
+                .is_empty(),
+            "{}: intermediates left",
+            case.schedule
+        );
+    } else {
+        let copies = owned(&snapshots_of(emu, case.engine, Side::Source, DESTINATION_REGION).await);
+        let got: BTreeSet<String> = copies
+            .iter()
+            .filter(|s| s.status == "available")
+            .map(|s| s.id.clone())
+            .collect();
+        assert_eq!(got, ids, "{}: Redshift's copies", case.schedule);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_engine_waits_for_snapshots_and_copies_that_stay_creating() {
+    for case in CASES {
+        let emu = Emulator::start(Seed::Demo);
+        emu.configure(serde_json::json!({"creating_reads": 3}));
+        let c = config();
+        let (src, dst) = run_schedule(&emu, &c, case.schedule).await;
+        assert!(
+            src.failures.is_empty(),
+            "{}: {:?}",
+            case.schedule,
+            src.failures
+        );
+        assert!(
+            dst.failures.is_empty(),
+            "{}: {:?}",
+            case.schedule,
+            dst.failures
+        );
+        let source = source_owned(&emu, &case).await;
+        let resources: BTreeSet<String> = source.iter().map(|s| s.cluster.clone()).collect();
+        assert_eq!(resources, protected(&case), "{}", case.schedule);
+        for s in &source {
+            assert_eq!(s.status, "available");
+            assert_eq!(
+                shared_with_of(&emu, case.engine, SOURCE_REGION, &s.id).await,
+                vec![DESTINATION_ACCOUNT],
+                "{}",
+                s.id
+            );
+        }
+        assert_destination_complete(&emu, &case, &source).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_engine_reports_a_stuck_snapshot_and_completes_the_others() {
+    for case in CASES {
+        let emu = Emulator::start(Seed::Demo);
+        let stuck = case.protected[0];
+        emu.configure(serde_json::json!({"stuck": [format!("^{}{stuck}-", case.prefix())]}));
+        let mut c = config();
+        c.settings.max_polls = 3;
+        let src = run_source(
+            &context(&emu, Side::Source),
+            &SourceRun::from_config(&c, case.schedule).unwrap(),
+            Timestamp::now,
+            &Quiet,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            src.failures.len(),
+            1,
+            "{}: {:?}",
+            case.schedule,
+            src.failures
+        );
+        assert_eq!(src.failures[0].resource, stuck);
+        assert!(
+            src.failures[0].error.message.contains("after 3 polls"),
+            "{:?}",
+            src.failures[0]
+        );
+        for s in source_owned(&emu, &case).await {
+            let shared = shared_with_of(&emu, case.engine, SOURCE_REGION, &s.id).await;
+            if s.cluster == stuck {
+                assert!(shared.is_empty(), "{} was shared while creating", s.id);
+            } else {
+                assert_eq!(shared, vec![DESTINATION_ACCOUNT], "{}", s.id);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_engine_converges_with_thirty_percent_of_calls_throttled() {
+    for case in CASES {
+        let emu = Emulator::start(Seed::Demo);
+        emu.configure(serde_json::json!({
+            "throttle_rate": 0.3, "throttle_seed": 7, "throttle_services": [case.service]
+        }));
+        let c = config();
+        let (src, dst) = run_schedule(&emu, &c, case.schedule).await;
+        assert!(
+            src.failures.is_empty(),
+            "{}: {:?}",
+            case.schedule,
+            src.failures
+        );
+        assert!(
+            dst.failures.is_empty(),
+            "{}: {:?}",
+            case.schedule,
+            dst.failures
+        );
+        assert!(
+            src.api_attempts > src.api_calls,
+            "{}: throttled calls were retried: {src:?}",
+            case.schedule
+        );
+        let (src2, dst2) = run_schedule(&emu, &c, case.schedule).await;
+        assert!(src2.created.is_empty(), "{}: {src2:?}", case.schedule);
+        assert!(src2.failures.is_empty() && dst2.failures.is_empty());
+        emu.configure(serde_json::json!({"throttle_rate": 0.0}));
+        let source = source_owned(&emu, &case).await;
+        assert_eq!(
+            source.len(),
+            case.protected.len(),
+            "{}: no duplicate",
+            case.schedule
+        );
+        assert_destination_complete(&emu, &case, &source).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_engine_sees_all_150_snapshots_through_paging() {
+    for case in CASES {
+        let emu = Emulator::start(Seed::Empty);
+        let c = config();
+        let resource = if case.engine == Engine::Redshift {
+            "warehouse-big"
+        } else {
+            "orders-big"
+        };
+        let id = |i: usize| format!("{}{resource}-d{i:03}", case.prefix());
+        // 150 owned source snapshots, 10 to 159 days old, shared but without our marker.
+        let mut seeds: Vec<_> = (0..150)
+            .map(|i| {
+                let mut s = case.owned_snapshot(
+                    SOURCE_ACCOUNT,
+                    SOURCE_REGION,
+                    &id(i),
+                    resource,
+                    days_ago(10 + i as i64, 0),
+                    "source",
+                    &[],
+                );
+                s["shared_with"] = serde_json::json!([DESTINATION_ACCOUNT]);
+                s
+            })
+            .collect();
+        if case.engine == Engine::Redshift {
+            // And Redshift's copy of each in eu-west-1, shared too.
+            let copies: Vec<_> = seeds
+                .iter()
+                .map(|s| {
+                    let mut copy = s.clone();
+                    copy["region"] = DESTINATION_REGION.into();
+                    copy["source_region"] = SOURCE_REGION.into();
+                    copy
+                })
+                .collect();
+            seeds.extend(copies);
+        }
+        emu.insert_snapshots(&seeds);
+        let src = run_source(
+            &context(&emu, Side::Source),
+            &SourceRun::from_config(&c, case.schedule).unwrap(),
+            Timestamp::now,
+            &Quiet,
+        )
+        .await
+        .unwrap();
+        assert!(
+            src.failures.is_empty(),
+            "{}: {:?}",
+            case.schedule,
+            src.failures
+        );
+        assert_eq!(
+            src.items.len(),
+            150,
+            "{}: every unmarked snapshot followed",
+            case.schedule
+        );
+        let regions = if case.engine == Engine::Redshift {
+            2
+        } else {
+            1
+        };
+        assert_eq!(src.deleted.len(), 147 * regions, "{}", case.schedule);
+        let left = source_owned(&emu, &case).await;
+        assert_eq!(
+            left.iter().map(|s| s.id.clone()).collect::<BTreeSet<_>>(),
+            (0..3).map(id).collect(),
+            "{}",
+            case.schedule
+        );
+        assert!(
+            left.iter()
+                .all(|s| s.tags["snapcourier:shared-with"] == DESTINATION_ACCOUNT)
+        );
+    }
+}
