@@ -63,7 +63,7 @@ async fn main() -> ExitCode {
                 &destination_input.unwrap_or_default(),
             )
             .await;
-        print!("{}\n", render_execution(&destination));
+        println!("{}", render_execution(&destination));
         all_succeeded &= source.status == "SUCCEEDED" && destination.status == "SUCCEEDED";
     }
 
