@@ -192,7 +192,6 @@ async fn every_engine_sees_all_150_snapshots_through_paging() {
                     resource,
                     days_ago(10 + i as i64, 0),
                     "source",
-                    &[],
                 );
                 s["shared_with"] = serde_json::json!([DESTINATION_ACCOUNT]);
                 s

@@ -304,9 +304,8 @@ impl Case {
         resource: &str,
         created: Timestamp,
         stage: &str,
-        extra_tags: &[(&str, &str)],
     ) -> serde_json::Value {
-        let mut s = owned_snapshot(account, region, id, resource, created, stage, extra_tags);
+        let mut s = owned_snapshot(account, region, id, resource, created, stage, &[]);
         s["kind"] = self.kind.into();
         s["tags"][1]["Value"] = self.schedule.into();
         match self.engine {
