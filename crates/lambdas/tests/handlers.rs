@@ -242,6 +242,43 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
             json!({"run": source_event(), "execution": {"id": "arn:aws:states:us-east-1:111111111111:execution:s:x"}}),
             "execution",
         ),
+        (
+            Step::Take,
+            with(source_event(), "/schedule/engine", json!("elasticache")),
+            "schedule.engine",
+        ),
+        (
+            Step::Take,
+            with(
+                with(source_event(), "/schedule/engine", json!("redshift")),
+                "/destination_regions",
+                json!(["us-east-1", "eu-west-1", "eu-central-1"]),
+            ),
+            "schedule.engine",
+        ),
+        (
+            Step::Take,
+            with(
+                source_event(),
+                "/source/redshift_copy_kms_key",
+                json!("arn:aws:kms:us-east-1:111111111111:key/k"),
+            ),
+            "source.redshift_copy_kms_key",
+        ),
+        (
+            Step::Take,
+            with(
+                source_event(),
+                "/schedule/redshift",
+                json!({"copy_automated": true}),
+            ),
+            "schedule.redshift",
+        ),
+        (
+            Step::Take,
+            with(source_event(), "/settings/rds_copy_concurrency", json!(21)),
+            "settings.rds_copy_concurrency",
+        ),
         (Step::Delete, json!({"both": source_event()}), ""),
         (
             Step::Delete,
