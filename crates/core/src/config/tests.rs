@@ -96,7 +96,9 @@ fn account_not_twelve_digits() {
 
 #[test]
 fn unquoted_account_ids_keep_their_digits() {
-    let text = EXAMPLE.replace("account: \"111111111111\"", "account: 012345678901");
+    let text = EXAMPLE
+        .replace("account: \"111111111111\"", "account: 012345678901")
+        .replace(":111111111111:key/", ":012345678901:key/");
     assert_eq!(Config::parse(&text).unwrap().source.account, "012345678901");
 }
 
@@ -256,7 +258,7 @@ fn duplicate_schedule_names() {
             let s = d["schedules"][0].clone();
             d["schedules"].as_sequence_mut().unwrap().push(s);
         },
-        "schedules[1].name",
+        "schedules[3].name",
         "used twice",
     );
 }
@@ -499,7 +501,7 @@ fn schedule_names_that_differ_only_by_hyphens() {
             s["name"] = y("auroradaily");
             d["schedules"].as_sequence_mut().unwrap().push(s);
         },
-        "schedules[1].name",
+        "schedules[3].name",
         "only by hyphens",
     );
 }
