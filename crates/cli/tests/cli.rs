@@ -107,7 +107,9 @@ fn run_and_report_against_the_emulator_through_aws_profiles() {
         "snapcourier-destination",
     );
     let table = text(&out.stdout);
-    assert_eq!(table.matches("eu-west-1").count(), 3, "{table}");
+    // Three Aurora and two RDS instance copies (the destination owns no Redshift snapshot).
+    assert_eq!(table.matches("eu-west-1").count(), 5, "{table}");
+    assert_eq!(table.matches("sc-demo-rdsdaily-").count(), 2, "{table}");
     assert!(
         table.contains("00000002-0000-4000-8000-222222222222"),
         "{table}"
