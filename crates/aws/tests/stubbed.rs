@@ -1,6 +1,7 @@
 //! Rules the emulator cannot produce, pinned with stubbed SDK responses (aws-smithy-mocks):
 //! AWS's `copying` status and missing creation time on a copy in flight, a real AccessDenied
-//! on the share call, and server errors.
+//! on the share call, server errors, and a Redshift share from another account listed among
+//! the caller's own snapshots.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_rds::Client;
@@ -168,4 +169,64 @@ async fn server_errors_are_service_unavailable_and_retryable() {
     let err = Aurora.list_resources(&ctx, "us-east-1").await.unwrap_err();
     assert_eq!(err.error_type(), "ServiceUnavailable");
     assert!(err.is_retryable());
+}
+
+/// AWS hints that a Redshift describe without OwnerAccount may also list snapshots other
+/// accounts share with the caller (the emulator lists only the caller's). A share from another
+/// account can carry any tags, ours included: retention must never try to delete it.
+#[tokio::test]
+async fn redshift_retention_ignores_a_shared_snapshot_carrying_our_tags() {
+    use aws_sdk_redshift::operation::describe_cluster_snapshots::DescribeClusterSnapshotsOutput;
+    use aws_sdk_redshift::types::{Snapshot, Tag as RsTag};
+    let config = Config::parse(EXAMPLE).unwrap();
+    let run = SourceRun::from_config(&config, "warehouse-daily").unwrap();
+    let old = aws_smithy_types::DateTime::from_secs(1_700_000_000);
+    let tag = |k: &str, v: &str| RsTag::builder().key(k).value(v).build();
+    let snapshot = move |id: &str, owner: &str| {
+        Snapshot::builder()
+            .snapshot_identifier(id)
+            .cluster_identifier("warehouse-main")
+            .owner_account(owner)
+            .status("available")
+            .snapshot_type("manual")
+            .snapshot_create_time(old)
+            .tags(tag("snapcourier:namespace", "demo"))
+            .tags(tag("snapcourier:schedule", "warehouse-daily"))
+            .tags(tag("snapcourier:stage", "source"))
+            .tags(tag("snapcourier:resource", "warehouse-main"))
+            .build()
+    };
+    // Four of ours, all old (keep_last 3 expires one), and a foreign one older still.
+    let describe =
+        mock!(aws_sdk_redshift::Client::describe_cluster_snapshots).then_output(move || {
+            let mut out = DescribeClusterSnapshotsOutput::builder();
+            for i in 0..4 {
+                out = out.snapshots(snapshot(
+                    &format!("sc-demo-warehousedaily-warehouse-main-{i}"),
+                    "111111111111",
+                ));
+            }
+            out.snapshots(snapshot(
+                "sc-demo-warehousedaily-warehouse-main-foreign",
+                "999999999999",
+            ))
+            .build()
+        });
+    let delete = mock!(aws_sdk_redshift::Client::delete_cluster_snapshot)
+        .then_output(|| aws_sdk_redshift::operation::delete_cluster_snapshot::DeleteClusterSnapshotOutput::builder().build());
+    let us = mock_client!(aws_sdk_redshift, RuleMode::MatchAny, [&describe, &delete]);
+    let eu_describe = mock!(aws_sdk_redshift::Client::describe_cluster_snapshots)
+        .then_output(|| DescribeClusterSnapshotsOutput::builder().build());
+    let eu = mock_client!(aws_sdk_redshift, RuleMode::MatchAny, [&eu_describe]);
+    let ctx = context()
+        .with_redshift_client("us-east-1", us)
+        .with_redshift_client("eu-west-1", eu);
+    let out = steps::delete_source(&ctx, &run, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let deleted: Vec<&str> = out.deleted.iter().map(|d| d.snapshot_id.as_str()).collect();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert!(!deleted[0].ends_with("foreign"), "{deleted:?}");
+    assert_eq!(delete.num_calls(), 1);
+    assert_eq!(out.kept, 3);
 }

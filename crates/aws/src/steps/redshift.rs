@@ -26,6 +26,16 @@ use crate::adapter::Started;
 use crate::client::AwsContext;
 use crate::redshift::{self, RedshiftCluster};
 
+/// Only the source account's own snapshots: AWS documents that a describe without
+/// OwnerAccount returns the caller's, but hints that shares may appear too, and a share from
+/// another account can carry any tags. snapcourier never acts on what it does not own.
+fn owned_by(snapshots: Vec<SnapshotRecord>, run: &SourceRun) -> Vec<SnapshotRecord> {
+    snapshots
+        .into_iter()
+        .filter(|s| s.owner_account == run.source.account)
+        .collect()
+}
+
 fn grant_name(namespace: &str) -> String {
     format!("{REDSHIFT_COPY_GRANT_PREFIX}{namespace}")
 }
@@ -121,7 +131,7 @@ pub(super) async fn take(
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
     let clusters = redshift::list_clusters(ctx, region, &run.source.account).await?;
     let records: Vec<ResourceRecord> = clusters.iter().map(|c| c.record.clone()).collect();
-    let snapshots = redshift::list_snapshots(ctx, region, None).await?;
+    let snapshots = owned_by(redshift::list_snapshots(ctx, region, None).await?, run);
     let plan = plan_take(run, Engine::Redshift, &filter, &records, &snapshots, now);
     let copy_automated = run.schedule.redshift.is_some_and(|r| r.copy_automated);
     let automated = if copy_automated && !plan.create.is_empty() {
@@ -265,7 +275,7 @@ async fn existing(
     let region = run.source.region.as_str();
     let id = p.snapshot_id.as_str();
     let found = match redshift::find_snapshot(ctx, region, id, None).await {
-        Ok(found) => found,
+        Ok(found) => found.filter(|s| s.owner_account == run.source.account),
         Err(e) => return errored_item(&p.resource_id, id, &e),
     };
     match found {
@@ -350,6 +360,7 @@ pub(super) async fn share(
     let id = item.snapshot_id.as_str();
     let s = redshift::find_snapshot(ctx, region, id, None)
         .await?
+        .filter(|s| s.owner_account == run.source.account)
         .ok_or_else(|| Error::NotFound {
             resource: id.to_string(),
             message: "the snapshot no longer exists (deleted outside snapcourier?); the next take makes a new one".into(),
@@ -374,7 +385,10 @@ pub(super) async fn share(
     }
     authorize_missing(ctx, region, &s, &missing).await?;
     if let Some(copy_region) = run.redshift_copy_region() {
-        let Some(copy) = redshift::find_snapshot(ctx, copy_region, id, None).await? else {
+        let copy = redshift::find_snapshot(ctx, copy_region, id, None)
+            .await?
+            .filter(|c| c.owner_account == run.source.account);
+        let Some(copy) = copy else {
             current.status = format!("waiting for Redshift's copy in {copy_region}");
             return Ok(output(current, false));
         };
@@ -449,7 +463,7 @@ pub(super) async fn delete_source(
     let mut failures = Vec::new();
     let mut kept = 0;
     for region in regions {
-        let snapshots = redshift::list_snapshots(ctx, region, None).await?;
+        let snapshots = owned_by(redshift::list_snapshots(ctx, region, None).await?, run);
         let candidates = retention_candidates(
             &snapshots,
             &run.namespace,
