@@ -250,3 +250,74 @@ async fn every_engine_sees_all_150_snapshots_through_paging() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copying_engines_expire_destination_copies_by_capture_time() {
+    for case in CASES.iter().filter(|c| c.engine.copies_into_destination()) {
+        let emu = Emulator::start(Seed::Empty);
+        let c = config(); // destination: days 35, keep_last 7, weekly 8, monthly 12
+        let id = |d: i64| format!("{}orders-db-d{d}", case.prefix());
+        let copies: Vec<_> = (0..=60)
+            .step_by(5)
+            .map(|d| {
+                let created = days_ago(d, 1).to_string();
+                let mut s = case.owned_snapshot(
+                    DESTINATION_ACCOUNT,
+                    DESTINATION_REGION,
+                    &id(d),
+                    "orders-db",
+                    days_ago(0, 0),
+                    "destination",
+                );
+                s["tags"].as_array_mut().unwrap().push(
+                    serde_json::json!({"Key": "snapcourier:source-created", "Value": created}),
+                );
+                s
+            })
+            .collect();
+        emu.insert_snapshots(&copies);
+        let run = snapcourier_core::events::DestinationRun::from_config(
+            &c,
+            case.schedule,
+            DESTINATION_ACCOUNT,
+        )
+        .unwrap();
+        let now = Timestamp::now();
+        let out = snapcourier_aws::steps::delete_destination(
+            &context(&emu, Side::Destination),
+            &run,
+            now,
+        )
+        .await
+        .unwrap();
+        let candidates: Vec<_> = (0..=60)
+            .step_by(5)
+            .map(|d| snapcourier_core::retention::RetentionCandidate {
+                id: id(d),
+                resource: "orders-db".into(),
+                created: days_ago(d, 1),
+                owned: true,
+                available: true,
+            })
+            .collect();
+        let expected: BTreeSet<String> = snapcourier_core::retention::plan_retention(
+            &run.destination.retention,
+            &candidates,
+            now,
+        )
+        .delete
+        .into_iter()
+        .collect();
+        assert!(!expected.is_empty());
+        let deleted: BTreeSet<String> = out.deleted.iter().map(|d| d.snapshot_id.clone()).collect();
+        assert_eq!(deleted, expected, "{}", case.schedule);
+        let left: BTreeSet<String> =
+            snapshots_of(&emu, case.engine, Side::Destination, DESTINATION_REGION)
+                .await
+                .into_iter()
+                .map(|s| s.id)
+                .collect();
+        assert!(left.is_disjoint(&expected));
+        assert_eq!(left.len(), 13 - expected.len(), "{}", case.schedule);
+    }
+}
