@@ -53,7 +53,7 @@ fmt:
 
 ## Benchmarks (never part of make test): steady-state AWS calls at 5,000 snapshots per side.
 bench: setup
-	cargo test -p snapcourier-cli --test runs -- --ignored --nocapture bench_
+	cargo test -p snapcourier-cli --test runs --test every_engine -- --ignored --nocapture bench_
 
 ## The emulator in the foreground with the demo world (state in .emulator/state.json).
 emulator: setup

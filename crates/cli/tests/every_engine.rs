@@ -321,3 +321,81 @@ async fn copying_engines_expire_destination_copies_by_capture_time() {
         assert_eq!(left.len(), 13 - expected.len(), "{}", case.schedule);
     }
 }
+
+/// `make bench`: the steady-state cost for RDS instances and Redshift with 5,000 snapshots
+/// already handled (Aurora's is in runs.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_steady_state_cost_at_5000_snapshots_per_engine() {
+    for case in CASES.iter().filter(|c| c.engine != Engine::Aurora) {
+        let emu = Emulator::start(Seed::Demo);
+        let c = config();
+        run_schedule(&emu, &c, case.schedule).await;
+        let resource = |i: usize| {
+            if case.engine == Engine::Redshift {
+                format!("warehouse-old{i}")
+            } else {
+                format!("orders-old{i}")
+            }
+        };
+        let id = |i: usize| format!("{}{}-20261101-0000", case.prefix(), resource(i));
+        let recent = days_ago(1, 0);
+        let marker = [("snapcourier:shared-with", DESTINATION_ACCOUNT)];
+        let (account, stage) = if case.engine == Engine::Redshift {
+            // Redshift's copies stay in the source account, shared like the snapshots.
+            (SOURCE_ACCOUNT, "source")
+        } else {
+            (DESTINATION_ACCOUNT, "destination")
+        };
+        for (account, region, stage) in [
+            (SOURCE_ACCOUNT, SOURCE_REGION, "source"),
+            (account, DESTINATION_REGION, stage),
+        ] {
+            let seeds: Vec<_> = (0..5000)
+                .map(|i| {
+                    let mut s =
+                        case.owned_snapshot(account, region, &id(i), &resource(i), recent, stage);
+                    if account == SOURCE_ACCOUNT {
+                        s["tags"]
+                            .as_array_mut()
+                            .unwrap()
+                            .push(serde_json::json!({"Key": marker[0].0, "Value": marker[0].1}));
+                        s["shared_with"] = serde_json::json!([DESTINATION_ACCOUNT]);
+                    }
+                    if region != SOURCE_REGION && case.engine == Engine::Redshift {
+                        s["source_region"] = SOURCE_REGION.into();
+                    }
+                    s
+                })
+                .collect();
+            emu.insert_snapshots(&seeds);
+        }
+        emu.reset_requests();
+        let started = std::time::Instant::now();
+        let (src, dst) = run_schedule(&emu, &c, case.schedule).await;
+        let elapsed = started.elapsed();
+        assert!(src.created.is_empty() && src.failures.is_empty(), "{src:?}");
+        assert!(dst.items.is_empty() && dst.failures.is_empty());
+        println!(
+            "{}: steady state at 5,002 snapshots per side: source {} calls, destination {} calls, {:.1} s against the emulator",
+            case.schedule,
+            src.api_calls,
+            dst.api_calls,
+            elapsed.as_secs_f64()
+        );
+        let pages = 51;
+        if case.engine == Engine::Redshift {
+            // Clusters page, the take's snapshot pages, retention in both regions; the
+            // destination reads the shares in both regions.
+            assert_eq!(src.api_calls, 1 + pages * 3);
+            assert_eq!(dst.api_calls, pages * 2);
+        } else {
+            // As Aurora: instances page plus the snapshot pages twice; the destination's
+            // shared page (5,002 shared: 51 pages) plus both regions read twice.
+            assert_eq!(src.api_calls, 1 + pages * 2);
+            assert_eq!(dst.api_calls, pages + (1 + pages) * 2);
+        }
+        let seen: u64 = emu.requests().values().sum();
+        assert_eq!(seen, src.api_attempts + dst.api_attempts);
+    }
+}
