@@ -15,62 +15,6 @@ use snapcourier_core::events::{DestinationRun, SourceRun};
 const SCHEDULE: &str = "warehouse-daily";
 const GRANT: &str = "snapcourier-demo";
 
-/// A Redshift snapshot as a plain client sees it.
-#[derive(Debug, Clone)]
-struct Shot {
-    id: String,
-    cluster: String,
-    status: String,
-    owner: String,
-    encrypted: bool,
-    kms_key: Option<String>,
-    retention_days: Option<i32>,
-    restore: BTreeSet<String>,
-    source_region: Option<String>,
-    tags: BTreeMap<String, String>,
-}
-
-async fn shots(emu: &Emulator, side: Side, region: &str, owner: Option<&str>) -> Vec<Shot> {
-    let all: Vec<_> = emu
-        .redshift(side, region)
-        .describe_cluster_snapshots()
-        .snapshot_type("manual")
-        .set_owner_account(owner.map(str::to_string))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .unwrap();
-    all.iter()
-        .map(|s| Shot {
-            id: s.snapshot_identifier().unwrap().to_string(),
-            cluster: s.cluster_identifier().unwrap_or_default().to_string(),
-            status: s.status().unwrap_or_default().to_string(),
-            owner: s.owner_account().unwrap_or_default().to_string(),
-            encrypted: s.encrypted().unwrap_or(false),
-            kms_key: s.kms_key_id().map(str::to_string),
-            retention_days: s.manual_snapshot_retention_period(),
-            restore: s
-                .accounts_with_restore_access()
-                .iter()
-                .filter_map(|a| a.account_id().map(str::to_string))
-                .collect(),
-            source_region: s.source_region().map(str::to_string),
-            tags: s
-                .tags()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().unwrap().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect(),
-        })
-        .collect()
-}
-
 fn ours(all: Vec<Shot>) -> Vec<Shot> {
     all.into_iter()
         .filter(|s| s.tags.get("snapcourier:namespace").map(String::as_str) == Some("demo"))
@@ -146,7 +90,7 @@ async fn encrypted_and_unencrypted_clusters_are_shared_in_both_regions_and_verif
     let wanted = BTreeSet::from(["warehouse-main".to_string(), "warehouse-raw".to_string()]);
     // Source region: one manual snapshot per covered cluster, with the safety-net retention
     // (7 days + 30), restorable by the destination, marked shared.
-    let source = ours(shots(&emu, Side::Source, SOURCE_REGION, None).await);
+    let source = ours(redshift_shots(&emu, Side::Source, SOURCE_REGION, None).await);
     assert_eq!(clusters_of(&source), wanted);
     for s in &source {
         assert_eq!(s.status, "available");
@@ -195,7 +139,7 @@ async fn encrypted_and_unencrypted_clusters_are_shared_in_both_regions_and_verif
     );
     // The copy region: Redshift's copies, tagged ours by the share step, shared too; the
     // encrypted one under the grant's key.
-    let copies = ours(shots(&emu, Side::Source, DESTINATION_REGION, None).await);
+    let copies = ours(redshift_shots(&emu, Side::Source, DESTINATION_REGION, None).await);
     assert_eq!(clusters_of(&copies), wanted);
     for copy in &copies {
         let original = source.iter().find(|s| s.id == copy.id).expect("same id");
@@ -213,11 +157,11 @@ async fn encrypted_and_unencrypted_clusters_are_shared_in_both_regions_and_verif
     assert!(source.iter().any(|s| s.encrypted) && source.iter().any(|s| !s.encrypted));
     // The destination account sees every share in both regions, owns nothing, and said so.
     for region in [SOURCE_REGION, DESTINATION_REGION] {
-        let visible = shots(&emu, Side::Destination, region, Some(SOURCE_ACCOUNT)).await;
+        let visible = redshift_shots(&emu, Side::Destination, region, Some(SOURCE_ACCOUNT)).await;
         assert_eq!(clusters_of(&visible), wanted, "{region}");
         assert!(visible.iter().all(|s| s.owner == SOURCE_ACCOUNT));
         assert!(
-            shots(&emu, Side::Destination, region, None)
+            redshift_shots(&emu, Side::Destination, region, None)
                 .await
                 .is_empty()
         );
@@ -309,14 +253,14 @@ async fn expiry_revokes_every_share_before_deleting_in_both_regions() {
     };
     assert_eq!(calls("RevokeSnapshotAccess"), 4, "{requests:?}");
     assert_eq!(calls("DeleteClusterSnapshot"), 4, "{requests:?}");
-    let left: BTreeSet<String> = shots(&emu, Side::Source, SOURCE_REGION, None)
+    let left: BTreeSet<String> = redshift_shots(&emu, Side::Source, SOURCE_REGION, None)
         .await
         .into_iter()
         .map(|s| s.id)
         .collect();
     assert!(left.contains("team-warehouse-keep"));
     assert_eq!(left.len(), 4);
-    let foreign = shots(&emu, Side::Source, SOURCE_REGION, None)
+    let foreign = redshift_shots(&emu, Side::Source, SOURCE_REGION, None)
         .await
         .into_iter()
         .find(|s| s.id == "team-warehouse-keep")
@@ -364,7 +308,7 @@ async fn copy_automated_copies_the_newest_automated_snapshot_once() {
         first.created[0],
         format!("sc-demo-warehousedaily-warehouse-main-{minute}")
     );
-    let copy = ours(shots(&emu, Side::Source, SOURCE_REGION, None).await);
+    let copy = ours(redshift_shots(&emu, Side::Source, SOURCE_REGION, None).await);
     assert_eq!(copy.len(), 1);
     assert_eq!(copy[0].tags["snapcourier:schedule"], SCHEDULE);
     assert_eq!(copy[0].retention_days, Some(37));
@@ -377,7 +321,7 @@ async fn copy_automated_copies_the_newest_automated_snapshot_once() {
         .unwrap();
     assert!(second.created.is_empty(), "{second:?}");
     assert_eq!(
-        ours(shots(&emu, Side::Source, SOURCE_REGION, None).await).len(),
+        ours(redshift_shots(&emu, Side::Source, SOURCE_REGION, None).await).len(),
         1
     );
 }
@@ -446,7 +390,7 @@ async fn the_destination_reports_a_share_missing_in_the_copy_region_and_a_stale_
     // The destination touched nothing.
     for region in [SOURCE_REGION, DESTINATION_REGION] {
         assert!(
-            shots(&emu, Side::Destination, region, None)
+            redshift_shots(&emu, Side::Destination, region, None)
                 .await
                 .is_empty()
         );
@@ -499,7 +443,7 @@ async fn clusters_that_cannot_be_copied_are_reported_and_the_others_protected() 
     let (kind, message) = by_resource["warehouse-elsewhere"];
     assert_eq!(kind, "InvalidState");
     assert!(message.contains("us-west-2"), "{message}");
-    let taken = ours(shots(&emu, Side::Source, SOURCE_REGION, None).await);
+    let taken = ours(redshift_shots(&emu, Side::Source, SOURCE_REGION, None).await);
     assert_eq!(
         clusters_of(&taken),
         BTreeSet::from(["warehouse-main".to_string()])

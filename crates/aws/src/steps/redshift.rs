@@ -20,7 +20,7 @@ use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus}
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
 use snapcourier_core::{Engine, Error, ItemError};
 
-use super::source::errored_item;
+use super::source::{errored_item, ours_to_share};
 use super::{failure, source_item};
 use crate::adapter::Started;
 use crate::client::AwsContext;
@@ -358,22 +358,10 @@ pub(super) async fn share(
     }
     let region = run.source.region.as_str();
     let id = item.snapshot_id.as_str();
-    let s = redshift::find_snapshot(ctx, region, id, None)
+    let found = redshift::find_snapshot(ctx, region, id, None)
         .await?
-        .filter(|s| s.owner_account == run.source.account)
-        .ok_or_else(|| Error::NotFound {
-            resource: id.to_string(),
-            message: "the snapshot no longer exists (deleted outside snapcourier?); the next take makes a new one".into(),
-        })?;
-    if !s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) {
-        return Err(Error::InvalidState {
-            resource: id.to_string(),
-            message: format!(
-                "not owned by namespace {} and schedule {}; snapcourier will not share it",
-                run.namespace, run.schedule.name
-            ),
-        });
-    }
+        .filter(|s| s.owner_account == run.source.account);
+    let s = ours_to_share(found, run, id)?;
     let mut current = source_item(&s, false);
     if !check_usable(&s, region)? {
         return Ok(output(current, false));

@@ -9,7 +9,7 @@ use snapcourier_core::events::{
 };
 use snapcourier_core::plan::{missing_shares, plan_take, retention_candidates};
 use snapcourier_core::retention::plan_retention;
-use snapcourier_core::snapshot::SnapshotStatus;
+use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
 use snapcourier_core::{Error, ItemError};
 
@@ -150,19 +150,7 @@ pub(super) async fn share<A: SnapshotApi>(
     }
     let region = run.source.region.as_str();
     let id = item.snapshot_id.as_str();
-    let s = api.find_snapshot(ctx, region, id).await?.ok_or_else(|| Error::NotFound {
-        resource: id.to_string(),
-        message: "the snapshot no longer exists (deleted outside snapcourier?); the next take makes a new one".into(),
-    })?;
-    if !s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) {
-        return Err(Error::InvalidState {
-            resource: id.to_string(),
-            message: format!(
-                "not owned by namespace {} and schedule {}; snapcourier will not share it",
-                run.namespace, run.schedule.name
-            ),
-        });
-    }
+    let s = ours_to_share(api.find_snapshot(ctx, region, id).await?, run, id)?;
     let mut current = source_item(&s, false);
     match &s.status {
         SnapshotStatus::InProgress(_) => return Ok(output(current, false)),
@@ -207,6 +195,29 @@ pub(super) async fn share<A: SnapshotApi>(
     current.shared = true;
     tracing::info!(snapshot = id, added = missing.len(), "shared");
     Ok(output(current, true))
+}
+
+/// The snapshot the share step was given, if it still exists and is ours (this namespace,
+/// schedule and the source stage); otherwise why it will not be shared.
+pub(super) fn ours_to_share(
+    found: Option<SnapshotRecord>,
+    run: &SourceRun,
+    id: &str,
+) -> Result<SnapshotRecord, Error> {
+    let s = found.ok_or_else(|| Error::NotFound {
+        resource: id.to_string(),
+        message: "the snapshot no longer exists (deleted outside snapcourier?); the next take makes a new one".into(),
+    })?;
+    if !s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) {
+        return Err(Error::InvalidState {
+            resource: id.to_string(),
+            message: format!(
+                "not owned by namespace {} and schedule {}; snapcourier will not share it",
+                run.namespace, run.schedule.name
+            ),
+        });
+    }
+    Ok(s)
 }
 
 /// Apply the schedule's retention to owned source snapshots.

@@ -188,12 +188,35 @@ pub async fn snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Seen> {
         .collect()
 }
 
-/// Every manual Redshift snapshot the account owns in a region (all pages).
-pub async fn redshift_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Seen> {
+/// A Redshift snapshot as a plain client sees it.
+#[derive(Debug, Clone)]
+pub struct Shot {
+    pub id: String,
+    pub cluster: String,
+    pub status: String,
+    pub owner: String,
+    pub encrypted: bool,
+    pub kms_key: Option<String>,
+    pub created: Option<Timestamp>,
+    pub retention_days: Option<i32>,
+    pub restore: std::collections::BTreeSet<String>,
+    pub source_region: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Every manual Redshift snapshot visible in a region: the account's own, or (with `owner`)
+/// those of `owner` it may restore (all pages).
+pub async fn redshift_shots(
+    emu: &Emulator,
+    side: Side,
+    region: &str,
+    owner: Option<&str>,
+) -> Vec<Shot> {
     let all: Vec<_> = emu
         .redshift(side, region)
         .describe_cluster_snapshots()
         .snapshot_type("manual")
+        .set_owner_account(owner.map(str::to_string))
         .into_paginator()
         .items()
         .send()
@@ -201,16 +224,23 @@ pub async fn redshift_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec
         .await
         .unwrap();
     all.iter()
-        .map(|s| Seen {
+        .map(|s| Shot {
             id: s.snapshot_identifier().unwrap().to_string(),
-            arn: s.snapshot_arn().unwrap_or_default().to_string(),
             cluster: s.cluster_identifier().unwrap_or_default().to_string(),
             status: s.status().unwrap_or_default().to_string(),
+            owner: s.owner_account().unwrap_or_default().to_string(),
             encrypted: s.encrypted().unwrap_or(false),
             kms_key: s.kms_key_id().map(str::to_string),
             created: s
                 .snapshot_create_time()
                 .and_then(snapcourier_aws::timestamp),
+            retention_days: s.manual_snapshot_retention_period(),
+            restore: s
+                .accounts_with_restore_access()
+                .iter()
+                .filter_map(|a| a.account_id().map(str::to_string))
+                .collect(),
+            source_region: s.source_region().map(str::to_string),
             tags: s
                 .tags()
                 .iter()
@@ -221,6 +251,24 @@ pub async fn redshift_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec
                     )
                 })
                 .collect(),
+        })
+        .collect()
+}
+
+/// The account's own manual Redshift snapshots in a region, as `Seen`.
+pub async fn redshift_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Seen> {
+    redshift_shots(emu, side, region, None)
+        .await
+        .into_iter()
+        .map(|s| Seen {
+            arn: String::new(),
+            id: s.id,
+            cluster: s.cluster,
+            status: s.status,
+            encrypted: s.encrypted,
+            kms_key: s.kms_key,
+            created: s.created,
+            tags: s.tags,
             option_group: None,
         })
         .collect()
@@ -240,20 +288,12 @@ pub async fn shared_with_of(emu: &Emulator, engine: Engine, region: &str, id: &s
     match engine {
         Engine::Aurora => restore_accounts(emu, id).await,
         Engine::Rds => instance_restore_accounts(emu, id).await,
-        Engine::Redshift => {
-            let out = emu
-                .redshift(Side::Source, region)
-                .describe_cluster_snapshots()
-                .snapshot_identifier(id)
-                .send()
-                .await
-                .unwrap();
-            out.snapshots()[0]
-                .accounts_with_restore_access()
-                .iter()
-                .filter_map(|a| a.account_id().map(str::to_string))
-                .collect()
-        }
+        Engine::Redshift => redshift_shots(emu, Side::Source, region, None)
+            .await
+            .into_iter()
+            .find(|s| s.id == id)
+            .map(|s| s.restore.into_iter().collect())
+            .unwrap_or_default(),
     }
 }
 
