@@ -93,6 +93,12 @@ impl SourceRun {
                 p.add(f, "must differ from source.account");
             }
         }
+        if self.schedule.engine == crate::Engine::Redshift && self.destination_regions.is_empty() {
+            p.add(
+                field(path, "destination_regions"),
+                "required for a Redshift schedule: the destinations' regions decide where Redshift copies snapshots (`snapcourier run` and the stacks fill it from the config)",
+            );
+        }
         for (i, r) in self.destination_regions.iter().enumerate() {
             config::check_region(r, &field(path, &format!("destination_regions[{i}]")), p);
         }

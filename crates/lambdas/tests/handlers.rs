@@ -276,6 +276,15 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
         ),
         (
             Step::Take,
+            with(
+                with(source_event(), "/schedule/engine", json!("redshift")),
+                "/destination_regions",
+                json!([]),
+            ),
+            "destination_regions",
+        ),
+        (
+            Step::Take,
             with(source_event(), "/settings/rds_copy_concurrency", json!(21)),
             "settings.rds_copy_concurrency",
         ),
