@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-emulator test-asl lint fmt emulator bench build clean
+.PHONY: setup demo test test-emulator test-asl lint fmt emulator bench build clean cdk-schema
 
 setup: $(STAMP) statemachine/node_modules/.installed
 
@@ -43,6 +43,11 @@ test-asl: setup
 
 test-emulator: setup
 	cd tests/emulator && ../../$(PY) -m unittest -v test_emulator 2>&1 | tail -n 25
+
+## Refresh cdk/config.schema.json, the checked-in copy of `snapcourier schema` that the CDK app
+## validates configs against (a cargo test fails when it drifts).
+cdk-schema:
+	cargo run -q -p snapcourier-cli -- schema > cdk/config.schema.json
 
 lint:
 	cargo fmt --all -- --check

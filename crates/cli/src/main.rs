@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use snapcourier_aws::adapter::list_owned;
 use snapcourier_aws::{AwsContext, ClientOptions};
+use snapcourier_cli::inputs::Inputs;
 use snapcourier_cli::output::{
     TerminalProgress, render_execution, render_report, render_snapshots,
 };
@@ -36,6 +37,12 @@ enum Command {
     },
     /// Print the config file's JSON Schema.
     Schema,
+    /// Print, as JSON, the state machine input of every scheduled run (source, and per
+    /// destination account): what `run` builds, and what the CDK stacks schedule.
+    Inputs {
+        #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
+        config: PathBuf,
+    },
     /// Run one side's steps in-process against AWS (or whatever AWS_ENDPOINT_URL names).
     Run {
         #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
@@ -164,6 +171,13 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             let schema = serde_json::to_string_pretty(&snapcourier_core::config_schema())
                 .map_err(|e| Error::config("", e.to_string()))?;
             println!("{schema}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inputs { config } => {
+            let inputs = Inputs::from_config(&load(&config)?)?;
+            let text = serde_json::to_string_pretty(&inputs)
+                .map_err(|e| Error::config("", e.to_string()))?;
+            println!("{text}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

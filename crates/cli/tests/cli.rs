@@ -119,3 +119,58 @@ fn run_and_report_against_the_emulator_through_aws_profiles() {
         "report lists only what snapcourier owns"
     );
 }
+
+#[test]
+fn inputs_prints_each_scheduled_run_as_run_builds_it() {
+    let out = snapcourier(&["inputs", "-c", EXAMPLE]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let inputs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inputs["namespace"], "demo");
+    let source = inputs["source"].as_array().unwrap();
+    assert_eq!(source.len(), 3);
+    assert_eq!(source[0]["schedule"], "aurora-daily");
+    assert_eq!(source[0]["expression"], "cron(0 3 * * ? *)");
+    assert_eq!(source[2]["expression"], "rate(24 hours)");
+    let run = &source[0]["input"];
+    assert_eq!(run["version"], 1);
+    assert_eq!(
+        run["destination_accounts"],
+        serde_json::json!(["222222222222"])
+    );
+    assert_eq!(run["destination_regions"], serde_json::json!(["eu-west-1"]));
+    assert_eq!(run["settings"]["max_concurrency"], 10);
+    let destination = &inputs["destinations"][0];
+    assert_eq!(destination["account"], "222222222222");
+    assert_eq!(
+        destination["runs"][1]["input"]["destination"]["account"],
+        "222222222222"
+    );
+}
+
+#[test]
+fn inputs_refuses_a_bad_config_like_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    let bad = std::fs::read_to_string(EXAMPLE)
+        .unwrap()
+        .replace("interval: 24h", "interval: 15m");
+    std::fs::write(&path, bad).unwrap();
+    let out = snapcourier(&["inputs", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("schedules[0].interval: must be at least 1h (got 15m)"));
+    assert!(out.stdout.is_empty());
+}
+
+/// cdk/config.schema.json is a checked-in copy of `snapcourier schema` (the CDK app validates
+/// the config against it at synth without building Rust); it must never drift.
+#[test]
+fn the_cdk_schema_copy_is_what_schema_prints() {
+    let out = snapcourier(&["schema"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../cdk/config.schema.json");
+    let copy = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        copy == text(&out.stdout),
+        "cdk/config.schema.json differs from `snapcourier schema`: run `make cdk-schema` and commit it"
+    );
+}

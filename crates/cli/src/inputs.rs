@@ -1,0 +1,122 @@
+//! The execution input of every scheduled run, exactly as `snapcourier run` builds it, so the
+//! CDK stacks put the same JSON in their schedules without re-implementing the config's
+//! defaults or rules (`snapcourier inputs -c FILE`).
+
+use serde::Serialize;
+use snapcourier_core::config::Schedule;
+use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_core::{Config, Error};
+
+/// One schedule's run on one side: the state machine input its schedule passes.
+#[derive(Debug, Serialize)]
+pub struct ScheduledInput<T> {
+    pub schedule: String,
+    /// The EventBridge expression that starts it (the schedule's cron, else rate(interval)).
+    pub expression: String,
+    pub input: T,
+}
+
+/// Every destination account's runs, in config order.
+#[derive(Debug, Serialize)]
+pub struct DestinationInputs {
+    pub account: String,
+    pub runs: Vec<ScheduledInput<DestinationRun>>,
+}
+
+/// What each stack schedules: the source runs and, per destination account, its runs.
+#[derive(Debug, Serialize)]
+pub struct Inputs {
+    pub namespace: String,
+    pub source: Vec<ScheduledInput<SourceRun>>,
+    pub destinations: Vec<DestinationInputs>,
+}
+
+impl Inputs {
+    /// Built with the same constructors as `snapcourier run` (the config is already valid).
+    pub fn from_config(config: &Config) -> Result<Self, Error> {
+        let mut source = Vec::new();
+        for s in &config.schedules {
+            source.push(ScheduledInput {
+                schedule: s.name.clone(),
+                expression: expression(s),
+                input: SourceRun::from_config(config, &s.name)?,
+            });
+        }
+        let mut destinations = Vec::new();
+        for d in &config.destinations {
+            let mut runs = Vec::new();
+            for s in &config.schedules {
+                runs.push(ScheduledInput {
+                    schedule: s.name.clone(),
+                    expression: expression(s),
+                    input: DestinationRun::from_config(config, &s.name, &d.account)?,
+                });
+            }
+            destinations.push(DestinationInputs {
+                account: d.account.clone(),
+                runs,
+            });
+        }
+        Ok(Inputs {
+            namespace: config.namespace.clone(),
+            source,
+            destinations,
+        })
+    }
+}
+
+/// The EventBridge expression that starts a schedule's runs: its `cron`, else
+/// `rate(<interval>)` in whole hours, rounded down so that every interval slot gets a run.
+pub fn expression(schedule: &Schedule) -> String {
+    if let Some(cron) = &schedule.cron {
+        return cron.clone();
+    }
+    match (schedule.interval.as_secs() / 3600).max(1) {
+        1 => "rate(1 hour)".to_string(),
+        hours => format!("rate({hours} hours)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
+
+    #[test]
+    fn every_schedule_has_one_source_run_and_one_run_per_destination() {
+        let config = Config::parse(EXAMPLE).unwrap();
+        let inputs = Inputs::from_config(&config).unwrap();
+        assert_eq!(inputs.source.len(), config.schedules.len());
+        assert_eq!(inputs.destinations.len(), config.destinations.len());
+        for (run, schedule) in inputs.source.iter().zip(&config.schedules) {
+            assert_eq!(
+                run.input,
+                SourceRun::from_config(&config, &schedule.name).unwrap()
+            );
+            run.input.validate("input").unwrap();
+        }
+        let d = &inputs.destinations[0];
+        assert_eq!(d.account, "222222222222");
+        for run in &d.runs {
+            assert_eq!(
+                run.input,
+                DestinationRun::from_config(&config, &run.schedule, &d.account).unwrap()
+            );
+            run.input.validate("input").unwrap();
+        }
+    }
+
+    #[test]
+    fn the_expression_is_the_cron_or_the_interval_in_whole_hours() {
+        let config = Config::parse(EXAMPLE).unwrap();
+        let mut s = config.schedules[0].clone();
+        assert_eq!(expression(&s), "cron(0 3 * * ? *)");
+        s.cron = None;
+        assert_eq!(expression(&s), "rate(24 hours)");
+        s.interval = "90m".parse().unwrap();
+        assert_eq!(expression(&s), "rate(1 hour)");
+        s.interval = "6h".parse().unwrap();
+        assert_eq!(expression(&s), "rate(6 hours)");
+    }
+}
