@@ -6,9 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-emulator test-asl lint fmt emulator bench build clean cdk-schema
+.PHONY: setup demo test test-emulator test-asl test-cdk lint fmt emulator bench build clean cdk-schema
 
-setup: $(STAMP) statemachine/node_modules/.installed
+setup: $(STAMP) statemachine/node_modules/.installed cdk/node_modules/.installed
+
+cdk/node_modules/.installed: cdk/package-lock.json
+	cd cdk && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 statemachine/node_modules/.installed: statemachine/package-lock.json
 	cd statemachine && npm ci --no-audit --no-fund --loglevel=error
@@ -36,6 +40,7 @@ test: setup
 	cargo test --workspace --no-fail-fast
 	$(MAKE) test-emulator
 	$(MAKE) test-asl
+	$(MAKE) test-cdk
 
 ## asl-validator on both state machines (schema, dangling Next, path syntax).
 test-asl: setup
@@ -49,9 +54,19 @@ test-emulator: setup
 cdk-schema:
 	cargo run -q -p snapcourier-cli -- schema > cdk/config.schema.json
 
-lint:
+CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/nag.test.ts
+
+## The CDK app: TypeScript type check, then the Node test runner over the synthesized stacks
+## (the config checks need the snapcourier binary, which prints each schedule's input).
+test-cdk: setup
+	cargo build -q -p snapcourier-cli --bin snapcourier
+	cd cdk && npx --no-install tsc --noEmit
+	cd cdk && node --import tsx --test $(CDK_TESTS) 2>&1 | tail -n 12
+
+lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cd cdk && npx --no-install tsc --noEmit
 
 fmt:
 	cargo fmt --all
@@ -67,4 +82,4 @@ emulator: setup
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .emulator statemachine/node_modules
+	rm -rf $(VENV) .emulator statemachine/node_modules cdk/node_modules cdk/cdk.out

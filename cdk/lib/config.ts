@@ -1,0 +1,139 @@
+// The deployment config: parsed (YAML or JSON), checked against the JSON Schema that
+// `snapcourier schema` prints (config.schema.json, a checked-in copy a cargo test keeps
+// identical), then handed to `snapcourier inputs`, which applies every rule of the CLI and
+// prints the state machine input of each scheduled run. The stacks never re-implement the
+// config's defaults or rules.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import Ajv2020, { type ErrorObject } from "ajv/dist/2020";
+import { parse as parseYaml } from "yaml";
+
+/** A config that cannot be deployed; the message names each bad field like the CLI does. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** One scheduled run as `snapcourier inputs` prints it. */
+export interface ScheduledInput {
+  schedule: string;
+  /** EventBridge expression: the schedule's cron, else rate(<interval>). */
+  expression: string;
+  /** The state machine input, exactly what `snapcourier run` builds. */
+  input: Record<string, unknown>;
+}
+
+export interface Inputs {
+  namespace: string;
+  source: ScheduledInput[];
+  destinations: { account: string; runs: ScheduledInput[] }[];
+}
+
+/** The parts of the config the stacks read directly (the rest goes through `inputs`). */
+export interface Config {
+  namespace: string;
+  source: { account: string; region: string; redshift_copy_kms_key?: string | null };
+  destinations: {
+    account: string;
+    copy_in_kms_key?: string | null;
+    regions: { region: string; kms_key: string }[];
+  }[];
+  schedules: { name: string; engine: "aurora" | "rds" | "redshift" }[];
+  settings?: { max_attempts?: number };
+}
+
+export interface Loaded {
+  path: string;
+  config: Config;
+  inputs: Inputs;
+}
+
+export const SCHEMA_PATH = join(__dirname, "..", "config.schema.json");
+
+/** `/schedules/1/interval` -> `schedules[1].interval`, the CLI's field paths. */
+export function fieldPath(instancePath: string): string {
+  let out = "";
+  for (const raw of instancePath.split("/").slice(1)) {
+    const part = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    out += /^\d+$/.test(part) ? `[${part}]` : out === "" ? part : `.${part}`;
+  }
+  return out;
+}
+
+function describe(e: ErrorObject): string {
+  const params = e.params as Record<string, unknown>;
+  if (e.keyword === "additionalProperties") {
+    const field = fieldPath(`${e.instancePath}/${String(params.additionalProperty)}`);
+    return `${field}: unknown field \`${String(params.additionalProperty)}\``;
+  }
+  if (e.keyword === "required") {
+    const field = fieldPath(`${e.instancePath}/${String(params.missingProperty)}`);
+    return `${field}: missing field \`${String(params.missingProperty)}\``;
+  }
+  return `${fieldPath(e.instancePath) || "(top level)"}: ${e.message ?? e.keyword}`;
+}
+
+/** Every schema problem of a parsed config, one `field: rule` line each (empty: valid). */
+export function schemaProblems(document: unknown): string[] {
+  const schema = JSON.parse(readFileSync(SCHEMA_PATH, "utf8")) as Record<string, unknown>;
+  // strict: false because schemars emits annotations (format: uint32, ...) ajv does not know.
+  const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: false });
+  const validate = ajv.compile(schema);
+  if (validate(document)) return [];
+  const seen = new Set<string>();
+  for (const e of validate.errors ?? []) {
+    // A oneOf/anyOf branch failing repeats its parent's problem; keep the specific ones.
+    if (e.keyword === "oneOf" || e.keyword === "anyOf" || e.keyword === "if") continue;
+    seen.add(describe(e));
+  }
+  return [...seen];
+}
+
+function parseDocument(path: string, text: string): unknown {
+  try {
+    return path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration ${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Read and check a config file; `cli` is the `snapcourier` binary that prints the inputs.
+ * Throws ConfigError naming each bad field (`schedules[0].interval: ...`), as the CLI does.
+ */
+export function loadConfig(path: string, cli: string): Loaded {
+  const abs = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(abs, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${abs}: ${(err as Error).message}`);
+  }
+  const document = parseDocument(abs, text);
+  const problems = schemaProblems(document);
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid configuration ${abs}: ${problems.join("; ")}`);
+  }
+  if (!existsSync(cli)) {
+    throw new ConfigError(
+      `the snapcourier binary ${cli} is missing: build it with \`cargo build -p snapcourier-cli\` or pass -c snapcourierBin=PATH`,
+    );
+  }
+  let printed: string;
+  try {
+    printed = execFileSync(cli, ["inputs", "-c", abs], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SNAPCOURIER_LOG: "error" },
+    });
+  } catch (err) {
+    const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim();
+    throw new ConfigError(
+      `${abs}: ${stderr.replace(/^error \[ConfigInvalid\]: /, "") || (err as Error).message}`,
+    );
+  }
+  return { path: abs, config: document as Config, inputs: JSON.parse(printed) as Inputs };
+}

@@ -1,0 +1,350 @@
+// What each Lambda step may do, derived from the AWS calls it makes (crates/aws/src: aurora.rs,
+// rds.rs, redshift.rs, executions.rs, client.rs) and from the engines the config schedules.
+// Rules: no wildcard actions; every mutating snapshot action only on ids with our prefix
+// (sc-<namespace>-*) and, where the service evaluates tags, only on snapshots carrying our
+// namespace tag (create/copy: the request must set it); KMS only through RDS/Redshift.
+import { Aws } from "aws-cdk-lib";
+import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
+
+export const NAMESPACE_TAG = "snapcourier:namespace";
+export const SHARED_WITH_TAG = "snapcourier:shared-with";
+
+export type Engine = "aurora" | "rds" | "redshift";
+export type Step = "take" | "share" | "copy_in_destination" | "cross_region_copy" | "delete";
+
+export interface Scope {
+  namespace: string;
+  engines: Set<Engine>;
+  /** Account the functions run in. */
+  account: string;
+  /** Regions this side acts in (the first is the stack's own region). */
+  regions: string[];
+  /** The source account and region (destination side: where shared snapshots live). */
+  sourceAccount: string;
+  sourceRegion: string;
+  /** Regions Redshift copies snapshots to, in the source account. */
+  redshiftCopyRegions: string[];
+  redshiftCopyKey?: string;
+  redshiftCopyAutomated: boolean;
+  /** Destination side: this account's KMS keys (copy-in key and every region's key). */
+  destinationKeys: string[];
+  /** The state machine that runs the steps (overlap check). */
+  stateMachineName: string;
+}
+
+const P = Aws.PARTITION;
+
+function arn(service: string, region: string, account: string, resource: string): string {
+  return `arn:${P}:${service}:${region}:${account}:${resource}`;
+}
+
+function prefix(ns: string): string {
+  return `sc-${ns}-*`;
+}
+
+/** Read-only listing calls: these APIs take no resource ARN when they list, so "*" limited
+ * to the regions this side acts in. */
+function describe(actions: string[], regions: string[]): PolicyStatement {
+  return new PolicyStatement({
+    sid: "DescribeOnly",
+    actions: actions.sort(),
+    resources: ["*"],
+    conditions: { StringEquals: { "aws:RequestedRegion": regions } },
+  });
+}
+
+function statement(
+  sid: string,
+  actions: string[],
+  resources: string[],
+  conditions?: Record<string, Record<string, unknown>>,
+): PolicyStatement {
+  return new PolicyStatement({ sid, effect: Effect.ALLOW, actions, resources, conditions });
+}
+
+const requestTag = (ns: string) => ({
+  StringEquals: { [`aws:RequestTag/${NAMESPACE_TAG}`]: ns },
+});
+
+function rdsClusterSnapshots(s: Scope, regions: string[], account: string): string[] {
+  return regions.map((r) => arn("rds", r, account, `cluster-snapshot:${prefix(s.namespace)}`));
+}
+function rdsSnapshots(s: Scope, regions: string[], account: string): string[] {
+  return regions.map((r) => arn("rds", r, account, `snapshot:${prefix(s.namespace)}`));
+}
+function redshiftSnapshots(s: Scope, regions: string[]): string[] {
+  // Redshift snapshot ARNs are snapshot:<cluster>/<snapshot id>.
+  return regions.map((r) => arn("redshift", r, s.account, `snapshot:*/${prefix(s.namespace)}`));
+}
+const rdsOwned = (kind: "cluster-snapshot" | "snapshot", ns: string) => ({
+  StringEquals: { [`rds:${kind}-tag/${NAMESPACE_TAG}`]: ns },
+});
+const redshiftOwned = (ns: string) => ({
+  StringEquals: { [`aws:ResourceTag/${NAMESPACE_TAG}`]: ns },
+});
+
+/** Use of KMS keys only by RDS/Redshift on our behalf, for grants tied to AWS resources. */
+function kmsViaService(sid: string, keys: string[], services: string[]): PolicyStatement {
+  return statement(sid, ["kms:CreateGrant", "kms:DescribeKey"], keys, {
+    StringEquals: { "kms:ViaService": services },
+    Bool: { "kms:GrantIsForAWSResource": "true" },
+  });
+}
+
+function overlapCheck(s: Scope): PolicyStatement[] {
+  return [
+    statement("ListOwnExecutions", ["states:ListExecutions"], [
+      arn("states", s.regions[0] ?? s.sourceRegion, s.account, `stateMachine:${s.stateMachineName}`),
+    ]),
+    statement("DescribeOwnExecutions", ["states:DescribeExecution"], [
+      arn("states", s.regions[0] ?? s.sourceRegion, s.account, `execution:${s.stateMachineName}:*`),
+    ]),
+  ];
+}
+
+/** The statements of one step's role (log writing is granted separately). */
+export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
+  const ns = s.namespace;
+  const home = [s.sourceRegion];
+  const out: PolicyStatement[] = [];
+  const reads: string[] = [];
+  const aurora = s.engines.has("aurora");
+  const rds = s.engines.has("rds");
+  const redshift = s.engines.has("redshift");
+  const redshiftRegions = [s.sourceRegion, ...s.redshiftCopyRegions];
+  switch (step) {
+    case "take": {
+      out.push(...overlapCheck(s));
+      if (aurora) {
+        reads.push("rds:DescribeDBClusters", "rds:DescribeDBClusterSnapshots");
+        out.push(
+          statement(
+            "CreateOwnClusterSnapshots",
+            ["rds:CreateDBClusterSnapshot"],
+            [arn("rds", s.sourceRegion, s.account, "cluster:*"), ...rdsClusterSnapshots(s, home, s.account)],
+            requestTag(ns),
+          ),
+        );
+      }
+      if (rds) {
+        reads.push("rds:DescribeDBInstances", "rds:DescribeDBSnapshots");
+        out.push(
+          statement(
+            "CreateOwnInstanceSnapshots",
+            ["rds:CreateDBSnapshot"],
+            [arn("rds", s.sourceRegion, s.account, "db:*"), ...rdsSnapshots(s, home, s.account)],
+            requestTag(ns),
+          ),
+        );
+      }
+      if (aurora || rds) {
+        out.push(
+          statement(
+            "TagOwnSnapshotsAtCreation",
+            ["rds:AddTagsToResource"],
+            [
+              ...(aurora ? rdsClusterSnapshots(s, home, s.account) : []),
+              ...(rds ? rdsSnapshots(s, home, s.account) : []),
+            ],
+            requestTag(ns),
+          ),
+        );
+      }
+      if (redshift) {
+        reads.push("redshift:DescribeClusters", "redshift:DescribeClusterSnapshots");
+        out.push(
+          statement(
+            "CreateOwnRedshiftSnapshots",
+            ["redshift:CreateClusterSnapshot", "redshift:CreateTags"],
+            [arn("redshift", s.sourceRegion, s.account, "cluster:*"), ...redshiftSnapshots(s, home)],
+            requestTag(ns),
+          ),
+        );
+        if (s.redshiftCopyAutomated) {
+          out.push(
+            statement(
+              "CopyAutomatedToOwnRedshiftSnapshots",
+              ["redshift:CopyClusterSnapshot"],
+              [arn("redshift", s.sourceRegion, s.account, "snapshot:*/rs:*"), ...redshiftSnapshots(s, home)],
+            ),
+          );
+        }
+        if (s.redshiftCopyRegions.length > 0) {
+          reads.push("redshift:DescribeSnapshotCopyGrants");
+          out.push(
+            statement(
+              "EnableCrossRegionSnapshotCopy",
+              ["redshift:EnableSnapshotCopy"],
+              [arn("redshift", s.sourceRegion, s.account, "cluster:*")],
+            ),
+          );
+          if (s.redshiftCopyKey) {
+            out.push(
+              statement(
+                "CreateOwnCopyGrant",
+                ["redshift:CreateSnapshotCopyGrant"],
+                s.redshiftCopyRegions.map((r) =>
+                  arn("redshift", r, s.account, `snapshotcopygrant:snapcourier-${ns}`),
+                ),
+              ),
+              kmsViaService(
+                "CopyGrantKeyViaRedshift",
+                [s.redshiftCopyKey],
+                s.redshiftCopyRegions.map((r) => `redshift.${r}.amazonaws.com`),
+              ),
+            );
+          }
+        }
+      }
+      break;
+    }
+    case "share": {
+      if (aurora || rds) {
+        // Only to see whether the snapshot's key is the AWS managed aws/rds key (unshareable).
+        out.push(
+          statement("ReadSnapshotKeyMetadata", ["kms:DescribeKey"], [
+            arn("kms", s.sourceRegion, s.account, "key/*"),
+          ]),
+        );
+      }
+      if (aurora) {
+        reads.push("rds:DescribeDBClusterSnapshots");
+        out.push(
+          statement(
+            "ShareOwnClusterSnapshots",
+            [
+              "rds:AddTagsToResource",
+              "rds:DescribeDBClusterSnapshotAttributes",
+              "rds:ModifyDBClusterSnapshotAttribute",
+            ],
+            rdsClusterSnapshots(s, home, s.account),
+            rdsOwned("cluster-snapshot", ns),
+          ),
+        );
+      }
+      if (rds) {
+        reads.push("rds:DescribeDBSnapshots");
+        out.push(
+          statement(
+            "ShareOwnInstanceSnapshots",
+            ["rds:AddTagsToResource", "rds:DescribeDBSnapshotAttributes", "rds:ModifyDBSnapshotAttribute"],
+            rdsSnapshots(s, home, s.account),
+            rdsOwned("snapshot", ns),
+          ),
+        );
+      }
+      if (redshift) {
+        reads.push("redshift:DescribeClusterSnapshots");
+        out.push(
+          statement(
+            "ShareOwnRedshiftSnapshots",
+            ["redshift:AuthorizeSnapshotAccess", "redshift:CreateTags"],
+            redshiftSnapshots(s, redshiftRegions),
+            redshiftOwned(ns),
+          ),
+        );
+      }
+      break;
+    }
+    case "copy_in_destination":
+    case "cross_region_copy": {
+      const copyIn = step === "copy_in_destination";
+      if (copyIn) out.push(...overlapCheck(s));
+      const targets = copyIn ? home : s.regions;
+      if (aurora) {
+        reads.push("rds:DescribeDBClusterSnapshots");
+        out.push(
+          statement(
+            "CopyIntoOwnClusterSnapshots",
+            ["rds:AddTagsToResource", "rds:CopyDBClusterSnapshot"],
+            [
+              // the source: shared by the source account, or our own intermediate copy
+              ...(copyIn
+                ? rdsClusterSnapshots(s, home, s.sourceAccount)
+                : rdsClusterSnapshots(s, home, s.account)),
+              ...rdsClusterSnapshots(s, targets, s.account),
+            ],
+            requestTag(ns),
+          ),
+        );
+      }
+      if (rds) {
+        reads.push("rds:DescribeDBSnapshots");
+        out.push(
+          statement(
+            "CopyIntoOwnInstanceSnapshots",
+            ["rds:AddTagsToResource", "rds:CopyDBSnapshot"],
+            [
+              ...(copyIn ? rdsSnapshots(s, home, s.sourceAccount) : rdsSnapshots(s, home, s.account)),
+              ...rdsSnapshots(s, targets, s.account),
+              // the option group a copy gets in its region (mapped in the config)
+              ...targets.map((r) => arn("rds", r, s.account, "og:*")),
+            ],
+            requestTag(ns),
+          ),
+        );
+      }
+      if (aurora || rds) {
+        const keys = copyIn
+          ? [...s.destinationKeys, arn("kms", s.sourceRegion, s.sourceAccount, "key/*")]
+          : s.destinationKeys;
+        out.push(
+          kmsViaService(
+            "CopyKeysViaRds",
+            keys,
+            s.regions.map((r) => `rds.${r}.amazonaws.com`),
+          ),
+        );
+      }
+      if (redshift) {
+        // Redshift copies stay in the source account; this side verifies the shares.
+        reads.push("redshift:DescribeClusterSnapshots");
+      }
+      break;
+    }
+    case "delete": {
+      const regions = s.account === s.sourceAccount ? home : s.regions;
+      if (aurora) {
+        reads.push("rds:DescribeDBClusterSnapshots");
+        out.push(
+          statement(
+            "DeleteOwnClusterSnapshots",
+            ["rds:DeleteDBClusterSnapshot"],
+            rdsClusterSnapshots(s, regions, s.account),
+            rdsOwned("cluster-snapshot", ns),
+          ),
+        );
+      }
+      if (rds) {
+        reads.push("rds:DescribeDBSnapshots");
+        out.push(
+          statement(
+            "DeleteOwnInstanceSnapshots",
+            ["rds:DeleteDBSnapshot"],
+            rdsSnapshots(s, regions, s.account),
+            rdsOwned("snapshot", ns),
+          ),
+        );
+      }
+      if (redshift && s.account === s.sourceAccount) {
+        reads.push("redshift:DescribeClusterSnapshots");
+        out.push(
+          statement(
+            "DeleteOwnRedshiftSnapshots",
+            ["redshift:DeleteClusterSnapshot", "redshift:RevokeSnapshotAccess"],
+            redshiftSnapshots(s, redshiftRegions),
+            redshiftOwned(ns),
+          ),
+        );
+      }
+      break;
+    }
+  }
+  if (reads.length > 0) {
+    // Source side: the source region (and Redshift's copy regions); destination: every region.
+    const regions =
+      s.account === s.sourceAccount ? (redshift ? redshiftRegions : home) : s.regions;
+    out.unshift(describe([...new Set(reads)], [...new Set(regions)]));
+  }
+  return out;
+}

@@ -1,0 +1,119 @@
+// The synthesized stacks: functions, state machine, schedules, topic, alarm.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { Match } from "aws-cdk-lib/assertions";
+import { placeholders, STATEMACHINE_DIR } from "../lib/stacks";
+import { cliInputs, resources, synth } from "./helpers";
+
+const s = synth();
+const inputs = cliInputs();
+
+const sides = [
+  { name: "source", t: s.source, steps: ["take", "share", "delete"], runs: inputs.source },
+  {
+    name: "destination",
+    t: s.destinations[0]!,
+    steps: ["copy-in-destination", "cross-region-copy", "delete"],
+    runs: inputs.destinations[0]!.runs,
+  },
+];
+
+describe("stacks", () => {
+  it("one source stack in the source account and region, one destination stack per account", () => {
+    assert.equal(s.built.source.account, "111111111111");
+    assert.equal(s.built.source.region, "us-east-1");
+    assert.deepEqual(
+      s.built.destinations.map((d) => [d.stackName, d.account, d.region]),
+      [["snapcourier-demo-destination-222222222222", "222222222222", "us-east-1"]],
+    );
+  });
+
+  for (const side of sides) {
+    describe(side.name, () => {
+      it("has exactly its step functions: provided.al2023 arm64, JSON logs, own log group and role", () => {
+        const fns = resources(side.t, "AWS::Lambda::Function");
+        assert.deepEqual(
+          fns.map(([, r]) => r.Properties.FunctionName).sort(),
+          side.steps.map((st) => `snapcourier-demo-${side.name}-${st}`).sort(),
+        );
+        const roles = new Set<string>();
+        for (const [, fn] of fns) {
+          const p = fn.Properties as Record<string, any>;
+          assert.equal(p.Runtime, "provided.al2023");
+          assert.deepEqual(p.Architectures, ["arm64"]);
+          assert.equal(p.Handler, "bootstrap");
+          assert.equal(p.LoggingConfig.LogFormat, "JSON");
+          roles.add(JSON.stringify(p.Role));
+          assert.equal(p.Environment.Variables.SNAPCOURIER_MAX_ATTEMPTS, "5");
+        }
+        assert.equal(roles.size, fns.length, "each function has its own role");
+        for (const st of side.steps) {
+          side.t.hasResourceProperties("AWS::Logs::LogGroup", {
+            LogGroupName: `/aws/lambda/snapcourier-demo-${side.name}-${st}`,
+            RetentionInDays: 365,
+          });
+        }
+      });
+
+      it("runs the ASL file as reviewed, with exactly its placeholders substituted", () => {
+        const [[, sm]] = resources(side.t, "AWS::StepFunctions::StateMachine") as [[string, any]];
+        const asl = readFileSync(join(STATEMACHINE_DIR, `${side.name}.asl.json`), "utf8");
+        assert.equal(sm.Properties.DefinitionString, asl);
+        assert.deepEqual(Object.keys(sm.Properties.DefinitionSubstitutions).sort(), placeholders(asl));
+        assert.equal(sm.Properties.StateMachineName, `snapcourier-demo-${side.name}`);
+        assert.deepEqual(sm.Properties.TracingConfiguration, { Enabled: true });
+        assert.equal(sm.Properties.LoggingConfiguration.Level, "ALL");
+        assert.equal(sm.Properties.LoggingConfiguration.IncludeExecutionData, false);
+        for (const [name, value] of Object.entries(sm.Properties.DefinitionSubstitutions)) {
+          const target = name === "FailureTopicArn" ? "AWS::SNS::Topic" : "AWS::Lambda::Function";
+          const ref = (value as any).Ref ?? (value as any)["Fn::GetAtt"]?.[0];
+          assert.equal(side.t.toJSON().Resources[ref].Type, target, name);
+        }
+      });
+
+      it("schedules every config schedule with exactly the input `snapcourier run` builds", () => {
+        const schedules = resources(side.t, "AWS::Scheduler::Schedule");
+        assert.equal(schedules.length, side.runs.length);
+        for (const run of side.runs) {
+          const found = schedules.filter(([, r]) => {
+            const input = JSON.parse((r.Properties.Target as any).Input);
+            return input.schedule.name === run.schedule;
+          });
+          assert.equal(found.length, 1, run.schedule);
+          const p = found[0]![1].Properties as any;
+          assert.deepEqual(JSON.parse(p.Target.Input), run.input);
+          assert.equal(p.ScheduleExpression, run.expression);
+          assert.equal(p.ScheduleExpressionTimezone, "UTC");
+          assert.equal(p.State, "ENABLED");
+        }
+        assert.equal(side.runs.length, 3);
+      });
+
+      it("sends failure reports to an SNS topic encrypted with a rotated customer managed key, SSL only", () => {
+        side.t.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
+        side.t.hasResourceProperties("AWS::SNS::Topic", {
+          KmsMasterKeyId: { "Fn::GetAtt": [Match.stringLikeRegexp("^TopicKey"), "Arn"] },
+        });
+        side.t.hasResourceProperties("AWS::SNS::TopicPolicy", {
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+            ]),
+          },
+        });
+      });
+
+      it("alarms to the topic when an execution fails", () => {
+        side.t.hasResourceProperties("AWS::CloudWatch::Alarm", {
+          MetricName: "ExecutionsFailed",
+          Namespace: "AWS/States",
+          Threshold: 1,
+          ComparisonOperator: "GreaterThanOrEqualToThreshold",
+          AlarmActions: [{ Ref: Match.stringLikeRegexp("^FailureTopic") }],
+        });
+      });
+    });
+  }
+});
