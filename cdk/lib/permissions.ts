@@ -243,6 +243,18 @@ export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
             redshiftOwned(ns),
           ),
         );
+        if (s.redshiftCopyRegions.length > 0) {
+          // Redshift's own cross-region copy arrives untagged: the share step tags it ours
+          // (steps/redshift.rs), so here the request, not the resource, carries the tag.
+          out.push(
+            statement(
+              "TagRedshiftCopiesOurs",
+              ["redshift:CreateTags"],
+              redshiftSnapshots(s, s.redshiftCopyRegions),
+              requestTag(ns),
+            ),
+          );
+        }
       }
       break;
     }

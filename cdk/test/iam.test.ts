@@ -111,6 +111,10 @@ describe("IAM", () => {
       "redshift:RevokeSnapshotAccess",
     ]);
     assert.ok(byRole(s.source, "TakeRole").includes("states:ListExecutions"));
+    // Redshift's untagged cross-region copy is tagged ours by the share step (request tag).
+    const tagCopies = statements(s.source).find(({ s: st }) => st.Sid === "TagRedshiftCopiesOurs");
+    assert.deepEqual(tagCopies?.s.Condition, { StringEquals: { "aws:RequestTag/snapcourier:namespace": "demo" } });
+    assert.match(text(tagCopies?.s.Resource), /redshift:eu-west-1:111111111111:snapshot:\*\/sc-demo-\*/);
     assert.ok(!byRole(s.source, "ShareRole").some((a) => a.startsWith("states:")));
     assert.ok(byRole(s.destinations[0]!, "CopyInDestinationRole").includes("rds:CopyDBClusterSnapshot"));
     assert.ok(!byRole(s.destinations[0]!, "DeleteRole").some((a) => a.startsWith("redshift:")));
