@@ -21,5 +21,22 @@ pub use error::{Error, FieldProblem, ItemError};
 
 /// The JSON Schema of the config file, generated from the types.
 pub fn config_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+    sorted(serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default())
+}
+
+/// Object keys in sorted order at every level, so the printed schema is the same whether or
+/// not another crate in the build turned on serde_json's `preserve_order` (Cargo unifies
+/// features: a workspace-wide build and a `-p snapcourier-cli` build ordered keys differently).
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
 }
