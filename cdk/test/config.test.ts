@@ -2,16 +2,15 @@
 // `snapcourier inputs` with every CLI rule. A bad config fails naming the field.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
 import { ConfigError, fieldPath, loadConfig, schemaProblems } from "../lib/config";
-import { CLI, EXAMPLE, dummyLambdas } from "./helpers";
+import { CLI, EXAMPLE, dummyLambdas, scratchDir } from "./helpers";
 
 function badConfig(edit: (text: string) => string, ext = "yaml"): string {
-  const dir = mkdtempSync(join(tmpdir(), "snapcourier-config-"));
+  const dir = scratchDir("snapcourier-config-");
   const path = join(dir, `bad.${ext}`);
   writeFileSync(path, edit(readFileSync(EXAMPLE, "utf8")));
   return path;

@@ -1,7 +1,7 @@
 // Shared by the tests: synthesize the app for a config with dummy Lambda binaries (the tests
 // check templates, not binaries) and the `snapcourier` binary the Makefile builds.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { App } from "aws-cdk-lib";
@@ -15,11 +15,22 @@ export const CLI = process.env.SNAPCOURIER_BIN ?? join(ROOT, "target", "debug", 
 export const STEPS = ["take", "share", "copy_in_destination", "cross_region_copy", "delete"];
 
 let lambdaDir: string | undefined;
+const scratch: string[] = [];
+process.on("exit", () => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temporary directory removed when the test process exits. */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
 
 /** A directory with <step>/bootstrap for every step (dummy files). */
 export function dummyLambdas(): string {
   if (lambdaDir) return lambdaDir;
-  const dir = mkdtempSync(join(tmpdir(), "snapcourier-lambdas-"));
+  const dir = scratchDir("snapcourier-lambdas-");
   for (const step of STEPS) {
     mkdirSync(join(dir, step));
     writeFileSync(join(dir, step, "bootstrap"), "#!/bin/sh\n# test stand-in\n");
@@ -35,7 +46,7 @@ export interface Synth {
 }
 
 export function synth(config = EXAMPLE): Synth {
-  const app = new App({ outdir: mkdtempSync(join(tmpdir(), "snapcourier-cdkout-")) });
+  const app = new App({ outdir: scratchDir("snapcourier-cdkout-") });
   const built = buildStacks(app, { config, lambdaDir: dummyLambdas(), snapcourierBin: CLI });
   return {
     built,
