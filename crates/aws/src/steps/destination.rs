@@ -80,7 +80,6 @@ pub(super) async fn copy_in<A: SnapshotApi>(
     run: &DestinationRun,
     now: Timestamp,
 ) -> Result<CopyInOutput, Error> {
-    let before = ctx.calls();
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
     let shared = api.list_snapshots(ctx, &run.source.region, true).await?;
     let local = local_snapshots(api, ctx, run).await?;
@@ -130,7 +129,6 @@ pub(super) async fn copy_in<A: SnapshotApi>(
         }
         items.push(entry);
     }
-    let api_calls = (ctx.calls() - before).calls;
     Ok(CopyInOutput {
         version: EVENT_VERSION,
         overlapping_execution: None,
@@ -139,7 +137,7 @@ pub(super) async fn copy_in<A: SnapshotApi>(
         too_old: plan.too_old,
         started,
         verified: Vec::new(),
-        api_calls,
+        api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })
 }
 
@@ -151,7 +149,6 @@ pub(super) async fn cross_region_copy<A: SnapshotApi>(
     run: &DestinationRun,
     entry: &DestinationItem,
 ) -> Result<CrossRegionCopyOutput, Error> {
-    let before = ctx.calls();
     let id = entry.snapshot_id.as_str();
     let local = api.find_snapshot(ctx, &run.source.region, id).await?;
     if let Some(copy) = &local
@@ -245,7 +242,7 @@ pub(super) async fn cross_region_copy<A: SnapshotApi>(
         item: current,
         ready,
         started_in,
-        api_calls: (ctx.calls() - before).calls,
+        api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })
 }
 
@@ -257,7 +254,6 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
     run: &DestinationRun,
     now: Timestamp,
 ) -> Result<DeleteOutput, Error> {
-    let before = ctx.calls();
     let local = local_snapshots(api, ctx, run).await?;
     let mut plan: Vec<(String, String, &str)> = finished_intermediates(run, &local)
         .into_iter()
@@ -297,12 +293,11 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
             Err(e) => failures.push(failure(&id, "delete", &e)),
         }
     }
-    let api_calls = (ctx.calls() - before).calls;
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,
         kept,
         failures,
-        api_calls,
+        api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })
 }

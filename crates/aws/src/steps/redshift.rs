@@ -40,17 +40,19 @@ fn grant_name(namespace: &str) -> String {
     format!("{REDSHIFT_COPY_GRANT_PREFIX}{namespace}")
 }
 
+/// The source-stage tags of a snapshot of `resource` (ARN `arn`) captured at `captured`.
 fn ownership(
     run: &SourceRun,
-    resource: &ResourceRecord,
+    resource: &str,
+    arn: &str,
     captured: Option<Timestamp>,
 ) -> OwnershipTags {
     OwnershipTags {
         namespace: run.namespace.clone(),
         schedule: run.schedule.name.clone(),
         stage: Stage::Source,
-        resource: resource.id.clone(),
-        source_arn: resource.arn.clone(),
+        resource: resource.to_string(),
+        source_arn: arn.to_string(),
         source_created: captured,
     }
 }
@@ -176,7 +178,7 @@ pub(super) async fn take(
                 }
             }
         } else {
-            let tags = ownership(run, &cluster.record, None).to_map();
+            let tags = ownership(run, &cluster.record.id, &cluster.record.arn, None).to_map();
             let result = redshift::create_snapshot(
                 ctx,
                 region,
@@ -257,7 +259,7 @@ async fn copy_and_tag(
     let region = run.source.region.as_str();
     let started = redshift::copy_snapshot(ctx, region, auto, id, retention).await?;
     if let Started::New(copy) = &started {
-        let tags = ownership(run, &cluster.record, auto.created).to_map();
+        let tags = ownership(run, &cluster.record.id, &cluster.record.arn, auto.created).to_map();
         redshift::add_tags(ctx, region, &copy.arn, &tags).await?;
     }
     Ok(started)
@@ -288,15 +290,7 @@ async fn existing(
                 && s.resource_id == p.resource_id
                 && !s.tags.keys().any(|k| k.starts_with(tags::PREFIX)) =>
         {
-            let resource = ResourceRecord {
-                id: p.resource_id.clone(),
-                arn: p.resource_arn.clone(),
-                engine: "redshift".into(),
-                status: "available".into(),
-                tags: BTreeMap::new(),
-                replica_of: None,
-            };
-            let tags = ownership(run, &resource, s.created).to_map();
+            let tags = ownership(run, &p.resource_id, &p.resource_arn, s.created).to_map();
             match redshift::add_tags(ctx, region, &s.arn, &tags).await {
                 Ok(()) => source_item(&s, false),
                 Err(e) => errored_item(&p.resource_id, id, &e),

@@ -25,7 +25,6 @@ pub(super) async fn take<A: SnapshotApi>(
     run: &SourceRun,
     now: Timestamp,
 ) -> Result<TakeOutput, Error> {
-    let before = ctx.calls();
     let region = run.source.region.as_str();
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
     let resources = api.list_resources(ctx, region).await?;
@@ -64,14 +63,13 @@ pub(super) async fn take<A: SnapshotApi>(
             items.push(source_item(s, false));
         }
     }
-    let api_calls = (ctx.calls() - before).calls;
     Ok(TakeOutput {
         version: EVENT_VERSION,
         overlapping_execution: None,
         items,
         skipped: plan.skipped,
         created,
-        api_calls,
+        api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })
 }
 
@@ -138,12 +136,11 @@ pub(super) async fn share<A: SnapshotApi>(
     run: &SourceRun,
     item: &SourceItem,
 ) -> Result<ShareOutput, Error> {
-    let before = ctx.calls();
     let output = |item: SourceItem, ready: bool| ShareOutput {
         version: EVENT_VERSION,
         item,
         ready,
-        api_calls: (ctx.calls() - before).calls,
+        api_calls: 0, // counted by the dispatcher in steps/mod.rs
     };
     if item.shared {
         return Ok(output(item.clone(), true));
@@ -227,7 +224,6 @@ pub(super) async fn delete_source<A: SnapshotApi>(
     run: &SourceRun,
     now: Timestamp,
 ) -> Result<DeleteOutput, Error> {
-    let before = ctx.calls();
     let region = run.source.region.as_str();
     let snapshots = api.list_snapshots(ctx, region, false).await?;
     let candidates = retention_candidates(
@@ -250,12 +246,11 @@ pub(super) async fn delete_source<A: SnapshotApi>(
             Err(e) => failures.push(failure(id, "delete", &e)),
         }
     }
-    let api_calls = (ctx.calls() - before).calls;
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,
         kept: plan.keep.len(),
         failures,
-        api_calls,
+        api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })
 }
