@@ -5,6 +5,7 @@
 use serde::Serialize;
 use snapcourier_core::config::Schedule;
 use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_core::heartbeat::AlarmWindow;
 use snapcourier_core::{Config, Error};
 
 /// One schedule's run on one side: the state machine input its schedule passes.
@@ -13,6 +14,8 @@ pub struct ScheduledInput<T> {
     pub schedule: String,
     /// The EventBridge expression that starts it (the schedule's cron, else rate(interval)).
     pub expression: String,
+    /// The RecoveryPointAge alarm of this schedule (see `heartbeat::AlarmWindow`).
+    pub heartbeat: AlarmWindow,
     pub input: T,
 }
 
@@ -20,6 +23,9 @@ pub struct ScheduledInput<T> {
 #[derive(Debug, Serialize)]
 pub struct DestinationInputs {
     pub account: String,
+    /// Regions where the destination stack creates the KMS key (alias
+    /// `alias/snapcourier-<namespace>`) because the config names none there.
+    pub stack_key_regions: Vec<String>,
     pub runs: Vec<ScheduledInput<DestinationRun>>,
 }
 
@@ -39,6 +45,7 @@ impl Inputs {
             source.push(ScheduledInput {
                 schedule: s.name.clone(),
                 expression: expression(s),
+                heartbeat: AlarmWindow::for_interval(s.interval.as_secs().unsigned_abs()),
                 input: SourceRun::from_config(config, &s.name)?,
             });
         }
@@ -49,11 +56,13 @@ impl Inputs {
                 runs.push(ScheduledInput {
                     schedule: s.name.clone(),
                     expression: expression(s),
+                    heartbeat: AlarmWindow::for_interval(s.interval.as_secs().unsigned_abs()),
                     input: DestinationRun::from_config(config, &s.name, &d.account)?,
                 });
             }
             destinations.push(DestinationInputs {
                 account: d.account.clone(),
+                stack_key_regions: d.stack_key_regions(&config.source.region),
                 runs,
             });
         }

@@ -4,7 +4,8 @@ use std::io::IsTerminal;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
+use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::snapshot::SnapshotRecord;
 
 use crate::runner::{Progress, RunReport};
@@ -117,6 +118,21 @@ pub fn render_report(r: &RunReport) -> String {
                 list.join(", ")
             ));
         }
+    }
+    match &r.heartbeat {
+        Some(Heartbeat {
+            newest: Some(newest),
+            age_seconds: Some(age),
+            ..
+        }) => out.push_str(&format!(
+            "newest protected recovery point: {newest} ({:#} old)\n",
+            SignedDuration::from_secs(*age)
+        )),
+        Some(h) if !h.missing_in.is_empty() => out.push_str(&format!(
+            "no protected recovery point yet in: {}\n",
+            h.missing_in.join(", ")
+        )),
+        _ => {}
     }
     out.push_str(&format!(
         "{} created, {} settled, {} skipped, {} deleted, {} failed; {} AWS calls ({} attempts)\n",

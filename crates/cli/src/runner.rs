@@ -12,6 +12,7 @@ use snapcourier_core::events::{
     DeleteOutput, DeletedSnapshot, DestinationItem, DestinationRun, ItemFailure, SkippedResource,
     SourceItem, SourceRun,
 };
+use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::{Error, ItemError};
 
 /// What a caller sees while a run goes on.
@@ -50,6 +51,8 @@ pub struct RunReport {
     pub verified: Vec<String>,
     pub deleted: Vec<DeletedSnapshot>,
     pub failures: Vec<ItemFailure>,
+    /// How old the newest protected recovery point is at the end of the run.
+    pub heartbeat: Option<Heartbeat>,
     pub api_calls: u64,
     pub api_attempts: u64,
 }
@@ -71,6 +74,9 @@ impl RunReport {
     fn close(&mut self, deleted: DeleteOutput, used: ApiCalls) {
         self.deleted = deleted.deleted;
         self.failures.extend(deleted.failures);
+        if deleted.heartbeat.is_some() {
+            self.heartbeat = deleted.heartbeat;
+        }
         self.api_calls = used.calls;
         self.api_attempts = used.attempts;
     }
@@ -268,6 +274,9 @@ pub async fn run_destination(
         report.too_old = copied.too_old;
         report.deferred = copied.deferred;
         report.verified.extend(copied.verified);
+        if copied.heartbeat.is_some() {
+            report.heartbeat = copied.heartbeat;
+        }
         let mut pending: Vec<DestinationItem> = Vec::new();
         for item in copied.items {
             match &item.error {

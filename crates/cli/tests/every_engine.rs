@@ -9,9 +9,11 @@ use std::collections::BTreeSet;
 
 use common::*;
 use jiff::Timestamp;
+use snapcourier_aws::{AwsContext, steps};
 use snapcourier_cli::runner::{Quiet, run_source};
 use snapcourier_core::Engine;
-use snapcourier_core::events::SourceRun;
+use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_core::heartbeat::{Heartbeat, Side as HeartbeatSide};
 
 fn protected(case: &Case) -> BTreeSet<String> {
     case.protected.iter().map(|s| s.to_string()).collect()
@@ -87,6 +89,105 @@ async fn every_engine_waits_for_snapshots_and_copies_that_stay_creating() {
             );
         }
         assert_destination_complete(&emu, &case, &source).await;
+    }
+}
+
+/// The destination's heartbeat as the step that reports it sees it: the delete step for the
+/// copying engines, the copy-in (verify) step for Redshift, which lists the shares anyway.
+async fn destination_heartbeat(
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    now: Timestamp,
+) -> Heartbeat {
+    let heartbeat = if run.schedule.engine.copies_into_destination() {
+        steps::delete_destination(ctx, run, now)
+            .await
+            .unwrap()
+            .heartbeat
+    } else {
+        steps::copy_in(ctx, run, None, now).await.unwrap().heartbeat
+    };
+    heartbeat.expect("destination heartbeat")
+}
+
+/// The RPO heartbeat each side's last step reports (and the Lambda functions write as the
+/// RecoveryPointAge metric): absent while nothing is protected, then the capture time of the
+/// newest snapshot shared (source) or held in every destination region (destination), with
+/// its age at the step's `now`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_engine_reports_the_age_of_its_newest_protected_recovery_point() {
+    for case in CASES {
+        let emu = Emulator::start(Seed::Demo);
+        let c = config();
+        let src_ctx = context(&emu, Side::Source);
+        let dst_ctx = context(&emu, Side::Destination);
+        let src_run = SourceRun::from_config(&c, case.schedule).unwrap();
+        let dst_run = DestinationRun::from_config(&c, case.schedule, DESTINATION_ACCOUNT).unwrap();
+        let now = Timestamp::now();
+
+        // Nothing protected yet: no age, and the regions that lack one are named.
+        let before = steps::delete_source(&src_ctx, &src_run, now).await.unwrap();
+        let h = before.heartbeat.expect("source heartbeat");
+        assert_eq!(
+            (h.side, h.age_seconds),
+            (HeartbeatSide::Source, None),
+            "{}",
+            case.schedule
+        );
+        assert_eq!(
+            h.missing_in,
+            vec![SOURCE_REGION.to_string()],
+            "{}",
+            case.schedule
+        );
+        let h = destination_heartbeat(&dst_ctx, &dst_run, now).await;
+        assert_eq!(h.age_seconds, None, "{}", case.schedule);
+        assert!(
+            h.missing_in.contains(&DESTINATION_REGION.to_string()),
+            "{}: {:?}",
+            case.schedule,
+            h.missing_in
+        );
+
+        let (src, dst) = run_schedule(&emu, &c, case.schedule).await;
+        let newest = source_owned(&emu, &case)
+            .await
+            .iter()
+            .filter_map(|s| s.created)
+            .max()
+            .expect("snapshots taken");
+        for (side, report) in [("source", &src), ("destination", &dst)] {
+            let h = report.heartbeat.as_ref().expect("heartbeat");
+            assert!(
+                h.missing_in.is_empty(),
+                "{} {side}: {:?}",
+                case.schedule,
+                h.missing_in
+            );
+            let got = h.newest.expect("a protected recovery point");
+            assert!(
+                got.duration_since(newest).abs().as_secs() <= 1,
+                "{} {side}: newest {got}, source snapshot taken {newest}",
+                case.schedule
+            );
+            assert!(
+                h.age_seconds.is_some_and(|a| (0..600).contains(&a)),
+                "{} {side}: {h:?}",
+                case.schedule
+            );
+        }
+
+        // Three days without a new recovery point: the age says so (the alarm's input).
+        let later = now + jiff::SignedDuration::from_hours(72);
+        let age = destination_heartbeat(&dst_ctx, &dst_run, later)
+            .await
+            .age_seconds
+            .expect("age");
+        assert!(
+            (72 * 3600 - 600..72 * 3600 + 600).contains(&age),
+            "{}: age {age}",
+            case.schedule
+        );
     }
 }
 

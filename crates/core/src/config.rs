@@ -66,10 +66,11 @@ pub struct Destination {
     pub account: String,
     /// KMS key ARN in this account and the SOURCE region, used to re-encrypt the intermediate
     /// copy made in the source region. Omit it when `regions` lists the source region (that
-    /// entry's key is used).
+    /// entry's key is used), or to use the key the destination stack creates there (alias
+    /// `alias/snapcourier-<namespace>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_in_kms_key: Option<String>,
-    /// Regions that keep copies, each with a KMS key ARN of this account in that region.
+    /// Regions that keep copies, each with the KMS key of this account in that region.
     pub regions: Vec<DestinationRegion>,
     /// How long copies are kept in this account (per region, per database).
     pub retention: RetentionPolicy,
@@ -80,8 +81,11 @@ pub struct Destination {
 pub struct DestinationRegion {
     /// Region such as `eu-west-1`.
     pub region: String,
-    /// KMS key ARN in the destination account and this region; copies are encrypted with it.
-    pub kms_key: String,
+    /// KMS key ARN (or alias ARN) in the destination account and this region; copies are
+    /// encrypted with it. Omit it to use the key the destination stack creates in this region
+    /// (alias `alias/snapcourier-<namespace>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
     /// RDS instances: option group to give a copy made in this region, by the source
     /// snapshot's option group name (option groups are regional). A snapshot whose option
     /// group is not listed keeps RDS's documented behaviour: the copy gets the engine's
@@ -468,6 +472,64 @@ fn check_kms_key(arn: &str, account: &str, region: &str, field: &str, p: &mut Pr
     }
 }
 
+/// The AWS partition of a region: `aws-cn` for China, `aws-us-gov` for GovCloud, else `aws`.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The key a destination stack creates in each of its regions when the config names none:
+/// its alias ARN, which RDS accepts as `KmsKeyId`.
+pub fn default_destination_key(namespace: &str, account: &str, region: &str) -> String {
+    format!(
+        "arn:{}:kms:{region}:{account}:alias/snapcourier-{namespace}",
+        partition(region)
+    )
+}
+
+impl Destination {
+    /// This destination with every omitted key replaced by the stack-created key's alias:
+    /// each region's `kms_key`, and `copy_in_kms_key` when no region is the source region.
+    pub fn with_keys(&self, namespace: &str, source_region: &str) -> Destination {
+        let mut d = self.clone();
+        for r in &mut d.regions {
+            if r.kms_key.is_none() {
+                r.kms_key = Some(default_destination_key(namespace, &d.account, &r.region));
+            }
+        }
+        let lists_source_region = d.regions.iter().any(|r| r.region == source_region);
+        if d.copy_in_kms_key.is_none() && !lists_source_region {
+            d.copy_in_kms_key = Some(default_destination_key(
+                namespace,
+                &d.account,
+                source_region,
+            ));
+        }
+        d
+    }
+
+    /// Regions whose key the destination stack creates (the config names none for them),
+    /// the source region included when the copy-in key is the stack's.
+    pub fn stack_key_regions(&self, source_region: &str) -> Vec<String> {
+        let mut regions: Vec<String> = self
+            .regions
+            .iter()
+            .filter(|r| r.kms_key.is_none())
+            .map(|r| r.region.clone())
+            .collect();
+        let lists_source_region = self.regions.iter().any(|r| r.region == source_region);
+        if self.copy_in_kms_key.is_none() && !lists_source_region {
+            regions.insert(0, source_region.to_string());
+        }
+        regions
+    }
+}
+
 pub(crate) fn check_destination(
     d: &Destination,
     source: &SourceAccount,
@@ -494,13 +556,9 @@ pub(crate) fn check_destination(
                 format!("region {} is listed twice", r.region),
             );
         }
-        check_kms_key(
-            &r.kms_key,
-            &d.account,
-            &r.region,
-            &format!("{rpath}.kms_key"),
-            p,
-        );
+        if let Some(key) = &r.kms_key {
+            check_kms_key(key, &d.account, &r.region, &format!("{rpath}.kms_key"), p);
+        }
         for (from, to) in &r.option_groups {
             let field = format!("{rpath}.option_groups.{from}");
             if from.is_empty() || from.len() > 255 {
@@ -526,13 +584,7 @@ pub(crate) fn check_destination(
             &format!("{path}.copy_in_kms_key"),
             p,
         ),
-        (None, false) => p.add(
-            format!("{path}.copy_in_kms_key"),
-            format!(
-                "required: a KMS key ARN of account {} in the source region {} for the intermediate copy",
-                d.account, source.region
-            ),
-        ),
+        (None, false) => {}
         (Some(_), true) => p.add(
             format!("{path}.copy_in_kms_key"),
             format!(

@@ -10,6 +10,7 @@ use crate::config::{
     check_namespace, check_schedule, check_settings, check_source,
 };
 use crate::error::{Error, ItemError};
+use crate::heartbeat::Heartbeat;
 
 pub const EVENT_VERSION: u32 = 1;
 
@@ -128,7 +129,9 @@ impl DestinationRun {
             version: EVENT_VERSION,
             namespace: config.namespace.clone(),
             source: config.source.clone(),
-            destination: config.destination(account)?.clone(),
+            destination: config
+                .destination(account)?
+                .with_keys(&config.namespace, &config.source.region),
             schedule: config.schedule(schedule)?.clone(),
             settings: config.settings.clone(),
         })
@@ -152,6 +155,22 @@ impl DestinationRun {
         );
         check_schedule(&self.schedule, &field(path, "schedule"), p);
         check_settings(&self.settings, &field(path, "settings"), p);
+        // A run carries every key resolved (DestinationRun::from_config), so a step never
+        // has to guess one.
+        for (i, r) in self.destination.regions.iter().enumerate() {
+            if r.kms_key.is_none() {
+                p.add(
+                    field(path, &format!("destination.regions[{i}].kms_key")),
+                    "missing: build the input with `snapcourier inputs` or `snapcourier run`, which fill in the stack-created key",
+                );
+            }
+        }
+        if self.copy_in_kms_key().is_none() {
+            p.add(
+                field(path, "destination.copy_in_kms_key"),
+                "missing: build the input with `snapcourier inputs` or `snapcourier run`, which fill in the stack-created key",
+            );
+        }
     }
 
     /// The KMS key for the copy made in the source region.
@@ -161,7 +180,7 @@ impl DestinationRun {
                 .regions
                 .iter()
                 .find(|r| r.region == self.source.region)
-                .map(|r| r.kms_key.as_str())
+                .and_then(|r| r.kms_key.as_deref())
         })
     }
 
@@ -301,6 +320,14 @@ pub struct CopyInOutput {
     /// Redshift: shares seen visible and available in every destination region.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verified: Vec<String>,
+    /// Copies of this schedule being made in this account after the step, in every region
+    /// (the `CopiesInFlight` metric).
+    #[serde(default)]
+    pub copies_in_flight: usize,
+    /// Redshift: the heartbeat, from the shares this step lists (its delete step lists
+    /// nothing). Aurora and RDS report it from the delete step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
     pub api_calls: u64,
 }
 
@@ -355,6 +382,10 @@ pub struct DeleteOutput {
     pub kept: usize,
     pub failures: Vec<ItemFailure>,
     pub api_calls: u64,
+    /// How old the newest protected recovery point of the schedule is after this run (the
+    /// Lambda function writes it as the `RecoveryPointAge` metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
 }
 
 /// Parse and validate a step's input: a malformed event is a `ConfigInvalid` naming the field.

@@ -8,6 +8,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod heartbeat;
 pub mod interval;
 pub mod naming;
 pub mod plan;

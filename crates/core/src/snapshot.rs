@@ -76,11 +76,14 @@ impl SnapshotRecord {
             .is_some_and(|ns| ns == namespace)
     }
 
+    /// Owned and of this schedule, at any stage.
+    pub fn is_of_schedule(&self, namespace: &str, schedule: &str) -> bool {
+        self.is_owned_by(namespace) && self.tags.get(tags::SCHEDULE).is_some_and(|s| s == schedule)
+    }
+
     /// Owned, of this schedule, at this stage.
     pub fn is_ours(&self, namespace: &str, schedule: &str, stage: Stage) -> bool {
-        self.is_owned_by(namespace)
-            && self.tags.get(tags::SCHEDULE).is_some_and(|s| s == schedule)
-            && self.stage() == Some(stage)
+        self.is_of_schedule(namespace, schedule) && self.stage() == Some(stage)
     }
 
     pub fn stage(&self) -> Option<Stage> {

@@ -12,8 +12,10 @@ use serde_json::Value;
 use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Error;
 use snapcourier_core::events::{
-    CopyInInput, CrossRegionCopyInput, DeleteInput, ShareInput, StepInput, TakeInput,
+    CopyInInput, CopyInOutput, CrossRegionCopyInput, DeleteInput, DestinationRun, ShareInput,
+    StepInput, TakeInput,
 };
+use snapcourier_core::heartbeat::{COPIES_IN_FLIGHT, Heartbeat, RECOVERY_POINT_AGE, Side, emf};
 
 /// A step's error as the Lambda runtime reports it: `errorType` is the taxonomy's fixed
 /// name, which the state machines match in Retry and Catch.
@@ -50,7 +52,12 @@ pub async fn handle_copy_in_destination(
     now: Timestamp,
 ) -> Result<Value, Error> {
     let input = CopyInInput::parse_json(event)?;
-    to_json(steps::copy_in(ctx, &input.run, input.execution.as_ref(), now).await?)
+    let output = steps::copy_in(ctx, &input.run, input.execution.as_ref(), now).await?;
+    emit(copies_in_flight_record(&input.run, &output, now));
+    if let Some(heartbeat) = &output.heartbeat {
+        emit(heartbeat_record(&input.run.namespace, heartbeat, now));
+    }
+    to_json(output)
 }
 
 pub async fn handle_cross_region_copy(
@@ -63,9 +70,72 @@ pub async fn handle_cross_region_copy(
 }
 
 pub async fn handle_delete(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
-    match DeleteInput::parse_json(event)? {
-        DeleteInput::Source(run) => to_json(steps::delete_source(ctx, &run, now).await?),
-        DeleteInput::Destination(run) => to_json(steps::delete_destination(ctx, &run, now).await?),
+    let (namespace, output) = match DeleteInput::parse_json(event)? {
+        DeleteInput::Source(run) => (
+            run.namespace.clone(),
+            steps::delete_source(ctx, &run, now).await?,
+        ),
+        DeleteInput::Destination(run) => (
+            run.namespace.clone(),
+            steps::delete_destination(ctx, &run, now).await?,
+        ),
+    };
+    if let Some(heartbeat) = &output.heartbeat {
+        emit(heartbeat_record(&namespace, heartbeat, now));
+    }
+    to_json(output)
+}
+
+/// The `RecoveryPointAge` metric of a run's heartbeat, as an EMF record; none when some region
+/// holds no protected recovery point (the alarm treats the missing value as breaching).
+pub fn heartbeat_record(namespace: &str, heartbeat: &Heartbeat, now: Timestamp) -> Option<Value> {
+    let Some(age) = heartbeat.age_seconds else {
+        tracing::warn!(
+            schedule = %heartbeat.schedule,
+            missing_in = ?heartbeat.missing_in,
+            "no protected recovery point in every region: no RecoveryPointAge metric this run"
+        );
+        return None;
+    };
+    Some(emf(
+        namespace,
+        heartbeat.side,
+        &heartbeat.schedule,
+        &[(RECOVERY_POINT_AGE, age as f64, "Seconds")],
+        now,
+    ))
+}
+
+/// The `CopiesInFlight` metric after a copy-in step (none when the run stood aside for an
+/// older execution: it looked at nothing).
+pub fn copies_in_flight_record(
+    run: &DestinationRun,
+    output: &CopyInOutput,
+    now: Timestamp,
+) -> Option<Value> {
+    if output.overlapping_execution.is_some() {
+        return None;
+    }
+    Some(emf(
+        &run.namespace,
+        Side::Destination,
+        &run.schedule.name,
+        &[(COPIES_IN_FLIGHT, output.copies_in_flight as f64, "Count")],
+        now,
+    ))
+}
+
+/// Write an EMF record to standard output as one line, where Lambda's log agent picks it up
+/// and CloudWatch Logs extracts the metric (no PutMetricData call, no extra permission).
+fn emit(record: Option<Value>) {
+    use std::io::Write;
+    if let Some(record) = record {
+        let mut line = record.to_string();
+        line.push('\n');
+        // One write of the whole line, so it never interleaves with a log line.
+        if let Err(e) = std::io::stdout().lock().write_all(line.as_bytes()) {
+            tracing::warn!(error = %e, "could not write the metric record");
+        }
     }
 }
 
@@ -107,4 +177,43 @@ where
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heartbeat(age: Option<i64>) -> Heartbeat {
+        Heartbeat {
+            side: Side::Destination,
+            schedule: "aurora-daily".into(),
+            newest: None,
+            age_seconds: age,
+            missing_in: if age.is_none() {
+                vec!["eu-west-1".into()]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_with_an_age_becomes_the_recovery_point_age_metric() {
+        let now: Timestamp = "2026-11-22T12:00:00Z".parse().unwrap();
+        let record = heartbeat_record("prod", &heartbeat(Some(90)), now).unwrap();
+        assert_eq!(record["RecoveryPointAge"], 90.0);
+        assert_eq!(record["Side"], "destination");
+        assert_eq!(record["Deployment"], "prod");
+        assert_eq!(
+            record["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Seconds"
+        );
+    }
+
+    #[test]
+    fn without_a_protected_point_everywhere_no_metric_is_written() {
+        // The alarm treats the missing value as breaching: writing 0 would hide the gap.
+        let now: Timestamp = "2026-11-22T12:00:00Z".parse().unwrap();
+        assert!(heartbeat_record("prod", &heartbeat(None), now).is_none());
+    }
 }

@@ -32,6 +32,8 @@ const DESTINATION_FUNCTIONS: [(&str, &str); 3] = [
 pub struct Deployment {
     pub emu: Emulator,
     watchers: Vec<Child>,
+    /// Each side's function output (`cargo lambda watch` stdout and stderr).
+    logs: [PathBuf; 2],
     pub source: SideDeployment,
     pub destination: SideDeployment,
 }
@@ -70,7 +72,7 @@ fn free_port() -> u16 {
 }
 
 /// `cargo lambda watch` serving every binary of crates/lambdas with one account's credentials.
-fn watch(emu: &Emulator, side: Side, port: u16, max_attempts: u32) -> Child {
+fn watch(emu: &Emulator, side: Side, port: u16, max_attempts: u32) -> (Child, PathBuf) {
     let creds = emu.credentials(side);
     let root = repo_root();
     let path = format!(
@@ -80,7 +82,8 @@ fn watch(emu: &Emulator, side: Side, port: u16, max_attempts: u32) -> Child {
     );
     let logs = root.join("target/e2e-logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let log = std::fs::File::create(logs.join(format!("watch-{port}.log"))).unwrap();
+    let log_path = logs.join(format!("watch-{port}.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut command = Command::new("cargo");
     command
         .args([
@@ -123,7 +126,7 @@ fn watch(emu: &Emulator, side: Side, port: u16, max_attempts: u32) -> Child {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    child
+    (child, log_path)
 }
 
 fn definition(file: &str, substitutions: &[(String, String)]) -> String {
@@ -215,10 +218,10 @@ impl Deployment {
     pub async fn with_attempts(seed: Seed, max_attempts: u32) -> Deployment {
         let emu = Emulator::start(seed);
         let (source_port, destination_port) = (free_port(), free_port());
-        let watchers = vec![
-            watch(&emu, Side::Source, source_port, max_attempts),
-            watch(&emu, Side::Destination, destination_port, max_attempts),
-        ];
+        let (source_watch, source_log) = watch(&emu, Side::Source, source_port, max_attempts);
+        let (destination_watch, destination_log) =
+            watch(&emu, Side::Destination, destination_port, max_attempts);
+        let watchers = vec![source_watch, destination_watch];
         let mut routes = json!({});
         for (side, port, functions) in [
             (Side::Source, source_port, SOURCE_FUNCTIONS),
@@ -240,6 +243,7 @@ impl Deployment {
         Deployment {
             emu,
             watchers,
+            logs: [source_log, destination_log],
             source,
             destination,
         }
@@ -250,6 +254,23 @@ impl Deployment {
             Side::Source => &self.source,
             Side::Destination => &self.destination,
         }
+    }
+
+    /// The CloudWatch embedded-metric-format records one side's functions wrote so far: the
+    /// JSON lines of their output that carry an `_aws` member, as CloudWatch Logs would see
+    /// them.
+    pub fn metric_records(&self, side: Side) -> Vec<Value> {
+        let path = match side {
+            Side::Source => &self.logs[0],
+            Side::Destination => &self.logs[1],
+        };
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.find('{').map(|at| &line[at..]))
+            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+            .filter(|record| record.get("_aws").is_some())
+            .collect()
     }
 
     pub fn context(&self, side: Side) -> AwsContext {

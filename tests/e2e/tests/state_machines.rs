@@ -105,6 +105,47 @@ async fn both_sides_through_the_state_machines() {
     );
     assert!(d.failure_reports(Side::Source).await.is_empty());
     assert!(d.failure_reports(Side::Destination).await.is_empty());
+
+    // The RPO heartbeat: each side's delete function wrote RecoveryPointAge for the schedule
+    // (the alarm's metric), young because the recovery point was just protected; the
+    // destination's copy-in wrote CopiesInFlight.
+    for side in [Side::Source, Side::Destination] {
+        let records = d.metric_records(side);
+        let ages: Vec<&Value> = records
+            .iter()
+            .filter(|r| r.get("RecoveryPointAge").is_some())
+            .collect();
+        assert_eq!(ages.len(), 1, "{side:?}: {records:?}");
+        let r = ages[0];
+        assert_eq!(
+            r["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "snapcourier"
+        );
+        assert_eq!(
+            r["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Deployment", "Side", "Schedule"]])
+        );
+        assert_eq!(r["Deployment"], c.namespace.as_str());
+        assert_eq!(r["Schedule"], "aurora-daily");
+        assert_eq!(
+            r["Side"],
+            if side == Side::Source {
+                "source"
+            } else {
+                "destination"
+            }
+        );
+        let age = r["RecoveryPointAge"].as_f64().unwrap();
+        assert!((0.0..600.0).contains(&age), "{side:?}: age {age}");
+    }
+    let in_flight: Vec<Value> = d
+        .metric_records(Side::Destination)
+        .into_iter()
+        .filter(|r| r.get("CopiesInFlight").is_some())
+        .collect();
+    assert_eq!(in_flight.len(), 1, "{in_flight:?}");
+    // The three copies in were started by this copy-in step.
+    assert_eq!(in_flight[0]["CopiesInFlight"], 3.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

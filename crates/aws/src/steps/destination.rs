@@ -8,6 +8,7 @@ use snapcourier_core::events::{
     CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DeletedSnapshot, DestinationItem,
     DestinationRun, EVENT_VERSION,
 };
+use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::plan::{finished_intermediates, plan_copy_in, retention_candidates};
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
@@ -129,9 +130,18 @@ pub(super) async fn copy_in<A: SnapshotApi>(
         }
         items.push(entry);
     }
+    let in_flight_before = local
+        .values()
+        .flatten()
+        .filter(|s| {
+            s.is_of_schedule(&run.namespace, &run.schedule.name) && s.status.is_in_progress()
+        })
+        .count();
     Ok(CopyInOutput {
         version: EVENT_VERSION,
         overlapping_execution: None,
+        copies_in_flight: in_flight_before + started.len(),
+        heartbeat: None,
         items,
         deferred: plan.deferred,
         too_old: plan.too_old,
@@ -215,8 +225,9 @@ pub(super) async fn cross_region_copy<A: SnapshotApi>(
                     &entry.source_arn,
                     entry.source_created,
                 );
-                let key =
-                    (source.encrypted || A::ENCRYPTS_ON_COPY).then_some(target.kms_key.as_str());
+                let key = (source.encrypted || A::ENCRYPTS_ON_COPY)
+                    .then_some(target.kms_key.as_deref())
+                    .flatten();
                 // Option groups are regional: map the copy's group, or let RDS give it the
                 // engine's default group in the target region.
                 let option_group = source
@@ -293,11 +304,18 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
             Err(e) => failures.push(failure(&id, "delete", &e)),
         }
     }
+    let mut remaining = local;
+    for d in &deleted {
+        if let Some(list) = remaining.get_mut(&d.region) {
+            list.retain(|s| s.id != d.snapshot_id);
+        }
+    }
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,
         kept,
         failures,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
+        heartbeat: Some(Heartbeat::destination(run, &remaining, now)),
     })
 }

@@ -125,6 +125,8 @@ pub async fn copy_in(
             too_old: Vec::new(),
             started: Vec::new(),
             verified: Vec::new(),
+            copies_in_flight: 0,
+            heartbeat: None,
             api_calls: (ctx.calls() - before).calls,
         });
     }
@@ -161,8 +163,8 @@ pub async fn cross_region_copy(
     Ok(out)
 }
 
-/// Delete finished intermediate copies, then apply the destination's retention (Redshift:
-/// nothing is owned here).
+/// Delete finished intermediate copies, then apply the destination's retention, and report
+/// the heartbeat (Redshift: nothing is owned here; its copy-in reports the heartbeat).
 pub async fn delete_destination(
     ctx: &AwsContext,
     run: &DestinationRun,
@@ -172,12 +174,14 @@ pub async fn delete_destination(
     let mut out = match run.schedule.engine {
         Engine::Aurora => destination::delete_destination(&Aurora, ctx, run, now).await?,
         Engine::Rds => destination::delete_destination(&Rds, ctx, run, now).await?,
+        // The heartbeat came with the copy-in step, which lists the shares anyway.
         Engine::Redshift => DeleteOutput {
             version: EVENT_VERSION,
             deleted: Vec::new(),
             kept: 0,
             failures: Vec::new(),
             api_calls: 0,
+            heartbeat: None,
         },
     };
     out.api_calls = (ctx.calls() - before).calls;

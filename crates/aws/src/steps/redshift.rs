@@ -13,6 +13,7 @@ use snapcourier_core::events::{
     CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DeletedSnapshot, DestinationItem,
     DestinationRun, EVENT_VERSION, ShareOutput, SkippedResource, SourceItem, SourceRun, TakeOutput,
 };
+use snapcourier_core::heartbeat::{Heartbeat, Side};
 use snapcourier_core::naming::{schedule_prefix, snapshot_id};
 use snapcourier_core::plan::{PlannedSnapshot, missing_shares, plan_take, retention_candidates};
 use snapcourier_core::retention::plan_retention;
@@ -444,6 +445,7 @@ pub(super) async fn delete_source(
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
     let mut kept = 0;
+    let mut heartbeat = None;
     for region in regions {
         let snapshots = owned_by(redshift::list_snapshots(ctx, region, None).await?, run);
         let candidates = retention_candidates(
@@ -468,6 +470,13 @@ pub(super) async fn delete_source(
                 Err(e) => failures.push(failure(id, "delete", &e)),
             }
         }
+        if region == run.source.region {
+            let remaining: Vec<SnapshotRecord> = snapshots
+                .into_iter()
+                .filter(|s| !deleted.iter().any(|d| d.snapshot_id == s.id))
+                .collect();
+            heartbeat = Some(Heartbeat::source(run, region, &remaining, now));
+        }
     }
     Ok(DeleteOutput {
         version: EVENT_VERSION,
@@ -475,6 +484,7 @@ pub(super) async fn delete_source(
         kept,
         failures,
         api_calls: 0,
+        heartbeat,
     })
 }
 
@@ -537,10 +547,20 @@ pub(super) async fn verify_shares(
             *slot = s;
         }
     }
+    // The heartbeat: per region, the newest share restorable there (nothing changes in AWS
+    // during a Redshift destination run, so this is also the state at its end).
+    let newest_in = |list: &[SnapshotRecord]| {
+        list.iter()
+            .filter(|s| relevant(s) && s.status.is_available())
+            .filter_map(SnapshotRecord::captured_at)
+            .max()
+    };
+    let mut protected = BTreeMap::from([(run.source.region.clone(), newest_in(&shared))]);
     let mut elsewhere: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for region in copy_regions(run) {
-        let seen = redshift::list_snapshots(ctx, region, Some(owner))
-            .await?
+        let listed = redshift::list_snapshots(ctx, region, Some(owner)).await?;
+        protected.insert(region.to_string(), newest_in(&listed));
+        let seen = listed
             .into_iter()
             .filter(|s| relevant(s) && s.status.is_available())
             .map(|s| s.id)
@@ -588,6 +608,13 @@ pub(super) async fn verify_shares(
         too_old: Vec::new(),
         started: Vec::new(),
         verified,
+        copies_in_flight: 0,
+        heartbeat: Some(Heartbeat::from_regions(
+            Side::Destination,
+            &run.schedule.name,
+            protected,
+            now,
+        )),
         api_calls: 0,
     })
 }

@@ -7,6 +7,7 @@ use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{
     DeleteOutput, DeletedSnapshot, EVENT_VERSION, ShareOutput, SourceItem, SourceRun, TakeOutput,
 };
+use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::plan::{missing_shares, plan_take, retention_candidates};
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
@@ -246,11 +247,16 @@ pub(super) async fn delete_source<A: SnapshotApi>(
             Err(e) => failures.push(failure(id, "delete", &e)),
         }
     }
+    let remaining: Vec<SnapshotRecord> = snapshots
+        .into_iter()
+        .filter(|s| !deleted.iter().any(|d| d.snapshot_id == s.id))
+        .collect();
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,
         kept: plan.keep.len(),
         failures,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
+        heartbeat: Some(Heartbeat::source(run, region, &remaining, now)),
     })
 }

@@ -169,17 +169,52 @@ fn kms_key_not_an_arn() {
 }
 
 #[test]
-fn copy_in_key_missing() {
-    expect_problem(
-        |d| {
-            d["destinations"][0]
-                .as_mapping_mut()
-                .unwrap()
-                .remove("copy_in_kms_key");
-        },
-        "destinations[0].copy_in_kms_key",
-        "required",
+fn omitted_keys_are_the_stack_created_keys_in_every_run() {
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(EXAMPLE).unwrap();
+    let d = doc["destinations"][0].as_mapping_mut().unwrap();
+    d.remove("copy_in_kms_key");
+    for r in d["regions"].as_sequence_mut().unwrap() {
+        r.as_mapping_mut().unwrap().remove("kms_key");
+    }
+    let config = Config::parse(&serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    let dest = &config.destinations[0];
+    assert_eq!(
+        dest.stack_key_regions(&config.source.region),
+        vec!["us-east-1".to_string(), "eu-west-1".to_string()]
     );
+    let run =
+        crate::events::DestinationRun::from_config(&config, "aurora-daily", &dest.account).unwrap();
+    assert_eq!(
+        run.copy_in_kms_key(),
+        Some("arn:aws:kms:us-east-1:222222222222:alias/snapcourier-demo")
+    );
+    assert_eq!(
+        run.destination.regions[0].kms_key.as_deref(),
+        Some("arn:aws:kms:eu-west-1:222222222222:alias/snapcourier-demo")
+    );
+    run.validate("run").unwrap();
+    // A hand-made input without the keys is refused before any AWS call.
+    let mut bare = run.clone();
+    bare.destination = dest.clone();
+    let err = bare.validate("run").unwrap_err();
+    let fields: Vec<&str> = err.problems().iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "run.destination.regions[0].kms_key",
+            "run.destination.copy_in_kms_key"
+        ]
+    );
+}
+
+#[test]
+fn partitions_follow_the_region() {
+    assert_eq!(
+        default_destination_key("prod", "222222222222", "cn-north-1"),
+        "arn:aws-cn:kms:cn-north-1:222222222222:alias/snapcourier-prod"
+    );
+    assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+    assert_eq!(partition("eu-west-1"), "aws");
 }
 
 #[test]
