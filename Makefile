@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-emulator test-asl test-cdk lint fmt emulator bench build clean cdk-schema
+.PHONY: setup demo test test-emulator test-asl test-cdk lint fmt emulator bench build clean cdk-schema templates
 
 setup: $(STAMP) statemachine/node_modules/.installed cdk/node_modules/.installed
 
@@ -54,7 +54,7 @@ test-emulator: setup
 cdk-schema:
 	cargo run -q -p snapcourier-cli -- schema > cdk/config.schema.json
 
-CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/nag.test.ts
+CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/nag.test.ts test/monitoring.test.ts test/keys.test.ts
 
 ## The CDK app: TypeScript type check, then the Node test runner over the synthesized stacks
 ## (the config checks need the snapcourier binary, which prints each schedule's input).
@@ -68,6 +68,25 @@ test-cdk: setup
 	  mkdir -p $$tmp/lambda/$$f && echo stand-in > $$tmp/lambda/$$f/bootstrap; done && \
 	  (cd cdk && SNAPCOURIER_LAMBDA_DIR=$$tmp/lambda npx --no-install cdk synth -q -o $$tmp/out >/dev/null) && \
 	  $(VENV)/bin/cfn-lint --ignore-checks W3005 -- $$tmp/out/*.template.json && echo "cfn-lint: no findings" && rm -rf $$tmp
+
+## Deploying without CDK: the Lambda functions as arm64 release zips (cargo lambda, zig from
+## the venv) and the synthesized templates, which take the code from the LambdaBucket and
+## LambdaPrefix parameters and need no CDK bootstrap, in dist/; plus the statements the source
+## account's database keys need (dist/source-key-policy.json). CONFIG=path picks the config.
+CONFIG ?= examples/snapcourier.yaml
+LAMBDAS := take share copy_in_destination cross_region_copy delete
+templates: setup
+	rustup target add aarch64-unknown-linux-gnu
+	cargo build -q -p snapcourier-cli --bin snapcourier
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip -p snapcourier-lambdas
+	rm -rf dist && mkdir -p dist/lambda
+	for f in $(LAMBDAS); do cp target/lambda/$$f/bootstrap.zip dist/lambda/$$f.zip; done
+	cd cdk && SNAPCOURIER_CONFIG="$(abspath $(CONFIG))" SNAPCOURIER_TEMPLATES=1 \
+	  SNAPCOURIER_KEY_POLICY_OUT=../dist/source-key-policy.json \
+	  npx --no-install cdk synth -q -o ../dist/cdk.out >/dev/null
+	cp dist/cdk.out/*.template.json dist/ && rm -rf dist/cdk.out
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- dist/*.template.json
+	@echo "dist/: $$(cd dist && ls *.template.json lambda/*.zip source-key-policy.json | tr '\n' ' ')"
 
 lint: setup
 	cargo fmt --all -- --check

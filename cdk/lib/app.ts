@@ -1,17 +1,18 @@
 // Builds the stacks of one deployment from its config file.
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { App, Validations } from "aws-cdk-lib";
+import { App, BootstraplessSynthesizer, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { loadConfig, type Loaded } from "./config";
-import { DestinationStack, SourceStack } from "./stacks";
+import { DestinationKeyStack, DestinationStack, SourceStack } from "./stacks";
 import { acknowledgeFindings } from "./nag";
 
 export interface AppOptions {
   /** The snapcourier config file (YAML or JSON). */
   config: string;
-  /** Directory with one subdirectory per step holding its `bootstrap` binary. */
-  lambdaDir: string;
+  /** Directory with one subdirectory per step holding its `bootstrap` binary; absent for
+   * templates (`make templates`), whose functions take their code from S3 parameters. */
+  lambdaDir?: string;
   /** The `snapcourier` binary (prints each schedule's input). */
   snapcourierBin: string;
 }
@@ -20,6 +21,7 @@ export interface Built {
   loaded: Loaded;
   source: SourceStack;
   destinations: DestinationStack[];
+  keyStacks: DestinationKeyStack[];
 }
 
 /** Stack ids: snapcourier-<namespace>-source and snapcourier-<namespace>-destination-<account>. */
@@ -27,27 +29,45 @@ export function buildStacks(app: App, options: AppOptions): Built {
   const loaded = loadConfig(options.config, options.snapcourierBin);
   const { config, inputs } = loaded;
   const ns = config.namespace;
+  // Templates for deploying without CDK need no bootstrap stack (they hold no assets).
+  const synth = options.lambdaDir === undefined ? { synthesizer: new BootstraplessSynthesizer() } : {};
   const source = new SourceStack(app, `snapcourier-${ns}-source`, {
+    ...synth,
     env: { account: config.source.account, region: config.source.region },
     description: `snapcourier ${ns}: source side (takes, shares and expires snapshots)`,
     config,
     lambdaDir: options.lambdaDir,
     runs: inputs.source,
   });
-  const destinations = inputs.destinations.map(
-    (d) =>
-      new DestinationStack(app, `snapcourier-${ns}-destination-${d.account}`, {
-        env: { account: d.account, region: config.source.region },
-        description: `snapcourier ${ns}: destination ${d.account} (copies in, across regions, expires)`,
-        config,
-        account: d.account,
-        lambdaDir: options.lambdaDir,
-        runs: d.runs,
-      }),
-  );
-  for (const stack of [source, ...destinations]) acknowledgeFindings(stack);
+  const keyStacks: DestinationKeyStack[] = [];
+  const destinations = inputs.destinations.map((d) => {
+    const stack = new DestinationStack(app, `snapcourier-${ns}-destination-${d.account}`, {
+      ...synth,
+      env: { account: d.account, region: config.source.region },
+      description: `snapcourier ${ns}: destination ${d.account} (copies in, across regions, expires)`,
+      config,
+      account: d.account,
+      stackKeyRegions: d.stack_key_regions,
+      lambdaDir: options.lambdaDir,
+      runs: d.runs,
+    });
+    for (const region of d.stack_key_regions.filter((r) => r !== config.source.region)) {
+      const keys = new DestinationKeyStack(app, `snapcourier-${ns}-destination-${d.account}-keys-${region}`, {
+        ...synth,
+        env: { account: d.account, region },
+        description: `snapcourier ${ns}: destination ${d.account}'s KMS key for copies in ${region}`,
+        namespace: ns,
+        region,
+      });
+      // Deployed first: the first run copies into the region with it.
+      stack.addDependency(keys);
+      keyStacks.push(keys);
+    }
+    return stack;
+  });
+  for (const stack of [source, ...destinations, ...keyStacks]) acknowledgeFindings(stack);
   Validations.of(app).addPlugins(new AwsSolutionsChecks());
-  return { loaded, source, destinations };
+  return { loaded, source, destinations, keyStacks };
 }
 
 /** Options from context (-c key=value, cdk.json) or the environment, then the defaults. */
@@ -65,9 +85,11 @@ export function optionsFrom(app: App, cdkDir: string): AppOptions {
     const value = process.env[env] ?? (typeof fromApp === "string" ? fromApp : undefined) ?? fileContext[key];
     return resolve(cdkDir, typeof value === "string" ? value : fallback);
   };
+  // SNAPCOURIER_TEMPLATES=1: templates whose functions take their code from S3 parameters.
+  const templates = process.env.SNAPCOURIER_TEMPLATES === "1" || app.node.tryGetContext("templates") === "true";
   return {
     config: pick("config", "SNAPCOURIER_CONFIG", "../examples/snapcourier.yaml"),
-    lambdaDir: pick("lambdaDir", "SNAPCOURIER_LAMBDA_DIR", "../target/lambda"),
+    lambdaDir: templates ? undefined : pick("lambdaDir", "SNAPCOURIER_LAMBDA_DIR", "../target/lambda"),
     snapcourierBin: pick("snapcourierBin", "SNAPCOURIER_BIN", "../target/debug/snapcourier"),
   };
 }

@@ -22,14 +22,27 @@ export interface ScheduledInput {
   schedule: string;
   /** EventBridge expression: the schedule's cron, else rate(<interval>). */
   expression: string;
+  /** The RecoveryPointAge alarm's window, computed by the CLI from the schedule's interval. */
+  heartbeat: AlarmWindow;
   /** The state machine input, exactly what `snapcourier run` builds. */
   input: Record<string, unknown>;
+}
+
+/** How to alarm on one schedule's heartbeat (crates/core/src/heartbeat.rs, AlarmWindow). */
+export interface AlarmWindow {
+  period_seconds: number;
+  /** All of these periods must breach. */
+  evaluation_periods: number;
+  threshold_seconds: number;
+  /** False when two intervals exceed the 7 days CloudWatch evaluates. */
+  missing_data_breaching: boolean;
 }
 
 export interface Inputs {
   namespace: string;
   source: ScheduledInput[];
-  destinations: { account: string; runs: ScheduledInput[] }[];
+  /** Per destination account: its runs, and the regions whose KMS key its stack creates. */
+  destinations: { account: string; stack_key_regions: string[]; runs: ScheduledInput[] }[];
 }
 
 /** The parts of the config the stacks read directly (the rest goes through `inputs`). */
@@ -39,7 +52,7 @@ export interface Config {
   destinations: {
     account: string;
     copy_in_kms_key?: string | null;
-    regions: { region: string; kms_key: string }[];
+    regions: { region: string; kms_key?: string | null }[];
   }[];
   schedules: { name: string; engine: "aurora" | "rds" | "redshift" }[];
   settings?: { max_attempts?: number };

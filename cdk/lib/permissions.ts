@@ -91,6 +91,37 @@ function kmsViaService(sid: string, keys: string[], services: string[]): PolicyS
   });
 }
 
+const ALIAS_ARN = /^arn:([a-z-]+):kms:([a-z0-9-]+):(\d{12}):alias\/(.+)$/;
+
+/**
+ * kmsViaService for keys named by key ARN or alias ARN. IAM matches a key's ARN, never an
+ * alias, so an alias becomes "the keys of that account and region carrying this alias"
+ * (kms:ResourceAliases): the stack-created keys are known only by alias here, since they
+ * live in other regions' stacks.
+ */
+function kmsKeysViaService(sid: string, keys: string[], services: string[]): PolicyStatement[] {
+  const byArn = keys.filter((k) => !ALIAS_ARN.test(k));
+  const out: PolicyStatement[] = byArn.length > 0 ? [kmsViaService(sid, byArn, services)] : [];
+  const aliased = new Map<string, Set<string>>();
+  for (const k of keys) {
+    const m = ALIAS_ARN.exec(k);
+    if (!m) continue;
+    const [, , region, account, alias] = m;
+    const keyArns = arn("kms", region!, account!, "key/*");
+    aliased.set(keyArns, (aliased.get(keyArns) ?? new Set()).add(`alias/${alias}`));
+  }
+  for (const [keyArns, aliases] of aliased) {
+    out.push(
+      statement(`${sid}ByAlias${out.length}`, ["kms:CreateGrant", "kms:DescribeKey"], [keyArns], {
+        StringEquals: { "kms:ViaService": services },
+        Bool: { "kms:GrantIsForAWSResource": "true" },
+        "ForAnyValue:StringEquals": { "kms:ResourceAliases": [...aliases].sort() },
+      }),
+    );
+  }
+  return out;
+}
+
 function overlapCheck(s: Scope): PolicyStatement[] {
   return [
     statement("ListOwnExecutions", ["states:ListExecutions"], [
@@ -301,7 +332,7 @@ export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
           ? [...s.destinationKeys, arn("kms", s.sourceRegion, s.sourceAccount, "key/*")]
           : s.destinationKeys;
         out.push(
-          kmsViaService(
+          ...kmsKeysViaService(
             "CopyKeysViaRds",
             keys,
             s.regions.map((r) => `rds.${r}.amazonaws.com`),

@@ -1,12 +1,31 @@
 // SourceStack (source account, source region) and DestinationStack (one per destination
-// account, in the source region where its state machine runs). Both: the Lambda steps from
-// prebuilt binaries, the state machine from the ASL file, one EventBridge Scheduler schedule
-// per config schedule with the exact `snapcourier run` input, an encrypted SNS topic for
-// failure reports and alarms, and the ExecutionsFailed alarm.
+// account, in the source region where its state machine runs, plus a DestinationKeyStack per
+// other region whose KMS key it creates). Both: the Lambda steps from prebuilt binaries, the
+// state machine from the ASL file, one EventBridge Scheduler schedule per config schedule with
+// the exact `snapcourier run` input, an encrypted SNS topic for failure reports and alarms,
+// the ExecutionsFailed alarm, a recovery-point (RPO heartbeat) alarm per schedule, and a
+// dashboard. The source stack outputs the key policy statements its database keys need.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Duration, RemovalPolicy, Stack, type StackProps, Tags } from "aws-cdk-lib";
-import { Alarm, ComparisonOperator, TreatMissingData } from "aws-cdk-lib/aws-cloudwatch";
+import {
+  Annotations,
+  CfnOutput,
+  CfnParameter,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+  Tags,
+} from "aws-cdk-lib";
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  Metric,
+  TreatMissingData,
+} from "aws-cdk-lib/aws-cloudwatch";
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import { PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Key } from "aws-cdk-lib/aws-kms";
@@ -20,6 +39,7 @@ import {
   SystemLogLevel,
 } from "aws-cdk-lib/aws-lambda";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
+import { Bucket, type IBucket } from "aws-cdk-lib/aws-s3";
 import { CfnSchedule } from "aws-cdk-lib/aws-scheduler";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
@@ -38,6 +58,8 @@ export const PLACEHOLDERS: Record<Step, string> = {
   delete: "DeleteFunctionArn",
 };
 export const TOPIC_PLACEHOLDER = "FailureTopicArn";
+/** CloudWatch namespace of the functions' EMF metrics (crates/core/src/heartbeat.rs). */
+export const METRIC_NAMESPACE = "snapcourier";
 
 /** Every `${Name}` an ASL file uses, sorted. */
 export function placeholders(asl: string): string[] {
@@ -46,8 +68,9 @@ export function placeholders(asl: string): string[] {
 
 export interface SnapcourierStackProps extends StackProps {
   config: Config;
-  /** Directory holding one subdirectory per step, each with its `bootstrap` binary. */
-  lambdaDir: string;
+  /** Directory holding one subdirectory per step, each with its `bootstrap` binary; absent
+   * for templates, whose functions take their code from the LambdaBucket parameter. */
+  lambdaDir?: string;
   /** The scheduled runs of this stack (`snapcourier inputs`). */
   runs: ScheduledInput[];
 }
@@ -179,7 +202,8 @@ abstract class SnapcourierStack extends Stack {
       });
     }
 
-    new Alarm(this, "ExecutionsFailed", {
+    const alarmAction = new SnsAction(this.topic);
+    const failed = new Alarm(this, "ExecutionsFailed", {
       alarmName: `snapcourier-${ns}-${side}-executions-failed`,
       alarmDescription: `A snapcourier ${side} execution failed; the failure topic carries the report naming each resource.`,
       metric: this.stateMachine.metricFailed({ period: Duration.minutes(5), statistic: "Sum" }),
@@ -187,17 +211,146 @@ abstract class SnapcourierStack extends Stack {
       evaluationPeriods: 1,
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: TreatMissingData.NOT_BREACHING,
-    }).addAlarmAction(new SnsAction(this.topic));
+    });
+    failed.addAlarmAction(alarmAction);
+
+    // The RPO heartbeat: each run's last step writes RecoveryPointAge (EMF in its log); no
+    // value for two intervals (a disabled schedule, a stuck state machine, an engine that
+    // stopped producing snapshots) is as bad as a value that is too old.
+    const heartbeats: Alarm[] = [];
+    const ages: Metric[] = [];
+    const inFlight: Metric[] = [];
+    for (const run of props.runs) {
+      const w = run.heartbeat;
+      const dimensionsMap = { Deployment: ns, Side: side, Schedule: run.schedule };
+      const age = new Metric({
+        namespace: METRIC_NAMESPACE,
+        metricName: "RecoveryPointAge",
+        dimensionsMap,
+        statistic: "Maximum",
+        period: Duration.seconds(w.period_seconds),
+      });
+      // A label would make the alarm a metric-math alarm; only the dashboard's copy has one.
+      ages.push(age.with({ label: run.schedule }));
+      if (side === "destination") {
+        inFlight.push(
+          new Metric({
+            namespace: METRIC_NAMESPACE,
+            metricName: "CopiesInFlight",
+            dimensionsMap,
+            statistic: "Maximum",
+            period: Duration.minutes(5),
+            label: run.schedule,
+          }),
+        );
+      }
+      const alarm = new Alarm(this, `RecoveryPoint-${run.schedule}`, {
+        alarmName: `snapcourier-${ns}-${side}-${run.schedule}-recovery-point`,
+        alarmDescription:
+          `Schedule ${run.schedule} (${side}): no recovery point protected within ${w.threshold_seconds / 3600} hours ` +
+          `(two intervals)${w.missing_data_breaching ? ", or no run reported one" : ""}. ` +
+          `Check the schedule is enabled and the ${stateMachineName} executions.`,
+        metric: age,
+        threshold: w.threshold_seconds,
+        evaluationPeriods: w.evaluation_periods,
+        datapointsToAlarm: w.evaluation_periods,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: w.missing_data_breaching ? TreatMissingData.BREACHING : TreatMissingData.NOT_BREACHING,
+      });
+      alarm.addAlarmAction(alarmAction);
+      alarm.addOkAction(alarmAction);
+      heartbeats.push(alarm);
+      if (!w.missing_data_breaching) {
+        Annotations.of(alarm).addWarningV2(
+          "snapcourier:heartbeat-gap",
+          `schedule ${run.schedule} runs more than 3.5 days apart: CloudWatch evaluates at most 7 days, so its recovery-point alarm watches the age each run reports but not a missing run`,
+        );
+      }
+    }
+
+    new Dashboard(this, "Dashboard", {
+      dashboardName: `snapcourier-${ns}-${side}`,
+      defaultInterval: Duration.days(7),
+      widgets: [
+        [
+          new AlarmStatusWidget({
+            title: "Alarms",
+            alarms: [failed, ...heartbeats],
+            width: 24,
+            height: 3,
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: "Executions",
+            left: [
+              this.stateMachine.metricStarted({ period: Duration.hours(1), statistic: "Sum", label: "started" }),
+              this.stateMachine.metricSucceeded({ period: Duration.hours(1), statistic: "Sum", label: "succeeded" }),
+              this.stateMachine.metricFailed({ period: Duration.hours(1), statistic: "Sum", label: "failed" }),
+              this.stateMachine.metricTimedOut({ period: Duration.hours(1), statistic: "Sum", label: "timed out" }),
+            ],
+            width: 12,
+          }),
+          new GraphWidget({
+            title: "Step function errors",
+            left: Object.entries(this.functions).map(([step, fn]) =>
+              fn.metricErrors({ period: Duration.hours(1), statistic: "Sum", label: step }),
+            ),
+            width: 12,
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: "Newest protected recovery point age (seconds), per schedule",
+            left: ages,
+            leftAnnotations: props.runs.map((run) => ({
+              value: run.heartbeat.threshold_seconds,
+              label: `${run.schedule} alarm`,
+            })),
+            width: side === "destination" ? 12 : 24,
+          }),
+          ...(side === "destination"
+            ? [new GraphWidget({ title: "Copies in flight, per schedule", left: inFlight, width: 12 })]
+            : []),
+        ],
+      ],
+    });
   }
 
-  private stepFunction(step: Step, side: Side, scope: Scope, props: SnapcourierStackProps): LambdaFunction {
-    const ns = props.config.namespace;
+  private lambdaBucket?: IBucket;
+  private lambdaPrefix?: CfnParameter;
+
+  /** The step's code: the prebuilt binary as an asset, or (templates for deploying without
+   * CDK) `<LambdaPrefix><step>.zip` in the bucket named by the `LambdaBucket` parameter. */
+  private lambdaCode(step: Step, props: SnapcourierStackProps): Code {
+    if (props.lambdaDir === undefined) {
+      if (!this.lambdaBucket || !this.lambdaPrefix) {
+        const bucket = new CfnParameter(this, "LambdaBucket", {
+          type: "String",
+          description: "S3 bucket in this stack's region holding the Lambda zips (make templates writes them to dist/lambda/)",
+          allowedPattern: "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        });
+        this.lambdaPrefix = new CfnParameter(this, "LambdaPrefix", {
+          type: "String",
+          default: "snapcourier/",
+          description: "Key prefix of the zips in LambdaBucket: <prefix><step>.zip",
+        });
+        this.lambdaBucket = Bucket.fromBucketName(this, "LambdaCodeBucket", bucket.valueAsString);
+      }
+      return Code.fromBucket(this.lambdaBucket, `${this.lambdaPrefix.valueAsString}${step}.zip`);
+    }
     const dir = join(props.lambdaDir, step);
     if (!existsSync(join(dir, "bootstrap"))) {
       throw new Error(
         `no Lambda binary at ${join(dir, "bootstrap")}: build them with \`cargo lambda build --release --arm64\` or pass -c lambdaDir=DIR`,
       );
     }
+    return Code.fromAsset(dir);
+  }
+
+  private stepFunction(step: Step, side: Side, scope: Scope, props: SnapcourierStackProps): LambdaFunction {
+    const ns = props.config.namespace;
+    const code = this.lambdaCode(step, props);
     const id = step
       .split("_")
       .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
@@ -209,17 +362,28 @@ abstract class SnapcourierStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     const role = new Role(this, `${id}Role`, {
+      // A fixed name: the source keys' policies name the destination's copy-in role.
+      roleName: name,
       assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
       description: `snapcourier ${ns} ${side}: the ${step} step`,
     });
     for (const s of statementsFor(step, scope)) role.addToPrincipalPolicy(s);
+    // Its own log group only (a role given to a Function gets no log permission by itself):
+    // without it there are no logs and no RecoveryPointAge metric.
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: "WriteOwnLogs",
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
     const fn = new LambdaFunction(this, id, {
       functionName: name,
       description: `snapcourier ${ns} ${side}: ${step}`,
       runtime: Runtime.PROVIDED_AL2023,
       architecture: Architecture.ARM_64,
       handler: "bootstrap",
-      code: Code.fromAsset(dir),
+      code,
       memorySize: 256,
       timeout: Duration.minutes(5),
       role,
@@ -264,11 +428,95 @@ export class SourceStack extends SnapcourierStack {
       stateMachineName: `snapcourier-${c.namespace}-source`,
     };
     super(scope, id, "source", ["take", "share", "delete"], permissions, props);
+    const statements = sourceKeyPolicyStatements(c);
+    const text = JSON.stringify(statements);
+    new CfnOutput(this, "SourceKeyPolicyStatements", {
+      description:
+        "Add these statements to the key policy of every KMS key that encrypts a database a schedule covers (CloudFormation cannot edit keys it does not own): they let each destination's copy-in role use the key through RDS in the source region, and nothing else.",
+      value:
+        statements.length === 0
+          ? "none needed: no Aurora or RDS schedule"
+          : text.length <= 4000
+            ? text
+            : "too long for an output: see dist/source-key-policy.json (make templates)",
+    });
+  }
+}
+
+/** The AWS partition of a region (the CLI's rule, crates/core/src/config.rs `partition`). */
+export function partitionOf(region: string): string {
+  if (region.startsWith("cn-")) return "aws-cn";
+  if (region.startsWith("us-gov-")) return "aws-us-gov";
+  return "aws";
+}
+
+/**
+ * Key policy statements for the source account's database keys: each destination account's
+ * copy-in role (and no other principal) may use the key only through RDS in the source region,
+ * which it does when copying a shared encrypted snapshot. Empty without Aurora/RDS schedules
+ * (Redshift copies stay in the source account).
+ */
+export function sourceKeyPolicyStatements(config: Config): Record<string, unknown>[] {
+  if (!config.schedules.some((s) => s.engine === "aurora" || s.engine === "rds")) return [];
+  const p = partitionOf(config.source.region);
+  const accounts = config.destinations.map((d) => d.account);
+  const roles = accounts.map(
+    (a) => `arn:${p}:iam::${a}:role/snapcourier-${config.namespace}-destination-copy-in-destination`,
+  );
+  const only = {
+    StringEquals: {
+      "kms:ViaService": `rds.${config.source.region}.amazonaws.com`,
+      "kms:CallerAccount": accounts,
+    },
+    ArnEquals: { "aws:PrincipalArn": roles },
+  };
+  const principal = { AWS: accounts.map((a) => `arn:${p}:iam::${a}:root`) };
+  return [
+    {
+      Sid: `Snapcourier${config.namespace}DestinationsCopyViaRds`,
+      Effect: "Allow",
+      Principal: principal,
+      Action: ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+      Resource: "*",
+      Condition: only,
+    },
+    {
+      Sid: `Snapcourier${config.namespace}DestinationsGrantsViaRds`,
+      Effect: "Allow",
+      Principal: principal,
+      Action: ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+      Resource: "*",
+      Condition: { ...only, Bool: { "kms:GrantIsForAWSResource": "true" } },
+    },
+  ];
+}
+
+/** The KMS key a destination creates in one region when the config names none there: RDS
+ * re-encrypts copies with it, found by its alias `alias/snapcourier-<namespace>`. */
+export function destinationKey(scope: Construct, id: string, namespace: string, region: string): Key {
+  return new Key(scope, id, {
+    alias: `snapcourier-${namespace}`,
+    description: `snapcourier ${namespace}: encrypts this account's snapshot copies in ${region}`,
+    enableKeyRotation: true,
+    // Copies encrypted with it outlive the stack: deleting the key would make them unrestorable.
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+}
+
+/** A destination's key in a region other than its stack's (a stack per region and account). */
+export class DestinationKeyStack extends Stack {
+  readonly key: Key;
+  constructor(scope: Construct, id: string, props: StackProps & { namespace: string; region: string }) {
+    super(scope, id, props);
+    Tags.of(this).add(NAMESPACE_TAG, props.namespace);
+    this.key = destinationKey(this, "CopyKey", props.namespace, props.region);
   }
 }
 
 export interface DestinationStackProps extends SnapcourierStackProps {
   account: string;
+  /** Regions whose key this destination's stacks create (`snapcourier inputs`). */
+  stackKeyRegions: string[];
 }
 
 export class DestinationStack extends SnapcourierStack {
@@ -277,7 +525,13 @@ export class DestinationStack extends SnapcourierStack {
     const d = c.destinations.find((x) => x.account === props.account);
     if (!d) throw new Error(`destination account ${props.account} is not in the config`);
     const regions = [c.source.region, ...d.regions.map((r) => r.region).filter((r) => r !== c.source.region)];
-    const keys = [...(d.copy_in_kms_key ? [d.copy_in_kms_key] : []), ...d.regions.map((r) => r.kms_key)];
+    // The keys each run uses, omitted ones resolved to the stack-created key's alias.
+    const resolved = (props.runs[0]?.input as { destination?: Config["destinations"][number] } | undefined)
+      ?.destination;
+    const keys = [
+      ...(resolved?.copy_in_kms_key ? [resolved.copy_in_kms_key] : []),
+      ...(resolved?.regions ?? []).flatMap((r) => (r.kms_key ? [r.kms_key] : [])),
+    ];
     const permissions: Scope = {
       namespace: c.namespace,
       engines: engines(c),
@@ -298,5 +552,8 @@ export class DestinationStack extends SnapcourierStack {
       permissions,
       props,
     );
+    if (props.stackKeyRegions.includes(c.source.region)) {
+      destinationKey(this, "CopyKey", c.namespace, c.source.region);
+    }
   }
 }

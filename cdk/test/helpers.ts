@@ -1,7 +1,7 @@
 // Shared by the tests: synthesize the app for a config with dummy Lambda binaries (the tests
 // check templates, not binaries) and the `snapcourier` binary the Makefile builds.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { App } from "aws-cdk-lib";
@@ -53,6 +53,17 @@ export function synth(config = EXAMPLE): Synth {
     source: Template.fromStack(built.source),
     destinations: built.destinations.map((d) => Template.fromStack(d)),
   };
+}
+
+/** The example with every destination key omitted: the stacks create them. */
+export function keylessConfig(): string {
+  const text = readFileSync(EXAMPLE, "utf8")
+    .split("\n")
+    .filter((line) => !/^\s*(copy_in_kms_key|kms_key):/.test(line))
+    .join("\n");
+  const path = join(scratchDir("snapcourier-nokeys-"), "nokeys.yaml");
+  writeFileSync(path, text);
+  return path;
 }
 
 /** What `snapcourier inputs` prints for a config: the runs the schedules must carry. */

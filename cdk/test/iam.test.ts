@@ -1,7 +1,7 @@
 // Least privilege, checked on the synthesized policies.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { list, statements, synth } from "./helpers";
+import { list, resources, statements, synth } from "./helpers";
 
 const s = synth();
 const templates = [
@@ -93,6 +93,22 @@ describe("IAM", () => {
       });
     });
   }
+
+  it("lets each step write its own log group and no other (its logs carry the heartbeat metric)", () => {
+    for (const t of [s.source, s.destinations[0]!]) {
+      const fns = resources(t, "AWS::Lambda::Function");
+      for (const [, fn] of fns) {
+        const role = (fn.Properties.Role as { "Fn::GetAtt": [string, string] })["Fn::GetAtt"][0];
+        const logGroup = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+        const writes = statements(t).filter(
+          ({ roles, s: st }) => text(roles).includes(role) && list(st.Action).some((a) => a.startsWith("logs:")),
+        );
+        assert.equal(writes.length, 1, role);
+        assert.deepEqual(list(writes[0]!.s.Action).sort(), ["logs:CreateLogStream", "logs:PutLogEvents"]);
+        assert.deepEqual(writes[0]!.s.Resource, { "Fn::GetAtt": [logGroup, "Arn"] });
+      }
+    }
+  });
 
   it("gives each step exactly the snapshot actions its AWS calls need", () => {
     const byRole = (t: typeof s.source, role: string) =>
