@@ -15,7 +15,7 @@ use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{OwnershipTags, Stage};
 use snapcourier_core::{Error, ItemError};
 
-use super::failure;
+use super::{after_deletions, failure};
 use crate::adapter::{CopyRequest, SnapshotApi, Started};
 use crate::client::AwsContext;
 
@@ -304,12 +304,13 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
             Err(e) => failures.push(failure(&id, "delete", &e)),
         }
     }
-    let mut remaining = local;
-    for d in &deleted {
-        if let Some(list) = remaining.get_mut(&d.region) {
-            list.retain(|s| s.id != d.snapshot_id);
-        }
-    }
+    let remaining: BTreeMap<String, Vec<SnapshotRecord>> = local
+        .into_iter()
+        .map(|(region, list)| {
+            let left = after_deletions(&region, list, &deleted);
+            (region, left)
+        })
+        .collect();
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,

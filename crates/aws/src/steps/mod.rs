@@ -11,8 +11,9 @@ mod source;
 
 use jiff::Timestamp;
 use snapcourier_core::events::{
-    CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DestinationItem, DestinationRun,
-    EVENT_VERSION, ExecutionContext, ItemFailure, ShareOutput, SourceItem, SourceRun, TakeOutput,
+    CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DeletedSnapshot, DestinationItem,
+    DestinationRun, EVENT_VERSION, ExecutionContext, ItemFailure, ShareOutput, SourceItem,
+    SourceRun, TakeOutput,
 };
 use snapcourier_core::snapshot::SnapshotRecord;
 use snapcourier_core::{Engine, Error, ItemError};
@@ -204,6 +205,21 @@ fn source_item(s: &SnapshotRecord, shared: bool) -> SourceItem {
         shared,
         error: None,
     }
+}
+
+/// A region's listing without what this step deleted there: the heartbeat reports what is
+/// left, not what the listing saw.
+fn after_deletions(
+    region: &str,
+    mut snapshots: Vec<SnapshotRecord>,
+    deleted: &[DeletedSnapshot],
+) -> Vec<SnapshotRecord> {
+    snapshots.retain(|s| {
+        !deleted
+            .iter()
+            .any(|d| d.region == region && d.snapshot_id == s.id)
+    });
+    snapshots
 }
 
 fn failure(resource: &str, stage: &str, e: &Error) -> ItemFailure {

@@ -22,7 +22,7 @@ use snapcourier_core::tags::{self, OwnershipTags, Stage};
 use snapcourier_core::{Engine, Error, ItemError};
 
 use super::source::{errored_item, ours_to_share};
-use super::{failure, source_item};
+use super::{after_deletions, failure, source_item};
 use crate::adapter::Started;
 use crate::client::AwsContext;
 use crate::redshift::{self, RedshiftCluster};
@@ -471,10 +471,7 @@ pub(super) async fn delete_source(
             }
         }
         if region == run.source.region {
-            let remaining: Vec<SnapshotRecord> = snapshots
-                .into_iter()
-                .filter(|s| !deleted.iter().any(|d| d.snapshot_id == s.id))
-                .collect();
+            let remaining = after_deletions(region, snapshots, &deleted);
             heartbeat = Some(Heartbeat::source(run, region, &remaining, now));
         }
     }

@@ -14,7 +14,7 @@ use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
 use snapcourier_core::{Error, ItemError};
 
-use super::{failure, source_item};
+use super::{after_deletions, failure, source_item};
 use crate::adapter::{SnapshotApi, Started};
 use crate::client::AwsContext;
 
@@ -247,10 +247,7 @@ pub(super) async fn delete_source<A: SnapshotApi>(
             Err(e) => failures.push(failure(id, "delete", &e)),
         }
     }
-    let remaining: Vec<SnapshotRecord> = snapshots
-        .into_iter()
-        .filter(|s| !deleted.iter().any(|d| d.snapshot_id == s.id))
-        .collect();
+    let remaining = after_deletions(region, snapshots, &deleted);
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,
