@@ -24,6 +24,8 @@ export interface ScheduledInput {
   expression: string;
   /** The RecoveryPointAge alarm's window, computed by the CLI from the schedule's interval. */
   heartbeat: AlarmWindow;
+  /** The longest an execution of this schedule may run (its interval; computed by the CLI). */
+  execution_timeout_seconds: number;
   /** The state machine input, exactly what `snapcourier run` builds. */
   input: Record<string, unknown>;
 }

@@ -153,9 +153,15 @@ abstract class SnapcourierStack extends Stack {
       retention: RetentionDays.ONE_YEAR,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // Executions end by themselves (a destination run stops at its deadline, before the next
+    // run of its schedule); the timeout is the backstop that keeps a stuck execution from
+    // blocking every later one of its schedule. One state machine serves every schedule of
+    // the side: the longest interval.
+    const timeoutSeconds = Math.max(1, ...props.runs.map((r) => r.execution_timeout_seconds));
+    const definition = { ...JSON.parse(asl), TimeoutSeconds: timeoutSeconds };
     this.stateMachine = new StateMachine(this, "StateMachine", {
       stateMachineName,
-      definitionBody: DefinitionBody.fromString(asl),
+      definitionBody: DefinitionBody.fromString(JSON.stringify(definition, null, 2)),
       definitionSubstitutions: substitutions,
       logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: false },
       tracingEnabled: true,
@@ -213,6 +219,25 @@ abstract class SnapcourierStack extends Stack {
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
     failed.addAlarmAction(alarmAction);
+    // An execution that timed out or was stopped by hand sent no report of its own.
+    const endedWithoutReport = (
+      [
+        ["ExecutionsTimedOut", "timed-out", "timed out (it ran longer than its schedule's interval; look for a step that never returned)"],
+        ["ExecutionsAborted", "aborted", "was aborted (stopped by hand or by a deployment); its schedule's databases may be unprotected until the next run"],
+      ] as const
+    ).map(([metricName, suffix, what]) => {
+      const alarm = new Alarm(this, metricName, {
+        alarmName: `snapcourier-${ns}-${side}-executions-${suffix}`,
+        alarmDescription: `A snapcourier ${side} execution ${what}. No failure report was sent: see the execution in ${stateMachineName}.`,
+        metric: this.stateMachine.metric(metricName, { period: Duration.minutes(5), statistic: "Sum" }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+      alarm.addAlarmAction(alarmAction);
+      return alarm;
+    });
 
     // The RPO heartbeat: each run's last step writes RecoveryPointAge (EMF in its log); no
     // value for two intervals (a disabled schedule, a stuck state machine, an engine that
@@ -275,7 +300,7 @@ abstract class SnapcourierStack extends Stack {
         [
           new AlarmStatusWidget({
             title: "Alarms",
-            alarms: [failed, ...heartbeats],
+            alarms: [failed, ...endedWithoutReport, ...heartbeats],
             width: 24,
             height: 3,
           }),

@@ -57,10 +57,17 @@ describe("stacks", () => {
         }
       });
 
-      it("runs the ASL file as reviewed, with exactly its placeholders substituted", () => {
+      it("runs the ASL file as reviewed, with exactly its placeholders substituted and a timeout", () => {
         const [[, sm]] = resources(side.t, "AWS::StepFunctions::StateMachine") as [[string, any]];
         const asl = readFileSync(join(STATEMACHINE_DIR, `${side.name}.asl.json`), "utf8");
-        assert.equal(sm.Properties.DefinitionString, asl);
+        // The file's states as they are, plus the execution timeout: the longest interval of
+        // the side's schedules (all three are daily in the example).
+        const deployed = JSON.parse(sm.Properties.DefinitionString);
+        assert.deepEqual(deployed, { ...JSON.parse(asl), TimeoutSeconds: 86_400 });
+        assert.equal(
+          deployed.TimeoutSeconds,
+          Math.max(...side.runs.map((r) => r.execution_timeout_seconds)),
+        );
         assert.deepEqual(Object.keys(sm.Properties.DefinitionSubstitutions).sort(), placeholders(asl));
         assert.equal(sm.Properties.StateMachineName, `snapcourier-demo-${side.name}`);
         assert.deepEqual(sm.Properties.TracingConfiguration, { Enabled: true });
@@ -105,14 +112,16 @@ describe("stacks", () => {
         });
       });
 
-      it("alarms to the topic when an execution fails", () => {
-        side.t.hasResourceProperties("AWS::CloudWatch::Alarm", {
-          MetricName: "ExecutionsFailed",
-          Namespace: "AWS/States",
-          Threshold: 1,
-          ComparisonOperator: "GreaterThanOrEqualToThreshold",
-          AlarmActions: [{ Ref: Match.stringLikeRegexp("^FailureTopic") }],
-        });
+      it("alarms to the topic when an execution fails, times out or is aborted", () => {
+        for (const metric of ["ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"]) {
+          side.t.hasResourceProperties("AWS::CloudWatch::Alarm", {
+            MetricName: metric,
+            Namespace: "AWS/States",
+            Threshold: 1,
+            ComparisonOperator: "GreaterThanOrEqualToThreshold",
+            AlarmActions: [{ Ref: Match.stringLikeRegexp("^FailureTopic") }],
+          });
+        }
       });
     });
   }

@@ -239,6 +239,7 @@ class InstanceOptionGroupAndLimitTest(EmulatorTest):
         self.src.create_db_cluster_snapshot(DBClusterIdentifier="analytics-db",
                                             DBClusterSnapshotIdentifier="climit-src")
         control("/snapcourier/config", {"creating_reads": 3})
+        control("/snapcourier/requests/reset", {})
         eu = client("source", region="eu-west-1")
         arn = f"arn:aws:rds:us-east-1:{SOURCE}:snapshot:limit-src"
         for i in range(20):
@@ -251,6 +252,12 @@ class InstanceOptionGroupAndLimitTest(EmulatorTest):
                                         TargetDBClusterSnapshotIdentifier=f"climit-{i}")
         self.assertError("SnapshotQuotaExceeded", eu.copy_db_cluster_snapshot,
                          SourceDBClusterSnapshotIdentifier=carn, TargetDBClusterSnapshotIdentifier="climit-5")
+        # What a test of the product reads: the most copies in flight, and the refusals.
+        copies = control("/snapcourier/requests")["copies"]
+        self.assertEqual(copies["peak_in_flight"], {f"{SOURCE}/eu-west-1/DBSnapshot": 20,
+                                                    f"{SOURCE}/eu-west-1/DBClusterSnapshot": 5})
+        self.assertEqual(copies["refused"], {f"{SOURCE}/eu-west-1/DBSnapshot": 1,
+                                             f"{SOURCE}/eu-west-1/DBClusterSnapshot": 1})
         # Finished copies free their slots; then leave the regions as they were.
         for _ in range(4):
             eu.describe_db_snapshots(SnapshotType="manual")

@@ -9,7 +9,7 @@ use snapcourier_aws::adapter::SnapshotApi;
 use snapcourier_aws::aurora::Aurora;
 use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Config;
-use snapcourier_core::events::{DestinationItem, DestinationRun, SourceItem, SourceRun};
+use snapcourier_core::events::{DestinationRun, Look, SourceItem, SourceRun};
 use snapcourier_core::interval::slot_start;
 use snapcourier_core::naming::snapshot_id;
 use snapcourier_emulator::{
@@ -146,24 +146,15 @@ async fn sharing_a_snapshot_deleted_meanwhile_is_not_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cross_region_copy_refuses_a_foreign_target_and_a_missing_intermediate() {
+async fn cross_region_copy_never_copies_over_a_foreign_snapshot_holding_our_id() {
     let emu = Emulator::start(Seed::Empty);
     let ctx = context(&emu, Side::Destination);
     let id = "sc-demo-auroradaily-orders-db-20261120-0000";
-    let item = DestinationItem {
-        resource_id: "orders-db".into(),
-        snapshot_id: id.into(),
-        source_arn: format!("arn:aws:rds:us-east-1:{SOURCE_ACCOUNT}:cluster-snapshot:{id}"),
-        source_created: None,
-        encrypted: false,
-        status: "available".into(),
-        error: None,
-    };
-    // No intermediate copy at all: NotFound, and the next copy-in pass makes it again.
-    let err = steps::cross_region_copy(&ctx, &destination_run(), &item)
+    // No intermediate copy at all: nothing to copy from, nothing started.
+    let out = steps::cross_region_copy(&ctx, &destination_run(), Timestamp::now())
         .await
-        .unwrap_err();
-    assert_eq!(err.error_type(), "NotFound");
+        .unwrap();
+    assert!(out.started.is_empty() && out.failures.is_empty(), "{out:?}");
 
     // Our intermediate exists, but the id in eu-west-1 is someone else's snapshot.
     emu.insert_snapshots(&[owned_snapshot(
@@ -186,11 +177,30 @@ async fn cross_region_copy_refuses_a_foreign_target_and_a_missing_intermediate()
     );
     foreign["tags"] = serde_json::json!([{"Key": "snapcourier:namespace", "Value": "otherteam"}]);
     emu.insert_snapshots(&[foreign]);
-    let err = steps::cross_region_copy(&ctx, &destination_run(), &item)
+    let out = steps::cross_region_copy(&ctx, &destination_run(), Timestamp::now())
         .await
-        .unwrap_err();
-    assert_eq!(err.error_type(), "InvalidState");
-    assert!(err.to_string().contains("will not touch it"), "{err}");
+        .unwrap();
+    assert!(out.started.is_empty(), "{out:?}");
+    // The copy-in look reports it, naming the region and what to do.
+    let look = Look {
+        looks_before: 0,
+        started_at: Timestamp::now(),
+        copies_started: 0,
+    };
+    let pass = steps::copy_in(&ctx, &destination_run(), None, &look, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(pass.failures.len(), 1, "{pass:?}");
+    assert_eq!(pass.failures[0].stage, "cross-region-copy");
+    assert_eq!(pass.failures[0].error.error_type, "InvalidState");
+    assert!(
+        pass.failures[0]
+            .error
+            .message
+            .contains("not owned by namespace demo")
+            && pass.failures[0].error.message.contains(DESTINATION_REGION),
+        "{pass:?}"
+    );
     // Clean-up keeps the intermediate (no copy of ours in eu-west-1) and the foreign snapshot.
     let out = steps::delete_destination(&ctx, &destination_run(), Timestamp::now())
         .await
@@ -275,21 +285,25 @@ async fn overlapping_runs_create_no_duplicate_and_lose_nothing() {
         context(&emu, Side::Destination),
     );
     let drun = destination_run();
+    let look = Look {
+        looks_before: 0,
+        started_at: now,
+        copies_started: 0,
+    };
     let (ca, cb) = tokio::join!(
-        steps::copy_in(&x, &drun, None, now),
-        steps::copy_in(&y, &drun, None, now)
+        steps::copy_in(&x, &drun, None, &look, now),
+        steps::copy_in(&y, &drun, None, &look, now)
     );
     let (ca, cb) = (ca.unwrap(), cb.unwrap());
     assert_eq!(ca.started.len() + cb.started.len(), 3, "{ca:?} {cb:?}");
-    for item in ca.items.iter().chain(&cb.items) {
-        assert!(item.error.is_none(), "{item:?}");
-        let (ra, rb) = tokio::join!(
-            steps::cross_region_copy(&x, &drun, item),
-            steps::cross_region_copy(&y, &drun, item)
-        );
-        ra.unwrap();
-        rb.unwrap();
-    }
+    assert!(ca.failures.is_empty() && cb.failures.is_empty());
+    let (ra, rb) = tokio::join!(
+        steps::cross_region_copy(&x, &drun, now),
+        steps::cross_region_copy(&y, &drun, now)
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.started.len() + rb.started.len(), 3, "{ra:?} {rb:?}");
+    assert!(ra.failures.is_empty() && rb.failures.is_empty());
     let (da, db) = tokio::join!(
         steps::delete_destination(&x, &drun, now),
         steps::delete_destination(&y, &drun, now)

@@ -18,7 +18,7 @@ use snapcourier_aws::adapter::SnapshotApi;
 use snapcourier_aws::aurora::Aurora;
 use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Config;
-use snapcourier_core::events::{DestinationItem, DestinationRun, SourceItem, SourceRun};
+use snapcourier_core::events::{DestinationRun, SourceItem, SourceRun};
 
 const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
 const ID: &str = "sc-demo-auroradaily-orders-db-20261122-0000";
@@ -66,11 +66,11 @@ async fn a_copy_still_copying_without_a_creation_time_is_waited_for() {
     let copy = mock!(Client::copy_db_cluster_snapshot)
         .then_output(|| CopyDbClusterSnapshotOutput::builder().build());
     let us = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &copy]);
-    let not_found = mock!(Client::describe_db_cluster_snapshots)
-        .then_http_response(|| error_response(404, "DBClusterSnapshotNotFoundFault"));
+    let nothing_there = mock!(Client::describe_db_cluster_snapshots)
+        .then_output(|| DescribeDbClusterSnapshotsOutput::builder().build());
     let eu_copy = mock!(Client::copy_db_cluster_snapshot)
         .then_output(|| CopyDbClusterSnapshotOutput::builder().build());
-    let eu = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&not_found, &eu_copy]);
+    let eu = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&nothing_there, &eu_copy]);
     let ctx = context()
         .with_rds_client("us-east-1", us)
         .with_rds_client("eu-west-1", eu);
@@ -83,19 +83,11 @@ async fn a_copy_still_copying_without_a_creation_time_is_waited_for() {
     assert!(found.status.is_in_progress());
     assert_eq!(found.created, None);
 
-    let item = DestinationItem {
-        resource_id: "orders-db".into(),
-        snapshot_id: ID.into(),
-        source_arn: format!("arn:aws:rds:us-east-1:111111111111:cluster-snapshot:{ID}"),
-        source_created: None,
-        encrypted: false,
-        status: "copying".into(),
-        error: None,
-    };
-    let out = steps::cross_region_copy(&ctx, &run, &item).await.unwrap();
-    assert!(!out.ready);
-    assert_eq!(out.item.status, "copying");
-    assert!(out.started_in.is_empty());
+    let out = steps::cross_region_copy(&ctx, &run, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert!(out.started.is_empty() && out.failures.is_empty(), "{out:?}");
+    assert_eq!(copy.num_calls(), 0);
     assert_eq!(
         eu_copy.num_calls(),
         0,

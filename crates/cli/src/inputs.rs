@@ -6,6 +6,7 @@ use serde::Serialize;
 use snapcourier_core::config::Schedule;
 use snapcourier_core::events::{DestinationRun, SourceRun};
 use snapcourier_core::heartbeat::AlarmWindow;
+use snapcourier_core::looks::execution_timeout_seconds;
 use snapcourier_core::{Config, Error};
 
 /// One schedule's run on one side: the state machine input its schedule passes.
@@ -16,6 +17,9 @@ pub struct ScheduledInput<T> {
     pub expression: String,
     /// The RecoveryPointAge alarm of this schedule (see `heartbeat::AlarmWindow`).
     pub heartbeat: AlarmWindow,
+    /// The longest an execution of this schedule may run (its interval): the stack sets the
+    /// state machine's `TimeoutSeconds` to the longest of its schedules'.
+    pub execution_timeout_seconds: u64,
     pub input: T,
 }
 
@@ -46,6 +50,7 @@ impl Inputs {
                 schedule: s.name.clone(),
                 expression: expression(s),
                 heartbeat: AlarmWindow::for_interval(s.interval.as_secs().unsigned_abs()),
+                execution_timeout_seconds: execution_timeout_seconds(s.interval.as_signed()),
                 input: SourceRun::from_config(config, &s.name)?,
             });
         }
@@ -57,6 +62,7 @@ impl Inputs {
                     schedule: s.name.clone(),
                     expression: expression(s),
                     heartbeat: AlarmWindow::for_interval(s.interval.as_secs().unsigned_abs()),
+                    execution_timeout_seconds: execution_timeout_seconds(s.interval.as_signed()),
                     input: DestinationRun::from_config(config, &s.name, &d.account)?,
                 });
             }

@@ -202,7 +202,7 @@ pub fn render_execution(e: &snapcourier_aws::executions::ExecutionState) -> Stri
         .as_ref()
         .into_iter()
         .flat_map(|r| {
-            ["failures", "retention_failures"]
+            ["failures", "regional_failures", "retention_failures"]
                 .into_iter()
                 .filter_map(|k| r.get(k)?.as_array())
         })
@@ -217,20 +217,20 @@ pub fn render_execution(e: &snapcourier_aws::executions::ExecutionState) -> Stri
                 .unwrap_or_default()
                 .to_string()
         };
-        let error = f.get("error").map(|v| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other
-                .get("error_type")
+        // Source reports: `error` is the errorType and `cause` the message; destination and
+        // retention failures carry an ItemError object.
+        let field = |v: &serde_json::Value, k: &str| {
+            v.get(k)
                 .and_then(|t| t.as_str())
                 .unwrap_or_default()
-                .to_string(),
-        });
-        t.add_row(vec![
-            text("resource"),
-            text("stage"),
-            error.unwrap_or_default(),
-            text("cause"),
-        ]);
+                .to_string()
+        };
+        let (error, message) = match f.get("error") {
+            Some(serde_json::Value::String(s)) => (s.clone(), text("cause")),
+            Some(other) => (field(other, "errorType"), field(other, "message")),
+            None => (String::new(), text("cause")),
+        };
+        t.add_row(vec![text("resource"), text("stage"), error, message]);
     }
     if any {
         out.push_str(&format!("{t}\n"));

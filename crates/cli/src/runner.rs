@@ -1,6 +1,7 @@
 //! A whole run in-process: the same steps as the state machines, followed until every item
 //! settles (or is reported stuck).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -9,10 +10,11 @@ use snapcourier_aws::executions::{self, ExecutionState};
 use snapcourier_aws::{ApiCalls, AwsContext, steps};
 use snapcourier_core::config::Settings;
 use snapcourier_core::events::{
-    DeleteOutput, DeletedSnapshot, DestinationItem, DestinationRun, ItemFailure, SkippedResource,
-    SourceItem, SourceRun,
+    DeleteOutput, DeletedSnapshot, DestinationRun, ItemFailure, Look, SkippedResource, SourceItem,
+    SourceRun,
 };
 use snapcourier_core::heartbeat::Heartbeat;
+use snapcourier_core::looks::{MAX_LOOKS, NextLook};
 use snapcourier_core::{Error, ItemError};
 
 /// What a caller sees while a run goes on.
@@ -145,18 +147,6 @@ impl Followed for SourceItem {
     }
 }
 
-impl Followed for DestinationItem {
-    fn resource(&self) -> &str {
-        &self.resource_id
-    }
-    fn snapshot_id(&self) -> &str {
-        &self.snapshot_id
-    }
-    fn status(&self) -> &str {
-        &self.status
-    }
-}
-
 /// Run `step` on every pending item, then again on those not ready yet, every poll interval,
 /// at most `max_polls` times. A ready item becomes a row with `outcome`; a failed one, or one
 /// still pending at the end, a failure of `stage`. Retryable errors are polled again.
@@ -254,8 +244,10 @@ pub async fn run_source(
     Ok(report)
 }
 
-/// Passes of copy-in (each followed until its copies settle, more passes while items wait
-/// for a copy slot) -> clean up and expire.
+/// Looks until every due share is copied to every destination region (or the run's
+/// deadline passes), as the destination state machine does: each look runs copy-in, then the
+/// cross-region step when copies into other regions are due, then waits. Then clean up and
+/// expire.
 pub async fn run_destination(
     ctx: &AwsContext,
     run: &DestinationRun,
@@ -265,56 +257,80 @@ pub async fn run_destination(
     let before = ctx.calls();
     let mut report = RunReport::new("destination", &run.schedule.name);
     let poll = run.settings.poll_interval_seconds;
-    // Each pass starts at least one copy or ends the loop, so this bound is never the limit
-    // for a healthy run; it only stops a run that makes no progress.
-    let mut deferred_before = usize::MAX;
-    loop {
+    let mut look = Look {
+        looks_before: 0,
+        started_at: now(),
+        copies_started: 0,
+    };
+    // Every share this run saw under way or due: the rows of the report once done.
+    let mut followed: BTreeMap<String, String> = BTreeMap::new();
+    let last = loop {
         progress.stage("copying shared snapshots into this account");
-        let copied = with_retries(poll, || steps::copy_in(ctx, run, None, now())).await?;
-        report.too_old = copied.too_old;
-        report.deferred = copied.deferred;
-        report.verified.extend(copied.verified);
-        if copied.heartbeat.is_some() {
-            report.heartbeat = copied.heartbeat;
-        }
-        let mut pending: Vec<DestinationItem> = Vec::new();
-        for item in copied.items {
-            match &item.error {
-                // Throttled or unavailable: the next pass tries this copy again.
-                Some(e) if e.retryable => report.deferred.push(item.snapshot_id),
-                Some(e) => report
-                    .failures
-                    .push(failure(&item.resource_id, "copy-in", e.clone())),
-                None => pending.push(item),
+        let pass = with_retries(poll, || steps::copy_in(ctx, run, None, &look, now())).await?;
+        let mut regional_failures = Vec::new();
+        let mut regional_waiting = Vec::new();
+        if pass.regional_wanted > 0 {
+            progress.stage("copying into destination regions");
+            let regional = with_retries(poll, || steps::cross_region_copy(ctx, run, now())).await?;
+            for p in &regional.started {
+                followed.insert(p.snapshot_id.clone(), p.resource_id.clone());
             }
+            regional_failures = regional.failures;
+            regional_waiting = regional.waiting;
         }
-        // Redshift: a destination cannot copy; it checks each share is visible everywhere.
-        let (stage, outcome) = if run.schedule.engine.copies_into_destination() {
-            ("cross-region-copy", "copied")
-        } else {
-            ("verify", "verified")
-        };
-        progress.stage("copying into destination regions");
-        follow(
-            pending,
-            &run.settings,
-            stage,
-            outcome,
-            progress,
-            &mut report,
-            |item| async move {
-                match steps::cross_region_copy(ctx, run, &item).await {
-                    Ok(out) => (out.item, Ok(out.ready)),
-                    Err(e) => (item, Err(e)),
-                }
-            },
-        )
-        .await;
-        if report.deferred.is_empty() || report.deferred.len() >= deferred_before {
-            break;
+        for p in pass
+            .started
+            .iter()
+            .chain(&pass.in_flight)
+            .chain(&pass.waiting)
+        {
+            followed.insert(p.snapshot_id.clone(), p.resource_id.clone());
         }
-        deferred_before = report.deferred.len();
+        look.copies_started += pass
+            .started
+            .iter()
+            .filter(|p| p.region == run.source.region)
+            .count() as u64;
+        look.looks_before += 1;
+        match pass.next {
+            NextLook::After(seconds) => {
+                let pending = pass.started.len() + pass.in_flight.len() + pass.waiting.len();
+                progress.waiting(pending, look.looks_before, MAX_LOOKS);
+                pause(seconds).await;
+            }
+            _ => break (pass, regional_failures, regional_waiting),
+        }
+    };
+    let (pass, regional_failures, regional_waiting) = last;
+    let outcome = if run.schedule.engine.copies_into_destination() {
+        "copied"
+    } else {
+        "verified"
+    };
+    for id in &pass.done {
+        if let Some(resource) = followed.get(id) {
+            report.items.push(ItemRow {
+                resource: resource.clone(),
+                snapshot_id: id.clone(),
+                status: "available".into(),
+                outcome: outcome.into(),
+            });
+        }
     }
+    if !run.schedule.engine.copies_into_destination() {
+        report.verified = pass.done.clone();
+        report.heartbeat = pass.heartbeat.clone();
+    }
+    report.too_old = pass.too_old.clone();
+    report.deferred = pass
+        .waiting
+        .iter()
+        .chain(&regional_waiting)
+        .map(|p| p.snapshot_id.clone())
+        .collect();
+    report.failures.extend(pass.failures.iter().cloned());
+    report.failures.extend(pass.left_over(&run.source.region));
+    report.failures.extend(regional_failures);
 
     progress.stage("removing intermediate copies and expiring old copies");
     let deleted = with_retries(poll, || steps::delete_destination(ctx, run, now())).await?;

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use snapcourier_aws::{AwsContext, steps};
 use snapcourier_cli::runner::{Quiet, run_source};
 use snapcourier_core::Engine;
-use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_core::events::{DestinationRun, Look, SourceRun};
 use snapcourier_core::heartbeat::{Heartbeat, Side as HeartbeatSide};
 
 fn protected(case: &Case) -> BTreeSet<String> {
@@ -105,7 +105,10 @@ async fn destination_heartbeat(
             .unwrap()
             .heartbeat
     } else {
-        steps::copy_in(ctx, run, None, now).await.unwrap().heartbeat
+        steps::copy_in(ctx, run, None, &Look::first(now), now)
+            .await
+            .unwrap()
+            .heartbeat
     };
     heartbeat.expect("destination heartbeat")
 }

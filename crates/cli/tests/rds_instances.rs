@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use common::*;
 use jiff::Timestamp;
 use snapcourier_aws::steps;
-use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_core::events::{DestinationRun, Look, SourceRun};
 
 const SCHEDULE: &str = "rds-daily";
 
@@ -180,23 +180,34 @@ async fn copies_past_the_limit_of_twenty_wait_for_a_later_pass() {
     emu.configure(serde_json::json!({"creating_reads": 4}));
     let ctx = context(&emu, Side::Destination);
     let run = DestinationRun::from_config(&c, SCHEDULE, DESTINATION_ACCOUNT).unwrap();
-    let first = steps::copy_in(&ctx, &run, None, Timestamp::now())
+    let look = Look::first(Timestamp::now());
+    let first = steps::copy_in(&ctx, &run, None, &look, Timestamp::now())
         .await
         .unwrap();
     assert_eq!(first.started.len(), 20, "{first:?}");
-    assert_eq!(first.deferred.len(), 5);
-    assert!(first.items.iter().all(|i| i.error.is_none()), "{first:?}");
-    // The five oldest wait; the emulator enforces AWS's limit, so none was refused.
-    let deferred: BTreeSet<String> = first.deferred.iter().cloned().collect();
-    assert_eq!(deferred, (20..25).map(id).collect());
-    let second = steps::copy_in(&ctx, &run, None, Timestamp::now())
+    assert_eq!(first.waiting.len(), 5);
+    assert!(first.failures.is_empty(), "{first:?}");
+    // Five wait (never-copied databases, in name order); the emulator enforces AWS's limit,
+    // so none was refused.
+    let waiting: BTreeSet<String> = first
+        .waiting
+        .iter()
+        .map(|p| p.snapshot_id.clone())
+        .collect();
+    assert_eq!(waiting, (20..25).map(id).collect());
+    assert!(
+        first.next.seconds() > 0,
+        "the run looks again: {:?}",
+        first.next
+    );
+    let second = steps::copy_in(&ctx, &run, None, &look, Timestamp::now())
         .await
         .unwrap();
     assert!(
         second.started.is_empty(),
         "all slots still busy: {second:?}"
     );
-    assert_eq!(second.deferred.len(), 5);
+    assert_eq!(second.waiting.len(), 5);
 
     // A full run follows the copies in flight and starts the rest in a later pass.
     let report = snapcourier_cli::runner::run_destination(

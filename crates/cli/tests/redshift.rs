@@ -355,7 +355,7 @@ async fn the_destination_reports_a_share_missing_in_the_copy_region_and_a_stale_
         ),
     ]);
     let mut c = config();
-    c.settings.max_polls = 2;
+    c.settings.deadline_seconds = Some(3);
     let report = snapcourier_cli::runner::run_destination(
         &context(&emu, Side::Destination),
         &destination_run(&c),

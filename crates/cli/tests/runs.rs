@@ -9,6 +9,7 @@ use common::*;
 use jiff::Timestamp;
 use snapcourier_aws::steps;
 use snapcourier_cli::runner::{Quiet, run_source};
+use snapcourier_core::events::Look;
 
 const MATCHING: [&str; 3] = ["analytics-db", "billing-db", "orders-db"];
 
@@ -429,17 +430,19 @@ async fn every_step_sees_all_150_snapshots_through_paging() {
 
     // copy-in sees all 150 shared and all 150 copies: nothing to start, nothing waiting.
     let dst_ctx = context(&emu, Side::Destination);
-    let copied = steps::copy_in(&dst_ctx, &destination_run(&c), None, Timestamp::now())
+    let now = Timestamp::now();
+    let copied = steps::copy_in(&dst_ctx, &destination_run(&c), None, &Look::first(now), now)
         .await
         .unwrap();
     assert!(
-        copied.started.is_empty() && copied.deferred.is_empty() && copied.too_old.is_empty(),
+        copied.started.is_empty() && copied.waiting.is_empty() && copied.too_old.is_empty(),
         "{copied:?}"
     );
     assert!(
-        copied.items.is_empty(),
+        copied.in_flight.is_empty() && copied.regional_wanted == 0 && copied.next.is_finished(),
         "every snapshot already has its regional copy"
     );
+    assert_eq!(copied.done.len(), 150);
     // Clean-up sees every copy on both pages of both regions: all 150 intermediates go.
     let cleaned = steps::delete_destination(&dst_ctx, &destination_run(&c), Timestamp::now())
         .await

@@ -155,8 +155,14 @@ pub struct TagMatch {
 pub struct Settings {
     /// Seconds between two looks at a snapshot or copy that is not available yet.
     pub poll_interval_seconds: u64,
-    /// How many looks before an item still not available is reported as stuck.
+    /// Source: how many looks at a snapshot still being created before it is reported as
+    /// stuck.
     pub max_polls: u32,
+    /// Seconds a run keeps working on copies under way or waiting for a copy slot before it
+    /// reports what is left (and fails). Default: the schedule's interval minus a tenth of
+    /// it (at most an hour), so a run ends before the next one of its schedule starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_seconds: Option<u64>,
     /// Copies of Aurora cluster snapshots in flight per destination region (AWS allows 5).
     pub aurora_copy_concurrency: u32,
     /// Copies of RDS DB instance snapshots in flight per destination region (AWS allows 20).
@@ -172,6 +178,7 @@ impl Default for Settings {
         Settings {
             poll_interval_seconds: 60,
             max_polls: 180,
+            deadline_seconds: None,
             aurora_copy_concurrency: AURORA_COPY_LIMIT,
             rds_copy_concurrency: RDS_COPY_LIMIT,
             max_attempts: 5,
@@ -314,6 +321,9 @@ impl Config {
             &mut p,
         );
         check_settings(&self.settings, "settings", &mut p);
+        for s in &self.schedules {
+            check_deadline(&self.settings, s, "settings", &mut p);
+        }
         p.into_result()
     }
 }
@@ -672,6 +682,25 @@ pub(crate) fn check_schedule(s: &Schedule, path: &str, p: &mut Problems) {
     }
 }
 
+/// Longest explicit run deadline.
+pub const MAX_DEADLINE_SECONDS: u64 = 31 * 24 * 3600;
+
+/// An explicit run deadline must end before the next run of the schedule starts.
+pub(crate) fn check_deadline(s: &Settings, schedule: &Schedule, path: &str, p: &mut Problems) {
+    let interval = schedule.interval.as_signed().as_secs().max(0) as u64;
+    if let Some(d) = s.deadline_seconds
+        && d >= interval
+    {
+        p.add(
+            format!("{path}.deadline_seconds"),
+            format!(
+                "{d} s is not shorter than the interval of schedule `{}` ({interval} s): a run must end before the next one starts",
+                schedule.name
+            ),
+        );
+    }
+}
+
 pub(crate) fn check_settings(s: &Settings, path: &str, p: &mut Problems) {
     if !(1..=3600).contains(&s.poll_interval_seconds) {
         p.add(
@@ -681,6 +710,14 @@ pub(crate) fn check_settings(s: &Settings, path: &str, p: &mut Problems) {
     }
     if !(1..=10_000).contains(&s.max_polls) {
         p.add(format!("{path}.max_polls"), "must be between 1 and 10000");
+    }
+    if let Some(d) = s.deadline_seconds
+        && !(1..=MAX_DEADLINE_SECONDS).contains(&d)
+    {
+        p.add(
+            format!("{path}.deadline_seconds"),
+            format!("must be between 1 and {MAX_DEADLINE_SECONDS} (31 days); omit it to derive the deadline from each schedule's interval"),
+        );
     }
     if !(1..=AURORA_COPY_LIMIT).contains(&s.aurora_copy_concurrency) {
         p.add(

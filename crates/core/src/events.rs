@@ -11,6 +11,8 @@ use crate::config::{
 };
 use crate::error::{Error, ItemError};
 use crate::heartbeat::Heartbeat;
+use crate::looks::{MAX_NAMED, NextLook};
+use crate::plan::PendingCopy;
 
 pub const EVENT_VERSION: u32 = 1;
 
@@ -112,6 +114,7 @@ impl SourceRun {
             p,
         );
         check_settings(&self.settings, &field(path, "settings"), p);
+        config::check_deadline(&self.settings, &self.schedule, &field(path, "settings"), p);
     }
 
     /// Redshift: the region the cluster's snapshot copy configuration copies to, if any.
@@ -155,6 +158,7 @@ impl DestinationRun {
         );
         check_schedule(&self.schedule, &field(path, "schedule"), p);
         check_settings(&self.settings, &field(path, "settings"), p);
+        config::check_deadline(&self.settings, &self.schedule, &field(path, "settings"), p);
         // A run carries every key resolved (DestinationRun::from_config), so a step never
         // has to guess one.
         for (i, r) in self.destination.regions.iter().enumerate() {
@@ -224,13 +228,40 @@ pub struct TakeInput {
     pub execution: Option<ExecutionContext>,
 }
 
-/// Input of the copy-in step: the run, and the execution when run by a state machine.
+/// Input of the copy-in step, one look of a destination run: the run, the execution when run
+/// by a state machine, and how far the run has got (from the previous look's output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CopyInInput {
     pub run: DestinationRun,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<ExecutionContext>,
+    /// Looks the run has made before this one.
+    #[serde(default)]
+    pub looks: u32,
+    /// Copies the run has started before this look.
+    #[serde(default)]
+    pub copies_started: u64,
+}
+
+/// Where a run stands before a look: how many it made, and when it started (the deadline
+/// counts from there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    pub looks_before: u32,
+    pub started_at: Timestamp,
+    pub copies_started: u64,
+}
+
+impl Look {
+    /// The first look of a run that starts now.
+    pub fn first(now: Timestamp) -> Look {
+        Look {
+            looks_before: 0,
+            started_at: now,
+            copies_started: 0,
+        }
+    }
 }
 
 /// A resource the take step did not snapshot, and why.
@@ -287,23 +318,176 @@ pub struct ShareOutput {
     pub api_calls: u64,
 }
 
-/// A snapshot the destination follows from copy-in to its regional copies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DestinationItem {
-    pub resource_id: String,
-    pub snapshot_id: String,
-    /// ARN of the snapshot shared by the source account.
-    pub source_arn: String,
-    #[serde(default)]
-    pub source_created: Option<Timestamp>,
-    pub encrypted: bool,
-    /// Status of the copy in the source region.
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ItemError>,
+/// A copy that failed to start or that AWS reports as failed, or work a run left when it
+/// stopped, as a destination look reports it.
+fn pending_failure(p: &PendingCopy, stage: &str, error: ItemError) -> ItemFailure {
+    ItemFailure {
+        resource: p.resource_id.clone(),
+        stage: stage.to_string(),
+        error,
+    }
 }
 
+/// What one look of the destination saw and did, in full (the CLI's view; the Lambda
+/// function returns the bounded `CopyInOutput`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CopyPass {
+    /// Set when an older execution of the same schedule is still running: this one did
+    /// nothing and ends as skipped.
+    pub overlapping_execution: Option<String>,
+    /// Shares of this schedule the look saw.
+    pub due: usize,
+    /// Shares available in every destination region (Redshift: verified).
+    pub done: Vec<String>,
+    /// Copies this look started (copy-in, and cross-region when the step makes them).
+    pub started: Vec<PendingCopy>,
+    pub in_flight: Vec<PendingCopy>,
+    /// Copies due with no free slot in their region.
+    pub waiting: Vec<PendingCopy>,
+    /// Copies into other regions ready to start now: the cross-region step's work this look.
+    pub regional_wanted: usize,
+    /// Shares destination retention would expire at once: not copied.
+    pub too_old: Vec<String>,
+    pub failures: Vec<ItemFailure>,
+    /// Copies of this namespace in flight in this account after the look (`CopiesInFlight`).
+    pub copies_in_flight: usize,
+    /// Whether the run looks again, and when; or why it stops with work left.
+    #[serde(skip)]
+    pub next: NextLook,
+    /// Redshift: the destination makes no copies; it verifies that each share is visible in
+    /// every region (`in_flight` is a share the source's cluster is still copying).
+    pub verifies_only: bool,
+    /// Redshift: the heartbeat, from the shares the step lists (its delete step lists
+    /// nothing). Aurora and RDS report it from the delete step.
+    pub heartbeat: Option<Heartbeat>,
+    pub api_calls: u64,
+}
+
+impl CopyPass {
+    /// A look that stood aside for an older execution.
+    pub fn overlapping(older: String) -> CopyPass {
+        CopyPass {
+            overlapping_execution: Some(older),
+            due: 0,
+            done: Vec::new(),
+            started: Vec::new(),
+            in_flight: Vec::new(),
+            waiting: Vec::new(),
+            regional_wanted: 0,
+            too_old: Vec::new(),
+            failures: Vec::new(),
+            copies_in_flight: 0,
+            next: NextLook::Finished,
+            verifies_only: false,
+            heartbeat: None,
+            api_calls: 0,
+        }
+    }
+
+    fn stage(&self, p: &PendingCopy, source_region: &str) -> &'static str {
+        if self.verifies_only {
+            "verify"
+        } else if p.region == source_region {
+            "copy-in"
+        } else {
+            "cross-region-copy"
+        }
+    }
+
+    /// Whether anything is under way or still to start.
+    pub fn pending(&self) -> bool {
+        !self.started.is_empty()
+            || !self.in_flight.is_empty()
+            || !self.waiting.is_empty()
+            || self.regional_wanted > 0
+    }
+
+    /// When the run stops with work left: one failure per copy still under way or waiting,
+    /// saying why, so the run fails loudly and names what is left.
+    pub fn left_over(&self, source_region: &str) -> Vec<ItemFailure> {
+        let NextLook::OutOfTime(why) = &self.next else {
+            return Vec::new();
+        };
+        let in_flight = self.in_flight.iter().chain(&self.started).map(|p| {
+            let message = if self.verifies_only {
+                format!(
+                    "the share {} was still {} when the run stopped: {why}. The source account's cluster copies it there (check its snapshot copy configuration); the next run looks again",
+                    p.snapshot_id, p.status
+                )
+            } else {
+                format!(
+                    "the copy of {} into {} was still `{}` when the run stopped: {why}. The next run follows it",
+                    p.snapshot_id, p.region, p.status
+                )
+            };
+            pending_failure(
+                p,
+                self.stage(p, source_region),
+                ItemError {
+                    error_type: "InvalidState".into(),
+                    message,
+                    retryable: false,
+                },
+            )
+        });
+        let waiting = self.waiting.iter().map(|p| {
+            pending_failure(
+                p,
+                self.stage(p, source_region),
+                ItemError {
+                    error_type: "InvalidState".into(),
+                    message: format!(
+                        "{} waited for a copy slot in {} until the run stopped: {why}. {} copies were due and AWS allows only a few in flight per region; the next run starts the longest-waiting databases first. If this repeats, copies need more time than the schedule's interval gives",
+                        p.snapshot_id, p.region, self.waiting.len() + self.in_flight.len()
+                    ),
+                    retryable: false,
+                },
+            )
+        });
+        in_flight.chain(waiting).collect()
+    }
+
+    /// The bounded output of the copy-in Lambda function: counts, and the first failures by
+    /// name, whatever the size of the fleet.
+    pub fn output(&self, look: &Look, source_region: &str) -> CopyInOutput {
+        let mut failures = self.failures.clone();
+        failures.extend(self.left_over(source_region));
+        let failed = failures.len();
+        failures.truncate(MAX_NAMED);
+        CopyInOutput {
+            version: EVENT_VERSION,
+            overlapping_execution: self.overlapping_execution.clone(),
+            finished: self.next.is_finished(),
+            looks: look.looks_before + 1,
+            next_look_seconds: self.next.seconds(),
+            stopped: match &self.next {
+                NextLook::OutOfTime(why) => Some(why.clone()),
+                _ => None,
+            },
+            copies_started: look.copies_started
+                + self
+                    .started
+                    .iter()
+                    .filter(|p| p.region == source_region)
+                    .count() as u64,
+            due: self.due,
+            done: self.done.len(),
+            started: self.started.len(),
+            in_flight: self.in_flight.len(),
+            waiting: self.waiting.len(),
+            regional_wanted: self.regional_wanted,
+            too_old: self.too_old.len(),
+            failed,
+            failures,
+            copies_in_flight: self.copies_in_flight,
+            heartbeat: self.heartbeat.clone(),
+            api_calls: self.api_calls,
+        }
+    }
+}
+
+/// The copy-in Lambda function's output: one look, in counts and the first failures by name.
+/// Its size does not grow with the fleet (Step Functions allows 256 KiB per state).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CopyInOutput {
@@ -311,41 +495,78 @@ pub struct CopyInOutput {
     /// Set when an older execution of the same schedule is still running (see TakeOutput).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlapping_execution: Option<String>,
-    pub items: Vec<DestinationItem>,
-    /// Shared snapshots waiting for a free copy slot (the per-region copy limit).
-    pub deferred: Vec<String>,
-    /// Shared snapshots not copied because destination retention would expire them at once.
-    pub too_old: Vec<String>,
-    pub started: Vec<String>,
-    /// Redshift: shares seen visible and available in every destination region.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub verified: Vec<String>,
-    /// Copies of this schedule being made in this account after the step, in every region
+    /// No more looks: nothing is pending, or the run stopped (see `stopped`).
+    pub finished: bool,
+    /// Looks made so far, this one included.
+    pub looks: u32,
+    /// Seconds to wait before the next look (0 when finished).
+    pub next_look_seconds: u64,
+    /// Why the run stopped with work left (its deadline passed); null otherwise.
+    #[serde(default)]
+    pub stopped: Option<String>,
+    /// Copies into this account the run has started so far.
+    pub copies_started: u64,
+    pub due: usize,
+    pub done: usize,
+    pub started: usize,
+    pub in_flight: usize,
+    pub waiting: usize,
+    pub regional_wanted: usize,
+    pub too_old: usize,
+    /// Failures this look, including work left when the run stopped.
+    pub failed: usize,
+    /// The first `MAX_NAMED` of them (the function's log names every one).
+    pub failures: Vec<ItemFailure>,
+    /// Copies of this namespace being made in this account after the look, in every region
     /// (the `CopiesInFlight` metric).
     #[serde(default)]
     pub copies_in_flight: usize,
-    /// Redshift: the heartbeat, from the shares this step lists (its delete step lists
-    /// nothing). Aurora and RDS report it from the delete step.
+    /// Redshift: the heartbeat, from the shares this step lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Heartbeat>,
     pub api_calls: u64,
 }
 
+/// Input of the cross-region copy step: the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrossRegionCopyInput {
     pub run: DestinationRun,
-    pub item: DestinationItem,
 }
 
+/// What the cross-region copy step started in one look, in full (the CLI's view).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionalPass {
+    pub started: Vec<PendingCopy>,
+    pub waiting: Vec<PendingCopy>,
+    pub failures: Vec<ItemFailure>,
+    pub api_calls: u64,
+}
+
+impl RegionalPass {
+    pub fn output(&self) -> CrossRegionCopyOutput {
+        let mut failures = self.failures.clone();
+        failures.truncate(MAX_NAMED);
+        CrossRegionCopyOutput {
+            version: EVENT_VERSION,
+            started: self.started.len(),
+            waiting: self.waiting.len(),
+            failed: self.failures.len(),
+            failures,
+            api_calls: self.api_calls,
+        }
+    }
+}
+
+/// The cross-region copy Lambda function's output, bounded like `CopyInOutput`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrossRegionCopyOutput {
     pub version: u32,
-    pub item: DestinationItem,
-    /// True once a copy is available in every destination region.
-    pub ready: bool,
-    pub started_in: Vec<String>,
+    pub started: usize,
+    pub waiting: usize,
+    pub failed: usize,
+    pub failures: Vec<ItemFailure>,
     pub api_calls: u64,
 }
 
@@ -379,13 +600,31 @@ pub struct ItemFailure {
 pub struct DeleteOutput {
     pub version: u32,
     pub deleted: Vec<DeletedSnapshot>,
+    /// How many were deleted (`deleted` names the first `MAX_NAMED` in a Lambda output).
+    #[serde(default)]
+    pub deleted_count: usize,
     pub kept: usize,
     pub failures: Vec<ItemFailure>,
+    /// How many deletions failed (`failures` names the first `MAX_NAMED` in a Lambda output).
+    #[serde(default)]
+    pub failed: usize,
     pub api_calls: u64,
     /// How old the newest protected recovery point of the schedule is after this run (the
     /// Lambda function writes it as the `RecoveryPointAge` metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Heartbeat>,
+}
+
+impl DeleteOutput {
+    /// The output as a Lambda function returns it: counts, and the first `MAX_NAMED`
+    /// deletions and failures by name, whatever the size of the fleet.
+    pub fn bounded(mut self) -> DeleteOutput {
+        self.deleted_count = self.deleted.len();
+        self.failed = self.failures.len();
+        self.deleted.truncate(MAX_NAMED);
+        self.failures.truncate(MAX_NAMED);
+        self
+    }
 }
 
 /// Parse and validate a step's input: a malformed event is a `ConfigInvalid` naming the field.
@@ -419,6 +658,16 @@ impl StepInput for CopyInInput {
         let mut p = Problems::default();
         self.run.check("run", &mut p);
         check_execution(self.execution.as_ref(), &mut p);
+        if self.looks > crate::looks::MAX_LOOKS {
+            p.add(
+                "looks",
+                format!(
+                    "{} is more than a run makes ({}); pass the previous look's `looks`",
+                    self.looks,
+                    crate::looks::MAX_LOOKS
+                ),
+            );
+        }
         p.into_result()
     }
 }
@@ -459,27 +708,7 @@ impl StepInput for ShareInput {
 
 impl StepInput for CrossRegionCopyInput {
     fn validate(&self) -> Result<(), Error> {
-        let mut p = Problems::default();
-        self.run.check("run", &mut p);
-        check_item_id(
-            &self.item.snapshot_id,
-            &self.run.namespace,
-            &self.run.schedule.name,
-            "item.snapshot_id",
-            &mut p,
-        );
-        if crate::snapshot::arn_account(&self.item.source_arn)
-            != Some(self.run.source.account.as_str())
-        {
-            p.add(
-                "item.source_arn",
-                format!(
-                    "`{}` is not a snapshot ARN of the source account {}",
-                    self.item.source_arn, self.run.source.account
-                ),
-            );
-        }
-        p.into_result()
+        self.run.validate("run")
     }
 }
 
@@ -500,5 +729,99 @@ fn check_item_id(id: &str, namespace: &str, schedule: &str, field: &str, p: &mut
             field,
             format!("`{id}` is not a snapshot id of namespace `{namespace}` and schedule `{schedule}` (they start with `{prefix}`)"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::looks::NextLook;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn pending(i: usize, region: &str, status: &str) -> PendingCopy {
+        PendingCopy {
+            resource_id: format!("orders-cluster-with-a-long-name-{i:04}"),
+            snapshot_id: format!(
+                "sc-production-auroradaily-orders-cluster-with-a-long-name-{i:04}-20261122-0000"
+            ),
+            region: region.into(),
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn a_look_with_a_thousand_failures_stays_small_and_counts_them_all() {
+        let failures: Vec<ItemFailure> = (0..1000)
+            .map(|i| ItemFailure {
+                resource: format!("orders-cluster-with-a-long-name-{i:04}"),
+                stage: "copy-in".into(),
+                error: ItemError {
+                    error_type: "AccessDenied".into(),
+                    message: "x".repeat(400),
+                    retryable: false,
+                },
+            })
+            .collect();
+        let pass = CopyPass {
+            overlapping_execution: None,
+            due: 5000,
+            done: (0..3000).map(|i| format!("done-{i}")).collect(),
+            started: Vec::new(),
+            in_flight: (0..500)
+                .map(|i| pending(i, "us-east-1", "copying"))
+                .collect(),
+            waiting: (500..1000)
+                .map(|i| pending(i, "eu-west-1", crate::plan::WAITING_FOR_A_SLOT))
+                .collect(),
+            regional_wanted: 0,
+            too_old: Vec::new(),
+            failures,
+            copies_in_flight: 5,
+            next: NextLook::OutOfTime("the run's deadline passed".into()),
+            verifies_only: false,
+            heartbeat: None,
+            api_calls: 60,
+        };
+        let look = Look::first(t("2026-11-22T03:00:00Z"));
+        let out = pass.output(&look, "us-east-1");
+        // Every failure and every copy left at the deadline is counted...
+        assert_eq!(out.failed, 2000);
+        assert!(out.finished);
+        assert_eq!(out.stopped.as_deref(), Some("the run's deadline passed"));
+        // ...and the first ones are named: far below Step Functions' and SNS's 256 KiB.
+        assert_eq!(out.failures.len(), MAX_NAMED);
+        let bytes = serde_json::to_vec(&out).unwrap().len();
+        assert!(bytes < 32 * 1024, "{bytes} bytes");
+    }
+
+    #[test]
+    fn work_left_at_the_deadline_is_named_with_what_to_expect() {
+        let pass = CopyPass {
+            in_flight: vec![pending(1, "eu-west-1", "copying")],
+            waiting: vec![pending(2, "us-east-1", crate::plan::WAITING_FOR_A_SLOT)],
+            next: NextLook::OutOfTime("the run's deadline 2026-11-23T02:00:00Z passed".into()),
+            ..CopyPass::overlapping(String::new())
+        };
+        let left = pass.left_over("us-east-1");
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0].stage, "cross-region-copy");
+        assert!(left[0].error.message.contains("still `copying`"));
+        assert_eq!(left[1].stage, "copy-in");
+        assert!(
+            left[1]
+                .error
+                .message
+                .contains("waited for a copy slot in us-east-1")
+        );
+        assert!(left[1].error.message.contains("longest-waiting"));
+        // A run that finished normally leaves nothing to report.
+        let finished = CopyPass {
+            next: NextLook::Finished,
+            ..pass
+        };
+        assert!(finished.left_over("us-east-1").is_empty());
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod heartbeat;
 pub mod interval;
+pub mod looks;
 pub mod naming;
 pub mod plan;
 pub mod retention;

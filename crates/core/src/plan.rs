@@ -114,40 +114,111 @@ pub fn missing_shares(
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CopyInPlan {
-    /// Shared snapshots to copy into the source region now (newest first).
-    pub start: Vec<SnapshotRecord>,
-    /// Snapshots whose copy in the source region exists but whose regional copies are not all
-    /// there yet: (shared snapshot, our copy in the source region).
-    pub in_flight: Vec<(SnapshotRecord, SnapshotRecord)>,
-    /// Shared snapshots waiting for a copy slot.
-    pub deferred: Vec<String>,
-    /// Shared snapshots destination retention would expire at once.
-    pub too_old: Vec<String>,
+/// A copy the destination starts in this look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyStart {
+    pub resource_id: String,
+    /// The snapshot id, the same in every region.
+    pub snapshot_id: String,
+    /// Where the copy is made (this account).
+    pub region: String,
+    /// What is copied: the shared snapshot (copy-in) or this account's copy in the source
+    /// region (cross-region).
+    pub from_arn: String,
+    pub from_encrypted: bool,
+    /// RDS instances: the option group of what is copied (mapped per region).
+    pub from_option_group: Option<String>,
+    /// The shared snapshot's ARN and capture time, for the copy's tags.
+    pub source_arn: String,
+    pub source_created: Option<Timestamp>,
+    /// A copy into the source region (from the share) rather than into another region.
+    pub copy_in: bool,
 }
 
-/// Decide the copy-in pass. `shared` is every snapshot shared with this account in the
-/// source region; `local` maps each region (source region and destination regions) to every
-/// manual snapshot there.
-pub fn plan_copy_in(
+/// A copy under way, waiting for a slot, or failed in AWS, in one region.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PendingCopy {
+    pub resource_id: String,
+    pub snapshot_id: String,
+    pub region: String,
+    /// The copy's status (`copying`, `failed`...), or `waiting for a copy slot`.
+    pub status: String,
+}
+
+pub const WAITING_FOR_A_SLOT: &str = "waiting for a copy slot";
+/// The status of a copy whose id is held, where it should go, by a snapshot not ours.
+pub const NOT_OURS: &str = "taken by a snapshot not owned by this namespace";
+
+/// A region's copy of a share that is the final copy (not an intermediate).
+fn final_copy<'a>(
+    copies: &BTreeMap<&str, &'a SnapshotRecord>,
+    id: &str,
+) -> Option<&'a SnapshotRecord> {
+    copies
+        .get(id)
+        .copied()
+        .filter(|c| c.stage() == Some(Stage::Destination))
+}
+
+/// A shared snapshot or our copy of it in the source region, as one look sees it.
+struct Item<'a> {
+    id: &'a str,
+    resource: &'a str,
+    /// When the data was captured (the share's creation time).
+    created: Option<Timestamp>,
+    source_arn: &'a str,
+    share: Option<&'a SnapshotRecord>,
+    local: Option<&'a SnapshotRecord>,
+}
+
+/// One look at the destination: what to start in each region now, what is under way, what
+/// waits for a free copy slot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CopyPassPlan {
+    /// Copies to start now, in the order they should start (fair order, see `plan_copy_pass`).
+    pub start: Vec<CopyStart>,
+    pub in_flight: Vec<PendingCopy>,
+    /// Copies due but with no free slot in their region; they start in a later look.
+    pub waiting: Vec<PendingCopy>,
+    /// Copies AWS reports as failed: they never become available by waiting.
+    pub unusable: Vec<PendingCopy>,
+    /// Shares copied into every destination region and available there.
+    pub done: Vec<String>,
+    /// Shared snapshots destination retention would expire at once: not copied.
+    pub too_old: Vec<String>,
+    /// Shares of this schedule (from the source account, matching its filter) and copies of
+    /// ours in the source region whose share is gone: everything this look follows.
+    pub due: usize,
+}
+
+/// Decide one look of the destination. `shared` is every snapshot shared with this account in
+/// the source region; `local` maps each region (source region and destination regions) to
+/// every manual snapshot this account owns there.
+///
+/// Each share goes through: a copy into the source region (re-encrypted with this account's
+/// key), then from it a copy into every other destination region. A copy starts only while
+/// its region has a free slot: AWS allows `copy_limit` copies in flight per account and
+/// region, and every copy of this namespace in flight there holds one.
+///
+/// Fair order: databases that have gone longest without a copy protected in every region
+/// come first (never-copied first), one share per database per round, each database's newest
+/// share first. So no database starves behind others' backlog, and each gains its newest
+/// recovery point as early as capacity allows.
+pub fn plan_copy_pass(
     run: &DestinationRun,
     filter: &ResourceFilter,
     shared: &[SnapshotRecord],
     local: &BTreeMap<String, Vec<SnapshotRecord>>,
     copy_limit: u32,
     now: Timestamp,
-) -> CopyInPlan {
+) -> CopyPassPlan {
     let prefix = schedule_prefix(&run.namespace, &run.schedule.name);
     let ours_in = |region: &str| -> BTreeMap<&str, &SnapshotRecord> {
         local
             .get(region)
             .into_iter()
             .flatten()
-            .filter(|s| {
-                s.is_owned_by(&run.namespace)
-                    && s.tags.get(crate::tags::SCHEDULE) == Some(&run.schedule.name)
-            })
+            .filter(|s| s.is_of_schedule(&run.namespace, &run.schedule.name))
             .map(|s| (s.id.as_str(), s))
             .collect()
     };
@@ -160,25 +231,134 @@ pub fn plan_copy_in(
         .map(|r| (r.region.as_str(), ours_in(&r.region)))
         .collect();
 
-    let mut plan = CopyInPlan::default();
-    let mut candidates: Vec<&SnapshotRecord> = Vec::new();
-    for s in shared {
-        let from_source = arn_account(&s.arn) == Some(run.source.account.as_str());
-        if !from_source || !s.id.starts_with(&prefix) || !filter.matches_id(&s.resource_id) {
-            continue;
-        }
-        let all_final = finals.iter().all(|(_, copies)| {
-            copies
-                .get(s.id.as_str())
-                .is_some_and(|c| c.stage() == Some(Stage::Destination))
+    // Every share of this schedule from the source account, and every copy of ours in the
+    // source region (its share may be gone by now; its regional copies are still due).
+    let mut items: BTreeMap<&str, Item> = BTreeMap::new();
+    for s in shared.iter().filter(|s| {
+        arn_account(&s.arn) == Some(run.source.account.as_str())
+            && s.id.starts_with(&prefix)
+            && filter.matches_id(&s.resource_id)
+    }) {
+        items.insert(
+            &s.id,
+            Item {
+                id: &s.id,
+                resource: &s.resource_id,
+                created: s.created,
+                source_arn: &s.arn,
+                share: Some(s),
+                local: None,
+            },
+        );
+    }
+    for (id, copy) in &in_source_region {
+        let item = items.entry(id).or_insert_with(|| Item {
+            id: &copy.id,
+            resource: copy.protected_resource(),
+            created: copy.captured_at(),
+            source_arn: copy
+                .tags
+                .get(crate::tags::SOURCE_ARN)
+                .map_or(copy.arn.as_str(), String::as_str),
+            share: None,
+            local: None,
         });
-        if all_final {
+        item.local = Some(copy);
+    }
+
+    // Per database, the capture time of its newest recovery point available in every region.
+    let mut protected: BTreeMap<&str, Timestamp> = BTreeMap::new();
+    let everywhere = |id: &str| {
+        finals
+            .iter()
+            .all(|(_, copies)| final_copy(copies, id).is_some_and(|c| c.status.is_available()))
+    };
+    for item in items.values() {
+        if everywhere(item.id)
+            && let Some(at) = item.created
+        {
+            let newest = protected.entry(item.resource).or_insert(at);
+            *newest = (*newest).max(at);
+        }
+    }
+
+    let mut plan = CopyPassPlan {
+        due: items.len(),
+        ..CopyPassPlan::default()
+    };
+    let pending = |item: &Item, region: &str, status: &str| PendingCopy {
+        resource_id: item.resource.to_string(),
+        snapshot_id: item.id.to_string(),
+        region: region.to_string(),
+        status: status.to_string(),
+    };
+    // A snapshot of someone else's holding our id where a copy should go: never copied over
+    // or from, and reported.
+    let taken_by_other = |region: &str, id: &str| {
+        local
+            .get(region)
+            .into_iter()
+            .flatten()
+            .any(|c| c.id == id && !c.is_owned_by(&run.namespace))
+    };
+    let mut copy_ins: Vec<&Item> = Vec::new();
+    // (target region, item, this account's copy in the source region)
+    let mut regional: Vec<(&str, &Item, &SnapshotRecord)> = Vec::new();
+    for item in items.values() {
+        if everywhere(item.id) {
+            plan.done.push(item.id.to_string());
             continue;
         }
-        if let Some(copy) = in_source_region.get(s.id.as_str()) {
-            plan.in_flight.push((s.clone(), (*copy).clone()));
-        } else if s.status.is_available() {
-            candidates.push(s);
+        match item.local {
+            None => {
+                // Every regional copy exists (some still copying) and the intermediate is
+                // already gone: follow the regional copies.
+                let all_exist = finals
+                    .iter()
+                    .all(|(_, copies)| final_copy(copies, item.id).is_some());
+                if all_exist {
+                    for (region, copies) in &finals {
+                        if let Some(c) = final_copy(copies, item.id)
+                            && !c.status.is_available()
+                        {
+                            plan.in_flight
+                                .push(pending(item, region, c.status.as_str()));
+                        }
+                    }
+                } else if taken_by_other(source_region, item.id) {
+                    plan.unusable.push(pending(item, source_region, NOT_OURS));
+                } else if item.share.is_some_and(|s| s.status.is_available()) {
+                    copy_ins.push(item);
+                }
+            }
+            Some(local_copy) => match &local_copy.status {
+                SnapshotStatus::InProgress(status) => {
+                    plan.in_flight.push(pending(item, source_region, status));
+                }
+                SnapshotStatus::Unusable(status) => {
+                    plan.unusable.push(pending(item, source_region, status));
+                }
+                SnapshotStatus::Available => {
+                    for (region, copies) in &finals {
+                        if *region == source_region {
+                            continue;
+                        }
+                        match copies.get(item.id).map(|c| &c.status) {
+                            None if taken_by_other(region, item.id) => {
+                                plan.unusable.push(pending(item, region, NOT_OURS));
+                            }
+                            None => regional.push((region, item, local_copy)),
+                            Some(SnapshotStatus::InProgress(status)) => {
+                                plan.in_flight.push(pending(item, region, status));
+                            }
+                            Some(SnapshotStatus::Unusable(status)) => {
+                                plan.unusable.push(pending(item, region, status));
+                            }
+                            Some(SnapshotStatus::Available) => {}
+                        }
+                    }
+                }
+            },
         }
     }
 
@@ -187,6 +367,9 @@ pub fn plan_copy_in(
     let mut pool: BTreeMap<&str, RetentionCandidate> = BTreeMap::new();
     for (_, copies) in &finals {
         for c in copies.values() {
+            if c.stage() != Some(Stage::Destination) {
+                continue;
+            }
             if let Some(created) = c.captured_at() {
                 pool.entry(c.id.as_str()).or_insert(RetentionCandidate {
                     id: c.id.clone(),
@@ -198,13 +381,13 @@ pub fn plan_copy_in(
             }
         }
     }
-    for s in &candidates {
+    for item in &copy_ins {
         pool.insert(
-            s.id.as_str(),
+            item.id,
             RetentionCandidate {
-                id: s.id.clone(),
-                resource: s.resource_id.clone(),
-                created: s.created.unwrap_or(now),
+                id: item.id.to_string(),
+                resource: item.resource.to_string(),
+                created: item.created.unwrap_or(now),
                 owned: true,
                 available: true,
             },
@@ -215,39 +398,89 @@ pub fn plan_copy_in(
         .delete
         .into_iter()
         .collect();
+    copy_ins.retain(|item| {
+        let old = expire.contains(item.id);
+        if old {
+            plan.too_old.push(item.id.to_string());
+        }
+        !old
+    });
 
-    // AWS limits copies in flight per account and region. A copy started now occupies a slot
-    // in the source region and, once available, one in every destination region; copies in
-    // flight and items whose regional copies are still to start hold theirs.
-    let busy_in = |copies: &BTreeMap<&str, &SnapshotRecord>| {
-        copies
-            .values()
-            .filter(|c| c.status.is_in_progress())
-            .count()
+    // Free slots per region: AWS counts every copy in flight in the account and region; this
+    // namespace's copies (any schedule) are the ones we know of.
+    let mut free: BTreeMap<&str, usize> = BTreeMap::new();
+    for region in std::iter::once(source_region).chain(finals.iter().map(|(r, _)| *r)) {
+        let busy = local
+            .get(region)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.is_owned_by(&run.namespace) && c.status.is_in_progress())
+            .count();
+        free.insert(region, (copy_limit as usize).saturating_sub(busy));
+    }
+
+    let order = |wanted: &mut Vec<(&str, &Item, Option<&SnapshotRecord>)>| {
+        // Rank within each database: 0 for its newest recovery point.
+        let mut by_db: BTreeMap<&str, Vec<Option<Timestamp>>> = BTreeMap::new();
+        for (_, item, _) in wanted.iter() {
+            by_db.entry(item.resource).or_default().push(item.created);
+        }
+        for created in by_db.values_mut() {
+            created.sort_by(|a, b| b.cmp(a));
+        }
+        let rank = |item: &Item| {
+            by_db
+                .get(item.resource)
+                .and_then(|c| c.iter().position(|x| *x == item.created))
+                .unwrap_or(0)
+        };
+        wanted.sort_by(|(_, a, _), (_, b, _)| {
+            rank(a)
+                .cmp(&rank(b))
+                .then_with(|| protected.get(a.resource).cmp(&protected.get(b.resource)))
+                .then_with(|| a.resource.cmp(b.resource))
+                .then_with(|| b.created.cmp(&a.created))
+                .then_with(|| a.id.cmp(b.id))
+        });
     };
-    let mut busy = busy_in(&in_source_region);
-    for (region, copies) in &finals {
-        if *region == source_region {
+    let mut wanted_regional: Vec<(&str, &Item, Option<&SnapshotRecord>)> = regional
+        .into_iter()
+        .map(|(r, item, l)| (r, item, Some(l)))
+        .collect();
+    order(&mut wanted_regional);
+    let mut wanted: Vec<(&str, &Item, Option<&SnapshotRecord>)> = copy_ins
+        .into_iter()
+        .map(|item| (source_region, item, None))
+        .collect();
+    order(&mut wanted);
+    // Regional copies first: they finish what is half way.
+    for (region, item, from) in wanted_regional.into_iter().chain(wanted) {
+        let slots = free.entry(region).or_insert(0);
+        if *slots == 0 {
+            plan.waiting.push(pending(item, region, WAITING_FOR_A_SLOT));
             continue;
         }
-        let to_start = plan
-            .in_flight
-            .iter()
-            .filter(|(s, _)| !copies.contains_key(s.id.as_str()))
-            .count();
-        busy = busy.max(busy_in(copies) + to_start);
-    }
-    let mut free = (copy_limit as usize).saturating_sub(busy);
-    candidates.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
-    for s in candidates {
-        if expire.contains(&s.id) {
-            plan.too_old.push(s.id.clone());
-        } else if free > 0 {
-            free -= 1;
-            plan.start.push(s.clone());
-        } else {
-            plan.deferred.push(s.id.clone());
-        }
+        *slots -= 1;
+        let (from_arn, from_encrypted, from_option_group) = match (from, item.share) {
+            (Some(local_copy), _) => (
+                local_copy.arn.clone(),
+                local_copy.encrypted,
+                local_copy.option_group.clone(),
+            ),
+            (None, Some(share)) => (share.arn.clone(), share.encrypted, None),
+            (None, None) => continue, // a copy-in always has its share
+        };
+        plan.start.push(CopyStart {
+            resource_id: item.resource.to_string(),
+            snapshot_id: item.id.to_string(),
+            region: region.to_string(),
+            from_arn,
+            from_encrypted,
+            from_option_group,
+            source_arn: item.source_arn.to_string(),
+            source_created: item.created,
+            copy_in: from.is_none(),
+        });
     }
     plan
 }

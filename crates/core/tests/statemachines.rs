@@ -112,27 +112,42 @@ fn lambda_tasks_retry_exactly_the_retryable_errors_and_catch_everything() {
 #[test]
 fn polling_and_concurrency_come_from_the_run_settings() {
     let settings = serde_json::to_value(snapcourier_core::config::Settings::default()).unwrap();
-    for side in ["source", "destination"] {
-        let all = states(&load(side));
-        let waits: Vec<_> = all.iter().filter(|(_, s)| s["Type"] == "Wait").collect();
-        assert!(!waits.is_empty());
-        for (_, w) in waits {
-            assert!(
-                settings
-                    .get(settings_field(w["SecondsPath"].as_str().unwrap()))
-                    .is_some()
-            );
-        }
-        let (_, map) = all.iter().find(|(_, s)| s["Type"] == "Map").unwrap();
+    let all = states(&load("source"));
+    let waits: Vec<_> = all.iter().filter(|(_, s)| s["Type"] == "Wait").collect();
+    assert!(!waits.is_empty());
+    for (_, w) in waits {
         assert!(
             settings
-                .get(settings_field(map["MaxConcurrencyPath"].as_str().unwrap()))
+                .get(settings_field(w["SecondsPath"].as_str().unwrap()))
                 .is_some()
         );
-        let (_, bound) = all.iter().find(|(n, _)| n == "Stuck?").unwrap();
-        let path = bound["Choices"][0]["NumericGreaterThanEqualsPath"]
-            .as_str()
-            .unwrap();
-        assert!(settings.get(settings_field(path)).is_some());
     }
+    let (_, map) = all.iter().find(|(_, s)| s["Type"] == "Map").unwrap();
+    assert!(
+        settings
+            .get(settings_field(map["MaxConcurrencyPath"].as_str().unwrap()))
+            .is_some()
+    );
+    let (_, bound) = all.iter().find(|(n, _)| n == "Stuck?").unwrap();
+    let path = bound["Choices"][0]["NumericGreaterThanEqualsPath"]
+        .as_str()
+        .unwrap();
+    assert!(settings.get(settings_field(path)).is_some());
+}
+
+#[test]
+fn the_destination_holds_no_list_of_the_fleet_and_its_steps_pace_the_looks() {
+    let machine = load("destination");
+    let all = states(&machine);
+    // No Map: the steps work on the whole schedule per look and return counts, so no state
+    // grows with the number of databases.
+    assert!(all.iter().all(|(_, s)| s["Type"] != "Map"));
+    let waits: Vec<_> = all.iter().filter(|(_, s)| s["Type"] == "Wait").collect();
+    assert_eq!(waits.len(), 1);
+    // The copy-in step decides when to look again (from the run's settings and deadline).
+    assert_eq!(waits[0].1["SecondsPath"], "$.look.output.next_look_seconds");
+    assert_eq!(waits[0].1["Next"], "CopyIn");
+    let again = &machine["States"]["LookAgain?"]["Choices"][0];
+    assert_eq!(again["Variable"], "$.look.output.finished");
+    assert_eq!(again["Next"], "WaitBeforeNextLook");
 }

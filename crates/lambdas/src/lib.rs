@@ -12,7 +12,7 @@ use serde_json::Value;
 use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Error;
 use snapcourier_core::events::{
-    CopyInInput, CopyInOutput, CrossRegionCopyInput, DeleteInput, DestinationRun, ShareInput,
+    CopyInInput, CopyInOutput, CrossRegionCopyInput, DeleteInput, DestinationRun, Look, ShareInput,
     StepInput, TakeInput,
 };
 use snapcourier_core::heartbeat::{COPIES_IN_FLIGHT, Heartbeat, RECOVERY_POINT_AGE, Side, emf};
@@ -46,15 +46,26 @@ pub async fn handle_share(ctx: &AwsContext, event: Value, _now: Timestamp) -> Re
     to_json(steps::share(ctx, &input.run, &input.item).await?)
 }
 
+/// One look of a destination run. The deadline counts from the execution's start (the
+/// state machine passes it); invoked by hand without one, from now.
 pub async fn handle_copy_in_destination(
     ctx: &AwsContext,
     event: Value,
     now: Timestamp,
 ) -> Result<Value, Error> {
     let input = CopyInInput::parse_json(event)?;
-    let output = steps::copy_in(ctx, &input.run, input.execution.as_ref(), now).await?;
+    let look = Look {
+        looks_before: input.looks,
+        started_at: input.execution.as_ref().map_or(now, |e| e.start_time),
+        copies_started: input.copies_started,
+    };
+    let pass = steps::copy_in(ctx, &input.run, input.execution.as_ref(), &look, now).await?;
+    let output = pass.output(&look, &input.run.source.region);
     emit(copies_in_flight_record(&input.run, &output, now));
-    if let Some(heartbeat) = &output.heartbeat {
+    // Redshift's heartbeat comes with this step: write it once, when the run's looks end.
+    if output.finished
+        && let Some(heartbeat) = &output.heartbeat
+    {
         emit(heartbeat_record(&input.run.namespace, heartbeat, now));
     }
     to_json(output)
@@ -63,10 +74,14 @@ pub async fn handle_copy_in_destination(
 pub async fn handle_cross_region_copy(
     ctx: &AwsContext,
     event: Value,
-    _now: Timestamp,
+    now: Timestamp,
 ) -> Result<Value, Error> {
     let input = CrossRegionCopyInput::parse_json(event)?;
-    to_json(steps::cross_region_copy(ctx, &input.run, &input.item).await?)
+    to_json(
+        steps::cross_region_copy(ctx, &input.run, now)
+            .await?
+            .output(),
+    )
 }
 
 pub async fn handle_delete(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
@@ -83,7 +98,10 @@ pub async fn handle_delete(ctx: &AwsContext, event: Value, now: Timestamp) -> Re
     if let Some(heartbeat) = &output.heartbeat {
         emit(heartbeat_record(&namespace, heartbeat, now));
     }
-    to_json(output)
+    for f in &output.failures {
+        tracing::error!(resource = %f.resource, stage = %f.stage, error_type = %f.error.error_type, message = %f.error.message, "item failed");
+    }
+    to_json(output.bounded())
 }
 
 /// The `RecoveryPointAge` metric of a run's heartbeat, as an EMF record; none when some region

@@ -37,12 +37,6 @@ fn item() -> Value {
     json!({"resource_id": "orders-db", "snapshot_id": "sc-demo-auroradaily-orders-db-20261122-0000", "status": "available", "shared": false})
 }
 
-fn dest_item() -> Value {
-    json!({"resource_id": "orders-db", "snapshot_id": "sc-demo-auroradaily-orders-db-20261122-0000",
-           "source_arn": "arn:aws:rds:us-east-1:111111111111:cluster-snapshot:sc-demo-auroradaily-orders-db-20261122-0000",
-           "encrypted": true, "status": "available"})
-}
-
 /// Set (or add) the field at a JSON pointer.
 fn with(mut event: Value, pointer: &str, value: Value) -> Value {
     match event.pointer_mut(pointer) {
@@ -79,6 +73,8 @@ enum Step {
     TakeEvent,
     Share,
     CopyIn,
+    /// A whole copy-in event.
+    CopyInEvent,
     CrossRegion,
     Delete,
 }
@@ -94,6 +90,7 @@ async fn call(
         Step::TakeEvent => handle_take(ctx, event, now).await,
         Step::Share => handle_share(ctx, event, now).await,
         Step::CopyIn => handle_copy_in_destination(ctx, json!({ "run": event }), now).await,
+        Step::CopyInEvent => handle_copy_in_destination(ctx, event, now).await,
         Step::CrossRegion => handle_cross_region_copy(ctx, event, now).await,
         Step::Delete => handle_delete(ctx, event, now).await,
     }
@@ -111,7 +108,6 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
     emu.reset_requests();
     let ctx = AwsContext::new(&emu.sdk_config(Side::Source), ClientOptions::default());
     let share = |item: Value| json!({"run": source_event(), "item": item});
-    let cross = |run: Value, item: Value| json!({"run": run, "item": item});
     let cases: Vec<(Step, Value, &str)> = vec![
         (Step::Take, json!("take everything"), ""),
         (Step::Take, json!({}), ""),
@@ -220,17 +216,32 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
         ),
         (
             Step::CrossRegion,
-            cross(
+            json!({"run": destination_event(), "item": {"snapshot_id": "sc-demo-auroradaily-x-1"}}),
+            "item",
+        ),
+        (
+            Step::CrossRegion,
+            json!({"run": with(destination_event(), "/destination/account", json!("111111111111"))}),
+            "run.destination.account",
+        ),
+        (
+            Step::CopyInEvent,
+            json!({"run": destination_event(), "looks": 100_000}),
+            "looks",
+        ),
+        (
+            Step::CopyIn,
+            with(
                 destination_event(),
-                with(
-                    dest_item(),
-                    "/source_arn",
-                    json!(
-                        "arn:aws:rds:us-east-1:999999999999:cluster-snapshot:sc-demo-auroradaily-x-1"
-                    ),
-                ),
+                "/settings/deadline_seconds",
+                json!(86_400),
             ),
-            "item.source_arn",
+            "settings.deadline_seconds",
+        ),
+        (
+            Step::CopyIn,
+            with(destination_event(), "/settings/deadline_seconds", json!(0)),
+            "settings.deadline_seconds",
         ),
         (
             Step::TakeEvent,

@@ -340,6 +340,26 @@ impl Deployment {
     }
 }
 
+/// The largest state an execution held, in bytes: every state's input and output as the
+/// history records them (Step Functions allows 256 KiB).
+pub fn largest_state_bytes(events: &[aws_sdk_sfn::types::HistoryEvent]) -> usize {
+    events
+        .iter()
+        .flat_map(|e| {
+            [
+                e.state_entered_event_details().and_then(|d| d.input()),
+                e.state_exited_event_details().and_then(|d| d.output()),
+                e.execution_started_event_details().and_then(|d| d.input()),
+                e.execution_succeeded_event_details()
+                    .and_then(|d| d.output()),
+            ]
+        })
+        .flatten()
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
 impl Drop for Deployment {
     fn drop(&mut self) {
         for child in &mut self.watchers {

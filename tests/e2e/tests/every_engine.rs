@@ -211,7 +211,8 @@ async fn a_redshift_share_missing_in_the_copy_region_fails_the_destination_execu
     shared["shared_with"] = json!([DESTINATION_ACCOUNT]);
     d.emu.insert_snapshots(&[shared]);
     let mut c = config();
-    c.settings.max_polls = 2;
+    // Long enough for a few looks even while the functions start up.
+    c.settings.deadline_seconds = Some(15);
     let execution = d
         .run(
             Side::Destination,
@@ -226,11 +227,21 @@ async fn a_redshift_share_missing_in_the_copy_region_fails_the_destination_execu
     let failures = body["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{body}");
     assert_eq!(failures[0]["resource"], "warehouse-main");
+    assert_eq!(failures[0]["stage"], "verify");
     assert!(
-        failures[0]["cause"]
+        failures[0]["error"]["message"]
             .as_str()
             .unwrap_or_default()
             .contains(DESTINATION_REGION),
+        "{body}"
+    );
+    // The run looked again until its deadline, then stopped and said why.
+    assert!(body["looks"].as_u64().unwrap() >= 2, "{body}");
+    assert!(
+        body["stopped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deadline"),
         "{body}"
     );
 }

@@ -143,9 +143,11 @@ async fn both_sides_through_the_state_machines() {
         .into_iter()
         .filter(|r| r.get("CopiesInFlight").is_some())
         .collect();
-    assert_eq!(in_flight.len(), 1, "{in_flight:?}");
-    // The three copies in were started by this copy-in step.
+    // One record per look: the first look started the three copies in; by the last look
+    // every copy had finished.
+    assert!(in_flight.len() >= 2, "{in_flight:?}");
     assert_eq!(in_flight[0]["CopiesInFlight"], 3.0);
+    assert_eq!(in_flight[in_flight.len() - 1]["CopiesInFlight"], 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

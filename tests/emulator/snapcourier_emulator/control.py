@@ -138,6 +138,18 @@ class RequestLog:
             self._by_action: Counter[str] = Counter()
             self._by_account: dict[str, Counter[str]] = {}
             self._throttled: Counter[str] = Counter()
+            self._copy_peak: dict[str, int] = {}
+            self._copies_refused: Counter[str] = Counter()
+
+    def copy_started(self, where: str, in_flight: int) -> None:
+        """A copy started with `in_flight` copies (itself included) in flight at `where`
+        (account/region/kind): the peak shows whether the product kept within AWS's limit."""
+        with self._lock:
+            self._copy_peak[where] = max(self._copy_peak.get(where, 0), in_flight)
+
+    def copy_refused(self, where: str) -> None:
+        with self._lock:
+            self._copies_refused[where] += 1
 
     def record(self, account: str, key: str, throttled: bool) -> None:
         with self._lock:
@@ -158,6 +170,10 @@ class RequestLog:
                 "throttled": {
                     "total": sum(self._throttled.values()),
                     "by_action": dict(self._throttled),
+                },
+                "copies": {
+                    "peak_in_flight": dict(self._copy_peak),
+                    "refused": dict(self._copies_refused),
                 },
             }
 

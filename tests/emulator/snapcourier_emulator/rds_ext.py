@@ -58,7 +58,7 @@ from moto.rds.responses import RDSResponse
 from moto.rds.utils import split_arn
 
 from . import kms_keys
-from .control import CONFIG
+from .control import CONFIG, REQUESTS
 
 # Copies in progress AWS allows per account and region, by snapshot kind.
 COPY_LIMITS = {DBClusterSnapshot: 5, DBSnapshot: 20}
@@ -365,8 +365,11 @@ def _check_copy_limit(backend: RDSBackend, kind: SnapshotKind) -> None:
         1 for s in kind.store(backend).values()
         if getattr(s, "sc_is_copy", False) and s.status != "available"
     )
+    where = f"{backend.account_id}/{backend.region_name}/{kind.model.__name__}"
     if in_progress >= limit:
+        REQUESTS.copy_refused(where)
         raise SnapshotQuotaExceededFault()
+    REQUESTS.copy_started(where, in_progress + 1)
 
 
 def _copy_option_group(backend: RDSBackend, kind: SnapshotKind, source: Any,

@@ -228,6 +228,26 @@ impl Emulator {
         serde_json::from_value(v["by_action"].clone()).unwrap_or_default()
     }
 
+    /// Copies refused because AWS's limit of copies in flight was reached, by
+    /// `account/region/kind`: a product that keeps within the limit has none.
+    pub fn copies_refused(&self) -> BTreeMap<String, u64> {
+        self.copies("refused")
+    }
+
+    /// The most copies in flight at once (each copy counted as it started), by
+    /// `account/region/kind` (`DBClusterSnapshot`, `DBSnapshot`).
+    pub fn copies_peak_in_flight(&self) -> BTreeMap<String, u64> {
+        self.copies("peak_in_flight")
+    }
+
+    fn copies(&self, which: &str) -> BTreeMap<String, u64> {
+        let mut response = ureq::get(&self.url("/snapcourier/requests"))
+            .call()
+            .expect("GET requests");
+        let v: Value = response.body_mut().read_json().expect("requests json");
+        serde_json::from_value(v["copies"][which].clone()).unwrap_or_default()
+    }
+
     pub fn reset_requests(&self) {
         self.post("/snapcourier/requests/reset", &json!({}));
     }

@@ -3,17 +3,21 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use snapcourier_core::Error;
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{
-    CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DeletedSnapshot, DestinationItem,
-    DestinationRun, EVENT_VERSION,
+    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ItemFailure,
+    RegionalPass,
 };
 use snapcourier_core::heartbeat::Heartbeat;
-use snapcourier_core::plan::{finished_intermediates, plan_copy_in, retention_candidates};
+use snapcourier_core::looks::NextLook;
+use snapcourier_core::plan::{
+    CopyPassPlan, CopyStart, NOT_OURS, PendingCopy, WAITING_FOR_A_SLOT, finished_intermediates,
+    plan_copy_pass, retention_candidates,
+};
 use snapcourier_core::retention::plan_retention;
-use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
+use snapcourier_core::snapshot::SnapshotRecord;
 use snapcourier_core::tags::{OwnershipTags, Stage};
-use snapcourier_core::{Error, ItemError};
 
 use super::{after_deletions, failure};
 use crate::adapter::{CopyRequest, SnapshotApi, Started};
@@ -61,198 +65,242 @@ fn copy_tags(
     .to_map()
 }
 
-fn item(shared: &SnapshotRecord, status: &str) -> DestinationItem {
-    DestinationItem {
-        resource_id: shared.resource_id.clone(),
-        snapshot_id: shared.id.clone(),
-        source_arn: shared.arn.clone(),
-        source_created: shared.created,
-        encrypted: shared.encrypted,
-        status: status.to_string(),
-        error: None,
-    }
+/// What one look lists: the shares in the source region (copy-in only) and every
+/// snapshot this account owns in each region it uses.
+struct Listing {
+    shared: Vec<SnapshotRecord>,
+    local: BTreeMap<String, Vec<SnapshotRecord>>,
 }
 
-/// Copy every shared snapshot not yet copied into this account (source region),
-/// re-encrypted with this account's key, within the per-region copy limit.
+async fn list<A: SnapshotApi>(
+    api: &A,
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    with_shares: bool,
+) -> Result<Listing, Error> {
+    let shared = if with_shares {
+        api.list_snapshots(ctx, &run.source.region, true).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Listing {
+        shared,
+        local: local_snapshots(api, ctx, run).await?,
+    })
+}
+
+fn plan<A: SnapshotApi>(
+    run: &DestinationRun,
+    listing: &Listing,
+    now: Timestamp,
+) -> Result<CopyPassPlan, Error> {
+    let filter = ResourceFilter::new(&run.schedule, "schedule")?;
+    let limit = run.settings.copy_limit(A::ENGINE).unwrap_or(1);
+    Ok(plan_copy_pass(
+        run,
+        &filter,
+        &listing.shared,
+        &listing.local,
+        limit,
+        now,
+    ))
+}
+
+/// Start the planned copies of one kind (copy-in or cross-region), all at once: a look
+/// starts at most as many as its regions have free slots. A copy refused as retryable
+/// (throttled, or the slot taken by another run: QuotaExceeded) waits for the next look.
+async fn start_copies<A: SnapshotApi>(
+    api: &A,
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    starts: Vec<&CopyStart>,
+) -> Attempts {
+    let source_region = run.source.region.as_str();
+    let attempts = starts.into_iter().map(|c| async move {
+        let stage = if !c.copy_in || !run.source_region_is_intermediate() {
+            Stage::Destination
+        } else {
+            Stage::Intermediate
+        };
+        let tags = copy_tags(run, stage, &c.resource_id, &c.source_arn, c.source_created);
+        let target = run
+            .destination
+            .regions
+            .iter()
+            .find(|r| r.region == c.region);
+        // An unencrypted Aurora snapshot cannot be encrypted by copying (RDS rejects a key);
+        // an unencrypted instance snapshot can, and is.
+        let key = if c.from_encrypted || A::ENCRYPTS_ON_COPY {
+            if c.copy_in {
+                run.copy_in_kms_key()
+            } else {
+                target.and_then(|t| t.kms_key.as_deref())
+            }
+        } else {
+            None
+        };
+        // Option groups are regional: map the copy's group, or let RDS give it the engine's
+        // default group in the target region. In the same region the copy keeps its group.
+        let option_group = if c.copy_in {
+            None
+        } else {
+            c.from_option_group
+                .as_ref()
+                .and_then(|g| target.and_then(|t| t.option_groups.get(g)))
+                .map(String::as_str)
+        };
+        let request = CopyRequest {
+            source_arn: &c.from_arn,
+            target_id: &c.snapshot_id,
+            kms_key: key,
+            option_group,
+            tags: &tags,
+        };
+        (c, api.copy_snapshot(ctx, &c.region, request).await)
+    });
+    let mut out = Attempts::default();
+    for (c, result) in futures::future::join_all(attempts).await {
+        let mut p = PendingCopy {
+            resource_id: c.resource_id.clone(),
+            snapshot_id: c.snapshot_id.clone(),
+            region: c.region.clone(),
+            status: "copying".into(),
+        };
+        match result {
+            Ok(Started::New(copy)) => {
+                p.status = copy.status.as_str().to_string();
+                out.started.push(p);
+            }
+            // An overlapping run started it a moment ago: the next look follows it.
+            Ok(Started::AlreadyExists) => out.in_flight.push(p),
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(snapshot = %c.snapshot_id, region = %c.region, error = %e, "copy not started; the next look tries again");
+                p.status = WAITING_FOR_A_SLOT.into();
+                out.waiting.push(p);
+            }
+            Err(e) => {
+                tracing::error!(snapshot = %c.snapshot_id, region = %c.region, error = %e, "copy failed to start");
+                let stage = if c.region == source_region {
+                    "copy-in"
+                } else {
+                    "cross-region-copy"
+                };
+                out.failures.push(failure(&c.resource_id, stage, &e));
+            }
+        }
+    }
+    out
+}
+
+/// What starting a look's copies gave.
+#[derive(Default)]
+struct Attempts {
+    started: Vec<PendingCopy>,
+    /// Started a moment ago by an overlapping run.
+    in_flight: Vec<PendingCopy>,
+    /// Refused for now (throttled, or no slot after all): the next look tries again.
+    waiting: Vec<PendingCopy>,
+    failures: Vec<ItemFailure>,
+}
+
+/// Copies AWS reports as failed: waiting will not make them available.
+fn unusable_failures(run: &DestinationRun, plan: &CopyPassPlan) -> Vec<ItemFailure> {
+    plan.unusable
+        .iter()
+        .map(|p| {
+            let message = if p.status == NOT_OURS {
+                format!(
+                    "a snapshot with id {} in {} is not owned by namespace {}; snapcourier will not copy over it or from it. Rename or delete it",
+                    p.snapshot_id, p.region, run.namespace
+                )
+            } else {
+                format!(
+                    "the copy of {} in {} is `{}`; delete it and the next look copies it again",
+                    p.snapshot_id, p.region, p.status
+                )
+            };
+            let e = Error::InvalidState {
+                resource: p.snapshot_id.clone(),
+                message,
+            };
+            let stage = if p.region == run.source.region {
+                "copy-in"
+            } else {
+                "cross-region-copy"
+            };
+            failure(&p.resource_id, stage, &e)
+        })
+        .collect()
+}
+
+/// One look of the destination: copy every share not yet copied into this account (source
+/// region), re-encrypted with this account's key, as far as the copy slots allow, and report
+/// where every share stands, including the copies into other regions the cross-region step
+/// should start now.
 pub(super) async fn copy_in<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &DestinationRun,
     now: Timestamp,
-) -> Result<CopyInOutput, Error> {
-    let filter = ResourceFilter::new(&run.schedule, "schedule")?;
-    let shared = api.list_snapshots(ctx, &run.source.region, true).await?;
-    let local = local_snapshots(api, ctx, run).await?;
-    let limit = run.settings.copy_limit(A::ENGINE).unwrap_or(1);
-    let plan = plan_copy_in(run, &filter, &shared, &local, limit, now);
-
-    let stage = if run.source_region_is_intermediate() {
-        Stage::Intermediate
-    } else {
-        Stage::Destination
-    };
-    let mut items: Vec<DestinationItem> = plan
-        .in_flight
-        .iter()
-        .map(|(s, copy)| item(s, copy.status.as_str()))
-        .collect();
-    let mut started = Vec::new();
-    for s in &plan.start {
-        let tags = copy_tags(run, stage, &s.resource_id, &s.arn, s.created);
-        // An unencrypted Aurora snapshot cannot be encrypted by copying (RDS rejects a key);
-        // an unencrypted instance snapshot can, and is.
-        let key = if s.encrypted || A::ENCRYPTS_ON_COPY {
-            run.copy_in_kms_key()
-        } else {
-            None
-        };
-        let copy = CopyRequest {
-            source_arn: &s.arn,
-            target_id: &s.id,
-            kms_key: key,
-            // Same region: the copy keeps the snapshot's option group.
-            option_group: None,
-            tags: &tags,
-        };
-        let result = api.copy_snapshot(ctx, &run.source.region, copy).await;
-        let mut entry = item(s, "creating");
-        match result {
-            Ok(Started::New(copy)) => {
-                started.push(s.id.clone());
-                entry.status = copy.status.as_str().to_string();
-            }
-            Ok(Started::AlreadyExists) => {}
-            Err(e) => {
-                entry.status = "error".into();
-                entry.error = Some(ItemError::from(&e));
-            }
-        }
-        items.push(entry);
-    }
-    let in_flight_before = local
+) -> Result<CopyPass, Error> {
+    let listing = list(api, ctx, run, true).await?;
+    let plan = plan::<A>(run, &listing, now)?;
+    let (copy_ins, regional): (Vec<&CopyStart>, Vec<&CopyStart>) =
+        plan.start.iter().partition(|c| c.copy_in);
+    let attempts = start_copies(api, ctx, run, copy_ins).await;
+    let mut failures = attempts.failures;
+    failures.extend(unusable_failures(run, &plan));
+    let in_flight_before = listing
+        .local
         .values()
         .flatten()
-        .filter(|s| {
-            s.is_of_schedule(&run.namespace, &run.schedule.name) && s.status.is_in_progress()
-        })
+        .filter(|s| s.is_owned_by(&run.namespace) && s.status.is_in_progress())
         .count();
-    Ok(CopyInOutput {
-        version: EVENT_VERSION,
+    let mut waiting = plan.waiting;
+    waiting.extend(attempts.waiting);
+    let mut in_flight = plan.in_flight;
+    in_flight.extend(attempts.in_flight);
+    Ok(CopyPass {
         overlapping_execution: None,
-        copies_in_flight: in_flight_before + started.len(),
-        heartbeat: None,
-        items,
-        deferred: plan.deferred,
+        due: plan.due,
+        done: plan.done,
+        copies_in_flight: in_flight_before + attempts.started.len(),
+        started: attempts.started,
+        in_flight,
+        waiting,
+        regional_wanted: regional.len(),
         too_old: plan.too_old,
-        started,
-        verified: Vec::new(),
+        failures,
+        next: NextLook::Finished, // decided by the dispatcher in steps/mod.rs
+        verifies_only: false,
+        heartbeat: None,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })
 }
 
-/// Once the copy in the source region is available, copy it into every destination region
-/// with that region's key. Ready when every regional copy is available.
+/// One look of the cross-region step: from every copy in the source region that is
+/// available, start the copies into the other destination regions that are missing, with
+/// each region's key, as far as the copy slots there allow.
 pub(super) async fn cross_region_copy<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &DestinationRun,
-    entry: &DestinationItem,
-) -> Result<CrossRegionCopyOutput, Error> {
-    let id = entry.snapshot_id.as_str();
-    let local = api.find_snapshot(ctx, &run.source.region, id).await?;
-    if let Some(copy) = &local
-        && !copy.is_owned_by(&run.namespace)
-    {
-        return Err(Error::InvalidState {
-            resource: id.to_string(),
-            message: format!(
-                "a snapshot with this id in {} is not owned by namespace {}; snapcourier will not copy from it",
-                run.source.region, run.namespace
-            ),
-        });
-    }
-    let mut current = entry.clone();
-    current.status = local
-        .as_ref()
-        .map_or("missing", |c| c.status.as_str())
-        .to_string();
-    if let Some(SnapshotStatus::Unusable(status)) = local.as_ref().map(|c| &c.status) {
-        return Err(Error::InvalidState {
-            resource: id.to_string(),
-            message: format!(
-                "the copy in {} is `{status}`; delete it and the next copy-in makes it again",
-                run.source.region
-            ),
-        });
-    }
-    let mut ready = true;
-    let mut started_in = Vec::new();
-    for target in &run.destination.regions {
-        if target.region == run.source.region {
-            ready &= local.as_ref().is_some_and(|c| c.status.is_available());
-            continue;
-        }
-        match api.find_snapshot(ctx, &target.region, id).await? {
-            Some(copy) if !copy.is_owned_by(&run.namespace) => {
-                return Err(Error::InvalidState {
-                    resource: id.to_string(),
-                    message: format!(
-                        "a snapshot with this id in {} is not owned by namespace {}; snapcourier will not touch it",
-                        target.region, run.namespace
-                    ),
-                });
-            }
-            Some(copy) => ready &= copy.status.is_available(),
-            None => {
-                ready = false;
-                let Some(source) = local.as_ref() else {
-                    return Err(Error::NotFound {
-                        resource: id.to_string(),
-                        message: format!(
-                            "the copy in {} is gone before every regional copy exists; the next copy-in makes it again",
-                            run.source.region
-                        ),
-                    });
-                };
-                if !source.status.is_available() {
-                    continue;
-                }
-                let tags = copy_tags(
-                    run,
-                    Stage::Destination,
-                    &entry.resource_id,
-                    &entry.source_arn,
-                    entry.source_created,
-                );
-                let key = (source.encrypted || A::ENCRYPTS_ON_COPY)
-                    .then_some(target.kms_key.as_deref())
-                    .flatten();
-                // Option groups are regional: map the copy's group, or let RDS give it the
-                // engine's default group in the target region.
-                let option_group = source
-                    .option_group
-                    .as_ref()
-                    .and_then(|g| target.option_groups.get(g))
-                    .map(String::as_str);
-                let copy = CopyRequest {
-                    source_arn: &source.arn,
-                    target_id: id,
-                    kms_key: key,
-                    option_group,
-                    tags: &tags,
-                };
-                if let Started::New(_) = api.copy_snapshot(ctx, &target.region, copy).await? {
-                    started_in.push(target.region.clone());
-                }
-            }
-        }
-    }
-    Ok(CrossRegionCopyOutput {
-        version: EVENT_VERSION,
-        item: current,
-        ready,
-        started_in,
+    now: Timestamp,
+) -> Result<RegionalPass, Error> {
+    let listing = list(api, ctx, run, false).await?;
+    let plan = plan::<A>(run, &listing, now)?;
+    let regional: Vec<&CopyStart> = plan.start.iter().filter(|c| !c.copy_in).collect();
+    let attempts = start_copies(api, ctx, run, regional).await;
+    let mut waiting: Vec<PendingCopy> = plan
+        .waiting
+        .into_iter()
+        .filter(|p| p.region != run.source.region)
+        .collect();
+    waiting.extend(attempts.waiting);
+    Ok(RegionalPass {
+        started: attempts.started,
+        waiting,
+        failures: attempts.failures,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })
 }
@@ -314,6 +362,8 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,
+        deleted_count: 0,
+        failed: 0,
         kept,
         failures,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs

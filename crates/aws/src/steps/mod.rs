@@ -11,10 +11,10 @@ mod source;
 
 use jiff::Timestamp;
 use snapcourier_core::events::{
-    CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DeletedSnapshot, DestinationItem,
-    DestinationRun, EVENT_VERSION, ExecutionContext, ItemFailure, ShareOutput, SourceItem,
-    SourceRun, TakeOutput,
+    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ExecutionContext,
+    ItemFailure, Look, RegionalPass, ShareOutput, SourceItem, SourceRun, TakeOutput,
 };
+use snapcourier_core::looks::NextLook;
 use snapcourier_core::snapshot::SnapshotRecord;
 use snapcourier_core::{Engine, Error, ItemError};
 
@@ -98,6 +98,8 @@ pub async fn delete_source(
         Engine::Redshift => redshift::delete_source(ctx, run, now).await?,
     };
     out.api_calls = (ctx.calls() - before).calls;
+    out.deleted_count = out.deleted.len();
+    out.failed = out.failures.len();
     tracing::info!(
         deleted = out.deleted.len(),
         kept = out.kept,
@@ -108,59 +110,91 @@ pub async fn delete_source(
     Ok(out)
 }
 
-/// Copy every shared snapshot not yet copied into this account (Redshift: list the shares
-/// to verify).
+/// One look of a destination run: copy every share not yet copied into this account as far
+/// as the copy slots allow (Redshift: list the shares to verify), report where every share
+/// stands, and decide whether the run looks again (`CopyPass::next`).
 pub async fn copy_in(
     ctx: &AwsContext,
     run: &DestinationRun,
     execution: Option<&ExecutionContext>,
+    look: &Look,
     now: Timestamp,
-) -> Result<CopyInOutput, Error> {
+) -> Result<CopyPass, Error> {
     let before = ctx.calls();
-    if let Some(older) = overlapping(ctx, execution, &run.schedule.name).await? {
-        return Ok(CopyInOutput {
-            version: EVENT_VERSION,
-            overlapping_execution: Some(older),
-            items: Vec::new(),
-            deferred: Vec::new(),
-            too_old: Vec::new(),
-            started: Vec::new(),
-            verified: Vec::new(),
-            copies_in_flight: 0,
-            heartbeat: None,
-            api_calls: (ctx.calls() - before).calls,
-        });
+    // Only the first look stands aside for an older execution; later ones are this run's.
+    let first = if look.looks_before == 0 {
+        execution
+    } else {
+        None
+    };
+    if let Some(older) = overlapping(ctx, first, &run.schedule.name).await? {
+        let mut out = CopyPass::overlapping(older);
+        out.api_calls = (ctx.calls() - before).calls;
+        return Ok(out);
     }
     let mut out = match run.schedule.engine {
         Engine::Aurora => destination::copy_in(&Aurora, ctx, run, now).await?,
         Engine::Rds => destination::copy_in(&Rds, ctx, run, now).await?,
         Engine::Redshift => redshift::verify_shares(ctx, run, now).await?,
     };
+    out.next = NextLook::decide(
+        out.pending(),
+        look.looks_before + 1,
+        look.started_at,
+        now,
+        run.schedule.interval.as_signed(),
+        &run.settings,
+    );
     out.api_calls = (ctx.calls() - before).calls;
     tracing::info!(
+        look = look.looks_before + 1,
+        due = out.due,
+        done = out.done.len(),
         started = out.started.len(),
-        items = out.items.len(),
-        deferred = out.deferred.len(),
+        in_flight = out.in_flight.len(),
+        waiting = out.waiting.len(),
+        regional_wanted = out.regional_wanted,
+        failures = out.failures.len(),
+        next = ?out.next,
         api_calls = out.api_calls,
-        "copy-in done"
+        "copy-in look done"
     );
+    for f in &out.failures {
+        tracing::error!(resource = %f.resource, stage = %f.stage, error_type = %f.error.error_type, message = %f.error.message, "item failed");
+    }
     Ok(out)
 }
 
-/// Once the copy in the source region is available, copy it into every destination region
-/// (Redshift: check the share is visible and restorable in every destination region).
+/// One look of the cross-region step: start the copies into the other destination regions
+/// that are due, as far as the copy slots there allow (Redshift: nothing to do; the source
+/// account's cluster copies across regions).
 pub async fn cross_region_copy(
     ctx: &AwsContext,
     run: &DestinationRun,
-    entry: &DestinationItem,
-) -> Result<CrossRegionCopyOutput, Error> {
+    now: Timestamp,
+) -> Result<RegionalPass, Error> {
     let before = ctx.calls();
     let mut out = match run.schedule.engine {
-        Engine::Aurora => destination::cross_region_copy(&Aurora, ctx, run, entry).await?,
-        Engine::Rds => destination::cross_region_copy(&Rds, ctx, run, entry).await?,
-        Engine::Redshift => redshift::verify_share(ctx, run, entry).await?,
+        Engine::Aurora => destination::cross_region_copy(&Aurora, ctx, run, now).await?,
+        Engine::Rds => destination::cross_region_copy(&Rds, ctx, run, now).await?,
+        Engine::Redshift => RegionalPass {
+            started: Vec::new(),
+            waiting: Vec::new(),
+            failures: Vec::new(),
+            api_calls: 0,
+        },
     };
     out.api_calls = (ctx.calls() - before).calls;
+    tracing::info!(
+        started = out.started.len(),
+        waiting = out.waiting.len(),
+        failures = out.failures.len(),
+        api_calls = out.api_calls,
+        "cross-region look done"
+    );
+    for f in &out.failures {
+        tracing::error!(resource = %f.resource, stage = %f.stage, error_type = %f.error.error_type, message = %f.error.message, "item failed");
+    }
     Ok(out)
 }
 
@@ -179,6 +213,8 @@ pub async fn delete_destination(
         Engine::Redshift => DeleteOutput {
             version: EVENT_VERSION,
             deleted: Vec::new(),
+            deleted_count: 0,
+            failed: 0,
             kept: 0,
             failures: Vec::new(),
             api_calls: 0,
@@ -186,6 +222,8 @@ pub async fn delete_destination(
         },
     };
     out.api_calls = (ctx.calls() - before).calls;
+    out.deleted_count = out.deleted.len();
+    out.failed = out.failures.len();
     tracing::info!(
         deleted = out.deleted.len(),
         kept = out.kept,

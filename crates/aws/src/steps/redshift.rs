@@ -10,16 +10,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use snapcourier_core::config::{REDSHIFT_COPY_GRANT_PREFIX, ResourceFilter};
 use snapcourier_core::events::{
-    CopyInOutput, CrossRegionCopyOutput, DeleteOutput, DeletedSnapshot, DestinationItem,
-    DestinationRun, EVENT_VERSION, ShareOutput, SkippedResource, SourceItem, SourceRun, TakeOutput,
+    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ShareOutput,
+    SkippedResource, SourceItem, SourceRun, TakeOutput,
 };
 use snapcourier_core::heartbeat::{Heartbeat, Side};
+use snapcourier_core::looks::NextLook;
 use snapcourier_core::naming::{schedule_prefix, snapshot_id};
-use snapcourier_core::plan::{PlannedSnapshot, missing_shares, plan_take, retention_candidates};
+use snapcourier_core::plan::{
+    PendingCopy, PlannedSnapshot, missing_shares, plan_take, retention_candidates,
+};
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
-use snapcourier_core::{Engine, Error, ItemError};
+use snapcourier_core::{Engine, Error};
 
 use super::source::{errored_item, ours_to_share};
 use super::{after_deletions, failure, source_item};
@@ -478,6 +481,8 @@ pub(super) async fn delete_source(
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,
+        deleted_count: 0,
+        failed: 0,
         kept,
         failures,
         api_calls: 0,
@@ -506,27 +511,16 @@ fn copy_regions(run: &DestinationRun) -> Vec<&str> {
         .collect()
 }
 
-fn entry(s: &SnapshotRecord, status: &str) -> DestinationItem {
-    DestinationItem {
-        resource_id: s.resource_id.clone(),
-        snapshot_id: s.id.clone(),
-        source_arn: s.arn.clone(),
-        source_created: s.created,
-        encrypted: s.encrypted,
-        status: status.to_string(),
-        error: None,
-    }
-}
-
 /// The destination's copy-in for Redshift: for each database, the newest snapshot the source
 /// shares must be visible here and, in every other destination region, its copy too. Shares
-/// seen everywhere are `verified` (no further calls); the rest become items the state machine
-/// polls; a database whose newest share is older than two intervals is reported as failed.
+/// seen everywhere are done (`verified`); the rest are in flight (the source cluster's own
+/// copy is on its way) and the run looks again; a database whose newest share is older than
+/// two intervals is reported as failed.
 pub(super) async fn verify_shares(
     ctx: &AwsContext,
     run: &DestinationRun,
     now: Timestamp,
-) -> Result<CopyInOutput, Error> {
+) -> Result<CopyPass, Error> {
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
     let prefix = schedule_prefix(&run.namespace, &run.schedule.name);
     let owner = run.source.account.as_str();
@@ -565,7 +559,8 @@ pub(super) async fn verify_shares(
         elsewhere.insert(region, seen);
     }
     let stale_after = run.schedule.interval.as_signed() * 2 + SignedDuration::from_hours(1);
-    let mut items = Vec::new();
+    let mut in_flight = Vec::new();
+    let mut failures = Vec::new();
     let mut verified = Vec::new();
     for s in newest.values() {
         let missing: Vec<&str> = elsewhere
@@ -573,7 +568,6 @@ pub(super) async fn verify_shares(
             .filter(|(_, ids)| !ids.contains(&s.id))
             .map(|(r, _)| *r)
             .collect();
-        let mut e = entry(s, "verified");
         if s.created
             .is_some_and(|c| now.duration_since(c) > stale_after)
         {
@@ -587,60 +581,40 @@ pub(super) async fn verify_shares(
                     run.schedule.name
                 ),
             };
-            e.status = "stale".into();
-            e.error = Some(ItemError::from(&err));
-            items.push(e);
+            failures.push(failure(&s.resource_id, "verify", &err));
         } else if missing.is_empty() {
             verified.push(s.id.clone());
         } else {
-            e.status = format!("not yet visible in {}", missing.join(", "));
-            items.push(e);
+            // The source cluster's own copy into the other region is still on its way.
+            for region in missing {
+                in_flight.push(PendingCopy {
+                    resource_id: s.resource_id.clone(),
+                    snapshot_id: s.id.clone(),
+                    region: region.to_string(),
+                    status: format!("not yet visible in {region}"),
+                });
+            }
         }
     }
-    Ok(CopyInOutput {
-        version: EVENT_VERSION,
+    Ok(CopyPass {
         overlapping_execution: None,
-        items,
-        deferred: Vec::new(),
-        too_old: Vec::new(),
+        due: newest.len(),
+        done: verified,
         started: Vec::new(),
-        verified,
+        in_flight,
+        waiting: Vec::new(),
+        regional_wanted: 0,
+        too_old: Vec::new(),
+        failures,
         copies_in_flight: 0,
+        next: NextLook::Finished, // decided by the dispatcher in steps/mod.rs
+        verifies_only: true,
         heartbeat: Some(Heartbeat::from_regions(
             Side::Destination,
             &run.schedule.name,
             protected,
             now,
         )),
-        api_calls: 0,
-    })
-}
-
-/// One share: visible and available to this account in every other destination region?
-pub(super) async fn verify_share(
-    ctx: &AwsContext,
-    run: &DestinationRun,
-    item: &DestinationItem,
-) -> Result<CrossRegionCopyOutput, Error> {
-    let owner = run.source.account.as_str();
-    let mut missing = Vec::new();
-    for region in copy_regions(run) {
-        let seen = redshift::find_snapshot(ctx, region, &item.snapshot_id, Some(owner)).await?;
-        if !seen.is_some_and(|s| s.owner_account == owner && s.status.is_available()) {
-            missing.push(region);
-        }
-    }
-    let mut current = item.clone();
-    current.status = if missing.is_empty() {
-        "verified".into()
-    } else {
-        format!("not yet visible in {}", missing.join(", "))
-    };
-    Ok(CrossRegionCopyOutput {
-        version: EVENT_VERSION,
-        item: current,
-        ready: missing.is_empty(),
-        started_in: Vec::new(),
         api_calls: 0,
     })
 }

@@ -251,6 +251,8 @@ pub(super) async fn delete_source<A: SnapshotApi>(
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,
+        deleted_count: 0,
+        failed: 0,
         kept: plan.keep.len(),
         failures,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs

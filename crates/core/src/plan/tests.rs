@@ -215,55 +215,118 @@ fn shared(id: &str, resource: &str, created: &str) -> SnapshotRecord {
     s
 }
 
+fn started_ids(plan: &CopyPassPlan, region: &str) -> Vec<String> {
+    plan.start
+        .iter()
+        .filter(|c| c.region == region)
+        .map(|c| c.snapshot_id.clone())
+        .collect()
+}
+
+fn waiting_ids(plan: &CopyPassPlan) -> Vec<String> {
+    plan.waiting.iter().map(|p| p.snapshot_id.clone()).collect()
+}
+
 #[test]
-fn copy_in_starts_within_the_copy_limit_and_defers_the_rest() {
+fn a_look_starts_copies_within_the_copy_limit_and_the_rest_wait() {
     let run = dest_run();
     let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
+    let id = |d: u32| format!("sc-demo-auroradaily-orders-db-202611{d:02}-0000");
     let shared: Vec<_> = (1..=7)
-        .map(|d| {
-            shared(
-                &format!("sc-demo-auroradaily-orders-db-202611{d:02}-0000"),
-                "orders-db",
-                &format!("2026-11-{d:02}T03:00:00Z"),
-            )
-        })
+        .map(|d| shared(&id(d), "orders-db", &format!("2026-11-{d:02}T03:00:00Z")))
         .collect();
     let mut local = BTreeMap::new();
-    // One copy already in flight in the source region.
+    // One copy already in flight in the source region holds one of the five slots.
     local.insert(
         "us-east-1".to_string(),
         vec![snap(
             "222222222222",
-            "sc-demo-auroradaily-orders-db-20261107-0000",
+            &id(7),
             "orders-db",
             "2026-11-22T01:00:00Z",
             "creating",
             Some(Stage::Intermediate),
         )],
     );
-    let plan = plan_copy_in(&run, &filter, &shared, &local, 5, t("2026-11-22T03:10:00Z"));
+    let plan = plan_copy_pass(&run, &filter, &shared, &local, 5, t("2026-11-22T03:10:00Z"));
+    assert_eq!(plan.due, 7);
     assert_eq!(plan.in_flight.len(), 1);
-    let started: Vec<_> = plan.start.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(plan.in_flight[0].snapshot_id, id(7));
+    // One database: its newest shares first.
     assert_eq!(
-        started,
+        started_ids(&plan, "us-east-1"),
+        vec![id(6), id(5), id(4), id(3)]
+    );
+    assert!(plan.start.iter().all(|c| c.copy_in));
+    assert_eq!(waiting_ids(&plan), vec![id(2), id(1)]);
+    assert!(plan.waiting.iter().all(|p| p.status == WAITING_FOR_A_SLOT));
+}
+
+#[test]
+fn databases_never_copied_go_first_one_share_per_database_per_round() {
+    let run = dest_run();
+    let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
+    let id = |db: &str, d: u32| format!("sc-demo-auroradaily-{db}-202611{d:02}-0000");
+    let mut shared_list = Vec::new();
+    // orders-db has a backlog of three days and a copy protected in every region from day
+    // 10; billing-db and analytics-db have never been copied (ties go by name).
+    for d in 18..=20 {
+        shared_list.push(shared(
+            &id("orders-db", d),
+            "orders-db",
+            &format!("2026-11-{d:02}T03:00:00Z"),
+        ));
+    }
+    shared_list.push(shared(
+        &id("orders-db", 10),
+        "orders-db",
+        "2026-11-10T03:00:00Z",
+    ));
+    for db in ["billing-db", "analytics-db"] {
+        for d in 19..=20 {
+            shared_list.push(shared(&id(db, d), db, &format!("2026-11-{d:02}T03:00:00Z")));
+        }
+    }
+    let mut local = BTreeMap::new();
+    local.insert(
+        "eu-west-1".to_string(),
+        vec![snap(
+            "222222222222",
+            &id("orders-db", 10),
+            "orders-db",
+            "2026-11-10T05:00:00Z",
+            "available",
+            Some(Stage::Destination),
+        )],
+    );
+    let plan = plan_copy_pass(
+        &run,
+        &filter,
+        &shared_list,
+        &local,
+        5,
+        t("2026-11-20T04:00:00Z"),
+    );
+    assert_eq!(plan.done, vec![id("orders-db", 10)]);
+    // Round 1: each database's newest share, never-copied databases first; round 2 the next.
+    assert_eq!(
+        started_ids(&plan, "us-east-1"),
         vec![
-            "sc-demo-auroradaily-orders-db-20261106-0000",
-            "sc-demo-auroradaily-orders-db-20261105-0000",
-            "sc-demo-auroradaily-orders-db-20261104-0000",
-            "sc-demo-auroradaily-orders-db-20261103-0000",
+            id("analytics-db", 20),
+            id("billing-db", 20),
+            id("orders-db", 20),
+            id("analytics-db", 19),
+            id("billing-db", 19),
         ]
     );
     assert_eq!(
-        plan.deferred,
-        vec![
-            "sc-demo-auroradaily-orders-db-20261102-0000",
-            "sc-demo-auroradaily-orders-db-20261101-0000"
-        ]
+        waiting_ids(&plan),
+        vec![id("orders-db", 19), id("orders-db", 18)]
     );
 }
 
 #[test]
-fn copy_in_counts_copies_in_flight_in_the_destination_regions_too() {
+fn regional_copies_start_from_available_copies_as_slots_there_free_up() {
     let run = dest_run();
     let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
     let id = |d: u32| format!("sc-demo-auroradaily-orders-db-202611{d:02}-0000");
@@ -271,42 +334,86 @@ fn copy_in_counts_copies_in_flight_in_the_destination_regions_too() {
         .map(|d| shared(&id(d), "orders-db", &format!("2026-11-{d:02}T03:00:00Z")))
         .collect();
     let mut local = BTreeMap::new();
-    // Day 9's intermediate is available and its regional copy not started yet; days 6-8 are
-    // being copied into eu-west-1: four of the five slots there are taken.
+    // Days 8 and 9 are in this account's source region; days 5-7 are being copied into
+    // eu-west-1 (three of its five slots); day 4 is done.
     local.insert(
         "us-east-1".to_string(),
-        vec![snap(
-            "222222222222",
-            &id(9),
-            "orders-db",
-            "2026-11-22T01:00:00Z",
-            "available",
-            Some(Stage::Intermediate),
-        )],
-    );
-    local.insert(
-        "eu-west-1".to_string(),
-        (6..=8)
+        [8, 9]
+            .into_iter()
             .map(|d| {
                 snap(
                     "222222222222",
                     &id(d),
                     "orders-db",
                     "2026-11-22T01:00:00Z",
-                    "copying",
-                    Some(Stage::Destination),
+                    "available",
+                    Some(Stage::Intermediate),
                 )
             })
             .collect(),
     );
-    let plan = plan_copy_in(&run, &filter, &shared, &local, 5, t("2026-11-22T03:10:00Z"));
-    let started: Vec<_> = plan.start.iter().map(|s| s.id.clone()).collect();
-    assert_eq!(started, vec![id(5)]);
-    assert_eq!(plan.deferred, vec![id(4), id(3), id(2), id(1)]);
+    let mut regional: Vec<_> = (5..=7)
+        .map(|d| {
+            snap(
+                "222222222222",
+                &id(d),
+                "orders-db",
+                "2026-11-22T01:00:00Z",
+                "copying",
+                Some(Stage::Destination),
+            )
+        })
+        .collect();
+    regional.push(snap(
+        "222222222222",
+        &id(4),
+        "orders-db",
+        "2026-11-22T01:00:00Z",
+        "available",
+        Some(Stage::Destination),
+    ));
+    local.insert("eu-west-1".to_string(), regional);
+    let plan = plan_copy_pass(&run, &filter, &shared, &local, 5, t("2026-11-22T03:10:00Z"));
+    assert_eq!(plan.done, vec![id(4)]);
+    assert_eq!(started_ids(&plan, "eu-west-1"), vec![id(9), id(8)]);
+    let from_local = plan.start.iter().find(|c| c.region == "eu-west-1").unwrap();
+    assert!(!from_local.copy_in);
+    assert!(
+        from_local.from_arn.contains(":222222222222:"),
+        "copies from our own copy"
+    );
+    assert_eq!(from_local.source_arn, shared[8].arn, "tags name the share");
+    // The source region's five slots are free: the oldest three copy in now.
+    assert_eq!(started_ids(&plan, "us-east-1"), vec![id(3), id(2), id(1)]);
+    assert_eq!(plan.in_flight.len(), 3);
+    assert!(plan.waiting.is_empty());
+
+    // With eu-west-1 full, the regional copies wait; copy-ins do not wait for them.
+    let full: Vec<_> = (10..=14)
+        .map(|d| {
+            snap(
+                "222222222222",
+                &format!("sc-demo-rdsdaily-x-202611{d:02}-0000"),
+                "x",
+                "2026-11-22T01:00:00Z",
+                "copying",
+                Some(Stage::Destination),
+            )
+        })
+        .collect();
+    let mut other_schedule = full;
+    for s in &mut other_schedule {
+        s.tags.insert(tags::SCHEDULE.into(), "rds-daily".into());
+    }
+    local.get_mut("eu-west-1").unwrap().extend(other_schedule);
+    let plan = plan_copy_pass(&run, &filter, &shared, &local, 5, t("2026-11-22T03:10:00Z"));
+    assert!(started_ids(&plan, "eu-west-1").is_empty());
+    assert_eq!(waiting_ids(&plan), vec![id(9), id(8)]);
+    assert_eq!(started_ids(&plan, "us-east-1").len(), 3);
 }
 
 #[test]
-fn copy_in_skips_what_is_done_foreign_or_too_old() {
+fn a_look_skips_what_is_done_foreign_or_too_old_and_reports_ids_held_by_others() {
     let mut run = dest_run();
     run.destination.retention = crate::retention::RetentionPolicy {
         days: Some(10),
@@ -344,6 +451,11 @@ fn copy_in_skips_what_is_done_foreign_or_too_old() {
             "orders-db",
             "2026-10-01T03:00:00Z",
         ), // too old
+        shared(
+            "sc-demo-auroradaily-analytics-db-20261122-0000",
+            "analytics-db",
+            "2026-11-22T03:00:00Z",
+        ), // its id is taken in the source region by a snapshot not ours
     ];
     let mut local = BTreeMap::new();
     local.insert(
@@ -357,13 +469,34 @@ fn copy_in_skips_what_is_done_foreign_or_too_old() {
             Some(Stage::Destination),
         )],
     );
-    let plan = plan_copy_in(&run, &filter, &shared, &local, 5, t("2026-11-22T05:00:00Z"));
+    local.insert(
+        "us-east-1".to_string(),
+        vec![snap(
+            "222222222222",
+            "sc-demo-auroradaily-analytics-db-20261122-0000",
+            "analytics-db",
+            "2026-11-22T04:00:00Z",
+            "available",
+            None,
+        )],
+    );
+    let plan = plan_copy_pass(&run, &filter, &shared, &local, 5, t("2026-11-22T05:00:00Z"));
     assert!(plan.start.is_empty(), "{:?}", plan.start);
     assert!(plan.in_flight.is_empty());
+    assert_eq!(
+        plan.done,
+        vec!["sc-demo-auroradaily-orders-db-20261122-0000"]
+    );
     assert_eq!(
         plan.too_old,
         vec!["sc-demo-auroradaily-orders-db-20261001-0000"]
     );
+    assert_eq!(plan.unusable.len(), 1);
+    assert_eq!(
+        plan.unusable[0].snapshot_id,
+        "sc-demo-auroradaily-analytics-db-20261122-0000"
+    );
+    assert_eq!(plan.unusable[0].status, NOT_OURS);
 }
 
 #[test]
