@@ -36,7 +36,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SOURCE, DEST = "111111111111", "222222222222"
 DEFAULT_CONFIG = {"creating_reads": 0, "stuck": [], "throttle_rate": 0.0, "throttle_seed": 0,
-                  "throttle_services": ["rds"], "deny": []}
+                  "throttle_services": ["rds"], "latency_ms": 0,
+                  "latency_services": ["rds", "redshift", "kms"], "deny": []}
 # One attempt per call: throttling and error tests must see every answer.
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
@@ -591,6 +592,28 @@ class ControlTest(EmulatorTest):
         self.assertEqual(counts["by_account"][SOURCE]["total"], 2)
         self.assertEqual(counts["by_account"][DEST]["by_action"]["rds:DescribeDBClusters"], 2)
         self.assertEqual(counts["throttled"], {"total": 1, "by_action": {"rds:DescribeDBClusters": 1}})
+
+    def test_latency_is_paid_per_call_and_overlapping_calls_are_seen(self) -> None:
+        control("/snapcourier/config", {"latency_ms": 300})
+        control("/snapcourier/requests/reset", {})
+        try:
+            started = time.monotonic()
+            self.dst.describe_db_clusters()
+            self.assertGreaterEqual(time.monotonic() - started, 0.3)
+            # Four calls at once wait together, not one after another.
+            clients = [client("destination") for _ in range(4)]
+            threads = [threading.Thread(target=c.describe_db_clusters) for c in clients]
+            started = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertLess(time.monotonic() - started, 4 * 0.3)
+            self.assertGreaterEqual(control("/snapcourier/requests")["peak_concurrent"]["rds"], 2)
+        finally:
+            control("/snapcourier/config", {"latency_ms": 0})
+        for bad in ({"latency_ms": -1}, {"latency_ms": 6000}, {"latency_services": "rds"}):
+            self.assertEqual(control_error("/snapcourier/config", bad)[0], 400)
 
     def test_config_round_trip_and_validation(self) -> None:
         merged = control("/snapcourier/config", {"creating_reads": 3, "stuck": ["x"]})

@@ -143,6 +143,11 @@ async fn access_denied_on_share_is_reported_and_no_progress_marker_is_written() 
     );
     assert_eq!(modify.num_calls(), 1);
     assert_eq!(
+        attributes.num_calls(),
+        0,
+        "no describe before sharing: adding an account twice is a no-op for AWS"
+    );
+    assert_eq!(
         tag.num_calls(),
         0,
         "a failed share must not be marked as done"

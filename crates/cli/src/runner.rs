@@ -8,7 +8,6 @@ use jiff::Timestamp;
 use serde::Serialize;
 use snapcourier_aws::executions::{self, ExecutionState};
 use snapcourier_aws::{ApiCalls, AwsContext, steps};
-use snapcourier_core::config::Settings;
 use snapcourier_core::events::{
     DeleteOutput, DeletedSnapshot, DestinationRun, ItemFailure, Look, SkippedResource, SourceItem,
     SourceRun,
@@ -128,57 +127,48 @@ where
     }
 }
 
-/// An item a run follows until it settles.
-trait Followed {
-    fn resource(&self) -> &str;
-    fn snapshot_id(&self) -> &str;
-    fn status(&self) -> &str;
-}
-
-impl Followed for SourceItem {
-    fn resource(&self) -> &str {
-        &self.resource_id
-    }
-    fn snapshot_id(&self) -> &str {
-        &self.snapshot_id
-    }
-    fn status(&self) -> &str {
-        &self.status
-    }
-}
-
-/// Run `step` on every pending item, then again on those not ready yet, every poll interval,
-/// at most `max_polls` times. A ready item becomes a row with `outcome`; a failed one, or one
-/// still pending at the end, a failure of `stage`. Retryable errors are polled again.
-async fn follow<I, F, Fut>(
-    mut pending: Vec<I>,
-    settings: &Settings,
-    stage: &str,
-    outcome: &str,
+/// Share every pending item, looking at all of them at once each poll (one listing, then
+/// the shares), until each is shared or failed, at most `max_polls` looks. Retryable errors
+/// (for one item, or the listing) are looked at again.
+async fn follow_shares(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    mut pending: Vec<SourceItem>,
     progress: &dyn Progress,
     report: &mut RunReport,
-    mut step: F,
-) where
-    I: Followed,
-    F: FnMut(I) -> Fut,
-    Fut: std::future::Future<Output = (I, Result<bool, Error>)>,
-{
+) {
+    let settings = &run.settings;
     for poll in 1..=settings.max_polls {
-        let mut still = Vec::new();
-        for item in pending {
-            match step(item).await {
-                (item, Ok(true)) => report.items.push(ItemRow {
-                    resource: item.resource().to_string(),
-                    snapshot_id: item.snapshot_id().to_string(),
-                    status: "available".into(),
-                    outcome: outcome.to_string(),
-                }),
-                (item, Ok(false)) => still.push(item),
-                (item, Err(e)) if e.is_retryable() => still.push(item),
-                (item, Err(e)) => {
+        if pending.is_empty() {
+            return;
+        }
+        let outcomes = match steps::share_look(ctx, run, &pending).await {
+            Ok(outcomes) => outcomes,
+            Err(e) if e.is_retryable() => pending.iter().map(|_| Err(e.clone())).collect(),
+            Err(e) => {
+                for item in pending {
                     report
                         .failures
-                        .push(failure(item.resource(), stage, ItemError::from(&e)))
+                        .push(failure(&item.resource_id, "share", ItemError::from(&e)));
+                }
+                return;
+            }
+        };
+        let mut still = Vec::new();
+        for (item, outcome) in pending.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(out) if out.ready => report.items.push(ItemRow {
+                    resource: out.item.resource_id.clone(),
+                    snapshot_id: out.item.snapshot_id.clone(),
+                    status: "available".into(),
+                    outcome: "shared".into(),
+                }),
+                Ok(out) => still.push(out.item),
+                Err(e) if e.is_retryable() => still.push(item),
+                Err(e) => {
+                    report
+                        .failures
+                        .push(failure(&item.resource_id, "share", ItemError::from(&e)))
                 }
             }
         }
@@ -192,8 +182,10 @@ async fn follow<I, F, Fut>(
         }
     }
     for item in pending {
-        let error = stuck(item.snapshot_id(), item.status(), settings.max_polls);
-        report.failures.push(failure(item.resource(), stage, error));
+        let error = stuck(&item.snapshot_id, &item.status, settings.max_polls);
+        report
+            .failures
+            .push(failure(&item.resource_id, "share", error));
     }
 }
 
@@ -222,21 +214,7 @@ pub async fn run_source(
         }
     }
     progress.stage("sharing with destination accounts");
-    follow(
-        pending,
-        &run.settings,
-        "share",
-        "shared",
-        progress,
-        &mut report,
-        |item| async move {
-            match steps::share(ctx, run, &item).await {
-                Ok(out) => (out.item, Ok(out.ready)),
-                Err(e) => (item, Err(e)),
-            }
-        },
-    )
-    .await;
+    follow_shares(ctx, run, pending, progress, &mut report).await;
 
     progress.stage("expiring old snapshots");
     let deleted = with_retries(poll, || steps::delete_source(ctx, run, now())).await?;

@@ -601,3 +601,88 @@ async fn bench_steady_state_cost_at_5000_snapshots() {
     assert_eq!(src.api_calls, 1 + 51 * 2);
     assert_eq!(dst.api_calls, 1 + (1 + 51) * 2);
 }
+
+/// A source run over `count` new clusters with `latency_ms` added to every RDS and KMS call:
+/// its report, the AWS requests by action, the most RDS calls in flight at once, and the wall
+/// time.
+async fn source_run_at_latency(
+    count: usize,
+    latency_ms: u64,
+) -> (
+    snapcourier_cli::runner::RunReport,
+    std::collections::BTreeMap<String, u64>,
+    u64,
+    std::time::Duration,
+) {
+    let emu = Emulator::start(Seed::Empty);
+    for i in 0..count {
+        emu.create_cluster(serde_json::json!({
+            "account": SOURCE_ACCOUNT, "region": SOURCE_REGION, "id": format!("orders-c{i:04}"),
+        }));
+    }
+    emu.configure(serde_json::json!({"latency_ms": latency_ms, "creating_reads": 1}));
+    emu.reset_requests();
+    let c = config();
+    let started = std::time::Instant::now();
+    let report = run_source(
+        &context(&emu, Side::Source),
+        &source_run(&c),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    let peak = emu.peak_concurrent().get("rds").copied().unwrap_or(0);
+    (report, emu.requests(), peak, elapsed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_run_overlaps_its_calls_and_makes_three_per_new_snapshot() {
+    // Four times the default call concurrency (10), with a real endpoint's round trip.
+    let (report, requests, peak, _) = source_run_at_latency(40, 30).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.created.len(), 40);
+    assert_eq!(report.items.len(), 40, "every snapshot shared");
+    // Per new snapshot: create (tags included), share, record the share. No describe of
+    // the share attribute, no describe per snapshot: the looks list pages.
+    for action in [
+        "rds:CreateDBClusterSnapshot",
+        "rds:ModifyDBClusterSnapshotAttribute",
+        "rds:AddTagsToResource",
+    ] {
+        assert_eq!(requests.get(action), Some(&40), "{action}: {requests:?}");
+    }
+    assert_eq!(
+        requests.get("rds:DescribeDBClusterSnapshotAttributes"),
+        None,
+        "{requests:?}"
+    );
+    let describes = requests["rds:DescribeDBClusterSnapshots"];
+    assert!(
+        describes <= 6,
+        "pages, not a describe per snapshot: {requests:?}"
+    );
+    // The calls overlapped, up to the call concurrency.
+    assert!((5..=10).contains(&peak), "peak {peak} RDS calls at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_source_run_of_1000_new_databases_at_30_ms_per_call() {
+    let (report, requests, peak, elapsed) = source_run_at_latency(1000, 30).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.items.len(), 1000);
+    let calls: u64 = requests
+        .iter()
+        .filter(|(k, _)| k.starts_with("rds:") || k.starts_with("kms:"))
+        .map(|(_, v)| v)
+        .sum();
+    println!(
+        "source run, 1,000 new Aurora clusters, 30 ms per call: {:.1} s, {} AWS calls ({:.2} per new snapshot), at most {peak} RDS calls at once",
+        elapsed.as_secs_f64(),
+        calls,
+        calls as f64 / 1000.0
+    );
+    assert!(elapsed.as_secs() <= 60, "{elapsed:?}");
+}

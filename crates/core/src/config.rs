@@ -171,6 +171,9 @@ pub struct Settings {
     pub max_attempts: u32,
     /// Items a state machine's Map handles at once (the CLI follows items one by one).
     pub max_concurrency: u32,
+    /// AWS calls a step makes at once when it acts on many snapshots (creates, shares,
+    /// deletes); throttled calls back off and retry.
+    pub call_concurrency: u32,
 }
 
 impl Default for Settings {
@@ -183,6 +186,7 @@ impl Default for Settings {
             rds_copy_concurrency: RDS_COPY_LIMIT,
             max_attempts: 5,
             max_concurrency: 10,
+            call_concurrency: 10,
         }
     }
 }
@@ -682,6 +686,9 @@ pub(crate) fn check_schedule(s: &Schedule, path: &str, p: &mut Problems) {
     }
 }
 
+/// Most AWS calls a step makes at once.
+pub const MAX_CALL_CONCURRENCY: u32 = 50;
+
 /// Longest explicit run deadline.
 pub const MAX_DEADLINE_SECONDS: u64 = 31 * 24 * 3600;
 
@@ -733,6 +740,12 @@ pub(crate) fn check_settings(s: &Settings, path: &str, p: &mut Problems) {
     }
     if !(1..=20).contains(&s.max_attempts) {
         p.add(format!("{path}.max_attempts"), "must be between 1 and 20");
+    }
+    if !(1..=MAX_CALL_CONCURRENCY).contains(&s.call_concurrency) {
+        p.add(
+            format!("{path}.call_concurrency"),
+            format!("must be between 1 and {MAX_CALL_CONCURRENCY}"),
+        );
     }
     // Step Functions runs at most 40 iterations of an inline Map at once.
     if !(1..=40).contains(&s.max_concurrency) {

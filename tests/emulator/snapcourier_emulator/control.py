@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 
 
 class Config:
-    """creating_reads, stuck, the throttling knobs and deny rules (see README.md)."""
+    """creating_reads, stuck, the throttling and latency knobs and deny rules (see README.md)."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "creating_reads": 0,
@@ -29,6 +29,10 @@ class Config:
         "throttle_rate": 0.0,
         "throttle_seed": 0,
         "throttle_services": ["rds"],
+        # Milliseconds each request to these services waits before it is handled, as a
+        # real endpoint's round trip would (0: none).
+        "latency_ms": 0,
+        "latency_services": ["rds", "redshift", "kms"],
         # Explicit denies, as an IAM policy with a resource pattern would give:
         # [{"account": "111111111111", "action": "rds:ModifyDBClusterSnapshotAttribute",
         #   "resource": "<regex on the request's resource identifier>"}]
@@ -80,6 +84,12 @@ class Config:
         services = values["throttle_services"]
         if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
             raise ConfigError("throttle_services must be a list of service names")
+        latency = values["latency_ms"]
+        if not isinstance(latency, int) or isinstance(latency, bool) or not 0 <= latency <= 5000:
+            raise ConfigError("latency_ms must be an integer from 0 to 5000")
+        latency_services = values["latency_services"]
+        if not isinstance(latency_services, list) or not all(isinstance(x, str) for x in latency_services):
+            raise ConfigError("latency_services must be a list of service names")
         deny = values["deny"]
         if not isinstance(deny, list) or not all(
             isinstance(d, dict) and set(d) == {"account", "action", "resource"} and all(isinstance(v, str) for v in d.values())
@@ -102,6 +112,11 @@ class Config:
     @property
     def creating_reads(self) -> int:
         return self._values["creating_reads"]
+
+    def latency_seconds(self, service: str) -> float:
+        with WORLD_LOCK:
+            ms = self._values["latency_ms"]
+            return ms / 1000.0 if ms and service in self._values["latency_services"] else 0.0
 
     def is_stuck(self, snapshot_id: str) -> bool:
         return any(p.search(snapshot_id) for p in self._stuck)
@@ -140,6 +155,18 @@ class RequestLog:
             self._throttled: Counter[str] = Counter()
             self._copy_peak: dict[str, int] = {}
             self._copies_refused: Counter[str] = Counter()
+            self._in_flight: Counter[str] = Counter()
+            self._peak_in_flight: dict[str, int] = {}
+
+    def enter(self, service: str) -> None:
+        """A request to `service` is being handled (for the peak of concurrent requests)."""
+        with self._lock:
+            self._in_flight[service] += 1
+            self._peak_in_flight[service] = max(self._peak_in_flight.get(service, 0), self._in_flight[service])
+
+    def leave(self, service: str) -> None:
+        with self._lock:
+            self._in_flight[service] -= 1
 
     def copy_started(self, where: str, in_flight: int) -> None:
         """A copy started with `in_flight` copies (itself included) in flight at `where`
@@ -171,6 +198,7 @@ class RequestLog:
                     "total": sum(self._throttled.values()),
                     "by_action": dict(self._throttled),
                 },
+                "peak_concurrent": dict(self._peak_in_flight),
                 "copies": {
                     "peak_in_flight": dict(self._copy_peak),
                     "refused": dict(self._copies_refused),

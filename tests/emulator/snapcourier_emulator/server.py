@@ -169,6 +169,19 @@ class EmulatorApp:
         # does part of its work.
         throttled = CONFIG.should_throttle(request.service)
         REQUESTS.record(request.account, f"{request.service}:{request.action}", throttled)
+        # The latency a real endpoint adds, outside WORLD_LOCK: a client that makes its
+        # calls one at a time pays it per call, one that overlaps them does not.
+        REQUESTS.enter(request.service)
+        try:
+            delay = CONFIG.latency_seconds(request.service)
+            if delay:
+                time.sleep(delay)
+            return self.dispatch(request, throttled, environ, start_response)
+        finally:
+            REQUESTS.leave(request.service)
+
+    def dispatch(self, request: Any, throttled: bool, environ: dict[str, Any],
+                 start_response: StartResponse) -> Iterable[bytes]:
         if throttled:
             return throttling_response(request, start_response)
         if CONFIG.denies(request.account, f"{request.service}:{request.action}", request.resource):

@@ -240,6 +240,16 @@ impl Emulator {
         self.copies("peak_in_flight")
     }
 
+    /// The most requests per service handled at once (latency included): how far the
+    /// product overlaps its calls.
+    pub fn peak_concurrent(&self) -> BTreeMap<String, u64> {
+        let mut response = ureq::get(&self.url("/snapcourier/requests"))
+            .call()
+            .expect("GET requests");
+        let v: Value = response.body_mut().read_json().expect("requests json");
+        serde_json::from_value(v["peak_concurrent"].clone()).unwrap_or_default()
+    }
+
     fn copies(&self, which: &str) -> BTreeMap<String, u64> {
         let mut response = ureq::get(&self.url("/snapcourier/requests"))
             .call()

@@ -6,8 +6,7 @@ use jiff::Timestamp;
 use snapcourier_core::Error;
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{
-    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ItemFailure,
-    RegionalPass,
+    CopyPass, DeleteOutput, DestinationRun, EVENT_VERSION, ItemFailure, RegionalPass,
 };
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::NextLook;
@@ -19,7 +18,7 @@ use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::SnapshotRecord;
 use snapcourier_core::tags::{OwnershipTags, Stage};
 
-use super::{after_deletions, failure};
+use super::{after_deletions, delete_all, failure};
 use crate::adapter::{CopyRequest, SnapshotApi, Started};
 use crate::client::AwsContext;
 
@@ -340,18 +339,7 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
                 .map(|id| (target.region.clone(), id, "expired")),
         );
     }
-    let mut deleted = Vec::new();
-    let mut failures = Vec::new();
-    for (region, id, reason) in plan {
-        match api.delete_snapshot(ctx, &region, &id).await {
-            Ok(()) => deleted.push(DeletedSnapshot {
-                region,
-                snapshot_id: id,
-                reason: reason.into(),
-            }),
-            Err(e) => failures.push(failure(&id, "delete", &e)),
-        }
-    }
+    let (deleted, failures) = delete_all(api, ctx, &run.settings, plan).await;
     let remaining: BTreeMap<String, Vec<SnapshotRecord>> = local
         .into_iter()
         .map(|(region, list)| {

@@ -10,6 +10,7 @@ mod redshift;
 mod source;
 
 use jiff::Timestamp;
+use snapcourier_core::config::Settings;
 use snapcourier_core::events::{
     CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ExecutionContext,
     ItemFailure, Look, RegionalPass, ShareOutput, SourceItem, SourceRun, TakeOutput,
@@ -83,6 +84,27 @@ pub async fn share(
     };
     out.api_calls = (ctx.calls() - before).calls;
     Ok(out)
+}
+
+/// Look at many items at once (the CLI's follow): Aurora and RDS list the snapshots once and
+/// share what is available; Redshift looks at each item. Each item gets its own outcome; the
+/// whole look fails only when the listing does.
+pub async fn share_look(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    items: &[SourceItem],
+) -> Result<Vec<Result<ShareOutput, Error>>, Error> {
+    use futures::StreamExt;
+    match run.schedule.engine {
+        Engine::Aurora => source::share_look(&Aurora, ctx, run, items).await,
+        Engine::Rds => source::share_look(&Rds, ctx, run, items).await,
+        Engine::Redshift => Ok(futures::stream::iter(
+            items.iter().map(|item| redshift::share(ctx, run, item)),
+        )
+        .buffered(run.settings.call_concurrency.max(1) as usize)
+        .collect()
+        .await),
+    }
 }
 
 /// Apply the schedule's retention to owned source snapshots.
@@ -258,6 +280,40 @@ fn after_deletions(
             .any(|d| d.region == region && d.snapshot_id == s.id)
     });
     snapshots
+}
+
+/// Delete `(region, id, reason)`s, `settings.call_concurrency` at a time; one failure never
+/// stops the others.
+async fn delete_all<A: crate::adapter::SnapshotApi>(
+    api: &A,
+    ctx: &AwsContext,
+    settings: &Settings,
+    deletions: impl IntoIterator<Item = (String, String, &'static str)>,
+) -> (Vec<DeletedSnapshot>, Vec<ItemFailure>) {
+    use futures::StreamExt;
+    let attempts = deletions
+        .into_iter()
+        .map(|(region, id, reason)| async move {
+            let result = api.delete_snapshot(ctx, &region, &id).await;
+            (region, id, reason, result)
+        });
+    let outcomes: Vec<_> = futures::stream::iter(attempts)
+        .buffered(settings.call_concurrency.max(1) as usize)
+        .collect()
+        .await;
+    let mut deleted = Vec::new();
+    let mut failures = Vec::new();
+    for (region, id, reason, result) in outcomes {
+        match result {
+            Ok(()) => deleted.push(DeletedSnapshot {
+                region,
+                snapshot_id: id,
+                reason: reason.into(),
+            }),
+            Err(e) => failures.push(failure(&id, "delete", &e)),
+        }
+    }
+    (deleted, failures)
 }
 
 fn failure(resource: &str, stage: &str, e: &Error) -> ItemFailure {

@@ -1,11 +1,10 @@
 //! Source side: take, share, expire.
 
-use std::collections::BTreeSet;
-
+use futures::StreamExt;
 use jiff::Timestamp;
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{
-    DeleteOutput, DeletedSnapshot, EVENT_VERSION, ShareOutput, SourceItem, SourceRun, TakeOutput,
+    DeleteOutput, EVENT_VERSION, ShareOutput, SourceItem, SourceRun, TakeOutput,
 };
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::plan::{missing_shares, plan_take, retention_candidates};
@@ -14,7 +13,7 @@ use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
 use snapcourier_core::{Error, ItemError};
 
-use super::{after_deletions, failure, source_item};
+use super::{after_deletions, delete_all, source_item};
 use crate::adapter::{SnapshotApi, Started};
 use crate::client::AwsContext;
 
@@ -32,9 +31,8 @@ pub(super) async fn take<A: SnapshotApi>(
     let snapshots = api.list_snapshots(ctx, region, false).await?;
     let plan = plan_take(run, A::ENGINE, &filter, &resources, &snapshots, now);
 
-    let mut items: Vec<SourceItem> = Vec::new();
-    let mut created = Vec::new();
-    for p in &plan.create {
+    // Creates go out `call_concurrency` at a time; each is one call (tags included).
+    let creates = plan.create.iter().map(|p| async move {
         let tags = OwnershipTags {
             namespace: run.namespace.clone(),
             schedule: run.schedule.name.clone(),
@@ -44,19 +42,26 @@ pub(super) async fn take<A: SnapshotApi>(
             source_created: None,
         }
         .to_map();
-        let item = match api
+        match api
             .create_snapshot(ctx, region, &p.resource_id, &p.snapshot_id, &tags)
             .await
         {
-            Ok(Started::New(s)) => {
-                created.push(s.id.clone());
-                source_item(&s, false)
-            }
-            Ok(Started::AlreadyExists) => {
-                existing_slot_snapshot(api, ctx, run, &p.resource_id, &p.snapshot_id).await
-            }
-            Err(e) => errored_item(&p.resource_id, &p.snapshot_id, &e),
-        };
+            Ok(Started::New(s)) => (Some(s.id.clone()), source_item(&s, false)),
+            Ok(Started::AlreadyExists) => (
+                None,
+                existing_slot_snapshot(api, ctx, run, &p.resource_id, &p.snapshot_id).await,
+            ),
+            Err(e) => (None, errored_item(&p.resource_id, &p.snapshot_id, &e)),
+        }
+    });
+    let outcomes: Vec<(Option<String>, SourceItem)> = futures::stream::iter(creates)
+        .buffered(run.settings.call_concurrency.max(1) as usize)
+        .collect()
+        .await;
+    let mut items: Vec<SourceItem> = Vec::new();
+    let mut created = Vec::new();
+    for (new, item) in outcomes {
+        created.extend(new);
         items.push(item);
     }
     for s in &plan.follow {
@@ -137,18 +142,63 @@ pub(super) async fn share<A: SnapshotApi>(
     run: &SourceRun,
     item: &SourceItem,
 ) -> Result<ShareOutput, Error> {
-    let output = |item: SourceItem, ready: bool| ShareOutput {
+    if item.shared {
+        return Ok(share_output(item.clone(), true));
+    }
+    let found = api
+        .find_snapshot(ctx, &run.source.region, &item.snapshot_id)
+        .await?;
+    share_found(api, ctx, run, item, found).await
+}
+
+fn share_output(item: SourceItem, ready: bool) -> ShareOutput {
+    ShareOutput {
         version: EVENT_VERSION,
         item,
         ready,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
-    };
-    if item.shared {
-        return Ok(output(item.clone(), true));
     }
+}
+
+/// One look at many items: one listing (a call per page) instead of a describe per item,
+/// then the shares, `call_concurrency` at a time. Per new snapshot that is two calls here
+/// (share, record the share) after the one that created it.
+pub(super) async fn share_look<A: SnapshotApi>(
+    api: &A,
+    ctx: &AwsContext,
+    run: &SourceRun,
+    items: &[SourceItem],
+) -> Result<Vec<Result<ShareOutput, Error>>, Error> {
+    let listed = api.list_snapshots(ctx, &run.source.region, false).await?;
+    let mut by_id: std::collections::BTreeMap<&str, &SnapshotRecord> =
+        listed.iter().map(|s| (s.id.as_str(), s)).collect();
+    let looks = items.iter().map(|item| {
+        let found = by_id.remove(item.snapshot_id.as_str()).cloned();
+        async move {
+            if item.shared {
+                return Ok(share_output(item.clone(), true));
+            }
+            share_found(api, ctx, run, item, found).await
+        }
+    });
+    Ok(futures::stream::iter(looks)
+        .buffered(run.settings.call_concurrency.max(1) as usize)
+        .collect()
+        .await)
+}
+
+/// Share a snapshot as found by a describe (`None`: it does not exist).
+async fn share_found<A: SnapshotApi>(
+    api: &A,
+    ctx: &AwsContext,
+    run: &SourceRun,
+    item: &SourceItem,
+    found: Option<SnapshotRecord>,
+) -> Result<ShareOutput, Error> {
+    let output = share_output;
     let region = run.source.region.as_str();
     let id = item.snapshot_id.as_str();
-    let s = ours_to_share(api.find_snapshot(ctx, region, id).await?, run, id)?;
+    let s = ours_to_share(found, run, id)?;
     let mut current = source_item(&s, false);
     match &s.status {
         SnapshotStatus::InProgress(_) => return Ok(output(current, false)),
@@ -176,11 +226,9 @@ pub(super) async fn share<A: SnapshotApi>(
                 ),
             });
         }
-        let already = api.restore_accounts(ctx, region, id).await?;
-        let to_add: BTreeSet<String> = missing.difference(&already).cloned().collect();
-        if !to_add.is_empty() {
-            api.add_restore_accounts(ctx, region, id, &to_add).await?;
-        }
+        // Adding an account that already has access is a no-op for AWS, so there is no
+        // describe first: two calls per snapshot (share, record the share).
+        api.add_restore_accounts(ctx, region, id, &missing).await?;
         let mut marker = s.shared_with();
         marker.extend(run.destination_accounts.iter().cloned());
         let tag = [(
@@ -235,18 +283,11 @@ pub(super) async fn delete_source<A: SnapshotApi>(
         now,
     );
     let plan = plan_retention(&run.schedule.retention, &candidates, now);
-    let mut deleted = Vec::new();
-    let mut failures = Vec::new();
-    for id in &plan.delete {
-        match api.delete_snapshot(ctx, region, id).await {
-            Ok(()) => deleted.push(DeletedSnapshot {
-                region: region.to_string(),
-                snapshot_id: id.clone(),
-                reason: "expired".into(),
-            }),
-            Err(e) => failures.push(failure(id, "delete", &e)),
-        }
-    }
+    let deletions = plan
+        .delete
+        .iter()
+        .map(|id| (region.to_string(), id.clone(), "expired"));
+    let (deleted, failures) = delete_all(api, ctx, &run.settings, deletions).await;
     let remaining = after_deletions(region, snapshots, &deleted);
     Ok(DeleteOutput {
         version: EVENT_VERSION,
