@@ -285,6 +285,30 @@ abstract class SnapcourierStack extends Stack {
       alarm.addAlarmAction(alarmAction);
       alarm.addOkAction(alarmAction);
       heartbeats.push(alarm);
+      // Per database: the newest point above is the schedule's, which one healthy database
+      // keeps young; each run also counts the databases with none within two intervals. The
+      // alarm keeps its state between runs (missing data ignored) until a run reports 0.
+      const unprotected = new Alarm(this, `UnprotectedDatabases-${run.schedule}`, {
+        alarmName: `snapcourier-${ns}-${side}-${run.schedule}-unprotected-databases`,
+        alarmDescription:
+          `Schedule ${run.schedule} (${side}): some databases have no recovery point protected within ` +
+          `${w.threshold_seconds / 3600} hours (two intervals). The ${side} functions' logs name each ` +
+          `("database without a protected recovery point"), as does \`snapcourier run\`.`,
+        metric: new Metric({
+          namespace: METRIC_NAMESPACE,
+          metricName: "UnprotectedDatabases",
+          dimensionsMap,
+          statistic: "Maximum",
+          period: Duration.seconds(w.period_seconds),
+        }),
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: TreatMissingData.IGNORE,
+      });
+      unprotected.addAlarmAction(alarmAction);
+      unprotected.addOkAction(alarmAction);
+      heartbeats.push(unprotected);
       if (!w.missing_data_breaching) {
         Annotations.of(alarm).addWarningV2(
           "snapcourier:heartbeat-gap",

@@ -20,6 +20,29 @@ const sides = [
 describe("monitoring", () => {
   for (const side of sides) {
     describe(side.name, () => {
+      it("alarms per schedule when some database has no recovery point protected within two intervals", () => {
+        const alarms = resources(side.t, "AWS::CloudWatch::Alarm").filter(
+          ([, r]) => r.Properties.MetricName === "UnprotectedDatabases",
+        );
+        assert.equal(alarms.length, side.runs.length);
+        for (const run of side.runs) {
+          const found = alarms.filter(([, r]) =>
+            (r.Properties.Dimensions as { Name: string; Value: string }[]).some(
+              (d) => d.Name === "Schedule" && d.Value === run.schedule,
+            ),
+          );
+          assert.equal(found.length, 1, run.schedule);
+          const p = found[0]![1].Properties as any;
+          assert.equal(p.Namespace, "snapcourier");
+          assert.equal(p.Threshold, 0);
+          assert.equal(p.ComparisonOperator, "GreaterThanThreshold");
+          assert.equal(p.TreatMissingData, "ignore");
+          assert.equal(p.Period, run.heartbeat.period_seconds);
+          assert.equal(p.AlarmActions.length, 1);
+          assert.equal(p.OKActions.length, 1);
+        }
+      });
+
       it("alarms per schedule when no recovery point is protected within two intervals, or none is reported", () => {
         const alarms = resources(side.t, "AWS::CloudWatch::Alarm").filter(
           ([, r]) => r.Properties.MetricName === "RecoveryPointAge",

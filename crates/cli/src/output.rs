@@ -134,6 +134,30 @@ pub fn render_report(r: &RunReport) -> String {
         )),
         _ => {}
     }
+    if let Some(c) = &r.coverage {
+        if c.unprotected == 0 {
+            out.push_str(&format!(
+                "every one of the {} databases has a recovery point protected within {:#}\n",
+                c.databases,
+                SignedDuration::from_secs(c.threshold_seconds as i64)
+            ));
+        } else {
+            out.push_str(&format!(
+                "{} of {} databases have NO recovery point protected within {:#}:\n",
+                c.unprotected,
+                c.databases,
+                SignedDuration::from_secs(c.threshold_seconds as i64)
+            ));
+            let mut t = table(&["UNPROTECTED database", "newest protected recovery point"]);
+            for u in &c.named {
+                let newest = u
+                    .newest
+                    .map_or_else(|| "none".to_string(), |t| t.to_string());
+                t.add_row(vec![u.database.clone(), newest]);
+            }
+            out.push_str(&format!("{t}\n"));
+        }
+    }
     out.push_str(&format!(
         "{} created, {} settled, {} skipped, {} deleted, {} failed; {} AWS calls ({} attempts)\n",
         r.created.len(),

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use snapcourier_aws::executions::{self, ExecutionState};
 use snapcourier_aws::{ApiCalls, AwsContext, steps};
+use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
     DeleteOutput, DeletedSnapshot, DestinationRun, ItemFailure, Look, SkippedResource, SourceItem,
     SourceRun,
@@ -54,6 +55,9 @@ pub struct RunReport {
     pub failures: Vec<ItemFailure>,
     /// How old the newest protected recovery point is at the end of the run.
     pub heartbeat: Option<Heartbeat>,
+    /// The schedule's databases without a recovery point protected within two intervals
+    /// (source: as the take step saw them; destination: at the run's last look).
+    pub coverage: Option<Coverage>,
     pub api_calls: u64,
     pub api_attempts: u64,
 }
@@ -203,6 +207,7 @@ pub async fn run_source(
     let taken = with_retries(poll, || steps::take(ctx, run, None, now())).await?;
     report.created = taken.created;
     report.skipped = taken.skipped;
+    report.coverage = taken.coverage;
 
     let mut pending: Vec<SourceItem> = Vec::new();
     for item in taken.items {
@@ -300,6 +305,7 @@ pub async fn run_destination(
         report.heartbeat = pass.heartbeat.clone();
     }
     report.too_old = pass.too_old.clone();
+    report.coverage = pass.coverage.clone();
     report.deferred = pass
         .waiting
         .iter()

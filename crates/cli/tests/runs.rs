@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use common::*;
 use jiff::Timestamp;
 use snapcourier_aws::steps;
-use snapcourier_cli::runner::{Quiet, run_source};
+use snapcourier_cli::runner::{Quiet, run_destination, run_source};
 use snapcourier_core::events::Look;
 
 const MATCHING: [&str; 3] = ["analytics-db", "billing-db", "orders-db"];
@@ -685,4 +685,71 @@ async fn bench_source_run_of_1000_new_databases_at_30_ms_per_call() {
         calls as f64 / 1000.0
     );
     assert!(elapsed.as_secs() <= 60, "{elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_is_never_copied_is_named_unprotected() {
+    let emu = Emulator::start(Seed::Demo);
+    let c = config();
+    let src = run_source(
+        &context(&emu, Side::Source),
+        &source_run(&c),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    // The take step saw the three clusters with nothing shared yet.
+    let coverage = src.coverage.clone().unwrap();
+    assert_eq!(
+        (coverage.databases, coverage.unprotected),
+        (3, 3),
+        "{coverage:?}"
+    );
+    assert_eq!(coverage.threshold_seconds, 2 * 86_400);
+
+    // An explicit IAM deny on copying billing-db's share into the destination account.
+    emu.configure(serde_json::json!({"deny": [{
+        "account": DESTINATION_ACCOUNT,
+        "action": "rds:CopyDBClusterSnapshot",
+        "resource": "billing-db"
+    }]}));
+    let dst = run_destination(
+        &context(&emu, Side::Destination),
+        &destination_run(&c),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(dst.failures.len(), 1, "{:?}", dst.failures);
+    assert_eq!(dst.failures[0].resource, "billing-db");
+    // The schedule's newest point is young (two databases are protected), yet billing-db
+    // has none: the coverage names it.
+    assert!(dst.heartbeat.as_ref().unwrap().age_seconds.unwrap() < 600);
+    let coverage = dst.coverage.clone().unwrap();
+    assert_eq!(
+        (coverage.databases, coverage.unprotected),
+        (3, 1),
+        "{coverage:?}"
+    );
+    assert_eq!(coverage.named[0].database, "billing-db");
+    assert_eq!(coverage.named[0].newest, None);
+    let printed = snapcourier_cli::output::render_report(&dst);
+    assert!(
+        printed.contains("1 of 3 databases have NO recovery point protected within 48h")
+            && printed.contains("billing-db"),
+        "{printed}"
+    );
+
+    // The next source run sees every snapshot shared: the source side is covered.
+    let src2 = run_source(
+        &context(&emu, Side::Source),
+        &source_run(&c),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(src2.coverage.unwrap().unprotected, 0);
 }

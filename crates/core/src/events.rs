@@ -9,6 +9,7 @@ use crate::config::{
     self, Config, Destination, Problems, Schedule, Settings, SourceAccount, check_destination,
     check_namespace, check_schedule, check_settings, check_source,
 };
+use crate::coverage::Coverage;
 use crate::error::{Error, ItemError};
 use crate::heartbeat::Heartbeat;
 use crate::looks::{MAX_NAMED, NextLook};
@@ -298,6 +299,10 @@ pub struct TakeOutput {
     pub items: Vec<SourceItem>,
     pub skipped: Vec<SkippedResource>,
     pub created: Vec<String>,
+    /// Covered databases without a snapshot shared with every destination within two
+    /// intervals, before this run's shares (the `UnprotectedDatabases` metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
     pub api_calls: u64,
 }
 
@@ -357,6 +362,8 @@ pub struct CopyPass {
     /// Redshift: the destination makes no copies; it verifies that each share is visible in
     /// every region (`in_flight` is a share the source's cluster is still copying).
     pub verifies_only: bool,
+    /// The schedule's databases without a recovery point protected within two intervals.
+    pub coverage: Option<Coverage>,
     /// Redshift: the heartbeat, from the shares the step lists (its delete step lists
     /// nothing). Aurora and RDS report it from the delete step.
     pub heartbeat: Option<Heartbeat>,
@@ -379,6 +386,7 @@ impl CopyPass {
             copies_in_flight: 0,
             next: NextLook::Finished,
             verifies_only: false,
+            coverage: None,
             heartbeat: None,
             api_calls: 0,
         }
@@ -480,6 +488,7 @@ impl CopyPass {
             failed,
             failures,
             copies_in_flight: self.copies_in_flight,
+            coverage: self.coverage.clone().map(Coverage::bounded),
             heartbeat: self.heartbeat.clone(),
             api_calls: self.api_calls,
         }
@@ -521,6 +530,10 @@ pub struct CopyInOutput {
     /// (the `CopiesInFlight` metric).
     #[serde(default)]
     pub copies_in_flight: usize,
+    /// Databases without a recovery point protected within two intervals (the
+    /// `UnprotectedDatabases` metric, written when the run's looks end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
     /// Redshift: the heartbeat, from the shares this step lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Heartbeat>,
@@ -782,6 +795,7 @@ mod tests {
             copies_in_flight: 5,
             next: NextLook::OutOfTime("the run's deadline passed".into()),
             verifies_only: false,
+            coverage: None,
             heartbeat: None,
             api_calls: 60,
         };

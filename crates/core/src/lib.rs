@@ -4,6 +4,7 @@
 //! adapters saw and an injected `now`.
 
 pub mod config;
+pub mod coverage;
 pub mod duration;
 pub mod engine;
 pub mod error;

@@ -101,6 +101,38 @@ pub fn plan_take(
     plan
 }
 
+/// Source coverage: every database the schedule covers (read replicas aside: their primary's
+/// snapshots protect them) and the capture time of its newest owned snapshot that is
+/// available and shared with every destination account.
+pub fn source_coverage(
+    run: &SourceRun,
+    engine: Engine,
+    filter: &ResourceFilter,
+    resources: &[ResourceRecord],
+    snapshots: &[SnapshotRecord],
+    now: Timestamp,
+) -> crate::coverage::Coverage {
+    let mut newest: BTreeMap<String, Option<Timestamp>> = resources
+        .iter()
+        .filter(|r| {
+            engine.covers_engine_name(&r.engine)
+                && filter.covers(&r.id, &r.tags)
+                && r.replica_of.is_none()
+        })
+        .map(|r| (r.id.clone(), None))
+        .collect();
+    for s in snapshots.iter().filter(|s| {
+        s.is_ours(&run.namespace, &run.schedule.name, Stage::Source)
+            && s.status.is_available()
+            && missing_shares(s, &run.destination_accounts).is_empty()
+    }) {
+        if let (Some(slot), Some(at)) = (newest.get_mut(s.protected_resource()), s.captured_at()) {
+            *slot = Some(slot.map_or(at, |t| t.max(at)));
+        }
+    }
+    crate::coverage::Coverage::of(&newest, run.schedule.interval.as_signed(), now)
+}
+
 /// Accounts a snapshot still has to be shared with, per its progress marker.
 pub fn missing_shares(
     snapshot: &SnapshotRecord,
@@ -189,6 +221,9 @@ pub struct CopyPassPlan {
     /// Shares of this schedule (from the source account, matching its filter) and copies of
     /// ours in the source region whose share is gone: everything this look follows.
     pub due: usize,
+    /// Every database with a share (or a copy in flight): the capture time of its newest
+    /// recovery point available in every destination region, if any.
+    pub protected: BTreeMap<String, Option<Timestamp>>,
 }
 
 /// Decide one look of the destination. `shared` is every snapshot shared with this account in
@@ -273,17 +308,23 @@ pub fn plan_copy_pass(
             .iter()
             .all(|(_, copies)| final_copy(copies, id).is_some_and(|c| c.status.is_available()))
     };
-    for item in items.values() {
-        if everywhere(item.id)
-            && let Some(at) = item.created
-        {
-            let newest = protected.entry(item.resource).or_insert(at);
-            *newest = (*newest).max(at);
+    if let Some((_, first)) = finals.first() {
+        for (id, copy) in first {
+            if everywhere(id)
+                && let Some(at) = copy.captured_at()
+            {
+                let newest = protected.entry(copy.protected_resource()).or_insert(at);
+                *newest = (*newest).max(at);
+            }
         }
     }
 
     let mut plan = CopyPassPlan {
         due: items.len(),
+        protected: items
+            .values()
+            .map(|i| (i.resource.to_string(), protected.get(i.resource).copied()))
+            .collect(),
         ..CopyPassPlan::default()
     };
     let pending = |item: &Item, region: &str, status: &str| PendingCopy {

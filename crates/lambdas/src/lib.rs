@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Error;
+use snapcourier_core::coverage::{Coverage, UNPROTECTED_DATABASES};
 use snapcourier_core::events::{
     CopyInInput, CopyInOutput, CrossRegionCopyInput, DeleteInput, DestinationRun, Look, ShareInput,
     StepInput, TakeInput,
@@ -38,7 +39,18 @@ fn to_json<T: Serialize>(output: T) -> Result<Value, Error> {
 
 pub async fn handle_take(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
     let input = TakeInput::parse_json(event)?;
-    to_json(steps::take(ctx, &input.run, input.execution.as_ref(), now).await?)
+    let mut output = steps::take(ctx, &input.run, input.execution.as_ref(), now).await?;
+    if let Some(coverage) = &output.coverage {
+        emit(Some(coverage_record(
+            &input.run.namespace,
+            Side::Source,
+            &input.run.schedule.name,
+            coverage,
+            now,
+        )));
+    }
+    output.coverage = output.coverage.map(Coverage::bounded);
+    to_json(output)
 }
 
 pub async fn handle_share(ctx: &AwsContext, event: Value, _now: Timestamp) -> Result<Value, Error> {
@@ -62,11 +74,24 @@ pub async fn handle_copy_in_destination(
     let pass = steps::copy_in(ctx, &input.run, input.execution.as_ref(), &look, now).await?;
     let output = pass.output(&look, &input.run.source.region);
     emit(copies_in_flight_record(&input.run, &output, now));
-    // Redshift's heartbeat comes with this step: write it once, when the run's looks end.
+    // Redshift's heartbeat comes with this step, and every engine's coverage: write them
+    // once, when the run's looks end.
     if output.finished
         && let Some(heartbeat) = &output.heartbeat
     {
         emit(heartbeat_record(&input.run.namespace, heartbeat, now));
+    }
+    if output.finished
+        && output.overlapping_execution.is_none()
+        && let Some(coverage) = &pass.coverage
+    {
+        emit(Some(coverage_record(
+            &input.run.namespace,
+            Side::Destination,
+            &input.run.schedule.name,
+            coverage,
+            now,
+        )));
     }
     to_json(output)
 }
@@ -122,6 +147,27 @@ pub fn heartbeat_record(namespace: &str, heartbeat: &Heartbeat, now: Timestamp) 
         &[(RECOVERY_POINT_AGE, age as f64, "Seconds")],
         now,
     ))
+}
+
+/// The `UnprotectedDatabases` metric: databases of the schedule without a recovery point
+/// protected within two intervals (each one is also logged, by name).
+pub fn coverage_record(
+    namespace: &str,
+    side: Side,
+    schedule: &str,
+    coverage: &Coverage,
+    now: Timestamp,
+) -> Value {
+    for u in &coverage.named {
+        tracing::warn!(database = %u.database, newest = ?u.newest, threshold_seconds = coverage.threshold_seconds, "database without a protected recovery point within two intervals");
+    }
+    emf(
+        namespace,
+        side,
+        schedule,
+        &[(UNPROTECTED_DATABASES, coverage.unprotected as f64, "Count")],
+        now,
+    )
 }
 
 /// The `CopiesInFlight` metric after a copy-in step (none when the run stood aside for an

@@ -151,6 +151,17 @@ async fn every_database_of_a_schedule_larger_than_the_copy_limits_is_protected_i
         assert!(EVENTS_PER_LOOK * snapcourier_core::looks::MAX_LOOKS as usize + 20 < 20_000);
     }
 
+    // Every database protected: the last coverage record of each schedule says so.
+    for schedule in ["aurora-daily", "rds-daily"] {
+        let last = d
+            .metric_records(Side::Destination)
+            .into_iter()
+            .rev()
+            .find(|r| r.get("UnprotectedDatabases").is_some() && r["Schedule"] == schedule)
+            .unwrap();
+        assert_eq!(last["UnprotectedDatabases"], 0.0, "{schedule}: {last}");
+    }
+
     // AWS's limits were never exceeded, and the slots were used: the emulator refused no
     // copy, and the most in flight at once reached the limit in both regions.
     assert!(
@@ -220,6 +231,18 @@ async fn a_copy_that_keeps_failing_fails_the_execution_with_a_report_and_the_oth
         printed.contains("billing-db") && printed.contains("AccessDenied"),
         "{printed}"
     );
+
+    // The schedule's newest point is young, but billing-db has none: the copy-in function
+    // wrote UnprotectedDatabases = 1 when the run's looks ended (the stacks alarm above 0).
+    let unprotected: Vec<Value> = d
+        .metric_records(Side::Destination)
+        .into_iter()
+        .filter(|r| r.get("UnprotectedDatabases").is_some())
+        .collect();
+    assert_eq!(unprotected.len(), 1, "{unprotected:?}");
+    assert_eq!(unprotected[0]["UnprotectedDatabases"], 1.0);
+    assert_eq!(unprotected[0]["Side"], "destination");
+    assert_eq!(unprotected[0]["Schedule"], "aurora-daily");
 
     // The other two were copied into every destination region.
     let copies = owned_of(

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use snapcourier_core::Error;
 use snapcourier_core::config::ResourceFilter;
+use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
     CopyPass, DeleteOutput, DestinationRun, EVENT_VERSION, ItemFailure, RegionalPass,
 };
@@ -255,6 +256,7 @@ pub(super) async fn copy_in<A: SnapshotApi>(
         .flatten()
         .filter(|s| s.is_owned_by(&run.namespace) && s.status.is_in_progress())
         .count();
+    let coverage = Coverage::of(&plan.protected, run.schedule.interval.as_signed(), now);
     let mut waiting = plan.waiting;
     waiting.extend(attempts.waiting);
     let mut in_flight = plan.in_flight;
@@ -272,6 +274,7 @@ pub(super) async fn copy_in<A: SnapshotApi>(
         failures,
         next: NextLook::Finished, // decided by the dispatcher in steps/mod.rs
         verifies_only: false,
+        coverage: Some(coverage),
         heartbeat: None,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })

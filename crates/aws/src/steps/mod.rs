@@ -57,6 +57,7 @@ pub async fn take(
             items: Vec::new(),
             skipped: Vec::new(),
             created: Vec::new(),
+            coverage: None,
             api_calls: (ctx.calls() - before).calls,
         });
     }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
 use snapcourier_core::config::{REDSHIFT_COPY_GRANT_PREFIX, ResourceFilter};
+use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
     CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ShareOutput,
     SkippedResource, SourceItem, SourceRun, TakeOutput,
@@ -218,6 +219,7 @@ pub(super) async fn take(
         items,
         skipped,
         created,
+        coverage: None,
         api_calls: 0,
     })
 }
@@ -596,6 +598,19 @@ pub(super) async fn verify_shares(
             }
         }
     }
+    // Per database, the newest share visible and available here and in every copy region.
+    let mut protected_by_db: BTreeMap<String, Option<Timestamp>> =
+        newest.keys().map(|db| (db.to_string(), None)).collect();
+    for s in shared
+        .iter()
+        .filter(|s| relevant(s) && s.status.is_available())
+        .filter(|s| elsewhere.values().all(|ids| ids.contains(&s.id)))
+    {
+        if let (Some(slot), Some(at)) = (protected_by_db.get_mut(&s.resource_id), s.captured_at()) {
+            *slot = Some(slot.map_or(at, |t| t.max(at)));
+        }
+    }
+    let coverage = Coverage::of(&protected_by_db, run.schedule.interval.as_signed(), now);
     Ok(CopyPass {
         overlapping_execution: None,
         due: newest.len(),
@@ -609,6 +624,7 @@ pub(super) async fn verify_shares(
         copies_in_flight: 0,
         next: NextLook::Finished, // decided by the dispatcher in steps/mod.rs
         verifies_only: true,
+        coverage: Some(coverage),
         heartbeat: Some(Heartbeat::from_regions(
             Side::Destination,
             &run.schedule.name,

@@ -7,7 +7,7 @@ use snapcourier_core::events::{
     DeleteOutput, EVENT_VERSION, ShareOutput, SourceItem, SourceRun, TakeOutput,
 };
 use snapcourier_core::heartbeat::Heartbeat;
-use snapcourier_core::plan::{missing_shares, plan_take, retention_candidates};
+use snapcourier_core::plan::{missing_shares, plan_take, retention_candidates, source_coverage};
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
@@ -30,6 +30,7 @@ pub(super) async fn take<A: SnapshotApi>(
     let resources = api.list_resources(ctx, region).await?;
     let snapshots = api.list_snapshots(ctx, region, false).await?;
     let plan = plan_take(run, A::ENGINE, &filter, &resources, &snapshots, now);
+    let coverage = source_coverage(run, A::ENGINE, &filter, &resources, &snapshots, now);
 
     // Creates go out `call_concurrency` at a time; each is one call (tags included).
     let creates = plan.create.iter().map(|p| async move {
@@ -75,6 +76,7 @@ pub(super) async fn take<A: SnapshotApi>(
         items,
         skipped: plan.skipped,
         created,
+        coverage: Some(coverage),
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })
 }
