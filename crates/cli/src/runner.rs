@@ -55,8 +55,9 @@ pub struct RunReport {
     pub failures: Vec<ItemFailure>,
     /// How old the newest protected recovery point is at the end of the run.
     pub heartbeat: Option<Heartbeat>,
-    /// The schedule's databases without a recovery point protected within two intervals
-    /// (source: as the take step saw them; destination: at the run's last look).
+    /// The schedule's databases without a recovery point protected within two intervals, at
+    /// the end of the run (source: Aurora and RDS, from the retention step's listing;
+    /// destination: from the last look).
     pub coverage: Option<Coverage>,
     pub api_calls: u64,
     pub api_attempts: u64,
@@ -77,6 +78,9 @@ impl RunReport {
 
     /// The last step's deletions and failures, and what the whole run cost.
     fn close(&mut self, deleted: DeleteOutput, used: ApiCalls) {
+        if deleted.coverage.is_some() {
+            self.coverage = deleted.coverage;
+        }
         self.deleted = deleted.deleted;
         self.failures.extend(deleted.failures);
         if deleted.heartbeat.is_some() {
@@ -207,7 +211,6 @@ pub async fn run_source(
     let taken = with_retries(poll, || steps::take(ctx, run, None, now())).await?;
     report.created = taken.created;
     report.skipped = taken.skipped;
-    report.coverage = taken.coverage;
 
     let mut pending: Vec<SourceItem> = Vec::new();
     for item in taken.items {

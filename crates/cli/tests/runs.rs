@@ -688,9 +688,13 @@ async fn bench_source_run_of_1000_new_databases_at_30_ms_per_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_that_is_never_copied_is_named_unprotected() {
+async fn a_database_that_is_never_shared_or_copied_is_named_unprotected() {
     let emu = Emulator::start(Seed::Demo);
     let c = config();
+    let deny = |account: &str, action: &str| serde_json::json!({"deny": [{"account": account, "action": action, "resource": "billing-db"}]});
+    // Source: sharing billing-db's snapshot is denied. The schedule's newest shared point is
+    // young, yet billing-db has none: the coverage at the end of the run names it.
+    emu.configure(deny(SOURCE_ACCOUNT, "rds:ModifyDBClusterSnapshotAttribute"));
     let src = run_source(
         &context(&emu, Side::Source),
         &source_run(&c),
@@ -699,21 +703,32 @@ async fn a_database_that_is_never_copied_is_named_unprotected() {
     )
     .await
     .unwrap();
-    // The take step saw the three clusters with nothing shared yet.
+    assert_eq!(src.failures.len(), 1, "{:?}", src.failures);
+    assert!(src.heartbeat.as_ref().unwrap().age_seconds.unwrap() < 600);
     let coverage = src.coverage.clone().unwrap();
     assert_eq!(
         (coverage.databases, coverage.unprotected),
-        (3, 3),
+        (3, 1),
         "{coverage:?}"
     );
     assert_eq!(coverage.threshold_seconds, 2 * 86_400);
+    assert_eq!(coverage.named[0].database, "billing-db");
+    assert_eq!(coverage.named[0].newest, None);
+    // Allowed again, the next run shares it: every database covered.
+    emu.configure(serde_json::json!({"deny": []}));
+    let src = run_source(
+        &context(&emu, Side::Source),
+        &source_run(&c),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert!(src.failures.is_empty(), "{:?}", src.failures);
+    assert_eq!(src.coverage.unwrap().unprotected, 0);
 
-    // An explicit IAM deny on copying billing-db's share into the destination account.
-    emu.configure(serde_json::json!({"deny": [{
-        "account": DESTINATION_ACCOUNT,
-        "action": "rds:CopyDBClusterSnapshot",
-        "resource": "billing-db"
-    }]}));
+    // Destination: copying billing-db's share is denied.
+    emu.configure(deny(DESTINATION_ACCOUNT, "rds:CopyDBClusterSnapshot"));
     let dst = run_destination(
         &context(&emu, Side::Destination),
         &destination_run(&c),
@@ -724,8 +739,6 @@ async fn a_database_that_is_never_copied_is_named_unprotected() {
     .unwrap();
     assert_eq!(dst.failures.len(), 1, "{:?}", dst.failures);
     assert_eq!(dst.failures[0].resource, "billing-db");
-    // The schedule's newest point is young (two databases are protected), yet billing-db
-    // has none: the coverage names it.
     assert!(dst.heartbeat.as_ref().unwrap().age_seconds.unwrap() < 600);
     let coverage = dst.coverage.clone().unwrap();
     assert_eq!(
@@ -741,15 +754,4 @@ async fn a_database_that_is_never_copied_is_named_unprotected() {
             && printed.contains("billing-db"),
         "{printed}"
     );
-
-    // The next source run sees every snapshot shared: the source side is covered.
-    let src2 = run_source(
-        &context(&emu, Side::Source),
-        &source_run(&c),
-        Timestamp::now,
-        &Quiet,
-    )
-    .await
-    .unwrap();
-    assert_eq!(src2.coverage.unwrap().unprotected, 0);
 }

@@ -299,10 +299,6 @@ pub struct TakeOutput {
     pub items: Vec<SourceItem>,
     pub skipped: Vec<SkippedResource>,
     pub created: Vec<String>,
-    /// Covered databases without a snapshot shared with every destination within two
-    /// intervals, before this run's shares (the `UnprotectedDatabases` metric).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub coverage: Option<Coverage>,
     pub api_calls: u64,
 }
 
@@ -626,6 +622,10 @@ pub struct DeleteOutput {
     /// Lambda function writes it as the `RecoveryPointAge` metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Heartbeat>,
+    /// Source (Aurora, RDS): databases with a snapshot of the schedule but none shared with
+    /// every destination within two intervals, after this run (`UnprotectedDatabases`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
 }
 
 impl DeleteOutput {
@@ -636,6 +636,7 @@ impl DeleteOutput {
         self.failed = self.failures.len();
         self.deleted.truncate(MAX_NAMED);
         self.failures.truncate(MAX_NAMED);
+        self.coverage = self.coverage.map(Coverage::bounded);
         self
     }
 }

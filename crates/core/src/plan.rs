@@ -101,32 +101,25 @@ pub fn plan_take(
     plan
 }
 
-/// Source coverage: every database the schedule covers (read replicas aside: their primary's
-/// snapshots protect them) and the capture time of its newest owned snapshot that is
-/// available and shared with every destination account.
+/// Source coverage at the end of a run: every database with a snapshot of the schedule, and
+/// the capture time of its newest one that is available and shared with every destination
+/// account. (A database with no snapshot at all shows up as a take failure or a skip.)
 pub fn source_coverage(
     run: &SourceRun,
-    engine: Engine,
-    filter: &ResourceFilter,
-    resources: &[ResourceRecord],
     snapshots: &[SnapshotRecord],
     now: Timestamp,
 ) -> crate::coverage::Coverage {
-    let mut newest: BTreeMap<String, Option<Timestamp>> = resources
+    let mut newest: BTreeMap<String, Option<Timestamp>> = BTreeMap::new();
+    for s in snapshots
         .iter()
-        .filter(|r| {
-            engine.covers_engine_name(&r.engine)
-                && filter.covers(&r.id, &r.tags)
-                && r.replica_of.is_none()
-        })
-        .map(|r| (r.id.clone(), None))
-        .collect();
-    for s in snapshots.iter().filter(|s| {
-        s.is_ours(&run.namespace, &run.schedule.name, Stage::Source)
-            && s.status.is_available()
-            && missing_shares(s, &run.destination_accounts).is_empty()
-    }) {
-        if let (Some(slot), Some(at)) = (newest.get_mut(s.protected_resource()), s.captured_at()) {
+        .filter(|s| s.is_ours(&run.namespace, &run.schedule.name, Stage::Source))
+    {
+        let slot = newest
+            .entry(s.protected_resource().to_string())
+            .or_insert(None);
+        let protected =
+            s.status.is_available() && missing_shares(s, &run.destination_accounts).is_empty();
+        if let (true, Some(at)) = (protected, s.captured_at()) {
             *slot = Some(slot.map_or(at, |t| t.max(at)));
         }
     }

@@ -39,18 +39,7 @@ fn to_json<T: Serialize>(output: T) -> Result<Value, Error> {
 
 pub async fn handle_take(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
     let input = TakeInput::parse_json(event)?;
-    let mut output = steps::take(ctx, &input.run, input.execution.as_ref(), now).await?;
-    if let Some(coverage) = &output.coverage {
-        emit(Some(coverage_record(
-            &input.run.namespace,
-            Side::Source,
-            &input.run.schedule.name,
-            coverage,
-            now,
-        )));
-    }
-    output.coverage = output.coverage.map(Coverage::bounded);
-    to_json(output)
+    to_json(steps::take(ctx, &input.run, input.execution.as_ref(), now).await?)
 }
 
 pub async fn handle_share(ctx: &AwsContext, event: Value, _now: Timestamp) -> Result<Value, Error> {
@@ -110,18 +99,30 @@ pub async fn handle_cross_region_copy(
 }
 
 pub async fn handle_delete(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
-    let (namespace, output) = match DeleteInput::parse_json(event)? {
+    let (namespace, schedule, output) = match DeleteInput::parse_json(event)? {
         DeleteInput::Source(run) => (
             run.namespace.clone(),
+            run.schedule.name.clone(),
             steps::delete_source(ctx, &run, now).await?,
         ),
         DeleteInput::Destination(run) => (
             run.namespace.clone(),
+            run.schedule.name.clone(),
             steps::delete_destination(ctx, &run, now).await?,
         ),
     };
     if let Some(heartbeat) = &output.heartbeat {
         emit(heartbeat_record(&namespace, heartbeat, now));
+    }
+    // Source: the coverage at the end of the run (the destination's comes with copy-in).
+    if let Some(coverage) = &output.coverage {
+        emit(Some(coverage_record(
+            &namespace,
+            Side::Source,
+            &schedule,
+            coverage,
+            now,
+        )));
     }
     for f in &output.failures {
         tracing::error!(resource = %f.resource, stage = %f.stage, error_type = %f.error.error_type, message = %f.error.message, "item failed");

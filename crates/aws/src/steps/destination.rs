@@ -359,5 +359,6 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
         failures,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
         heartbeat: Some(Heartbeat::destination(run, &remaining, now)),
+        coverage: None, // the copy-in look reports it
     })
 }

@@ -57,7 +57,6 @@ pub async fn take(
             items: Vec::new(),
             skipped: Vec::new(),
             created: Vec::new(),
-            coverage: None,
             api_calls: (ctx.calls() - before).calls,
         });
     }
@@ -242,6 +241,7 @@ pub async fn delete_destination(
             failures: Vec::new(),
             api_calls: 0,
             heartbeat: None,
+            coverage: None,
         },
     };
     out.api_calls = (ctx.calls() - before).calls;

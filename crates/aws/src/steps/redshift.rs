@@ -219,7 +219,6 @@ pub(super) async fn take(
         items,
         skipped,
         created,
-        coverage: None,
         api_calls: 0,
     })
 }
@@ -489,6 +488,7 @@ pub(super) async fn delete_source(
         failures,
         api_calls: 0,
         heartbeat,
+        coverage: None,
     })
 }
 

@@ -30,7 +30,6 @@ pub(super) async fn take<A: SnapshotApi>(
     let resources = api.list_resources(ctx, region).await?;
     let snapshots = api.list_snapshots(ctx, region, false).await?;
     let plan = plan_take(run, A::ENGINE, &filter, &resources, &snapshots, now);
-    let coverage = source_coverage(run, A::ENGINE, &filter, &resources, &snapshots, now);
 
     // Creates go out `call_concurrency` at a time; each is one call (tags included).
     let creates = plan.create.iter().map(|p| async move {
@@ -76,7 +75,6 @@ pub(super) async fn take<A: SnapshotApi>(
         items,
         skipped: plan.skipped,
         created,
-        coverage: Some(coverage),
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
     })
 }
@@ -291,6 +289,7 @@ pub(super) async fn delete_source<A: SnapshotApi>(
         .map(|id| (region.to_string(), id.clone(), "expired"));
     let (deleted, failures) = delete_all(api, ctx, &run.settings, deletions).await;
     let remaining = after_deletions(region, snapshots, &deleted);
+    let coverage = source_coverage(run, &remaining, now);
     Ok(DeleteOutput {
         version: EVENT_VERSION,
         deleted,
@@ -300,5 +299,6 @@ pub(super) async fn delete_source<A: SnapshotApi>(
         failures,
         api_calls: 0, // counted by the dispatcher in steps/mod.rs
         heartbeat: Some(Heartbeat::source(run, region, &remaining, now)),
+        coverage: Some(coverage),
     })
 }
