@@ -527,8 +527,9 @@ pub struct CopyInOutput {
     #[serde(default)]
     pub copies_in_flight: usize,
     /// Databases without a recovery point protected within two intervals (the
-    /// `UnprotectedDatabases` metric, written when the run's looks end).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `UnprotectedDatabases` metric, written when the run's looks end); always present (null
+    /// when the look stood aside), as the state machine's report reads it.
+    #[serde(default)]
     pub coverage: Option<Coverage>,
     /// Redshift: the heartbeat, from the shares this step lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -218,6 +218,9 @@ async fn a_copy_that_keeps_failing_fails_the_execution_with_a_report_and_the_oth
     assert_eq!(failures[0]["stage"], "copy-in");
     assert_eq!(failures[0]["error"]["errorType"], "AccessDenied");
     assert_eq!(body["done"], 2, "{body}");
+    // The report also names the databases left without a protected recovery point.
+    assert_eq!(body["coverage"]["unprotected"], 1, "{body}");
+    assert_eq!(body["coverage"]["named"][0]["database"], "billing-db");
     assert!(
         reports[0]["Subject"]
             .as_str()
