@@ -17,22 +17,26 @@ const sides = [
   { name: "destination", t: s.destinations[0]!, runs: inputs.destinations[0]!.runs },
 ];
 
+/** The alarms on `metric`: exactly one per run's schedule, in the runs' order. */
+function scheduleAlarms<R extends { schedule: string }>(t: Template, metric: string, runs: R[]): [R, any][] {
+  const alarms = resources(t, "AWS::CloudWatch::Alarm").filter(([, r]) => r.Properties.MetricName === metric);
+  assert.equal(alarms.length, runs.length, metric);
+  return runs.map((run) => {
+    const found = alarms.filter(([, r]) =>
+      (r.Properties.Dimensions as { Name: string; Value: string }[]).some(
+        (d) => d.Name === "Schedule" && d.Value === run.schedule,
+      ),
+    );
+    assert.equal(found.length, 1, `${metric} ${run.schedule}`);
+    return [run, found[0]![1].Properties];
+  });
+}
+
 describe("monitoring", () => {
   for (const side of sides) {
     describe(side.name, () => {
       it("alarms per schedule when some database has no recovery point protected within two intervals", () => {
-        const alarms = resources(side.t, "AWS::CloudWatch::Alarm").filter(
-          ([, r]) => r.Properties.MetricName === "UnprotectedDatabases",
-        );
-        assert.equal(alarms.length, side.runs.length);
-        for (const run of side.runs) {
-          const found = alarms.filter(([, r]) =>
-            (r.Properties.Dimensions as { Name: string; Value: string }[]).some(
-              (d) => d.Name === "Schedule" && d.Value === run.schedule,
-            ),
-          );
-          assert.equal(found.length, 1, run.schedule);
-          const p = found[0]![1].Properties as any;
+        for (const [run, p] of scheduleAlarms(side.t, "UnprotectedDatabases", side.runs)) {
           assert.equal(p.Namespace, "snapcourier");
           assert.equal(p.Threshold, 0);
           assert.equal(p.ComparisonOperator, "GreaterThanThreshold");
@@ -44,18 +48,7 @@ describe("monitoring", () => {
       });
 
       it("alarms per schedule when no recovery point is protected within two intervals, or none is reported", () => {
-        const alarms = resources(side.t, "AWS::CloudWatch::Alarm").filter(
-          ([, r]) => r.Properties.MetricName === "RecoveryPointAge",
-        );
-        assert.equal(alarms.length, side.runs.length);
-        for (const run of side.runs) {
-          const found = alarms.filter(([, r]) =>
-            (r.Properties.Dimensions as { Name: string; Value: string }[]).some(
-              (d) => d.Name === "Schedule" && d.Value === run.schedule,
-            ),
-          );
-          assert.equal(found.length, 1, run.schedule);
-          const p = found[0]![1].Properties as any;
+        for (const [run, p] of scheduleAlarms(side.t, "RecoveryPointAge", side.runs)) {
           assert.equal(p.Namespace, "snapcourier");
           assert.deepEqual(
             [...p.Dimensions].sort((a: any, b: any) => a.Name.localeCompare(b.Name)),

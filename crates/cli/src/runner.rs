@@ -243,11 +243,7 @@ pub async fn run_destination(
     let before = ctx.calls();
     let mut report = RunReport::new("destination", &run.schedule.name);
     let poll = run.settings.poll_interval_seconds;
-    let mut look = Look {
-        looks_before: 0,
-        started_at: now(),
-        copies_started: 0,
-    };
+    let mut look = Look::first(now());
     // Every share this run saw under way or due: the rows of the report once done.
     let mut followed: BTreeMap<String, String> = BTreeMap::new();
     let last = loop {
@@ -272,12 +268,7 @@ pub async fn run_destination(
         {
             followed.insert(p.snapshot_id.clone(), p.resource_id.clone());
         }
-        look.copies_started += pass
-            .started
-            .iter()
-            .filter(|p| p.region == run.source.region)
-            .count() as u64;
-        look.looks_before += 1;
+        look = look.next(&pass, &run.source.region);
         match pass.next {
             NextLook::After(seconds) => {
                 let pending = pass.started.len() + pass.in_flight.len() + pass.waiting.len();

@@ -255,6 +255,21 @@ pub struct Look {
 }
 
 impl Look {
+    /// Where the run stands after `pass`: one more look, and the copies into this account
+    /// it started.
+    pub fn next(&self, pass: &CopyPass, source_region: &str) -> Look {
+        let copied_in = pass
+            .started
+            .iter()
+            .filter(|p| p.region == source_region)
+            .count() as u64;
+        Look {
+            looks_before: self.looks_before + 1,
+            started_at: self.started_at,
+            copies_started: self.copies_started + copied_in,
+        }
+    }
+
     /// The first look of a run that starts now.
     pub fn first(now: Timestamp) -> Look {
         Look {
@@ -350,7 +365,7 @@ pub struct CopyPass {
     /// Shares destination retention would expire at once: not copied.
     pub too_old: Vec<String>,
     pub failures: Vec<ItemFailure>,
-    /// Copies of this namespace in flight in this account after the look (`CopiesInFlight`).
+    /// Copies of this schedule in flight in this account after the look (`CopiesInFlight`).
     pub copies_in_flight: usize,
     /// Whether the run looks again, and when; or why it stops with work left.
     #[serde(skip)]
@@ -391,10 +406,8 @@ impl CopyPass {
     fn stage(&self, p: &PendingCopy, source_region: &str) -> &'static str {
         if self.verifies_only {
             "verify"
-        } else if p.region == source_region {
-            "copy-in"
         } else {
-            "cross-region-copy"
+            crate::plan::copy_stage(&p.region, source_region)
         }
     }
 
@@ -458,22 +471,18 @@ impl CopyPass {
         failures.extend(self.left_over(source_region));
         let failed = failures.len();
         failures.truncate(MAX_NAMED);
+        let after = look.next(self, source_region);
         CopyInOutput {
             version: EVENT_VERSION,
             overlapping_execution: self.overlapping_execution.clone(),
             finished: self.next.is_finished(),
-            looks: look.looks_before + 1,
+            looks: after.looks_before,
             next_look_seconds: self.next.seconds(),
             stopped: match &self.next {
                 NextLook::OutOfTime(why) => Some(why.clone()),
                 _ => None,
             },
-            copies_started: look.copies_started
-                + self
-                    .started
-                    .iter()
-                    .filter(|p| p.region == source_region)
-                    .count() as u64,
+            copies_started: after.copies_started,
             due: self.due,
             done: self.done.len(),
             started: self.started.len(),

@@ -17,6 +17,14 @@ use crate::config::Settings;
 /// which leaves room for task retries.
 pub const MAX_LOOKS: u32 = 1_000;
 
+/// History events one look costs the destination state machine at most: the copy-in and
+/// cross-region tasks (5 each), two choices and a wait (2 each).
+pub const EVENTS_PER_LOOK: u32 = 16;
+
+// The most looks stay within two thirds of Step Functions' 25,000 events per execution; the
+// rest is room for task retries. Checked when the crate builds.
+const _: () = assert!(EVENTS_PER_LOOK * MAX_LOOKS <= 2 * 25_000 / 3);
+
 /// Most failures and left-over items a step's output names one by one; the rest are
 /// counted (Step Functions allows 256 KiB per state, SNS 256 KiB per message).
 pub const MAX_NAMED: usize = 20;

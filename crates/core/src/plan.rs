@@ -171,6 +171,16 @@ pub struct PendingCopy {
 }
 
 pub const WAITING_FOR_A_SLOT: &str = "waiting for a copy slot";
+
+/// The stage a copy into `region` belongs to, in reports: into the source region it is the
+/// copy-in, anywhere else a cross-region copy.
+pub fn copy_stage(region: &str, source_region: &str) -> &'static str {
+    if region == source_region {
+        "copy-in"
+    } else {
+        "cross-region-copy"
+    }
+}
 /// The status of a copy whose id is held, where it should go, by a snapshot not ours.
 pub const NOT_OURS: &str = "taken by a snapshot not owned by this namespace";
 

@@ -124,9 +124,6 @@ pub async fn handle_delete(ctx: &AwsContext, event: Value, now: Timestamp) -> Re
             now,
         )));
     }
-    for f in &output.failures {
-        tracing::error!(resource = %f.resource, stage = %f.stage, error_type = %f.error.error_type, message = %f.error.message, "item failed");
-    }
     to_json(output.bounded())
 }
 

@@ -12,14 +12,14 @@ use snapcourier_core::events::{
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::NextLook;
 use snapcourier_core::plan::{
-    CopyPassPlan, CopyStart, NOT_OURS, PendingCopy, WAITING_FOR_A_SLOT, finished_intermediates,
-    plan_copy_pass, retention_candidates,
+    CopyPassPlan, CopyStart, NOT_OURS, PendingCopy, WAITING_FOR_A_SLOT, copy_stage,
+    finished_intermediates, plan_copy_pass, retention_candidates,
 };
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::SnapshotRecord;
 use snapcourier_core::tags::{OwnershipTags, Stage};
 
-use super::{after_deletions, delete_all, failure};
+use super::{after_deletions, bounded, delete_all, failure};
 use crate::adapter::{CopyRequest, SnapshotApi, Started};
 use crate::client::AwsContext;
 
@@ -106,8 +106,8 @@ fn plan<A: SnapshotApi>(
     ))
 }
 
-/// Start the planned copies of one kind (copy-in or cross-region), all at once: a look
-/// starts at most as many as its regions have free slots. A copy refused as retryable
+/// Start the planned copies of one kind (copy-in or cross-region), `call_concurrency` at a
+/// time: a look starts at most as many as its regions have free slots. A copy refused as retryable
 /// (throttled, or the slot taken by another run: QuotaExceeded) waits for the next look.
 async fn start_copies<A: SnapshotApi>(
     api: &A,
@@ -115,7 +115,6 @@ async fn start_copies<A: SnapshotApi>(
     run: &DestinationRun,
     starts: Vec<&CopyStart>,
 ) -> Attempts {
-    let source_region = run.source.region.as_str();
     let attempts = starts.into_iter().map(|c| async move {
         let stage = if !c.copy_in || !run.source_region_is_intermediate() {
             Stage::Destination
@@ -159,7 +158,7 @@ async fn start_copies<A: SnapshotApi>(
         (c, api.copy_snapshot(ctx, &c.region, request).await)
     });
     let mut out = Attempts::default();
-    for (c, result) in futures::future::join_all(attempts).await {
+    for (c, result) in bounded(&run.settings, attempts).await {
         let mut p = PendingCopy {
             resource_id: c.resource_id.clone(),
             snapshot_id: c.snapshot_id.clone(),
@@ -180,11 +179,7 @@ async fn start_copies<A: SnapshotApi>(
             }
             Err(e) => {
                 tracing::error!(snapshot = %c.snapshot_id, region = %c.region, error = %e, "copy failed to start");
-                let stage = if c.region == source_region {
-                    "copy-in"
-                } else {
-                    "cross-region-copy"
-                };
+                let stage = copy_stage(&c.region, &run.source.region);
                 out.failures.push(failure(&c.resource_id, stage, &e));
             }
         }
@@ -223,12 +218,7 @@ fn unusable_failures(run: &DestinationRun, plan: &CopyPassPlan) -> Vec<ItemFailu
                 resource: p.snapshot_id.clone(),
                 message,
             };
-            let stage = if p.region == run.source.region {
-                "copy-in"
-            } else {
-                "cross-region-copy"
-            };
-            failure(&p.resource_id, stage, &e)
+            failure(&p.resource_id, copy_stage(&p.region, &run.source.region), &e)
         })
         .collect()
 }
@@ -254,7 +244,9 @@ pub(super) async fn copy_in<A: SnapshotApi>(
         .local
         .values()
         .flatten()
-        .filter(|s| s.is_owned_by(&run.namespace) && s.status.is_in_progress())
+        .filter(|s| {
+            s.is_of_schedule(&run.namespace, &run.schedule.name) && s.status.is_in_progress()
+        })
         .count();
     let coverage = Coverage::of(&plan.protected, run.schedule.interval.as_signed(), now);
     let mut waiting = plan.waiting;

@@ -94,15 +94,13 @@ pub async fn share_look(
     run: &SourceRun,
     items: &[SourceItem],
 ) -> Result<Vec<Result<ShareOutput, Error>>, Error> {
-    use futures::StreamExt;
     match run.schedule.engine {
         Engine::Aurora => source::share_look(&Aurora, ctx, run, items).await,
         Engine::Rds => source::share_look(&Rds, ctx, run, items).await,
-        Engine::Redshift => Ok(futures::stream::iter(
+        Engine::Redshift => Ok(bounded(
+            &run.settings,
             items.iter().map(|item| redshift::share(ctx, run, item)),
         )
-        .buffered(run.settings.call_concurrency.max(1) as usize)
-        .collect()
         .await),
     }
 }
@@ -122,6 +120,7 @@ pub async fn delete_source(
     out.api_calls = (ctx.calls() - before).calls;
     out.deleted_count = out.deleted.len();
     out.failed = out.failures.len();
+    log_failures(&out.failures);
     tracing::info!(
         deleted = out.deleted.len(),
         kept = out.kept,
@@ -181,9 +180,7 @@ pub async fn copy_in(
         api_calls = out.api_calls,
         "copy-in look done"
     );
-    for f in &out.failures {
-        tracing::error!(resource = %f.resource, stage = %f.stage, error_type = %f.error.error_type, message = %f.error.message, "item failed");
-    }
+    log_failures(&out.failures);
     Ok(out)
 }
 
@@ -214,9 +211,7 @@ pub async fn cross_region_copy(
         api_calls = out.api_calls,
         "cross-region look done"
     );
-    for f in &out.failures {
-        tracing::error!(resource = %f.resource, stage = %f.stage, error_type = %f.error.error_type, message = %f.error.message, "item failed");
-    }
+    log_failures(&out.failures);
     Ok(out)
 }
 
@@ -247,6 +242,7 @@ pub async fn delete_destination(
     out.api_calls = (ctx.calls() - before).calls;
     out.deleted_count = out.deleted.len();
     out.failed = out.failures.len();
+    log_failures(&out.failures);
     tracing::info!(
         deleted = out.deleted.len(),
         kept = out.kept,
@@ -283,6 +279,27 @@ fn after_deletions(
     snapshots
 }
 
+/// Run `work`, `settings.call_concurrency` at a time, keeping the order of the outcomes: a
+/// step never makes its calls one at a time across a fleet, nor all at once.
+pub(crate) async fn bounded<T, F>(settings: &Settings, work: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(work)
+        .buffered(settings.call_concurrency.max(1) as usize)
+        .collect()
+        .await
+}
+
+/// Every item failure of a step, one log line each: the reports name the first few, the
+/// logs all of them.
+fn log_failures(failures: &[ItemFailure]) {
+    for f in failures {
+        tracing::error!(resource = %f.resource, stage = %f.stage, error_type = %f.error.error_type, message = %f.error.message, "item failed");
+    }
+}
+
 /// Delete `(region, id, reason)`s, `settings.call_concurrency` at a time; one failure never
 /// stops the others.
 async fn delete_all<A: crate::adapter::SnapshotApi>(
@@ -291,17 +308,13 @@ async fn delete_all<A: crate::adapter::SnapshotApi>(
     settings: &Settings,
     deletions: impl IntoIterator<Item = (String, String, &'static str)>,
 ) -> (Vec<DeletedSnapshot>, Vec<ItemFailure>) {
-    use futures::StreamExt;
     let attempts = deletions
         .into_iter()
         .map(|(region, id, reason)| async move {
             let result = api.delete_snapshot(ctx, &region, &id).await;
             (region, id, reason, result)
         });
-    let outcomes: Vec<_> = futures::stream::iter(attempts)
-        .buffered(settings.call_concurrency.max(1) as usize)
-        .collect()
-        .await;
+    let outcomes = bounded(settings, attempts).await;
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
     for (region, id, reason, result) in outcomes {

@@ -1,6 +1,5 @@
 //! Source side: take, share, expire.
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{
@@ -13,7 +12,7 @@ use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
 use snapcourier_core::{Error, ItemError};
 
-use super::{after_deletions, delete_all, source_item};
+use super::{after_deletions, bounded, delete_all, source_item};
 use crate::adapter::{SnapshotApi, Started};
 use crate::client::AwsContext;
 
@@ -54,10 +53,7 @@ pub(super) async fn take<A: SnapshotApi>(
             Err(e) => (None, errored_item(&p.resource_id, &p.snapshot_id, &e)),
         }
     });
-    let outcomes: Vec<(Option<String>, SourceItem)> = futures::stream::iter(creates)
-        .buffered(run.settings.call_concurrency.max(1) as usize)
-        .collect()
-        .await;
+    let outcomes: Vec<(Option<String>, SourceItem)> = bounded(&run.settings, creates).await;
     let mut items: Vec<SourceItem> = Vec::new();
     let mut created = Vec::new();
     for (new, item) in outcomes {
@@ -181,10 +177,7 @@ pub(super) async fn share_look<A: SnapshotApi>(
             share_found(api, ctx, run, item, found).await
         }
     });
-    Ok(futures::stream::iter(looks)
-        .buffered(run.settings.call_concurrency.max(1) as usize)
-        .collect()
-        .await)
+    Ok(bounded(&run.settings, looks).await)
 }
 
 /// Share a snapshot as found by a describe (`None`: it does not exist).
@@ -195,13 +188,12 @@ async fn share_found<A: SnapshotApi>(
     item: &SourceItem,
     found: Option<SnapshotRecord>,
 ) -> Result<ShareOutput, Error> {
-    let output = share_output;
     let region = run.source.region.as_str();
     let id = item.snapshot_id.as_str();
     let s = ours_to_share(found, run, id)?;
     let mut current = source_item(&s, false);
     match &s.status {
-        SnapshotStatus::InProgress(_) => return Ok(output(current, false)),
+        SnapshotStatus::InProgress(_) => return Ok(share_output(current, false)),
         SnapshotStatus::Unusable(status) => {
             return Err(Error::InvalidState {
                 resource: id.to_string(),
@@ -240,7 +232,7 @@ async fn share_found<A: SnapshotApi>(
     }
     current.shared = true;
     tracing::info!(snapshot = id, added = missing.len(), "shared");
-    Ok(output(current, true))
+    Ok(share_output(current, true))
 }
 
 /// The snapshot the share step was given, if it still exists and is ours (this namespace,
