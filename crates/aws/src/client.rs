@@ -108,8 +108,9 @@ pub struct AwsContext {
     redshift: Mutex<HashMap<String, aws_sdk_redshift::Client>>,
     kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
     sfn: Mutex<HashMap<String, aws_sdk_sfn::Client>>,
-    /// Whether a KMS key is AWS managed, per key ARN: asked once per key per process.
-    aws_managed_keys: Mutex<HashMap<String, bool>>,
+    /// Whether a KMS key is AWS managed, per key ARN: asked once per key per process, also
+    /// when many shares of one step ask at the same moment.
+    aws_managed_keys: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<bool>>>>,
 }
 
 /// The region's client from the cache, built on first use.
@@ -220,22 +221,30 @@ impl AwsContext {
     /// Whether a key is AWS managed (such as the default `aws/rds` key), whose snapshots
     /// cannot be shared with another account.
     pub async fn is_aws_managed_key(&self, key_arn: &str) -> Result<bool, Error> {
-        if let Some(known) = lock(&self.aws_managed_keys).get(key_arn) {
-            return Ok(*known);
-        }
-        let region = key_arn.split(':').nth(3).unwrap_or_default();
-        let out = self
-            .kms(region)
-            .describe_key()
-            .key_id(key_arn)
-            .send()
-            .await
-            .map_err(|e| crate::errors::classify(e, "kms:DescribeKey", key_arn))?;
-        let managed = out
-            .key_metadata()
-            .and_then(|m| m.key_manager())
-            .is_some_and(|m| *m == aws_sdk_kms::types::KeyManagerType::Aws);
-        lock(&self.aws_managed_keys).insert(key_arn.to_string(), managed);
-        Ok(managed)
+        let cell = Arc::clone(
+            lock(&self.aws_managed_keys)
+                .entry(key_arn.to_string())
+                .or_default(),
+        );
+        // The first caller asks KMS; the others wait for its answer (a failed ask is not
+        // kept: the next caller asks again).
+        let managed = cell
+            .get_or_try_init(|| async {
+                let region = key_arn.split(':').nth(3).unwrap_or_default();
+                let out = self
+                    .kms(region)
+                    .describe_key()
+                    .key_id(key_arn)
+                    .send()
+                    .await
+                    .map_err(|e| crate::errors::classify(e, "kms:DescribeKey", key_arn))?;
+                Ok::<bool, Error>(
+                    out.key_metadata()
+                        .and_then(|m| m.key_manager())
+                        .is_some_and(|m| *m == aws_sdk_kms::types::KeyManagerType::Aws),
+                )
+            })
+            .await?;
+        Ok(*managed)
     }
 }

@@ -70,8 +70,6 @@ pub struct ExecutionState {
     pub cause: Option<String>,
     /// The failure report the state machine sent to its topic, if it sent one.
     pub report: Option<serde_json::Value>,
-    /// Map iterations finished so far.
-    pub iterations_done: usize,
 }
 
 /// Start an execution of `state_machine` with `input`, named so that the schedule is visible
@@ -108,9 +106,9 @@ pub async fn status(ctx: &AwsContext, arn: &str) -> Result<String, Error> {
     Ok(described.status().as_str().to_string())
 }
 
-/// One full look at an execution: its status and, from its whole history, how far the Map
-/// got and the failure report if the state machine sent one. The history grows with the
-/// items, so poll with `status` and look once the execution has ended.
+/// One full look at an execution: its status and, from its whole history, the failure report
+/// if the state machine sent one. The history grows with the looks, so poll with `status`
+/// and look once the execution has ended.
 pub async fn look_at_execution(ctx: &AwsContext, arn: &str) -> Result<ExecutionState, Error> {
     let region = arn.split(':').nth(3).unwrap_or_default();
     let client = ctx.sfn(region);
@@ -130,10 +128,6 @@ pub async fn look_at_execution(ctx: &AwsContext, arn: &str) -> Result<ExecutionS
         .try_collect()
         .await
         .map_err(|e| classify(e, "states:GetExecutionHistory", arn))?;
-    let iterations_done = events
-        .iter()
-        .filter(|e| *e.r#type() == aws_sdk_sfn::types::HistoryEventType::MapIterationSucceeded)
-        .count();
     // The report is the input of the Notify state: {"report": {...}, ...}.
     let report = events
         .iter()
@@ -148,6 +142,5 @@ pub async fn look_at_execution(ctx: &AwsContext, arn: &str) -> Result<ExecutionS
         error: described.error().map(str::to_string),
         cause: described.cause().map(str::to_string),
         report,
-        iterations_done,
     })
 }

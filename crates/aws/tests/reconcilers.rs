@@ -9,7 +9,7 @@ use snapcourier_aws::adapter::SnapshotApi;
 use snapcourier_aws::aurora::Aurora;
 use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Config;
-use snapcourier_core::events::{DestinationRun, Look, SourceItem, SourceRun};
+use snapcourier_core::events::{DestinationRun, Look, SourceRun};
 use snapcourier_core::interval::slot_start;
 use snapcourier_core::naming::snapshot_id;
 use snapcourier_emulator::{
@@ -97,16 +97,18 @@ async fn a_slot_id_held_by_a_foreign_snapshot_is_reported_and_left_alone() {
         tags,
         BTreeMap::from([("team".to_string(), "dba".to_string())])
     );
-    let share = steps::share(
-        &ctx,
-        &source_run(),
-        &SourceItem {
-            error: None,
-            ..item.clone()
-        },
-    )
-    .await;
-    assert_eq!(share.unwrap_err().error_type(), "InvalidState");
+    // A share look never picks it up: it does not carry our tags.
+    let look = steps::share(&ctx, &source_run(), &Look::first(now), now)
+        .await
+        .unwrap();
+    assert!(
+        look.shared
+            .iter()
+            .chain(&look.pending)
+            .all(|i| i.snapshot_id != id),
+        "{look:?}"
+    );
+    assert!(look.failures.is_empty(), "{look:?}");
     assert!(
         Aurora
             .restore_accounts(&ctx, SOURCE_REGION, &id)
@@ -126,23 +128,83 @@ async fn a_slot_id_held_by_a_foreign_snapshot_is_reported_and_left_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sharing_a_snapshot_deleted_meanwhile_is_not_found() {
+async fn a_share_look_shares_only_this_schedule_and_a_second_look_only_lists() {
     let emu = Emulator::start(Seed::Empty);
     let ctx = context(&emu, Side::Source);
-    let item = SourceItem {
-        resource_id: "orders-db".into(),
-        snapshot_id: "sc-demo-auroradaily-orders-db-20261122-0000".into(),
-        snapshot_arn: None,
-        status: "available".into(),
-        shared: false,
-        error: None,
-    };
-    let err = steps::share(&ctx, &source_run(), &item).await.unwrap_err();
-    assert_eq!(err.error_type(), "NotFound");
-    assert!(
-        err.to_string().contains("next take makes a new one"),
-        "{err}"
+    let run = source_run();
+    let ours = owned_snapshot(
+        SOURCE_ACCOUNT,
+        SOURCE_REGION,
+        "sc-demo-auroradaily-orders-db-20261122-0000",
+        "orders-db",
+        days_ago(0, 1),
+        "source",
+        &[],
     );
+    let retag = |s: &mut serde_json::Value, key: &str, value: &str| {
+        for tag in s["tags"].as_array_mut().unwrap() {
+            if tag["Key"] == key {
+                tag["Value"] = value.into();
+            }
+        }
+    };
+    let mut other_schedule = owned_snapshot(
+        SOURCE_ACCOUNT,
+        SOURCE_REGION,
+        "sc-demo-aurorahourly-orders-db-20261122-0000",
+        "orders-db",
+        days_ago(0, 1),
+        "source",
+        &[],
+    );
+    retag(&mut other_schedule, "snapcourier:schedule", "aurora-hourly");
+    let mut other_namespace = ours.clone();
+    other_namespace["id"] = "sc-prod-auroradaily-orders-db-20261122-0000".into();
+    retag(&mut other_namespace, "snapcourier:namespace", "prod");
+    emu.insert_snapshots(&[ours, other_schedule, other_namespace]);
+    let now = Timestamp::now();
+
+    let first = steps::share(&ctx, &run, &Look::first(now), now)
+        .await
+        .unwrap();
+    assert_eq!(first.due, 1, "{first:?}");
+    assert_eq!(first.shared.len(), 1);
+    assert_eq!(
+        first.shared[0].snapshot_id,
+        "sc-demo-auroradaily-orders-db-20261122-0000"
+    );
+    assert!(first.next.is_finished());
+    let restore = |id: &'static str| {
+        let ctx = &ctx;
+        async move {
+            Aurora
+                .restore_accounts(ctx, SOURCE_REGION, id)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        restore("sc-demo-auroradaily-orders-db-20261122-0000")
+            .await
+            .len(),
+        1
+    );
+    assert!(
+        restore("sc-demo-aurorahourly-orders-db-20261122-0000")
+            .await
+            .is_empty()
+    );
+    assert!(
+        restore("sc-prod-auroradaily-orders-db-20261122-0000")
+            .await
+            .is_empty()
+    );
+    // The share is recorded on the snapshot: the next look lists and changes nothing.
+    let second = steps::share(&ctx, &run, &Look::first(now), now)
+        .await
+        .unwrap();
+    assert_eq!(second.due, 0);
+    assert_eq!(second.api_calls, 1, "{second:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,11 +316,17 @@ async fn overlapping_runs_create_no_duplicate_and_lose_nothing() {
         ta.items.iter().chain(&tb.items).all(|i| i.error.is_none()),
         "{ta:?} {tb:?}"
     );
-    // Both share every item at the same time.
-    for (ia, ib) in ta.items.iter().zip(&tb.items) {
-        let (sa, sb) = tokio::join!(steps::share(&a, &run, ia), steps::share(&b, &run, ib));
-        assert!(sa.unwrap().ready && sb.unwrap().ready);
-    }
+    // Both share at the same time.
+    let look = Look::first(now);
+    let (sa, sb) = tokio::join!(
+        steps::share(&a, &run, &look, now),
+        steps::share(&b, &run, &look, now)
+    );
+    let (sa, sb) = (sa.unwrap(), sb.unwrap());
+    assert!(
+        sa.failures.is_empty() && sb.failures.is_empty() && sa.pending.is_empty(),
+        "{sa:?} {sb:?}"
+    );
     let owned: Vec<_> = Aurora
         .list_snapshots(&a, SOURCE_REGION, false)
         .await

@@ -18,7 +18,7 @@ use snapcourier_aws::adapter::SnapshotApi;
 use snapcourier_aws::aurora::Aurora;
 use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Config;
-use snapcourier_core::events::{DestinationRun, SourceItem, SourceRun};
+use snapcourier_core::events::{DestinationRun, Look, SourceRun};
 
 const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
 const ID: &str = "sc-demo-auroradaily-orders-db-20261122-0000";
@@ -125,22 +125,28 @@ async fn access_denied_on_share_is_reported_and_no_progress_marker_is_written() 
         [&describe, &attributes, &modify, &tag]
     );
     let ctx = context().with_rds_client("us-east-1", client);
-    let item = SourceItem {
-        resource_id: "orders-db".into(),
-        snapshot_id: ID.into(),
-        snapshot_arn: None,
-        status: "available".into(),
-        shared: false,
-        error: None,
-    };
-    let err = steps::share(&ctx, &run, &item).await.unwrap_err();
-    assert_eq!(err.error_type(), "AccessDenied");
-    assert!(!err.is_retryable());
+    let now = jiff::Timestamp::now();
+    let pass = steps::share(&ctx, &run, &Look::first(now), now)
+        .await
+        .unwrap();
+    assert_eq!(pass.due, 1);
     assert!(
-        err.to_string()
-            .contains("rds:ModifyDBClusterSnapshotAttribute"),
-        "{err}"
+        pass.shared.is_empty() && pass.pending.is_empty(),
+        "{pass:?}"
     );
+    assert_eq!(pass.failures.len(), 1, "{pass:?}");
+    let error = &pass.failures[0].error;
+    assert_eq!(pass.failures[0].resource, "orders-db");
+    assert_eq!(error.error_type, "AccessDenied");
+    assert!(!error.retryable);
+    assert!(
+        error
+            .message
+            .contains("rds:ModifyDBClusterSnapshotAttribute"),
+        "{error:?}"
+    );
+    // Nothing is left to look at: the run goes on to retention and reports the failure.
+    assert!(pass.next.is_finished());
     assert_eq!(modify.num_calls(), 1);
     assert_eq!(
         attributes.num_calls(),

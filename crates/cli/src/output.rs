@@ -49,9 +49,9 @@ impl Progress for TerminalProgress {
         }
     }
 
-    fn waiting(&self, pending: usize, poll: u32, max_polls: u32) {
+    fn waiting(&self, pending: usize, look: u32, max_looks: u32) {
         let message = format!(
-            "waiting for {pending} snapshot(s) to become available (poll {poll}/{max_polls})"
+            "{pending} snapshot(s) or copies still under way after look {look} (at most {max_looks}; the run's deadline ends them sooner)"
         );
         match &self.bar {
             Some(bar) => bar.set_message(message),
@@ -226,38 +226,74 @@ pub fn render_execution(e: &snapcourier_aws::executions::ExecutionState) -> Stri
         .as_ref()
         .into_iter()
         .flat_map(|r| {
-            ["failures", "regional_failures", "retention_failures"]
-                .into_iter()
-                .filter_map(|k| r.get(k)?.as_array())
+            [
+                "failures",
+                "share_failures",
+                "regional_failures",
+                "retention_failures",
+            ]
+            .into_iter()
+            .filter_map(|k| r.get(k)?.as_array())
         })
         .flatten();
     let mut t = table(&["FAILED resource", "stage", "error", "message"]);
     let mut any = false;
     for f in failures {
         any = true;
-        let text = |k: &str| {
-            f.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        // Source reports: `error` is the errorType and `cause` the message; destination and
-        // retention failures carry an ItemError object.
-        let field = |v: &serde_json::Value, k: &str| {
+        // Every failure in a report is an ItemFailure: resource, stage, error (an ItemError).
+        let text = |v: &serde_json::Value, k: &str| {
             v.get(k)
                 .and_then(|t| t.as_str())
                 .unwrap_or_default()
                 .to_string()
         };
-        let (error, message) = match f.get("error") {
-            Some(serde_json::Value::String(s)) => (s.clone(), text("cause")),
-            Some(other) => (field(other, "errorType"), field(other, "message")),
-            None => (String::new(), text("cause")),
-        };
-        t.add_row(vec![text("resource"), text("stage"), error, message]);
+        let error = f.get("error").cloned().unwrap_or_default();
+        t.add_row(vec![
+            text(f, "resource"),
+            text(f, "stage"),
+            text(&error, "errorType"),
+            text(&error, "message"),
+        ]);
     }
     if any {
         out.push_str(&format!("{t}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_execution_shows_every_failure_list_of_its_report() {
+        let failure = |resource: &str, stage: &str, error: &str| {
+            serde_json::json!({"resource": resource, "stage": stage,
+                "error": {"errorType": error, "message": format!("{resource} says why"), "retryable": false}})
+        };
+        let state = snapcourier_aws::executions::ExecutionState {
+            arn: "arn:aws:states:us-east-1:111111111111:execution:snapcourier-source:x".into(),
+            status: "FAILED".into(),
+            output: None,
+            error: Some("SnapcourierItemsFailed".into()),
+            cause: Some("see the report".into()),
+            report: Some(serde_json::json!({
+                "failures": [failure("orders-db", "take", "AccessDenied")],
+                "share_failures": [failure("billing-db", "share", "InvalidState")],
+                "retention_failures": [failure("(retention)", "delete", "Throttled")],
+            })),
+        };
+        let printed = render_execution(&state);
+        for expected in [
+            "orders-db",
+            "AccessDenied",
+            "billing-db",
+            "billing-db says why",
+            "InvalidState",
+            "(retention)",
+            "Throttled",
+        ] {
+            assert!(printed.contains(expected), "{expected}: {printed}");
+        }
+    }
 }

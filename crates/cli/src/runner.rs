@@ -1,5 +1,5 @@
-//! A whole run in-process: the same steps as the state machines, followed until every item
-//! settles (or is reported stuck).
+//! A whole run in-process: the same steps and looks as the state machines, until every item
+//! settles or the run's deadline passes (then what is left is reported as failed).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,19 +8,19 @@ use jiff::Timestamp;
 use serde::Serialize;
 use snapcourier_aws::executions::{self, ExecutionState};
 use snapcourier_aws::{ApiCalls, AwsContext, steps};
+use snapcourier_core::Error;
 use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
-    DeleteOutput, DeletedSnapshot, DestinationRun, ItemFailure, Look, SkippedResource, SourceItem,
-    SourceRun,
+    DeleteOutput, DeletedSnapshot, DestinationRun, ItemFailure, Look, SkippedResource, SourceRun,
 };
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::{MAX_LOOKS, NextLook};
-use snapcourier_core::{Error, ItemError};
 
 /// What a caller sees while a run goes on.
 pub trait Progress {
     fn stage(&self, message: &str);
-    fn waiting(&self, pending: usize, poll: u32, max_polls: u32);
+    /// `pending` items are still under way after look `look` (of at most `max_looks`).
+    fn waiting(&self, pending: usize, look: u32, max_looks: u32);
 }
 
 /// Progress that says nothing.
@@ -91,24 +91,6 @@ impl RunReport {
     }
 }
 
-fn failure(resource: &str, stage: &str, error: ItemError) -> ItemFailure {
-    ItemFailure {
-        resource: resource.to_string(),
-        stage: stage.to_string(),
-        error,
-    }
-}
-
-fn stuck(id: &str, status: &str, polls: u32) -> ItemError {
-    ItemError {
-        error_type: "InvalidState".into(),
-        message: format!(
-            "{id} is still `{status}` after {polls} polls; it is followed again by the next run"
-        ),
-        retryable: false,
-    }
-}
-
 async fn pause(seconds: u64) {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
 }
@@ -135,69 +117,8 @@ where
     }
 }
 
-/// Share every pending item, looking at all of them at once each poll (one listing, then
-/// the shares), until each is shared or failed, at most `max_polls` looks. Retryable errors
-/// (for one item, or the listing) are looked at again.
-async fn follow_shares(
-    ctx: &AwsContext,
-    run: &SourceRun,
-    mut pending: Vec<SourceItem>,
-    progress: &dyn Progress,
-    report: &mut RunReport,
-) {
-    let settings = &run.settings;
-    for poll in 1..=settings.max_polls {
-        if pending.is_empty() {
-            return;
-        }
-        let outcomes = match steps::share_look(ctx, run, &pending).await {
-            Ok(outcomes) => outcomes,
-            Err(e) if e.is_retryable() => pending.iter().map(|_| Err(e.clone())).collect(),
-            Err(e) => {
-                for item in pending {
-                    report
-                        .failures
-                        .push(failure(&item.resource_id, "share", ItemError::from(&e)));
-                }
-                return;
-            }
-        };
-        let mut still = Vec::new();
-        for (item, outcome) in pending.into_iter().zip(outcomes) {
-            match outcome {
-                Ok(out) if out.ready => report.items.push(ItemRow {
-                    resource: out.item.resource_id.clone(),
-                    snapshot_id: out.item.snapshot_id.clone(),
-                    status: "available".into(),
-                    outcome: "shared".into(),
-                }),
-                Ok(out) => still.push(out.item),
-                Err(e) if e.is_retryable() => still.push(item),
-                Err(e) => {
-                    report
-                        .failures
-                        .push(failure(&item.resource_id, "share", ItemError::from(&e)))
-                }
-            }
-        }
-        pending = still;
-        if pending.is_empty() {
-            return;
-        }
-        progress.waiting(pending.len(), poll, settings.max_polls);
-        if poll < settings.max_polls {
-            pause(settings.poll_interval_seconds).await;
-        }
-    }
-    for item in pending {
-        let error = stuck(&item.snapshot_id, &item.status, settings.max_polls);
-        report
-            .failures
-            .push(failure(&item.resource_id, "share", error));
-    }
-}
-
-/// take -> share every item until shared -> expire.
+/// take -> share looks until every owned snapshot is shared (or the run's deadline passes),
+/// as the source state machine does -> expire.
 pub async fn run_source(
     ctx: &AwsContext,
     run: &SourceRun,
@@ -208,21 +129,36 @@ pub async fn run_source(
     let mut report = RunReport::new("source", &run.schedule.name);
     progress.stage("taking snapshots");
     let poll = run.settings.poll_interval_seconds;
+    let started = now();
     let taken = with_retries(poll, || steps::take(ctx, run, None, now())).await?;
-    report.created = taken.created;
-    report.skipped = taken.skipped;
-
-    let mut pending: Vec<SourceItem> = Vec::new();
-    for item in taken.items {
-        match &item.error {
-            Some(e) => report
-                .failures
-                .push(failure(&item.resource_id, "take", e.clone())),
-            None => pending.push(item),
+    report.failures.extend(taken.failures());
+    if taken.to_share() > 0 {
+        progress.stage("sharing with destination accounts");
+        let mut look = Look::first(started);
+        loop {
+            let pass = with_retries(poll, || steps::share(ctx, run, &look, now())).await?;
+            look.looks_before += 1;
+            report.items.extend(pass.shared.iter().map(|i| ItemRow {
+                resource: i.resource_id.clone(),
+                snapshot_id: i.snapshot_id.clone(),
+                status: "available".into(),
+                outcome: "shared".into(),
+            }));
+            report.failures.extend(pass.failures.iter().cloned());
+            match pass.next {
+                NextLook::After(seconds) => {
+                    progress.waiting(pass.pending.len(), look.looks_before, MAX_LOOKS);
+                    pause(seconds).await;
+                }
+                _ => {
+                    report.failures.extend(pass.left_over());
+                    break;
+                }
+            }
         }
     }
-    progress.stage("sharing with destination accounts");
-    follow_shares(ctx, run, pending, progress, &mut report).await;
+    report.created = taken.created;
+    report.skipped = taken.skipped;
 
     progress.stage("expiring old snapshots");
     let deleted = with_retries(poll, || steps::delete_source(ctx, run, now())).await?;

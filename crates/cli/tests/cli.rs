@@ -138,7 +138,7 @@ fn inputs_prints_each_scheduled_run_as_run_builds_it() {
         serde_json::json!(["222222222222"])
     );
     assert_eq!(run["destination_regions"], serde_json::json!(["eu-west-1"]));
-    assert_eq!(run["settings"]["max_concurrency"], 10);
+    assert_eq!(run["settings"]["call_concurrency"], 10);
     let destination = &inputs["destinations"][0];
     assert_eq!(destination["account"], "222222222222");
     assert_eq!(

@@ -201,7 +201,7 @@ async fn every_engine_reports_a_stuck_snapshot_and_completes_the_others() {
         let stuck = case.protected[0];
         emu.configure(serde_json::json!({"stuck": [format!("^{}{stuck}-", case.prefix())]}));
         let mut c = config();
-        c.settings.max_polls = 3;
+        c.settings.deadline_seconds = Some(4);
         let src = run_source(
             &context(&emu, Side::Source),
             &SourceRun::from_config(&c, case.schedule).unwrap(),
@@ -219,7 +219,10 @@ async fn every_engine_reports_a_stuck_snapshot_and_completes_the_others() {
         );
         assert_eq!(src.failures[0].resource, stuck);
         assert!(
-            src.failures[0].error.message.contains("after 3 polls"),
+            src.failures[0]
+                .error
+                .message
+                .contains("when the run stopped"),
             "{:?}",
             src.failures[0]
         );

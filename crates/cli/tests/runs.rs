@@ -209,7 +209,7 @@ async fn a_snapshot_stuck_creating_is_reported_and_the_others_complete() {
     let emu = Emulator::start(Seed::Demo);
     emu.configure(serde_json::json!({"stuck": ["^sc-demo-auroradaily-billing-db-"]}));
     let mut c = config();
-    c.settings.max_polls = 3;
+    c.settings.deadline_seconds = Some(4);
     let src = run_source(
         &context(&emu, Side::Source),
         &source_run(&c),
@@ -221,7 +221,10 @@ async fn a_snapshot_stuck_creating_is_reported_and_the_others_complete() {
     assert_eq!(src.failures.len(), 1, "{:?}", src.failures);
     assert_eq!(src.failures[0].resource, "billing-db");
     assert!(
-        src.failures[0].error.message.contains("after 3 polls"),
+        src.failures[0]
+            .error
+            .message
+            .contains("when the run stopped"),
         "{:?}",
         src.failures[0]
     );

@@ -153,14 +153,13 @@ pub struct TagMatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// Seconds between two looks at a snapshot or copy that is not available yet.
+    /// Seconds between two looks at a snapshot or copy that is not available yet (at first;
+    /// later looks come a sixtieth of the run's elapsed time apart).
     pub poll_interval_seconds: u64,
-    /// Source: how many looks at a snapshot still being created before it is reported as
-    /// stuck.
-    pub max_polls: u32,
-    /// Seconds a run keeps working on copies under way or waiting for a copy slot before it
-    /// reports what is left (and fails). Default: the schedule's interval minus a tenth of
-    /// it (at most an hour), so a run ends before the next one of its schedule starts.
+    /// Seconds a run keeps following snapshots being made (source) and copies under way or
+    /// waiting for a copy slot (destination) before it reports what is left (and fails).
+    /// Default: the schedule's interval minus a tenth of it (at most an hour), so a run ends
+    /// before the next one of its schedule starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_seconds: Option<u64>,
     /// Copies of Aurora cluster snapshots in flight per destination region (AWS allows 5).
@@ -169,24 +168,30 @@ pub struct Settings {
     pub rds_copy_concurrency: u32,
     /// Attempts per AWS call before a throttled or failed call is given up (SDK retries).
     pub max_attempts: u32,
-    /// Items a state machine's Map handles at once (the CLI follows items one by one).
-    pub max_concurrency: u32,
     /// AWS calls a step makes at once when it acts on many snapshots (creates, shares,
     /// deletes); throttled calls back off and retry.
     pub call_concurrency: u32,
+    /// Removed settings: read only to be refused with a message that says what replaced
+    /// them (`check_settings`), rather than a bare "unknown field".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub max_polls: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub max_concurrency: Option<serde_json::Value>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             poll_interval_seconds: 60,
-            max_polls: 180,
             deadline_seconds: None,
             aurora_copy_concurrency: AURORA_COPY_LIMIT,
             rds_copy_concurrency: RDS_COPY_LIMIT,
             max_attempts: 5,
-            max_concurrency: 10,
             call_concurrency: 10,
+            max_polls: None,
+            max_concurrency: None,
         }
     }
 }
@@ -715,8 +720,22 @@ pub(crate) fn check_settings(s: &Settings, path: &str, p: &mut Problems) {
             "must be between 1 and 3600",
         );
     }
-    if !(1..=10_000).contains(&s.max_polls) {
-        p.add(format!("{path}.max_polls"), "must be between 1 and 10000");
+    let removed = [
+        (
+            "max_polls",
+            s.max_polls.is_some(),
+            "was removed: a run now follows snapshots being made until its deadline (the schedule's interval minus a tenth, or settings.deadline_seconds). Delete this line",
+        ),
+        (
+            "max_concurrency",
+            s.max_concurrency.is_some(),
+            "was removed: the state machines no longer run a Map over items; settings.call_concurrency sets how many AWS calls a step makes at once. Delete this line",
+        ),
+    ];
+    for (name, set, message) in removed {
+        if set {
+            p.add(format!("{path}.{name}"), message);
+        }
     }
     if let Some(d) = s.deadline_seconds
         && !(1..=MAX_DEADLINE_SECONDS).contains(&d)
@@ -745,13 +764,6 @@ pub(crate) fn check_settings(s: &Settings, path: &str, p: &mut Problems) {
         p.add(
             format!("{path}.call_concurrency"),
             format!("must be between 1 and {MAX_CALL_CONCURRENCY}"),
-        );
-    }
-    // Step Functions runs at most 40 iterations of an inline Map at once.
-    if !(1..=40).contains(&s.max_concurrency) {
-        p.add(
-            format!("{path}.max_concurrency"),
-            "must be between 1 and 40",
         );
     }
 }

@@ -303,6 +303,77 @@ pub struct SourceItem {
     pub error: Option<ItemError>,
 }
 
+/// What the take step did, in full (the CLI's view; the Lambda function returns the bounded
+/// `TakeOutput`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TakePass {
+    /// Set when an older execution of the same schedule is still running: this one did
+    /// nothing and ends as skipped.
+    pub overlapping_execution: Option<String>,
+    /// The snapshots this run started or found in the current slot (each with its error when
+    /// the take failed for it), and the owned ones still to be shared.
+    pub items: Vec<SourceItem>,
+    pub skipped: Vec<SkippedResource>,
+    pub created: Vec<String>,
+    pub api_calls: u64,
+}
+
+impl TakePass {
+    /// A take that stood aside for an older execution.
+    pub fn overlapping(older: String) -> TakePass {
+        TakePass {
+            overlapping_execution: Some(older),
+            items: Vec::new(),
+            skipped: Vec::new(),
+            created: Vec::new(),
+            api_calls: 0,
+        }
+    }
+
+    /// The databases the take step could not snapshot, and why.
+    pub fn failures(&self) -> Vec<ItemFailure> {
+        self.items
+            .iter()
+            .filter_map(|i| {
+                i.error.as_ref().map(|e| ItemFailure {
+                    resource: i.resource_id.clone(),
+                    stage: "take".into(),
+                    error: e.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Owned snapshots not yet shared with every destination account: the share step's work.
+    pub fn to_share(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|i| i.error.is_none() && !i.shared)
+            .count()
+    }
+
+    /// The bounded output of the take Lambda function: counts, and the first failures and
+    /// skipped databases by name, whatever the size of the fleet.
+    pub fn output(&self) -> TakeOutput {
+        let mut failures = self.failures();
+        let failed = failures.len();
+        failures.truncate(MAX_NAMED);
+        TakeOutput {
+            version: EVENT_VERSION,
+            overlapping_execution: self.overlapping_execution.clone(),
+            created: self.created.len(),
+            to_share: self.to_share(),
+            skipped: self.skipped.len(),
+            skipped_named: self.skipped.iter().take(MAX_NAMED).cloned().collect(),
+            failed,
+            failures,
+            api_calls: self.api_calls,
+        }
+    }
+}
+
+/// The take Lambda function's output: counts and the first names. Its size does not grow
+/// with the fleet (Step Functions allows 256 KiB per state).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TakeOutput {
@@ -311,26 +382,143 @@ pub struct TakeOutput {
     /// nothing and ends as skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlapping_execution: Option<String>,
-    pub items: Vec<SourceItem>,
-    pub skipped: Vec<SkippedResource>,
-    pub created: Vec<String>,
+    /// Snapshots this run started.
+    pub created: usize,
+    /// Owned snapshots still to be shared (0: the state machine skips the share step).
+    pub to_share: usize,
+    /// Databases of the schedule not snapshotted, with a reason (not failures).
+    pub skipped: usize,
+    /// The first `MAX_NAMED` of them.
+    pub skipped_named: Vec<SkippedResource>,
+    /// Databases the take failed for.
+    pub failed: usize,
+    /// The first `MAX_NAMED` of them (the function's log names every one).
+    pub failures: Vec<ItemFailure>,
     pub api_calls: u64,
 }
 
+/// Input of the share step, one look of a source run: the run, the execution when run by a
+/// state machine (the deadline counts from its start), and how far the run has got.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShareInput {
     pub run: SourceRun,
-    pub item: SourceItem,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ExecutionContext>,
+    /// Looks the run has made before this one.
+    #[serde(default)]
+    pub looks: u32,
+    /// Snapshots the run has shared before this look.
+    #[serde(default)]
+    pub shared: u64,
 }
 
+/// What one look of the share step saw and did, in full (the CLI's view; the Lambda function
+/// returns the bounded `ShareOutput`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharePass {
+    /// Owned snapshots not yet shared with every destination account when the look began.
+    pub due: usize,
+    /// Shared with every destination account in this look.
+    pub shared: Vec<SourceItem>,
+    /// Still being made (Redshift: or its cross-region copy is), or a call for it was
+    /// throttled: looked at again.
+    pub pending: Vec<SourceItem>,
+    pub failures: Vec<ItemFailure>,
+    /// Whether the run looks again, and when; or why it stops with snapshots left.
+    #[serde(skip)]
+    pub next: NextLook,
+    pub api_calls: u64,
+}
+
+impl SharePass {
+    /// A look at nothing: nothing to share.
+    pub fn empty() -> SharePass {
+        SharePass {
+            due: 0,
+            shared: Vec::new(),
+            pending: Vec::new(),
+            failures: Vec::new(),
+            next: NextLook::Finished,
+            api_calls: 0,
+        }
+    }
+
+    /// When the run stops with snapshots still being made: one failure each, saying why.
+    pub fn left_over(&self) -> Vec<ItemFailure> {
+        let NextLook::OutOfTime(why) = &self.next else {
+            return Vec::new();
+        };
+        self.pending
+            .iter()
+            .map(|i| ItemFailure {
+                resource: i.resource_id.clone(),
+                stage: "share".into(),
+                error: ItemError {
+                    error_type: "InvalidState".into(),
+                    message: format!(
+                        "{} was still `{}` when the run stopped: {why}. It is not shared yet; the next run follows it",
+                        i.snapshot_id, i.status
+                    ),
+                    retryable: false,
+                },
+            })
+            .collect()
+    }
+
+    /// The bounded output of the share Lambda function. `before` is where the run stood
+    /// before this look.
+    pub fn output(&self, before: &ShareInput) -> ShareOutput {
+        let mut failures = self.failures.clone();
+        failures.extend(self.left_over());
+        let failed = failures.len();
+        failures.truncate(MAX_NAMED);
+        ShareOutput {
+            version: EVENT_VERSION,
+            finished: self.next.is_finished(),
+            looks: before.looks + 1,
+            next_look_seconds: self.next.seconds(),
+            stopped: match &self.next {
+                NextLook::OutOfTime(why) => Some(why.clone()),
+                _ => None,
+            },
+            shared: before.shared + self.shared.len() as u64,
+            due: self.due,
+            shared_now: self.shared.len(),
+            pending: self.pending.len(),
+            failed,
+            failures,
+            api_calls: self.api_calls,
+        }
+    }
+}
+
+/// The share Lambda function's output: one look, in counts and the first failures by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShareOutput {
     pub version: u32,
-    pub item: SourceItem,
-    /// True once shared with every destination; false while the snapshot is still being made.
-    pub ready: bool,
+    /// No more looks: nothing is pending, or the run stopped (see `stopped`).
+    pub finished: bool,
+    /// Looks made so far, this one included.
+    pub looks: u32,
+    /// Seconds to wait before the next look (0 when finished).
+    pub next_look_seconds: u64,
+    /// Why the run stopped with snapshots left (its deadline passed); null otherwise.
+    #[serde(default)]
+    pub stopped: Option<String>,
+    /// Snapshots the run has shared so far.
+    pub shared: u64,
+    /// Owned snapshots not yet shared when this look began.
+    pub due: usize,
+    /// Shared in this look.
+    pub shared_now: usize,
+    /// Still being made, looked at again.
+    pub pending: usize,
+    /// Failures this look, including snapshots left when the run stopped.
+    pub failed: usize,
+    /// The first `MAX_NAMED` of them (the function's log names every one).
+    pub failures: Vec<ItemFailure>,
     pub api_calls: u64,
 }
 
@@ -632,9 +820,10 @@ pub struct DeleteOutput {
     /// Lambda function writes it as the `RecoveryPointAge` metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Heartbeat>,
-    /// Source (Aurora, RDS): databases with a snapshot of the schedule but none shared with
-    /// every destination within two intervals, after this run (`UnprotectedDatabases`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Source: databases with a snapshot of the schedule but none shared with every
+    /// destination within two intervals, after this run (`UnprotectedDatabases`). Always
+    /// present (null on the destination side), as the source state machine's report reads it.
+    #[serde(default)]
     pub coverage: Option<Coverage>,
 }
 
@@ -682,17 +871,20 @@ impl StepInput for CopyInInput {
         let mut p = Problems::default();
         self.run.check("run", &mut p);
         check_execution(self.execution.as_ref(), &mut p);
-        if self.looks > crate::looks::MAX_LOOKS {
-            p.add(
-                "looks",
-                format!(
-                    "{} is more than a run makes ({}); pass the previous look's `looks`",
-                    self.looks,
-                    crate::looks::MAX_LOOKS
-                ),
-            );
-        }
+        check_looks(self.looks, &mut p);
         p.into_result()
+    }
+}
+
+fn check_looks(looks: u32, p: &mut Problems) {
+    if looks > crate::looks::MAX_LOOKS {
+        p.add(
+            "looks",
+            format!(
+                "{looks} is more than a run makes ({}); pass the previous look's `looks`",
+                crate::looks::MAX_LOOKS
+            ),
+        );
     }
 }
 
@@ -719,13 +911,8 @@ impl StepInput for ShareInput {
     fn validate(&self) -> Result<(), Error> {
         let mut p = Problems::default();
         self.run.check("run", &mut p);
-        check_item_id(
-            &self.item.snapshot_id,
-            &self.run.namespace,
-            &self.run.schedule.name,
-            "item.snapshot_id",
-            &mut p,
-        );
+        check_execution(self.execution.as_ref(), &mut p);
+        check_looks(self.looks, &mut p);
         p.into_result()
     }
 }
@@ -742,17 +929,6 @@ impl StepInput for DeleteInput {
             DeleteInput::Source(run) => run.validate("source"),
             DeleteInput::Destination(run) => run.validate("destination"),
         }
-    }
-}
-
-/// An item's snapshot id must be one of ours: steps never act on anything else.
-fn check_item_id(id: &str, namespace: &str, schedule: &str, field: &str, p: &mut Problems) {
-    let prefix = crate::naming::schedule_prefix(namespace, schedule);
-    if !crate::naming::is_valid_snapshot_id(id) || !id.starts_with(&prefix) {
-        p.add(
-            field,
-            format!("`{id}` is not a snapshot id of namespace `{namespace}` and schedule `{schedule}` (they start with `{prefix}`)"),
-        );
     }
 }
 

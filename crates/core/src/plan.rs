@@ -91,14 +91,20 @@ pub fn plan_take(
             });
         }
     }
-    let wanted: BTreeSet<&String> = run.destination_accounts.iter().collect();
-    plan.follow = ours
-        .into_iter()
-        .filter(|s| !matches!(s.status, SnapshotStatus::Unusable(_)))
-        .filter(|s| !wanted.iter().all(|a| s.shared_with().contains(*a)))
-        .cloned()
-        .collect();
+    plan.follow = to_share(run, snapshots).into_iter().cloned().collect();
     plan
+}
+
+/// The share step's work: owned snapshots of the schedule (this namespace, the source stage)
+/// not yet shared with every destination account, per their progress marker. A snapshot that
+/// failed is left to retention; the take step reports the one of the current slot.
+pub fn to_share<'a>(run: &SourceRun, snapshots: &'a [SnapshotRecord]) -> Vec<&'a SnapshotRecord> {
+    snapshots
+        .iter()
+        .filter(|s| s.is_ours(&run.namespace, &run.schedule.name, Stage::Source))
+        .filter(|s| !matches!(s.status, SnapshotStatus::Unusable(_)))
+        .filter(|s| !missing_shares(s, &run.destination_accounts).is_empty())
+        .collect()
 }
 
 /// Source coverage at the end of a run: every database with a snapshot of the schedule, and

@@ -31,11 +31,6 @@ fn placeholders(text: &str) -> BTreeSet<String> {
     re.captures_iter(text).map(|c| c[1].to_string()).collect()
 }
 
-fn settings_field(path: &str) -> &str {
-    path.strip_prefix("$.run.settings.")
-        .unwrap_or_else(|| panic!("{path} does not read the run's settings"))
-}
-
 #[test]
 fn placeholders_are_exactly_what_a_stack_substitutes() {
     let expect = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
@@ -110,44 +105,150 @@ fn lambda_tasks_retry_exactly_the_retryable_errors_and_catch_everything() {
 }
 
 #[test]
-fn polling_and_concurrency_come_from_the_run_settings() {
-    let settings = serde_json::to_value(snapcourier_core::config::Settings::default()).unwrap();
-    let all = states(&load("source"));
-    let waits: Vec<_> = all.iter().filter(|(_, s)| s["Type"] == "Wait").collect();
-    assert!(!waits.is_empty());
-    for (_, w) in waits {
-        assert!(
-            settings
-                .get(settings_field(w["SecondsPath"].as_str().unwrap()))
-                .is_some()
+fn neither_side_holds_a_list_of_the_fleet_and_its_steps_pace_the_looks() {
+    // (side, the step that looks, its result path)
+    for (side, step, result) in [
+        ("source", "Share", "share"),
+        ("destination", "CopyIn", "look"),
+    ] {
+        let machine = load(side);
+        let all = states(&machine);
+        // No Map: the steps work on the whole schedule per look and return counts, so no
+        // state grows with the number of databases.
+        assert!(all.iter().all(|(_, s)| s["Type"] != "Map"), "{side}");
+        let waits: Vec<_> = all.iter().filter(|(_, s)| s["Type"] == "Wait").collect();
+        assert_eq!(waits.len(), 1, "{side}");
+        // The step decides when to look again (from the run's settings and deadline).
+        assert_eq!(
+            waits[0].1["SecondsPath"],
+            format!("$.{result}.output.next_look_seconds")
         );
+        assert_eq!(waits[0].1["Next"], step);
+        let again = &machine["States"]["LookAgain?"]["Choices"][0];
+        assert_eq!(again["Variable"], format!("$.{result}.output.finished"));
+        assert_eq!(again["Next"], "WaitBeforeNextLook");
     }
-    let (_, map) = all.iter().find(|(_, s)| s["Type"] == "Map").unwrap();
-    assert!(
-        settings
-            .get(settings_field(map["MaxConcurrencyPath"].as_str().unwrap()))
-            .is_some()
-    );
-    let (_, bound) = all.iter().find(|(n, _)| n == "Stuck?").unwrap();
-    let path = bound["Choices"][0]["NumericGreaterThanEqualsPath"]
-        .as_str()
-        .unwrap();
-    assert!(settings.get(settings_field(path)).is_some());
+}
+
+/// Every `$.<result>.output.<field>` a state machine reads, per result path.
+fn fields_read(machine: &Value) -> Vec<(String, String)> {
+    let re = regex::Regex::new(r"\$\.([a-z]+)\.output\.([a-z_]+)").unwrap();
+    let text = machine.to_string();
+    let mut out: Vec<(String, String)> = re
+        .captures_iter(&text)
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What each state writes at `$.<result>`: the step's real output, or a Pass state's
+/// stand-in (a failure, or nothing to do). A field the state machine reads must be in every
+/// one of them, or the execution dies with States.Runtime (which no Catch reports).
+fn writers(machine: &Value, result: &str, step_output: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (name, state) in states(machine) {
+        if state["ResultPath"] != format!("$.{result}") {
+            continue;
+        }
+        let written = if state["Type"] == "Task" {
+            step_output.clone()
+        } else if let Some(r) = state.get("Result") {
+            r["output"].clone()
+        } else {
+            state["Parameters"]["output"].clone()
+        };
+        out.push((name, written));
+    }
+    // The start values Prepare gives the first look.
+    if let Some(start) = machine["States"]["Prepare"]["Parameters"].get(result) {
+        out.push(("Prepare".into(), start["output"].clone()));
+    }
+    out
 }
 
 #[test]
-fn the_destination_holds_no_list_of_the_fleet_and_its_steps_pace_the_looks() {
-    let machine = load("destination");
-    let all = states(&machine);
-    // No Map: the steps work on the whole schedule per look and return counts, so no state
-    // grows with the number of databases.
-    assert!(all.iter().all(|(_, s)| s["Type"] != "Map"));
-    let waits: Vec<_> = all.iter().filter(|(_, s)| s["Type"] == "Wait").collect();
-    assert_eq!(waits.len(), 1);
-    // The copy-in step decides when to look again (from the run's settings and deadline).
-    assert_eq!(waits[0].1["SecondsPath"], "$.look.output.next_look_seconds");
-    assert_eq!(waits[0].1["Next"], "CopyIn");
-    let again = &machine["States"]["LookAgain?"]["Choices"][0];
-    assert_eq!(again["Variable"], "$.look.output.finished");
-    assert_eq!(again["Next"], "WaitBeforeNextLook");
+fn every_field_a_state_machine_reads_is_written_by_each_state_before_it() {
+    use snapcourier_core::events::*;
+    let config =
+        snapcourier_core::Config::parse(include_str!("../../../examples/snapcourier.yaml"))
+            .unwrap();
+    let source = SourceRun::from_config(&config, "aurora-daily").unwrap();
+    let now: jiff::Timestamp = "2026-11-22T03:00:00Z".parse().unwrap();
+    let json = |v: serde_json::Result<Value>| v.unwrap();
+    let take = json(serde_json::to_value(
+        TakePass::overlapping("arn".into()).output(),
+    ));
+    let share = json(serde_json::to_value(SharePass::empty().output(
+        &ShareInput {
+            run: source.clone(),
+            execution: None,
+            looks: 0,
+            shared: 0,
+        },
+    )));
+    let look = json(serde_json::to_value(
+        CopyPass::overlapping("arn".into()).output(&Look::first(now), "us-east-1"),
+    ));
+    let regional = json(serde_json::to_value(
+        RegionalPass {
+            started: Vec::new(),
+            waiting: Vec::new(),
+            failures: Vec::new(),
+            api_calls: 0,
+        }
+        .output(),
+    ));
+    let expire = json(serde_json::to_value(
+        DeleteOutput {
+            version: EVENT_VERSION,
+            deleted: Vec::new(),
+            deleted_count: 0,
+            kept: 0,
+            failures: Vec::new(),
+            failed: 0,
+            api_calls: 0,
+            heartbeat: None,
+            coverage: None,
+        }
+        .bounded(),
+    ));
+    // (side, result path, the step's output, the step that looks)
+    let outputs = [
+        ("source", "take", &take),
+        ("source", "share", &share),
+        ("source", "expire", &expire),
+        ("destination", "look", &look),
+        ("destination", "regional", &regional),
+        ("destination", "expire", &expire),
+    ];
+    for (side, looker) in [("source", "Share"), ("destination", "CopyIn")] {
+        let machine = load(side);
+        let read = fields_read(&machine);
+        // Prepare holds what the first look reads, nothing more.
+        let first_look_reads = fields_read(&machine["States"][looker]["Parameters"]);
+        assert!(!read.is_empty());
+        for (result, field) in read {
+            let (_, _, output) = outputs
+                .iter()
+                .find(|(s, r, _)| *s == side && *r == result)
+                .unwrap_or_else(|| {
+                    panic!("{side} reads $.{result}.output, a step this test does not know")
+                });
+            let writers = writers(&machine, &result, output);
+            assert!(!writers.is_empty(), "{side}: nothing writes $.{result}");
+            for (state, written) in writers {
+                if state == "Prepare"
+                    && !first_look_reads.contains(&(result.clone(), field.clone()))
+                {
+                    continue;
+                }
+                assert!(
+                    written.get(&field).is_some(),
+                    "{side}: {state} writes $.{result} without `{field}`, which the state machine reads: {written}"
+                );
+            }
+        }
+    }
 }

@@ -39,12 +39,24 @@ fn to_json<T: Serialize>(output: T) -> Result<Value, Error> {
 
 pub async fn handle_take(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
     let input = TakeInput::parse_json(event)?;
-    to_json(steps::take(ctx, &input.run, input.execution.as_ref(), now).await?)
+    to_json(
+        steps::take(ctx, &input.run, input.execution.as_ref(), now)
+            .await?
+            .output(),
+    )
 }
 
-pub async fn handle_share(ctx: &AwsContext, event: Value, _now: Timestamp) -> Result<Value, Error> {
+/// One look of a source run's sharing. The deadline counts from the execution's start (the
+/// state machine passes it); invoked by hand without one, from now.
+pub async fn handle_share(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
     let input = ShareInput::parse_json(event)?;
-    to_json(steps::share(ctx, &input.run, &input.item).await?)
+    let look = Look {
+        looks_before: input.looks,
+        started_at: input.execution.as_ref().map_or(now, |e| e.start_time),
+        copies_started: 0,
+    };
+    let pass = steps::share(ctx, &input.run, &look, now).await?;
+    to_json(pass.output(&input))
 }
 
 /// One look of a destination run. The deadline counts from the execution's start (the

@@ -167,7 +167,7 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
         ),
         (
             Step::Take,
-            with(source_event(), "/settings/max_polls", json!(0)),
+            with(source_event(), "/settings/max_polls", json!(60)),
             "settings.max_polls",
         ),
         (
@@ -175,22 +175,19 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
             with(source_event(), "/schedule/retention/keep_last", json!(0)),
             "schedule.retention.keep_last",
         ),
+        // The share step's input was one item before it became a look at the whole schedule.
+        (Step::Share, share(item()), "item"),
         (
             Step::Share,
-            share(with(
-                item(),
-                "/snapshot_id",
-                json!("sc-other-orders-db-20261122-0000"),
-            )),
-            "item.snapshot_id",
+            json!({"run": source_event(), "looks": 100_000}),
+            "looks",
         ),
+        (Step::Share, json!({"looks": 1}), ""),
         (
             Step::Share,
-            share(with(item(), "/snapshot_id", json!("Not--An-Id"))),
-            "item.snapshot_id",
+            json!({"run": source_event(), "execution": {"id": "nope", "state_machine": "arn:aws:states:us-east-1:111111111111:stateMachine:s", "start_time": "2026-11-22T00:00:00Z"}}),
+            "execution.id",
         ),
-        (Step::Share, without(share(item()), "/item"), ""),
-        (Step::Share, share(without(item(), "/status")), "item"),
         (
             Step::CopyIn,
             with(
@@ -355,8 +352,10 @@ async fn take_handler_snapshots_and_reports_its_call_count() {
     let out = handle_take(&ctx, take_event(), Timestamp::now())
         .await
         .unwrap();
-    assert_eq!(out["created"].as_array().unwrap().len(), 3, "{out}");
-    assert_eq!(out["items"].as_array().unwrap().len(), 3);
+    // Counts, not lists: the output does not grow with the fleet.
+    assert_eq!(out["created"], json!(3), "{out}");
+    assert_eq!(out["to_share"], json!(3), "{out}");
+    assert_eq!(out["failed"], json!(0), "{out}");
     // One clusters page, one snapshots page, three creates.
     assert_eq!(out["api_calls"], json!(5));
     assert_eq!(emu.requests().values().sum::<u64>(), 5);
@@ -382,5 +381,76 @@ async fn take_handler_snapshots_and_reports_its_call_count() {
     let again = handle_take(&ctx, take_event(), Timestamp::now())
         .await
         .unwrap();
-    assert!(again["created"].as_array().unwrap().is_empty(), "{again}");
+    assert_eq!(again["created"], json!(0), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_handler_takes_one_look_at_the_whole_schedule_and_returns_counts() {
+    let emu = Emulator::start(Seed::Demo);
+    // The new snapshots stay `creating` for one more look.
+    emu.configure(json!({"creating_reads": 1}));
+    let ctx = AwsContext::new(&emu.sdk_config(Side::Source), ClientOptions::default());
+    let taken = handle_take(&ctx, take_event(), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(taken["to_share"], json!(3), "{taken}");
+    emu.reset_requests();
+    let first = handle_share(&ctx, json!({"run": source_event()}), Timestamp::now())
+        .await
+        .unwrap();
+    // One listing; all three still being made: the run looks again.
+    assert_eq!(first["due"], json!(3), "{first}");
+    assert_eq!(first["pending"], json!(3), "{first}");
+    assert_eq!(first["finished"], json!(false), "{first}");
+    assert_eq!(first["looks"], json!(1));
+    assert!(first["next_look_seconds"].as_u64().unwrap() >= 1, "{first}");
+    assert_eq!(first["api_calls"], json!(1));
+    let second = handle_share(
+        &ctx,
+        json!({"run": source_event(), "looks": first["looks"], "shared": first["shared"]}),
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    // One listing, one KMS DescribeKey for the clusters' key (once per key, however many
+    // snapshots ask at once), then two calls per snapshot (share, record the share).
+    assert_eq!(second["shared"], json!(3), "{second}");
+    assert_eq!(second["finished"], json!(true), "{second}");
+    assert_eq!(second["looks"], json!(2));
+    assert_eq!(second["api_calls"], json!(8), "{second}");
+    assert_eq!(emu.requests().values().sum::<u64>(), 9);
+    let shared = emu
+        .rds(Side::Source, SOURCE_REGION)
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    let ours: Vec<_> = shared
+        .db_cluster_snapshots()
+        .iter()
+        .filter(|s| {
+            s.db_cluster_snapshot_identifier()
+                .is_some_and(|id| id.starts_with("sc-demo-"))
+        })
+        .collect();
+    assert_eq!(ours.len(), 3);
+    for s in ours {
+        let attrs = emu
+            .rds(Side::Source, SOURCE_REGION)
+            .describe_db_cluster_snapshot_attributes()
+            .db_cluster_snapshot_identifier(s.db_cluster_snapshot_identifier().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let restore: Vec<String> = attrs
+            .db_cluster_snapshot_attributes_result()
+            .unwrap()
+            .db_cluster_snapshot_attributes()
+            .iter()
+            .filter(|a| a.attribute_name() == Some("restore"))
+            .flat_map(|a| a.attribute_values().to_vec())
+            .collect();
+        assert_eq!(restore, vec![DESTINATION_ACCOUNT.to_string()]);
+    }
 }

@@ -17,8 +17,8 @@ const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
 fn config() -> Config {
     let mut c = Config::parse(EXAMPLE).unwrap();
     c.settings.poll_interval_seconds = 1;
-    c.settings.max_polls = 10;
-    c.settings.max_concurrency = 4;
+    // A run that does not finish fails the test in minutes, not hours.
+    c.settings.deadline_seconds = Some(300);
     c
 }
 
@@ -80,7 +80,7 @@ async fn rds_instances_and_redshift_through_the_state_machines() {
             .await;
         assert_eq!(source.status, "SUCCEEDED", "{}: {source:?}", case.schedule);
         let output: Value = serde_json::from_str(source.output.as_deref().unwrap()).unwrap();
-        assert_eq!(output["settled"], case.protected, "{output}");
+        assert_eq!(output["shared"], case.protected, "{output}");
         let destination = d
             .run(
                 Side::Destination,
@@ -170,11 +170,20 @@ async fn a_denied_share_fails_the_execution_with_a_report_for_every_engine() {
             })
             .unwrap_or_else(|| panic!("no SNS report names {}: {reports:?}", case.denied));
         let body: Value = serde_json::from_str(report["Message"].as_str().unwrap()).unwrap();
-        let failures = body["failures"].as_array().unwrap();
+        let failures = body["share_failures"].as_array().unwrap();
         assert_eq!(failures.len(), 1, "{body}");
         assert_eq!(failures[0]["resource"], case.denied);
         assert_eq!(failures[0]["stage"], "share");
-        assert_eq!(failures[0]["error"], "AccessDenied");
+        assert_eq!(failures[0]["error"]["errorType"], "AccessDenied");
+        // The report says which databases are left without a protected recovery point.
+        assert!(
+            body["coverage"]["named"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["database"] == case.denied),
+            "{body}"
+        );
         // The other database's snapshot is shared; the denied one with nobody.
         for id in owned_ids(&d, case.engine, Side::Source, SOURCE_REGION).await {
             if !id.starts_with(&prefix) {

@@ -1,6 +1,6 @@
 //! A schedule larger than AWS's copy limits, through both deployed state machines: one
 //! execution per side protects every database, the copy limits are never exceeded, and
-//! the destination's state and history do not grow with the fleet.
+//! neither side's state or history grows with the fleet.
 
 use std::collections::BTreeSet;
 
@@ -15,8 +15,8 @@ const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
 fn config() -> Config {
     let mut c = Config::parse(EXAMPLE).unwrap();
     c.settings.poll_interval_seconds = 1;
-    c.settings.max_polls = 20;
-    c.settings.max_concurrency = 10;
+    // A run that does not finish fails the test in minutes, not hours.
+    c.settings.deadline_seconds = Some(900);
     c
 }
 
@@ -47,6 +47,8 @@ async fn owned_of(
 }
 
 const EVENTS_PER_LOOK: usize = snapcourier_core::looks::EVENTS_PER_LOOK as usize;
+/// A source look: the share task (5 events), a choice and a wait (2 each).
+const SOURCE_EVENTS_PER_LOOK: usize = 9;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_database_of_a_schedule_larger_than_the_copy_limits_is_protected_in_one_execution() {
@@ -84,6 +86,33 @@ async fn every_database_of_a_schedule_larger_than_the_copy_limits_is_protected_i
             .run(Side::Source, &format!("{schedule}-1"), &source_input)
             .await;
         assert_eq!(source.status, "SUCCEEDED", "{schedule}: {source:?}");
+        // The source's state holds counts, never the list of snapshots it made and shared,
+        // and its history grows with its looks, not with the databases.
+        let source_output: Value = serde_json::from_str(source.output.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            source_output["created"], count,
+            "{schedule}: {source_output}"
+        );
+        assert_eq!(
+            source_output["shared"], count,
+            "{schedule}: {source_output}"
+        );
+        let source_looks = source_output["looks"].as_u64().unwrap() as usize;
+        assert!(
+            source_looks >= 2,
+            "{schedule}: snapshots were being made: {source_output}"
+        );
+        let source_history = d.history(Side::Source, &source.arn).await;
+        assert!(
+            source_history.len() <= SOURCE_EVENTS_PER_LOOK * source_looks + 30,
+            "{schedule}: {} source events for {source_looks} looks",
+            source_history.len()
+        );
+        let largest = largest_state_bytes(&source_history);
+        assert!(
+            largest < 12 * 1024,
+            "{schedule}: largest source state {largest} bytes"
+        );
         let destination = d
             .run(
                 Side::Destination,

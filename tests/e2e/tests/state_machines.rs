@@ -13,8 +13,8 @@ const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
 fn config() -> Config {
     let mut c = Config::parse(EXAMPLE).unwrap();
     c.settings.poll_interval_seconds = 1;
-    c.settings.max_polls = 10;
-    c.settings.max_concurrency = 4;
+    // A run that does not finish fails the test in minutes, not hours.
+    c.settings.deadline_seconds = Some(300);
     c
 }
 
@@ -57,21 +57,30 @@ async fn both_sides_through_the_state_machines() {
         .await;
     assert_eq!(source.status, "SUCCEEDED", "{source:?}");
     let output: Value = serde_json::from_str(source.output.as_deref().unwrap()).unwrap();
-    assert_eq!(output["settled"], 3, "{output}");
+    assert_eq!(output["created"], 3, "{output}");
+    assert_eq!(output["shared"], 3, "{output}");
     let history = d.history(Side::Source, &source.arn).await;
+    // Snapshots were still creating: the share step looked, waited and looked again, each
+    // look at the whole schedule (one task per look, not one per snapshot).
+    let looks = output["looks"].as_u64().unwrap() as usize;
+    assert!(looks >= 2, "{output}");
     assert_eq!(
         count(
             &history,
-            aws_sdk_sfn::types::HistoryEventType::MapIterationSucceeded
+            aws_sdk_sfn::types::HistoryEventType::WaitStateEntered
         ),
-        3
+        looks - 1
     );
-    // Snapshots were still creating: the Map waited between looks.
-    assert!(
+    assert_eq!(
         count(
             &history,
-            aws_sdk_sfn::types::HistoryEventType::WaitStateEntered
-        ) >= 3
+            aws_sdk_sfn::types::HistoryEventType::LambdaFunctionScheduled
+        ) + count(
+            &history,
+            aws_sdk_sfn::types::HistoryEventType::TaskScheduled
+        ),
+        looks + 2,
+        "take, one share per look, expire"
     );
 
     let destination = d
@@ -173,11 +182,10 @@ async fn the_cli_runs_a_schedule_through_the_deployed_state_machine() {
         "{}",
         state.arn
     );
-    assert_eq!(state.iterations_done, 3);
     assert!(state.report.is_none());
     let printed = snapcourier_cli::output::render_execution(&state);
     assert!(
-        printed.contains("status: SUCCEEDED") && printed.contains("\"settled\":3"),
+        printed.contains("status: SUCCEEDED") && printed.contains("\"shared\":3"),
         "{printed}"
     );
     assert_eq!(owned_ids(&d, Side::Source, SOURCE_REGION).await.len(), 3);
@@ -216,7 +224,7 @@ async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported()
     d.emu
         .configure(json!({"creating_reads": 3, "stuck": ["^sc-demo-auroradaily-billing-db-"]}));
     let mut c = config();
-    c.settings.max_polls = 5;
+    c.settings.deadline_seconds = Some(20);
     let execution = d.run(Side::Source, "stuck", &source_input(&c)).await;
     assert_eq!(execution.status, "FAILED", "{execution:?}");
     assert_eq!(execution.error.as_deref(), Some("SnapcourierItemsFailed"));
@@ -231,16 +239,25 @@ async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported()
     assert!(subject.contains("billing-db"), "{subject}");
     let body: Value = serde_json::from_str(reports[0]["Message"].as_str().unwrap()).unwrap();
     assert_eq!(body["execution"], execution.arn.as_str());
-    let failures = body["failures"].as_array().unwrap();
+    assert_eq!(body["failed"], 1, "{body}");
+    assert_eq!(body["created"], 3, "{body}");
+    assert_eq!(body["shared"], 2, "{body}");
+    assert!(
+        body["stopped"].as_str().unwrap().contains("deadline"),
+        "{body}"
+    );
+    let failures = body["share_failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{body}");
     assert_eq!(failures[0]["resource"], "billing-db");
     assert_eq!(failures[0]["stage"], "share");
-    assert_eq!(failures[0]["error"], "InvalidState");
-    let cause = failures[0]["cause"].as_str().unwrap();
+    assert_eq!(failures[0]["error"]["errorType"], "InvalidState");
+    let cause = failures[0]["error"]["message"].as_str().unwrap();
     assert!(
-        cause.contains("sc-demo-auroradaily-billing-db-") && cause.contains("after 5 polls"),
+        cause.contains("sc-demo-auroradaily-billing-db-") && cause.contains("when the run stopped"),
         "{cause}"
     );
+    // Retention still ran, and the report names the database left without a protected point.
+    assert_eq!(body["coverage"]["unprotected"], 1, "{body}");
     // The other two were shared.
     for id in owned_ids(&d, Side::Source, SOURCE_REGION).await {
         let shared = snapcourier_aws::adapter::shared_with(
@@ -266,10 +283,10 @@ async fn throttled_steps_are_retried_by_the_state_machine() {
     let d = Deployment::with_attempts(Seed::Demo, 1).await;
     d.emu
         .configure(json!({"throttle_rate": 0.2, "throttle_seed": 11}));
-    // One item at a time, so the functions' calls reach the emulator in a fixed order and the
+    // One call at a time, so the functions' calls reach the emulator in a fixed order and the
     // seeded throttling decisions are the same on every run.
     let mut c = config();
-    c.settings.max_concurrency = 1;
+    c.settings.call_concurrency = 1;
     let source = d.run(Side::Source, "throttled", &source_input(&c)).await;
     assert_eq!(source.status, "SUCCEEDED", "{source:?}");
     let history = d.history(Side::Source, &source.arn).await;
@@ -307,26 +324,27 @@ async fn a_denied_share_fails_the_execution_with_a_report_and_the_others_are_sha
             .contains("billing-db")
     );
     let body: Value = serde_json::from_str(reports[0]["Message"].as_str().unwrap()).unwrap();
-    let failures = body["failures"].as_array().unwrap();
+    let failures = body["share_failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{body}");
     assert_eq!(failures[0]["resource"], "billing-db");
     assert_eq!(failures[0]["stage"], "share");
-    assert_eq!(failures[0]["error"], "AccessDenied");
+    assert_eq!(failures[0]["error"]["errorType"], "AccessDenied");
     assert!(
-        failures[0]["cause"]
+        failures[0]["error"]["message"]
             .as_str()
             .unwrap()
             .contains("explicit deny"),
         "{body}"
     );
-    // AccessDenied is never retried: share ran once for billing-db.
-    let history = d.history(Side::Source, &execution.arn).await;
-    let denied = history
-        .iter()
-        .filter_map(|e| e.task_failed_event_details())
-        .filter(|f| f.error() == Some("AccessDenied"))
-        .count();
-    assert_eq!(denied, 1);
+    // AccessDenied is never retried: one look shared the others and reported billing-db;
+    // nothing was pending, so the run did not look again.
+    assert_eq!(body["looks"], 1, "{body}");
+    assert_eq!(
+        d.emu.requests().get("rds:ModifyDBClusterSnapshotAttribute"),
+        Some(&3),
+        "one share call per snapshot: {:?}",
+        d.emu.requests()
+    );
     for id in owned_ids(&d, Side::Source, SOURCE_REGION).await {
         let shared = snapcourier_aws::adapter::shared_with(
             &d.context(Side::Source),

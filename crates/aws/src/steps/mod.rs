@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use snapcourier_core::config::Settings;
 use snapcourier_core::events::{
     CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ExecutionContext,
-    ItemFailure, Look, RegionalPass, ShareOutput, SourceItem, SourceRun, TakeOutput,
+    ItemFailure, Look, RegionalPass, SharePass, SourceItem, SourceRun, TakePass,
 };
 use snapcourier_core::looks::NextLook;
 use snapcourier_core::snapshot::SnapshotRecord;
@@ -48,17 +48,12 @@ pub async fn take(
     run: &SourceRun,
     execution: Option<&ExecutionContext>,
     now: Timestamp,
-) -> Result<TakeOutput, Error> {
+) -> Result<TakePass, Error> {
     let before = ctx.calls();
     if let Some(older) = overlapping(ctx, execution, &run.schedule.name).await? {
-        return Ok(TakeOutput {
-            version: EVENT_VERSION,
-            overlapping_execution: Some(older),
-            items: Vec::new(),
-            skipped: Vec::new(),
-            created: Vec::new(),
-            api_calls: (ctx.calls() - before).calls,
-        });
+        let mut out = TakePass::overlapping(older);
+        out.api_calls = (ctx.calls() - before).calls;
+        return Ok(out);
     }
     let mut out = match run.schedule.engine {
         Engine::Aurora => source::take(&Aurora, ctx, run, now).await?,
@@ -66,43 +61,70 @@ pub async fn take(
         Engine::Redshift => redshift::take(ctx, run, now).await?,
     };
     out.api_calls = (ctx.calls() - before).calls;
-    tracing::info!(schedule = %run.schedule.name, engine = %run.schedule.engine, created = out.created.len(), items = out.items.len(), skipped = out.skipped.len(), api_calls = out.api_calls, "take done");
+    tracing::info!(schedule = %run.schedule.name, engine = %run.schedule.engine, created = out.created.len(), to_share = out.to_share(), skipped = out.skipped.len(), api_calls = out.api_calls, "take done");
+    log_failures(&out.failures());
     Ok(out)
 }
 
-/// Make one snapshot restorable by every destination account once it is available.
+/// Where one owned snapshot stands after a look of the share step.
+pub(crate) enum Shared {
+    /// Shared with every destination account (in this look).
+    Now(SourceItem),
+    /// Not available yet (Redshift: or its copy in the other region is not): look again.
+    NotYet(SourceItem),
+}
+
+/// One look of a source run's sharing: list the owned snapshots (a call per page, whatever
+/// the fleet), share every available one not yet shared with every destination account,
+/// report the rest, and decide whether the run looks again (`SharePass::next`). A call
+/// throttled for one snapshot leaves it for the next look; the look fails only when the
+/// listing does.
 pub async fn share(
     ctx: &AwsContext,
     run: &SourceRun,
-    item: &SourceItem,
-) -> Result<ShareOutput, Error> {
+    look: &Look,
+    now: Timestamp,
+) -> Result<SharePass, Error> {
     let before = ctx.calls();
-    let mut out = match run.schedule.engine {
-        Engine::Aurora => source::share(&Aurora, ctx, run, item).await?,
-        Engine::Rds => source::share(&Rds, ctx, run, item).await?,
-        Engine::Redshift => redshift::share(ctx, run, item).await?,
+    let outcomes = match run.schedule.engine {
+        Engine::Aurora => source::share(&Aurora, ctx, run).await?,
+        Engine::Rds => source::share(&Rds, ctx, run).await?,
+        Engine::Redshift => redshift::share(ctx, run).await?,
     };
-    out.api_calls = (ctx.calls() - before).calls;
-    Ok(out)
-}
-
-/// Look at many items at once (the CLI's follow): Aurora and RDS list the snapshots once and
-/// share what is available; Redshift looks at each item. Each item gets its own outcome; the
-/// whole look fails only when the listing does.
-pub async fn share_look(
-    ctx: &AwsContext,
-    run: &SourceRun,
-    items: &[SourceItem],
-) -> Result<Vec<Result<ShareOutput, Error>>, Error> {
-    match run.schedule.engine {
-        Engine::Aurora => source::share_look(&Aurora, ctx, run, items).await,
-        Engine::Rds => source::share_look(&Rds, ctx, run, items).await,
-        Engine::Redshift => Ok(bounded(
-            &run.settings,
-            items.iter().map(|item| redshift::share(ctx, run, item)),
-        )
-        .await),
+    let mut out = SharePass::empty();
+    out.due = outcomes.len();
+    for (mut item, outcome) in outcomes {
+        match outcome {
+            Ok(Shared::Now(done)) => out.shared.push(done),
+            Ok(Shared::NotYet(waiting)) => out.pending.push(waiting),
+            Err(e) if e.is_retryable() => {
+                item.status = format!("{} (retried next look)", e.error_type());
+                out.pending.push(item);
+            }
+            Err(e) => out.failures.push(failure(&item.resource_id, "share", &e)),
+        }
     }
+    out.next = NextLook::decide(
+        !out.pending.is_empty(),
+        look.looks_before + 1,
+        look.started_at,
+        now,
+        run.schedule.interval.as_signed(),
+        &run.settings,
+    );
+    out.api_calls = (ctx.calls() - before).calls;
+    tracing::info!(
+        look = look.looks_before + 1,
+        due = out.due,
+        shared = out.shared.len(),
+        pending = out.pending.len(),
+        failures = out.failures.len(),
+        next = ?out.next,
+        api_calls = out.api_calls,
+        "share look done"
+    );
+    log_failures(&out.failures);
+    Ok(out)
 }
 
 /// Apply the schedule's retention to owned source snapshots.

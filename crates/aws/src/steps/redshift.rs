@@ -11,22 +11,23 @@ use jiff::{SignedDuration, Timestamp};
 use snapcourier_core::config::{REDSHIFT_COPY_GRANT_PREFIX, ResourceFilter};
 use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
-    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ShareOutput,
-    SkippedResource, SourceItem, SourceRun, TakeOutput,
+    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, SkippedResource,
+    SourceItem, SourceRun, TakePass,
 };
 use snapcourier_core::heartbeat::{Heartbeat, Side};
 use snapcourier_core::looks::NextLook;
 use snapcourier_core::naming::{schedule_prefix, snapshot_id};
 use snapcourier_core::plan::{
-    PendingCopy, PlannedSnapshot, missing_shares, plan_take, retention_candidates,
+    PendingCopy, PlannedSnapshot, missing_shares, plan_take, retention_candidates, source_coverage,
+    to_share,
 };
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
 use snapcourier_core::{Engine, Error};
 
-use super::source::{errored_item, ours_to_share};
-use super::{after_deletions, failure, source_item};
+use super::source::errored_item;
+use super::{Shared, after_deletions, bounded, failure, source_item};
 use crate::adapter::Started;
 use crate::client::AwsContext;
 use crate::redshift::{self, RedshiftCluster};
@@ -133,7 +134,7 @@ pub(super) async fn take(
     ctx: &AwsContext,
     run: &SourceRun,
     now: Timestamp,
-) -> Result<TakeOutput, Error> {
+) -> Result<TakePass, Error> {
     let region = run.source.region.as_str();
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
     let clusters = redshift::list_clusters(ctx, region, &run.source.account).await?;
@@ -213,8 +214,7 @@ pub(super) async fn take(
             items.push(source_item(s, false));
         }
     }
-    Ok(TakeOutput {
-        version: EVENT_VERSION,
+    Ok(TakePass {
         overlapping_execution: None,
         items,
         skipped,
@@ -338,46 +338,57 @@ fn check_usable(s: &SnapshotRecord, region: &str) -> Result<bool, Error> {
     }
 }
 
-/// Authorize every destination account on the snapshot and, once Redshift has copied it, on
-/// its copy in the other region (tagging the copy as ours first). Ready when both are shared;
-/// the shared-with tag on the source snapshot then records it, so later runs call nothing.
+/// One look of the share step: list the owned snapshots here and in the copy region (a call
+/// per page each), then authorize every destination account on each snapshot not yet shared
+/// and, once Redshift has copied it, on its copy (tagging the copy as ours first).
 pub(super) async fn share(
     ctx: &AwsContext,
     run: &SourceRun,
-    item: &SourceItem,
-) -> Result<ShareOutput, Error> {
-    let output = |item: SourceItem, ready: bool| ShareOutput {
-        version: EVENT_VERSION,
-        item,
-        ready,
-        api_calls: 0,
-    };
-    if item.shared {
-        return Ok(output(item.clone(), true));
-    }
+) -> Result<Vec<(SourceItem, Result<Shared, Error>)>, Error> {
     let region = run.source.region.as_str();
-    let id = item.snapshot_id.as_str();
-    let found = redshift::find_snapshot(ctx, region, id, None)
-        .await?
-        .filter(|s| s.owner_account == run.source.account);
-    let s = ours_to_share(found, run, id)?;
+    let listed = owned_by(redshift::list_snapshots(ctx, region, None).await?, run);
+    let due = to_share(run, &listed);
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let copies: BTreeMap<String, SnapshotRecord> = match run.redshift_copy_region() {
+        Some(copy_region) => owned_by(redshift::list_snapshots(ctx, copy_region, None).await?, run)
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let looks = due.into_iter().map(|s| {
+        let copy = copies.get(&s.id).cloned();
+        async move {
+            let outcome = share_found(ctx, run, s.clone(), copy).await;
+            (source_item(s, false), outcome)
+        }
+    });
+    Ok(bounded(&run.settings, looks).await)
+}
+
+/// Share one owned snapshot and its copy in the copy region (`copy`: as that region's listing
+/// found it). Shared when both are; the shared-with tag on the source snapshot then records
+/// it, so later runs call nothing.
+async fn share_found(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    s: SnapshotRecord,
+    copy: Option<SnapshotRecord>,
+) -> Result<Shared, Error> {
+    let region = run.source.region.as_str();
+    let id = s.id.as_str();
     let mut current = source_item(&s, false);
     if !check_usable(&s, region)? {
-        return Ok(output(current, false));
+        return Ok(Shared::NotYet(current));
     }
     let missing = missing_shares(&s, &run.destination_accounts);
-    if missing.is_empty() {
-        current.shared = true;
-        return Ok(output(current, true));
-    }
     authorize_missing(ctx, region, &s, &missing).await?;
     if let Some(copy_region) = run.redshift_copy_region() {
-        let copy = redshift::find_snapshot(ctx, copy_region, id, None)
-            .await?
-            .filter(|c| c.owner_account == run.source.account);
         let Some(copy) = copy else {
             current.status = format!("waiting for Redshift's copy in {copy_region}");
-            return Ok(output(current, false));
+            return Ok(Shared::NotYet(current));
         };
         if copy.source_region.as_deref() != Some(region) || copy.resource_id != s.resource_id {
             return Err(Error::InvalidState {
@@ -407,7 +418,7 @@ pub(super) async fn share(
                 "Redshift's copy in {copy_region} is {}",
                 copy.status.as_str()
             );
-            return Ok(output(current, false));
+            return Ok(Shared::NotYet(current));
         }
         authorize_missing(ctx, copy_region, &copy, &missing).await?;
     }
@@ -421,7 +432,7 @@ pub(super) async fn share(
     redshift::add_tags(ctx, region, &s.arn, &tag).await?;
     current.shared = true;
     tracing::info!(snapshot = id, added = missing.len(), "shared");
-    Ok(output(current, true))
+    Ok(Shared::Now(current))
 }
 
 async fn authorize_missing(
@@ -450,6 +461,7 @@ pub(super) async fn delete_source(
     let mut failures = Vec::new();
     let mut kept = 0;
     let mut heartbeat = None;
+    let mut coverage = None;
     for region in regions {
         let snapshots = owned_by(redshift::list_snapshots(ctx, region, None).await?, run);
         let candidates = retention_candidates(
@@ -477,6 +489,9 @@ pub(super) async fn delete_source(
         if region == run.source.region {
             let remaining = after_deletions(region, snapshots, &deleted);
             heartbeat = Some(Heartbeat::source(run, region, &remaining, now));
+            // A snapshot counts as protected once shared in both regions (the shared-with
+            // marker is written then).
+            coverage = Some(source_coverage(run, &remaining, now));
         }
     }
     Ok(DeleteOutput {
@@ -488,7 +503,7 @@ pub(super) async fn delete_source(
         failures,
         api_calls: 0,
         heartbeat,
-        coverage: None,
+        coverage,
     })
 }
 

@@ -2,17 +2,17 @@
 
 use jiff::Timestamp;
 use snapcourier_core::config::ResourceFilter;
-use snapcourier_core::events::{
-    DeleteOutput, EVENT_VERSION, ShareOutput, SourceItem, SourceRun, TakeOutput,
-};
+use snapcourier_core::events::{DeleteOutput, EVENT_VERSION, SourceItem, SourceRun, TakePass};
 use snapcourier_core::heartbeat::Heartbeat;
-use snapcourier_core::plan::{missing_shares, plan_take, retention_candidates, source_coverage};
+use snapcourier_core::plan::{
+    missing_shares, plan_take, retention_candidates, source_coverage, to_share,
+};
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
 use snapcourier_core::{Error, ItemError};
 
-use super::{after_deletions, bounded, delete_all, source_item};
+use super::{Shared, after_deletions, bounded, delete_all, source_item};
 use crate::adapter::{SnapshotApi, Started};
 use crate::client::AwsContext;
 
@@ -23,7 +23,7 @@ pub(super) async fn take<A: SnapshotApi>(
     ctx: &AwsContext,
     run: &SourceRun,
     now: Timestamp,
-) -> Result<TakeOutput, Error> {
+) -> Result<TakePass, Error> {
     let region = run.source.region.as_str();
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
     let resources = api.list_resources(ctx, region).await?;
@@ -65,8 +65,7 @@ pub(super) async fn take<A: SnapshotApi>(
             items.push(source_item(s, false));
         }
     }
-    Ok(TakeOutput {
-        version: EVENT_VERSION,
+    Ok(TakePass {
         overlapping_execution: None,
         items,
         skipped: plan.skipped,
@@ -130,70 +129,36 @@ pub(super) fn errored_item(resource: &str, id: &str, e: &Error) -> SourceItem {
     }
 }
 
-/// Make one snapshot restorable by every destination account once it is available. Checks
-/// the current attribute first and adds only what is missing; records progress in a tag.
+/// One look of the share step: one listing (a call per page), then the shares of the owned
+/// snapshots not yet shared with every destination account, `call_concurrency` at a time.
+/// Per new snapshot that is two calls (share, record the share) after the one that created
+/// it.
 pub(super) async fn share<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
-    item: &SourceItem,
-) -> Result<ShareOutput, Error> {
-    if item.shared {
-        return Ok(share_output(item.clone(), true));
-    }
-    let found = api
-        .find_snapshot(ctx, &run.source.region, &item.snapshot_id)
-        .await?;
-    share_found(api, ctx, run, item, found).await
-}
-
-fn share_output(item: SourceItem, ready: bool) -> ShareOutput {
-    ShareOutput {
-        version: EVENT_VERSION,
-        item,
-        ready,
-        api_calls: 0, // counted by the dispatcher in steps/mod.rs
-    }
-}
-
-/// One look at many items: one listing (a call per page) instead of a describe per item,
-/// then the shares, `call_concurrency` at a time. Per new snapshot that is two calls here
-/// (share, record the share) after the one that created it.
-pub(super) async fn share_look<A: SnapshotApi>(
-    api: &A,
-    ctx: &AwsContext,
-    run: &SourceRun,
-    items: &[SourceItem],
-) -> Result<Vec<Result<ShareOutput, Error>>, Error> {
+) -> Result<Vec<(SourceItem, Result<Shared, Error>)>, Error> {
     let listed = api.list_snapshots(ctx, &run.source.region, false).await?;
-    let mut by_id: std::collections::BTreeMap<&str, &SnapshotRecord> =
-        listed.iter().map(|s| (s.id.as_str(), s)).collect();
-    let looks = items.iter().map(|item| {
-        let found = by_id.remove(item.snapshot_id.as_str()).cloned();
-        async move {
-            if item.shared {
-                return Ok(share_output(item.clone(), true));
-            }
-            share_found(api, ctx, run, item, found).await
-        }
+    let due = to_share(run, &listed);
+    let looks = due.into_iter().map(|s| async move {
+        let outcome = share_found(api, ctx, run, s.clone()).await;
+        (source_item(s, false), outcome)
     });
     Ok(bounded(&run.settings, looks).await)
 }
 
-/// Share a snapshot as found by a describe (`None`: it does not exist).
+/// Share one owned snapshot as the listing found it, once it is available.
 async fn share_found<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
-    item: &SourceItem,
-    found: Option<SnapshotRecord>,
-) -> Result<ShareOutput, Error> {
+    s: SnapshotRecord,
+) -> Result<Shared, Error> {
     let region = run.source.region.as_str();
-    let id = item.snapshot_id.as_str();
-    let s = ours_to_share(found, run, id)?;
+    let id = s.id.as_str();
     let mut current = source_item(&s, false);
     match &s.status {
-        SnapshotStatus::InProgress(_) => return Ok(share_output(current, false)),
+        SnapshotStatus::InProgress(_) => return Ok(Shared::NotYet(current)),
         SnapshotStatus::Unusable(status) => {
             return Err(Error::InvalidState {
                 resource: id.to_string(),
@@ -232,30 +197,7 @@ async fn share_found<A: SnapshotApi>(
     }
     current.shared = true;
     tracing::info!(snapshot = id, added = missing.len(), "shared");
-    Ok(share_output(current, true))
-}
-
-/// The snapshot the share step was given, if it still exists and is ours (this namespace,
-/// schedule and the source stage); otherwise why it will not be shared.
-pub(super) fn ours_to_share(
-    found: Option<SnapshotRecord>,
-    run: &SourceRun,
-    id: &str,
-) -> Result<SnapshotRecord, Error> {
-    let s = found.ok_or_else(|| Error::NotFound {
-        resource: id.to_string(),
-        message: "the snapshot no longer exists (deleted outside snapcourier?); the next take makes a new one".into(),
-    })?;
-    if !s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) {
-        return Err(Error::InvalidState {
-            resource: id.to_string(),
-            message: format!(
-                "not owned by namespace {} and schedule {}; snapcourier will not share it",
-                run.namespace, run.schedule.name
-            ),
-        });
-    }
-    Ok(s)
+    Ok(Shared::Now(current))
 }
 
 /// Apply the schedule's retention to owned source snapshots.

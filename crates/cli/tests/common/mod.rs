@@ -20,7 +20,8 @@ pub const EXAMPLE: &str = include_str!("../../../../examples/snapcourier.yaml");
 pub fn config() -> Config {
     let mut c = Config::parse(EXAMPLE).unwrap();
     c.settings.poll_interval_seconds = 1;
-    c.settings.max_polls = 20;
+    // A run that does not finish fails the test in minutes, not hours.
+    c.settings.deadline_seconds = Some(120);
     c
 }
 

@@ -335,6 +335,20 @@ fn copy_concurrency_above_the_aws_limit() {
 }
 
 #[test]
+fn removed_settings_say_what_replaced_them() {
+    expect_problem(
+        |d| set(d, &["settings", "max_polls"], y("60")),
+        "settings.max_polls",
+        "until its deadline",
+    );
+    expect_problem(
+        |d| set(d, &["settings", "max_concurrency"], y("10")),
+        "settings.max_concurrency",
+        "call_concurrency",
+    );
+}
+
+#[test]
 fn rds_copy_concurrency_above_the_aws_limit() {
     expect_problem(
         |d| set(d, &["settings", "rds_copy_concurrency"], y("21")),

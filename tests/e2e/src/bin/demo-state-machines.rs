@@ -105,7 +105,8 @@ async fn main() -> ExitCode {
         .configure(json!({"stuck": ["^sc-demo-auroradaily-orders-db-"]}));
     d.emu.create_cluster(json!({"account": SOURCE_ACCOUNT, "region": SOURCE_REGION, "id": "orders-db-2", "engine": "aurora-postgresql"}));
     let mut quick = config.clone();
-    quick.settings.max_polls = 3;
+    // The run follows the stuck snapshot until this deadline, then reports it.
+    quick.settings.deadline_seconds = Some(20);
     let input = serde_json::to_value(SourceRun::from_config(&quick, "aurora-daily").ok())
         .unwrap_or_default();
     let failed = d.run(Side::Source, "aurora-daily-stuck", &input).await;
