@@ -96,9 +96,12 @@ lint: setup
 fmt:
 	cargo fmt --all
 
-## Benchmarks (never part of make test): steady-state AWS calls at 5,000 snapshots per side.
+## Benchmarks (never part of make test), printed as one table: steady-state AWS calls at 5,000
+## snapshots per side and engine, 1,000 new databases at 30 ms per call, and the largest schedule
+## one execution per side handles in about ten minutes (SNAPCOURIER_BENCH_CLUSTERS).
 bench: setup
-	cargo test -p snapcourier-cli --test runs --test every_engine -- --ignored --nocapture bench_
+	cargo build -q -p snapcourier-lambdas
+	cargo test -p snapcourier-e2e --test bench -- --ignored --nocapture
 
 ## The emulator in the foreground with the demo world (state in .emulator/state.json).
 emulator: setup

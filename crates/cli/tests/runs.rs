@@ -546,100 +546,6 @@ async fn a_default_key_snapshot_is_kms_key_unusable_and_the_others_complete() {
     assert!(restore_accounts(&emu, &legacy.id).await.is_empty());
 }
 
-/// `make bench`: the steady-state cost of both sides with 5,000 snapshots already handled on
-/// each side (the old AWS tool makes ~20,000 calls per source run at that scale).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run with make bench"]
-async fn bench_steady_state_cost_at_5000_snapshots() {
-    let emu = Emulator::start(Seed::Demo);
-    let c = config();
-    run_both(&emu, &c).await;
-    let recent = days_ago(1, 0);
-    for (account, region, stage, extra) in [
-        (
-            SOURCE_ACCOUNT,
-            SOURCE_REGION,
-            "source",
-            vec![("snapcourier:shared-with", DESTINATION_ACCOUNT)],
-        ),
-        (
-            DESTINATION_ACCOUNT,
-            DESTINATION_REGION,
-            "destination",
-            vec![],
-        ),
-    ] {
-        let seeds: Vec<_> = (0..5000)
-            .map(|i| {
-                owned_snapshot(
-                    account,
-                    region,
-                    &format!("sc-demo-auroradaily-old{i}-20261101-0000"),
-                    &format!("old{i}"),
-                    recent,
-                    stage,
-                    &extra,
-                )
-            })
-            .collect();
-        emu.insert_snapshots(&seeds);
-    }
-    let started = std::time::Instant::now();
-    let (src, dst) = run_both(&emu, &c).await;
-    let elapsed = started.elapsed();
-    assert!(
-        src.created.is_empty()
-            && dst.items.is_empty()
-            && src.failures.is_empty()
-            && dst.failures.is_empty()
-    );
-    println!(
-        "steady state at 5,003 snapshots per side: source {} calls, destination {} calls, {:.1} s against the emulator",
-        src.api_calls,
-        dst.api_calls,
-        elapsed.as_secs_f64()
-    );
-    // One clusters page plus 51 snapshot pages read twice; destination 1 shared page plus
-    // (1 + 51) local pages read twice.
-    assert_eq!(src.api_calls, 1 + 51 * 2);
-    assert_eq!(dst.api_calls, 1 + (1 + 51) * 2);
-}
-
-/// A source run over `count` new clusters with `latency_ms` added to every RDS and KMS call:
-/// its report, the AWS requests by action, the most RDS calls in flight at once, and the wall
-/// time.
-async fn source_run_at_latency(
-    count: usize,
-    latency_ms: u64,
-) -> (
-    snapcourier_cli::runner::RunReport,
-    std::collections::BTreeMap<String, u64>,
-    u64,
-    std::time::Duration,
-) {
-    let emu = Emulator::start(Seed::Empty);
-    for i in 0..count {
-        emu.create_cluster(serde_json::json!({
-            "account": SOURCE_ACCOUNT, "region": SOURCE_REGION, "id": format!("orders-c{i:04}"),
-        }));
-    }
-    emu.configure(serde_json::json!({"latency_ms": latency_ms, "creating_reads": 1}));
-    emu.reset_requests();
-    let c = config();
-    let started = std::time::Instant::now();
-    let report = run_source(
-        &context(&emu, Side::Source),
-        &source_run(&c),
-        Timestamp::now,
-        &Quiet,
-    )
-    .await
-    .unwrap();
-    let elapsed = started.elapsed();
-    let peak = emu.peak_concurrent().get("rds").copied().unwrap_or(0);
-    (report, emu.requests(), peak, elapsed)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_run_overlaps_its_calls_and_makes_three_per_new_snapshot() {
     // Four times the default call concurrency (10), with a real endpoint's round trip.
@@ -668,26 +574,6 @@ async fn a_source_run_overlaps_its_calls_and_makes_three_per_new_snapshot() {
     );
     // The calls overlapped, up to the call concurrency.
     assert!((5..=10).contains(&peak), "peak {peak} RDS calls at once");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run with make bench"]
-async fn bench_source_run_of_1000_new_databases_at_30_ms_per_call() {
-    let (report, requests, peak, elapsed) = source_run_at_latency(1000, 30).await;
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert_eq!(report.items.len(), 1000);
-    let calls: u64 = requests
-        .iter()
-        .filter(|(k, _)| k.starts_with("rds:") || k.starts_with("kms:"))
-        .map(|(_, v)| v)
-        .sum();
-    println!(
-        "source run, 1,000 new Aurora clusters, 30 ms per call: {:.1} s, {} AWS calls ({:.2} per new snapshot), at most {peak} RDS calls at once",
-        elapsed.as_secs_f64(),
-        calls,
-        calls as f64 / 1000.0
-    );
-    assert!(elapsed.as_secs() <= 60, "{elapsed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use snapcourier_core::error::ERROR_TYPES;
 
 fn load(side: &str) -> Value {
@@ -250,5 +250,183 @@ fn every_field_a_state_machine_reads_is_written_by_each_state_before_it() {
                 );
             }
         }
+    }
+}
+
+/// The value at a plain JSONPath (`$.a.b.c`).
+fn at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    path.strip_prefix("$.")?
+        .split('.')
+        .try_fold(doc, |v, k| v.get(k))
+}
+
+/// An expression of a Pass state's Parameters: a plain path, or `States.MathAdd` of them.
+fn eval(expr: &str, doc: &Value) -> Value {
+    if let Some(args) = expr
+        .strip_prefix("States.MathAdd(")
+        .and_then(|e| e.strip_suffix(')'))
+    {
+        // Split at the commas outside nested calls.
+        let (mut depth, mut start, mut sum) = (0, 0, 0i64);
+        let mut parts = Vec::new();
+        for (i, ch) in args.char_indices() {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(&args[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        parts.push(&args[start..]);
+        for p in parts {
+            sum += eval(p.trim(), doc).as_i64().unwrap();
+        }
+        return Value::from(sum);
+    }
+    at(doc, expr)
+        .unwrap_or_else(|| panic!("{expr} is not in the state"))
+        .clone()
+}
+
+/// A Pass state's Parameters applied to the state `doc`.
+fn apply(params: &Value, doc: &Value) -> Value {
+    match params {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| match k.strip_suffix(".$") {
+                    Some(key) => (key.to_string(), eval(v.as_str().unwrap(), doc)),
+                    None => (k.clone(), apply(v, doc)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|v| apply(v, doc)).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn a_failure_report_for_thousands_of_failed_items_fits_sns_and_counts_them_all() {
+    use snapcourier_core::coverage::{Coverage, UnprotectedDatabase};
+    use snapcourier_core::events::*;
+    use snapcourier_core::looks::NextLook;
+    use snapcourier_core::{ItemError, plan::PendingCopy};
+    let config =
+        snapcourier_core::Config::parse(include_str!("../../../examples/snapcourier.yaml"))
+            .unwrap();
+    let source = SourceRun::from_config(&config, "aurora-daily").unwrap();
+    let now: jiff::Timestamp = "2026-11-22T03:00:00Z".parse().unwrap();
+    let name = |i: usize| format!("orders-cluster-with-a-long-name-{i:04}");
+    let error = ItemError {
+        error_type: "AccessDenied".into(),
+        message: "x".repeat(400),
+        retryable: false,
+    };
+    let failures = |stage: &str| -> Vec<ItemFailure> {
+        (0..1000)
+            .map(|i| ItemFailure {
+                resource: name(i),
+                stage: stage.into(),
+                error: error.clone(),
+            })
+            .collect()
+    };
+    let coverage = Coverage {
+        databases: 5000,
+        unprotected: 1000,
+        threshold_seconds: 172_800,
+        named: (0..1000)
+            .map(|i| UnprotectedDatabase {
+                database: name(i),
+                newest: None,
+            })
+            .collect(),
+    };
+    let expire = serde_json::to_value(
+        DeleteOutput {
+            version: EVENT_VERSION,
+            deleted: Vec::new(),
+            deleted_count: 0,
+            kept: 0,
+            failures: failures("delete"),
+            failed: 0,
+            api_calls: 0,
+            heartbeat: None,
+            coverage: Some(coverage.clone()),
+        }
+        .bounded(),
+    )
+    .unwrap();
+    let take = TakePass {
+        overlapping_execution: None,
+        items: (0..1000)
+            .map(|i| SourceItem {
+                resource_id: name(i),
+                snapshot_id: format!("sc-demo-auroradaily-{}-20261122-0000", name(i)),
+                snapshot_arn: None,
+                status: "error".into(),
+                shared: false,
+                error: Some(error.clone()),
+            })
+            .collect(),
+        skipped: Vec::new(),
+        created: Vec::new(),
+        api_calls: 0,
+    };
+    let share = SharePass {
+        failures: failures("share"),
+        next: NextLook::Finished,
+        ..SharePass::empty()
+    };
+    let source_state = json!({
+        "run": source,
+        "execution": {"id": "arn:aws:states:us-east-1:111111111111:execution:snapcourier-source:x"},
+        "take": {"output": take.output()},
+        "share": {"output": share.output(&ShareInput { run: source.clone(), execution: None, looks: 0, shared: 0 })},
+        "expire": {"output": expire},
+    });
+    let pending = |i: usize| PendingCopy {
+        resource_id: name(i),
+        snapshot_id: format!("sc-demo-auroradaily-{}-20261122-0000", name(i)),
+        region: "eu-west-1".into(),
+        status: "copying".into(),
+    };
+    let look = CopyPass {
+        failures: failures("copy-in"),
+        in_flight: (0..1000).map(pending).collect(),
+        next: NextLook::OutOfTime("the run's deadline passed".into()),
+        coverage: Some(coverage),
+        ..CopyPass::overlapping(String::new())
+    };
+    let regional = RegionalPass {
+        started: Vec::new(),
+        waiting: Vec::new(),
+        failures: failures("cross-region-copy"),
+        api_calls: 0,
+    };
+    let destination_state = json!({
+        "run": DestinationRun::from_config(&config, "aurora-daily", "222222222222").unwrap(),
+        "execution": {"id": "arn:aws:states:us-east-1:222222222222:execution:snapcourier-destination:x"},
+        "look": {"output": CopyPass { overlapping_execution: None, ..look }.output(&Look::first(now), "us-east-1")},
+        "regional": {"output": regional.output()},
+        "expire": {"output": expire},
+    });
+    for (side, state, failed) in [
+        ("source", source_state, 3000),
+        ("destination", destination_state, 4000),
+    ] {
+        let machine = load(side);
+        let report = apply(&machine["States"]["Report"]["Parameters"], &state);
+        // Every failure is counted (the copies left at the deadline too)...
+        assert_eq!(report["failed"], failed, "{side}");
+        assert_eq!(report["coverage"]["unprotected"], 1000, "{side}");
+        // ...the first ones are named, and the message (States.JsonToString of the report)
+        // stays far below SNS's 256 KiB, as does the state that holds it.
+        let bytes = report.to_string().len();
+        assert!(bytes < 64 * 1024, "{side}: {bytes} bytes");
+        let held = state.to_string().len() + bytes;
+        assert!(held < 128 * 1024, "{side}: state {held} bytes");
     }
 }

@@ -86,6 +86,41 @@ pub async fn run_both(emu: &Emulator, c: &Config) -> (RunReport, RunReport) {
     (src, dst)
 }
 
+/// A source run over `count` new clusters with `latency_ms` added to every RDS and KMS call:
+/// its report, the AWS requests by action, the most RDS calls in flight at once, and the wall
+/// time.
+pub async fn source_run_at_latency(
+    count: usize,
+    latency_ms: u64,
+) -> (
+    RunReport,
+    std::collections::BTreeMap<String, u64>,
+    u64,
+    std::time::Duration,
+) {
+    let emu = Emulator::start(Seed::Empty);
+    for i in 0..count {
+        emu.create_cluster(serde_json::json!({
+            "account": SOURCE_ACCOUNT, "region": SOURCE_REGION, "id": format!("orders-c{i:04}"),
+        }));
+    }
+    emu.configure(serde_json::json!({"latency_ms": latency_ms, "creating_reads": 1}));
+    emu.reset_requests();
+    let c = config();
+    let started = std::time::Instant::now();
+    let report = run_source(
+        &context(&emu, Side::Source),
+        &source_run(&c),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    let peak = emu.peak_concurrent().get("rds").copied().unwrap_or(0);
+    (report, emu.requests(), peak, elapsed)
+}
+
 /// A snapshot as the test sees it in an account, through a plain client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
