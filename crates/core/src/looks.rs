@@ -91,8 +91,13 @@ impl NextLook {
             ));
         }
         if remaining < 1 {
+            let rule = if settings.deadline_seconds.is_some() {
+                "settings.deadline_seconds after its start"
+            } else {
+                "its schedule's interval minus a tenth, so that it ends before the next run"
+            };
             return NextLook::OutOfTime(format!(
-                "the run's deadline {deadline} passed (it started at {started}; a run stops before the next of its schedule starts)"
+                "the run's deadline {deadline} passed ({rule}; it started at {started})"
             ));
         }
         // The last look comes at the deadline itself.
@@ -180,7 +185,17 @@ mod tests {
         );
         let late = NextLook::decide(true, 901, start, t("2026-11-23T02:00:00Z"), day, &s);
         assert!(
-            matches!(&late, NextLook::OutOfTime(why) if why.contains("deadline 2026-11-23T02:00:00Z")),
+            matches!(&late, NextLook::OutOfTime(why) if why.contains("deadline 2026-11-23T02:00:00Z") && why.contains("interval minus a tenth")),
+            "{late:?}"
+        );
+        // An explicit deadline says so.
+        let explicit = Settings {
+            deadline_seconds: Some(600),
+            ..s.clone()
+        };
+        let late = NextLook::decide(true, 2, start, t("2026-11-22T03:10:00Z"), day, &explicit);
+        assert!(
+            matches!(&late, NextLook::OutOfTime(why) if why.contains("settings.deadline_seconds")),
             "{late:?}"
         );
         let many = NextLook::decide(true, MAX_LOOKS, start, start, day, &s);

@@ -6,7 +6,7 @@
 //!   really shared with the destination account;
 //! - new databases: a source run over 1,000 new Aurora clusters with 30 ms added to every call;
 //! - the state machines: one execution per side of the largest Aurora schedule that goes
-//!   through in about ten minutes here (`SNAPCOURIER_BENCH_CLUSTERS`, default 400), with its
+//!   through in about ten minutes here (`SNAPCOURIER_BENCH_CLUSTERS`, default 200), with its
 //!   largest state and history.
 
 #[path = "../../../crates/cli/tests/common/mod.rs"]
@@ -177,7 +177,7 @@ async fn through_the_state_machines(rows: &mut Vec<Row>) {
     let clusters: usize = std::env::var("SNAPCOURIER_BENCH_CLUSTERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(200);
     let d = Deployment::start(Seed::Empty).await;
     let key = d.emu.kms_key(SOURCE_ACCOUNT, SOURCE_REGION);
     for i in 0..clusters {
