@@ -91,6 +91,11 @@ function kmsViaService(sid: string, keys: string[], services: string[]): PolicyS
   });
 }
 
+/** kms:DescribeKey on the source account's keys in its region: no grant, no use of the key. */
+function readKeyMetadata(s: Scope): PolicyStatement {
+  return statement("ReadKeyMetadata", ["kms:DescribeKey"], [arn("kms", s.sourceRegion, s.account, "key/*")]);
+}
+
 const ALIAS_ARN = /^arn:([a-z-]+):kms:([a-z0-9-]+):(\d{12}):alias\/(.+)$/;
 
 /**
@@ -146,6 +151,11 @@ export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
   switch (step) {
     case "take": {
       out.push(...overlapCheck(s));
+      if (aurora || rds) {
+        // Only to see whether a database's key is the AWS managed aws/rds key: its snapshots
+        // could never be shared, so none is taken.
+        out.push(readKeyMetadata(s));
+      }
       if (aurora) {
         reads.push("rds:DescribeDBClusters", "rds:DescribeDBClusterSnapshots");
         out.push(
@@ -232,11 +242,7 @@ export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
     case "share": {
       if (aurora || rds) {
         // Only to see whether the snapshot's key is the AWS managed aws/rds key (unshareable).
-        out.push(
-          statement("ReadSnapshotKeyMetadata", ["kms:DescribeKey"], [
-            arn("kms", s.sourceRegion, s.account, "key/*"),
-          ]),
-        );
+        out.push(readKeyMetadata(s));
       }
       if (aurora) {
         reads.push("rds:DescribeDBClusterSnapshots");

@@ -200,6 +200,10 @@ fn cluster_record(c: &DbCluster) -> ResourceRecord {
         status: c.status().unwrap_or_default().to_string(),
         tags: tag_map(c.tag_list()),
         replica_of: None,
+        kms_key_id: c
+            .kms_key_id()
+            .filter(|_| c.storage_encrypted() == Some(true))
+            .map(str::to_string),
     }
 }
 

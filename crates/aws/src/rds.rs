@@ -209,6 +209,10 @@ fn instance_record(i: &DbInstance) -> ResourceRecord {
             .read_replica_source_db_instance_identifier()
             .or(i.read_replica_source_db_cluster_identifier())
             .map(str::to_string),
+        kms_key_id: i
+            .kms_key_id()
+            .filter(|_| i.storage_encrypted() == Some(true))
+            .map(str::to_string),
     }
 }
 

@@ -350,6 +350,10 @@ fn cluster_record(c: &Cluster, region: &str, account: &str) -> RedshiftCluster {
             status: c.cluster_status().unwrap_or_default().to_string(),
             tags: tag_map(c.tags()),
             replica_of: None,
+            kms_key_id: c
+                .kms_key_id()
+                .filter(|_| c.encrypted() == Some(true))
+                .map(str::to_string),
         },
         encrypted: c.encrypted().unwrap_or(false),
         copies_to: c

@@ -286,7 +286,7 @@ async fn source_retention_expires_instance_snapshots_only_of_this_schedule() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_on_the_default_key_is_kms_key_unusable_and_the_others_complete() {
+async fn an_instance_on_the_default_key_gets_no_snapshot_and_the_others_complete() {
     let emu = Emulator::start(Seed::Demo);
     let default_key = emu.default_rds_key(SOURCE_ACCOUNT, SOURCE_REGION);
     create_instance(
@@ -308,13 +308,19 @@ async fn an_instance_on_the_default_key_is_kms_key_unusable_and_the_others_compl
             f.stage.as_str(),
             f.error.error_type.as_str()
         ),
-        ("billing-legacy", "share", "KmsKeyUnusable")
+        ("billing-legacy", "take", "KmsKeyUnusable")
     );
     assert!(
         f.error.message.contains("DB instance billing-legacy")
             && f.error.message.contains("aws/rds"),
         "{}",
         f.error.message
+    );
+    assert!(
+        owned_rds(&instance_snapshots(&emu, Side::Source, SOURCE_REGION).await)
+            .iter()
+            .all(|s| s.tags["snapcourier:resource"] != "billing-legacy"),
+        "no snapshot that could never be shared"
     );
     assert!(dst.failures.is_empty(), "{:?}", dst.failures);
     let copies = owned_rds(&instance_snapshots(&emu, Side::Destination, DESTINATION_REGION).await);

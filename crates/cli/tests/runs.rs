@@ -511,7 +511,7 @@ async fn converges_with_thirty_percent_of_calls_throttled_and_no_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_default_key_snapshot_is_kms_key_unusable_and_the_others_complete() {
+async fn a_cluster_on_the_default_key_gets_no_snapshot_and_one_failure_per_run() {
     let emu = Emulator::start(Seed::Demo);
     let default_key = emu.default_rds_key(SOURCE_ACCOUNT, SOURCE_REGION);
     emu.create_cluster(serde_json::json!({
@@ -519,31 +519,73 @@ async fn a_default_key_snapshot_is_kms_key_unusable_and_the_others_complete() {
         "engine": "aurora-mysql", "kms_key_id": default_key
     }));
     let c = config();
-    let (src, dst) = run_both(&emu, &c).await;
-    assert_eq!(src.failures.len(), 1, "{:?}", src.failures);
-    let f = &src.failures[0];
-    assert_eq!(f.resource, "billing-legacy");
-    assert_eq!(f.stage, "share");
-    assert_eq!(f.error.error_type, "KmsKeyUnusable");
-    assert!(
-        f.error.message.contains("aws/rds") && f.error.message.contains("customer managed"),
-        "{}",
-        f.error.message
-    );
-    assert_eq!(src.items.len(), 3);
-    assert!(dst.failures.is_empty(), "{:?}", dst.failures);
+    // Twice: each run fails once for it, and no snapshot that could never be shared piles up.
+    for run in 1..=2 {
+        let (src, dst) = run_both(&emu, &c).await;
+        assert_eq!(src.failures.len(), 1, "run {run}: {:?}", src.failures);
+        let f = &src.failures[0];
+        assert_eq!(f.resource, "billing-legacy");
+        assert_eq!(f.stage, "take");
+        assert_eq!(f.error.error_type, "KmsKeyUnusable");
+        assert!(
+            f.error.message.contains("aws/rds")
+                && f.error.message.contains("takes none")
+                && f.error.message.contains("customer managed"),
+            "{}",
+            f.error.message
+        );
+        let legacy = owned(&snapshots(&emu, Side::Source, SOURCE_REGION).await)
+            .into_iter()
+            .filter(|s| s.cluster == "billing-legacy")
+            .count();
+        assert_eq!(legacy, 0, "run {run}");
+        assert!(dst.failures.is_empty(), "{:?}", dst.failures);
+    }
+    // The other databases are protected as usual.
     let copies = owned(&snapshots(&emu, Side::Destination, DESTINATION_REGION).await);
     let clusters: BTreeSet<_> = copies
         .iter()
         .map(|c| c.tags["snapcourier:resource"].clone())
         .collect();
     assert_eq!(clusters, MATCHING.into_iter().map(String::from).collect());
-    // The legacy snapshot exists in the source but is shared with nobody.
-    let legacy = owned(&snapshots(&emu, Side::Source, SOURCE_REGION).await)
-        .into_iter()
-        .find(|s| s.cluster == "billing-legacy")
-        .expect("snapshot taken");
-    assert!(restore_accounts(&emu, &legacy.id).await.is_empty());
+
+    // A snapshot on that key made before this check (an older version) is never shared: the
+    // share step reports it as well.
+    let mut older = owned_snapshot(
+        SOURCE_ACCOUNT,
+        SOURCE_REGION,
+        "sc-demo-auroradaily-billing-legacy-20261101-0000",
+        "billing-legacy",
+        days_ago(1, 0),
+        "source",
+        &[],
+    );
+    older["kms_key_id"] = default_key.clone().into();
+    emu.insert_snapshots(&[older]);
+    let src = run_source(
+        &context(&emu, Side::Source),
+        &source_run(&c),
+        Timestamp::now,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    let stages: BTreeSet<(&str, &str)> = src
+        .failures
+        .iter()
+        .map(|f| (f.stage.as_str(), f.error.error_type.as_str()))
+        .collect();
+    assert_eq!(
+        stages,
+        BTreeSet::from([("share", "KmsKeyUnusable"), ("take", "KmsKeyUnusable")]),
+        "{:?}",
+        src.failures
+    );
+    assert!(
+        restore_accounts(&emu, "sc-demo-auroradaily-billing-legacy-20261101-0000")
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -125,6 +125,9 @@ pub struct ResourceRecord {
     pub tags: BTreeMap<String, String>,
     /// Set when the database is a read replica of another (never snapshotted: its primary is).
     pub replica_of: Option<String>,
+    /// The KMS key its storage is encrypted with; `None` when it is not encrypted. Its
+    /// snapshots carry the same key.
+    pub kms_key_id: Option<String>,
 }
 
 /// The account id inside an ARN (`arn:aws:rds:us-east-1:111111111111:...`).

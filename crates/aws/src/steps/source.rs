@@ -30,8 +30,38 @@ pub(super) async fn take<A: SnapshotApi>(
     let snapshots = api.list_snapshots(ctx, region, false).await?;
     let plan = plan_take(run, A::ENGINE, &filter, &resources, &snapshots, now);
 
+    // A database on the AWS managed key gets no snapshot: it could never be shared. One
+    // DescribeKey per distinct key (cached), and only for databases that are due.
+    let checks = plan.create.iter().map(|p| {
+        let key = resources
+            .iter()
+            .find(|r| r.id == p.resource_id)
+            .and_then(|r| r.kms_key_id.clone());
+        async move {
+            let Some(key) = key else { return Ok(()) };
+            if ctx.is_aws_managed_key(&key).await? {
+                return Err(aws_managed_key(
+                    A::ENGINE.resource_kind(),
+                    &p.resource_id,
+                    &key,
+                    "so snapcourier takes none; after re-encrypting, the next run snapshots it",
+                ));
+            }
+            Ok(())
+        }
+    });
+    let checked: Vec<Result<(), Error>> = bounded(&run.settings, checks).await;
+    let mut items: Vec<SourceItem> = Vec::new();
+    let mut due = Vec::new();
+    for (p, check) in plan.create.iter().zip(checked) {
+        match check {
+            Ok(()) => due.push(p),
+            Err(e) => items.push(errored_item(&p.resource_id, &p.snapshot_id, &e)),
+        }
+    }
+
     // Creates go out `call_concurrency` at a time; each is one call (tags included).
-    let creates = plan.create.iter().map(|p| async move {
+    let creates = due.into_iter().map(|p| async move {
         let tags = OwnershipTags {
             namespace: run.namespace.clone(),
             schedule: run.schedule.name.clone(),
@@ -54,7 +84,6 @@ pub(super) async fn take<A: SnapshotApi>(
         }
     });
     let outcomes: Vec<(Option<String>, SourceItem)> = bounded(&run.settings, creates).await;
-    let mut items: Vec<SourceItem> = Vec::new();
     let mut created = Vec::new();
     for (new, item) in outcomes {
         created.extend(new);
@@ -118,6 +147,17 @@ async fn existing_slot_snapshot<A: SnapshotApi>(
     }
 }
 
+/// KmsKeyUnusable for a database on the AWS managed `aws/rds` key, whose snapshots cannot be
+/// shared with another account; `consequence` says what that means for this step.
+fn aws_managed_key(kind: &str, database: &str, key: &str, consequence: &str) -> Error {
+    Error::KmsKeyUnusable {
+        resource: database.to_string(),
+        message: format!(
+            "{kind} {database} is encrypted with the AWS managed key {key} (aws/rds), whose snapshots cannot be shared with another account, {consequence}. Re-encrypt the database with a customer managed KMS key whose policy allows the destination accounts (restore a snapshot copy made with that key)"
+        ),
+    }
+}
+
 pub(super) fn errored_item(resource: &str, id: &str, e: &Error) -> SourceItem {
     SourceItem {
         resource_id: resource.to_string(),
@@ -174,14 +214,14 @@ async fn share_found<A: SnapshotApi>(
         if let Some(key) = s.kms_key_id.as_deref().filter(|_| s.encrypted)
             && ctx.is_aws_managed_key(key).await?
         {
-            return Err(Error::KmsKeyUnusable {
-                resource: id.to_string(),
-                message: format!(
-                    "snapshot {id} of {} {} is encrypted with the AWS managed key {key} (aws/rds), which cannot be shared with another account. Re-encrypt the database with a customer managed KMS key whose policy allows the destination accounts (restore a snapshot copy made with that key), then the next run shares it",
-                    A::ENGINE.resource_kind(),
-                    s.protected_resource()
+            return Err(aws_managed_key(
+                A::ENGINE.resource_kind(),
+                s.protected_resource(),
+                key,
+                &format!(
+                    "so snapshot {id} cannot be shared; after re-encrypting, the next run snapshots the database again"
                 ),
-            });
+            ));
         }
         // Adding an account that already has access is a no-op for AWS, so there is no
         // describe first: two calls per snapshot (share, record the share).

@@ -49,6 +49,7 @@ fn cluster(id: &str, engine: &str, status: &str) -> ResourceRecord {
         status: status.into(),
         tags: BTreeMap::new(),
         replica_of: None,
+        kms_key_id: None,
     }
 }
 
