@@ -51,6 +51,40 @@ fn validate_names_every_bad_field_and_exits_2() {
 }
 
 #[test]
+fn validate_refuses_what_aws_would_refuse_at_deploy_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(EXAMPLE).unwrap();
+    let cases: Vec<(String, &str)> = [
+        "cron(61 3 * * ? *)",
+        "cron(0 25 * * ? *)",
+        "cron(0 3 * 13 ? *)",
+        "cron(0 3 32 * ? *)",
+        "cron(0 3 * * * *)",
+    ]
+    .iter()
+    .map(|cron| {
+        (
+            example.replacen("cron: cron(0 3 * * ? *)", &format!("cron: {cron}"), 1),
+            "schedules[0].cron",
+        )
+    })
+    .chain([(
+        example.replacen("region: us-east-1", "region: us-east-9", 1),
+        "source.region: `us-east-9` is not a region the AWS SDK knows",
+    )])
+    .collect();
+    for (i, (config, names)) in cases.iter().enumerate() {
+        assert_ne!(config, &example, "case {i} changed nothing");
+        let path = dir.path().join(format!("bad-{i}.yaml"));
+        std::fs::write(&path, config).unwrap();
+        let out = snapcourier(&["validate", "-c", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "case {i}");
+        let err = text(&out.stderr);
+        assert!(err.contains(names), "case {i}: {err}");
+    }
+}
+
+#[test]
 fn a_missing_config_file_is_a_clear_error() {
     let out = snapcourier(&["validate", "-c", "/nonexistent/snapcourier.yaml"]);
     assert_eq!(out.status.code(), Some(2));

@@ -425,9 +425,6 @@ static KMS_ARN: Rule = LazyLock::new(|| {
     Regex::new(r"^arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):([0-9]{12}):(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})$").ok()
 });
 static OPTION_GROUP: Rule = LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9-]{0,254}$").ok());
-static SCHEDULE_EXPRESSION: Rule = LazyLock::new(|| {
-    Regex::new(r"^(cron\(\S+ \S+ \S+ \S+ \S+ \S+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\))$").ok()
-});
 
 fn is_match(rule: &Rule, text: &str) -> bool {
     rule.as_ref().is_some_and(|r| r.is_match(text))
@@ -458,6 +455,11 @@ pub(crate) fn check_region(region: &str, field: &str, p: &mut Problems) {
         p.add(
             field,
             format!("`{region}` is not an AWS region name such as us-east-1"),
+        );
+    } else if !crate::schedule::KNOWN_REGIONS.contains(&region) {
+        p.add(
+            field,
+            format!("`{region}` is not a region the AWS SDK knows (check the spelling; if AWS opened it after this build, upgrade snapcourier)"),
         );
     }
 }
@@ -670,14 +672,9 @@ pub(crate) fn check_schedule(s: &Schedule, path: &str, p: &mut Problems) {
         );
     }
     if let Some(cron) = &s.cron
-        && !is_match(&SCHEDULE_EXPRESSION, cron)
+        && let Some(problem) = crate::schedule::expression_problem(cron)
     {
-        p.add(
-            format!("{path}.cron"),
-            format!(
-                "`{cron}` is not an EventBridge schedule expression such as `cron(0 3 * * ? *)` or `rate(1 day)`"
-            ),
-        );
+        p.add(format!("{path}.cron"), format!("`{cron}` {problem}"));
     }
     s.retention.check(&format!("{path}.retention"), p);
     if s.redshift.is_some() && s.engine != Engine::Redshift {

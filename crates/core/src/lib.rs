@@ -15,6 +15,7 @@ pub mod looks;
 pub mod naming;
 pub mod plan;
 pub mod retention;
+pub mod schedule;
 pub mod snapshot;
 pub mod tags;
 

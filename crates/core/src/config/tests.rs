@@ -564,7 +564,6 @@ fn every_built_in_rule_compiles() {
         &SCHEDULE_NAME,
         &KMS_ARN,
         &OPTION_GROUP,
-        &SCHEDULE_EXPRESSION,
     ] {
         assert!(rule.is_some());
     }
