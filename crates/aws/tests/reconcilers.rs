@@ -463,3 +463,97 @@ async fn an_execution_overlapping_an_older_one_of_the_same_schedule_does_nothing
     assert_eq!(ahead.overlapping_execution, None);
     assert_eq!(ahead.created.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_real_shares_are_copied_and_lookalikes_are_reported() {
+    let emu = Emulator::start(Seed::Empty);
+    let ctx = context(&emu, Side::Destination);
+    let run = destination_run();
+    let day = jiff::SignedDuration::from_hours(24);
+    let created = Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    let real = snapshot_id(
+        "demo",
+        "aurora-daily",
+        "orders-db",
+        slot_start(created, day),
+    );
+    let share = |id: &str, resource: &str, at: Timestamp| {
+        let mut s = owned_snapshot(
+            SOURCE_ACCOUNT,
+            SOURCE_REGION,
+            id,
+            resource,
+            at,
+            "source",
+            &[("snapcourier:shared-with", DESTINATION_ACCOUNT)],
+        );
+        s["shared_with"] = serde_json::json!([DESTINATION_ACCOUNT]);
+        s
+    };
+    // Named like ours and tagged like ours, as anyone who can share from the source could:
+    let lookalikes = [
+        // an id for a slot long before it was created;
+        (
+            "sc-demo-auroradaily-orders-db-20260101-0000".to_string(),
+            "orders-db",
+            created,
+        ),
+        // a second snapshot of the same database in the same slot;
+        (
+            format!("{}-copy", real.trim_end_matches("-0000")),
+            "orders-db",
+            created + jiff::SignedDuration::from_mins(1),
+        ),
+        // an id that names another database than the one AWS says it is of.
+        (
+            snapshot_id(
+                "demo",
+                "aurora-daily",
+                "billing-db",
+                slot_start(created, day),
+            ),
+            "orders-db",
+            created,
+        ),
+    ];
+    let mut seeds = vec![share(&real, "orders-db", created)];
+    seeds.extend(lookalikes.iter().map(|(id, r, at)| share(id, r, *at)));
+    emu.insert_snapshots(&seeds);
+
+    let now = Timestamp::now();
+    let pass = steps::copy_in(&ctx, &run, None, &Look::first(now), now)
+        .await
+        .unwrap();
+    // Only the real share is copied...
+    let started: Vec<&str> = pass
+        .started
+        .iter()
+        .map(|p| p.snapshot_id.as_str())
+        .collect();
+    assert_eq!(started, vec![real.as_str()], "{pass:?}");
+    assert_eq!(pass.due, 1, "lookalikes are not due: {pass:?}");
+    // ...and each lookalike is reported, with why, and left alone.
+    for (id, _, _) in &lookalikes {
+        let f = pass
+            .failures
+            .iter()
+            .find(|f| f.error.message.contains(id.as_str()))
+            .unwrap_or_else(|| panic!("{id} not reported: {:?}", pass.failures));
+        assert_eq!(f.error.error_type, "InvalidState");
+        assert_eq!(f.stage, "copy-in");
+        assert!(
+            f.error.message.contains("never makes such a snapshot"),
+            "{}",
+            f.error.message
+        );
+    }
+    assert_eq!(pass.failures.len(), lookalikes.len(), "{:?}", pass.failures);
+    let copies: Vec<String> = Aurora
+        .list_snapshots(&ctx, SOURCE_REGION, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(copies, vec![real.clone()]);
+}

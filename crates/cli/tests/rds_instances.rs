@@ -156,7 +156,9 @@ async fn instances_of_every_engine_are_protected_and_replicas_and_stopped_ones_s
 async fn copies_past_the_limit_of_twenty_wait_for_a_later_pass() {
     let emu = Emulator::start(Seed::Empty);
     let c = config();
-    let id = |i: usize| format!("sc-demo-rdsdaily-orders-db{i:02}-20261120-0300");
+    // One share per database, each named for the slot it was created in, as the source does.
+    let created = |i: usize| days_ago(1, 0) - jiff::SignedDuration::from_mins(i as i64);
+    let id = |i: usize| slot_id(SCHEDULE, &format!("orders-db{i:02}"), created(i));
     let shared: Vec<_> = (0..25)
         .map(|i| {
             let mut s = owned_snapshot(
@@ -164,7 +166,7 @@ async fn copies_past_the_limit_of_twenty_wait_for_a_later_pass() {
                 SOURCE_REGION,
                 &id(i),
                 &format!("orders-db{i:02}"),
-                days_ago(1, i as i64),
+                created(i),
                 "source",
                 &[("snapcourier:shared-with", DESTINATION_ACCOUNT)],
             );

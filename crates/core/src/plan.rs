@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::config::ResourceFilter;
 use crate::engine::Engine;
@@ -201,6 +201,46 @@ fn final_copy<'a>(
         .filter(|c| c.stage() == Some(Stage::Destination))
 }
 
+/// A share named like one of ours that snapcourier's source cannot have made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookalike {
+    pub resource_id: String,
+    pub snapshot_id: String,
+    pub why: String,
+}
+
+/// How long after its slot's end AWS may still stamp a snapshot's creation time: the take
+/// step can call at the last second of a slot.
+pub const SLOT_GRACE: SignedDuration = SignedDuration::from_mins(10);
+
+/// Why a share cannot be one the source stack made, if it cannot: the source names each
+/// snapshot after its database and the slot it was taken in (`naming::snapshot_id`), so a
+/// real share's id is the id of its database (as the API reports it) for the slot of its
+/// creation time. This also means at most one share per database per slot.
+pub fn real_share_problem(run: &DestinationRun, share: &SnapshotRecord) -> Option<String> {
+    let interval = run.schedule.interval.as_signed();
+    let Some(created) = share.created else {
+        return Some("AWS reports no creation time for it".into());
+    };
+    let id_for = |at: Timestamp| {
+        crate::naming::snapshot_id(
+            &run.namespace,
+            &run.schedule.name,
+            &share.resource_id,
+            crate::interval::slot_start(at, interval),
+        )
+    };
+    let late = created.checked_sub(SLOT_GRACE).unwrap_or(created);
+    if share.id == id_for(created) || share.id == id_for(late) {
+        return None;
+    }
+    Some(format!(
+        "its id is not the one snapcourier gives a snapshot of {} created at {created} (that would be {}): either it names another database or slot, or it was created outside the slot its id names. snapcourier's source stack never makes such a snapshot; someone who can share from the source account made it. Investigate, then delete it in the source account",
+        share.resource_id,
+        id_for(created)
+    ))
+}
+
 /// A shared snapshot or our copy of it in the source region, as one look sees it.
 struct Item<'a> {
     id: &'a str,
@@ -227,6 +267,9 @@ pub struct CopyPassPlan {
     pub done: Vec<String>,
     /// Shared snapshots destination retention would expire at once: not copied.
     pub too_old: Vec<String>,
+    /// Shares named like this schedule's that the source stack cannot have made (see
+    /// `real_share_problem`): never copied, reported with why.
+    pub lookalikes: Vec<Lookalike>,
     /// Shares of this schedule (from the source account, matching its filter) and copies of
     /// ours in the source region whose share is gone: everything this look follows.
     pub due: usize,
@@ -278,11 +321,20 @@ pub fn plan_copy_pass(
     // Every share of this schedule from the source account, and every copy of ours in the
     // source region (its share may be gone by now; its regional copies are still due).
     let mut items: BTreeMap<&str, Item> = BTreeMap::new();
+    let mut lookalikes = Vec::new();
     for s in shared.iter().filter(|s| {
         arn_account(&s.arn) == Some(run.source.account.as_str())
             && s.id.starts_with(&prefix)
             && filter.matches_id(&s.resource_id)
     }) {
+        if let Some(why) = real_share_problem(run, s) {
+            lookalikes.push(Lookalike {
+                resource_id: s.resource_id.clone(),
+                snapshot_id: s.id.clone(),
+                why,
+            });
+            continue;
+        }
         items.insert(
             &s.id,
             Item {
@@ -329,6 +381,7 @@ pub fn plan_copy_pass(
     }
 
     let mut plan = CopyPassPlan {
+        lookalikes,
         due: items.len(),
         protected: items
             .values()

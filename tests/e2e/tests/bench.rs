@@ -72,8 +72,9 @@ async fn steady_state(rows: &mut Vec<Row>) {
                 format!("orders-old{i}")
             }
         };
-        let id = |i: usize| format!("{}{}-20261101-0000", case.prefix(), resource(i));
         let recent = days_ago(1, 0);
+        // Named for the slot they were created in, as the source names them.
+        let id = |i: usize| common::slot_id(case.schedule, &resource(i), recent);
         let (account, stage) = if case.engine == Engine::Redshift {
             // Redshift's copies stay in the source account, shared like the snapshots.
             (SOURCE_ACCOUNT, "source")

@@ -200,7 +200,15 @@ struct Attempts {
 
 /// Copies AWS reports as failed: waiting will not make them available.
 fn unusable_failures(run: &DestinationRun, plan: &CopyPassPlan) -> Vec<ItemFailure> {
-    plan.unusable
+    let lookalikes = plan.lookalikes.iter().map(|l| {
+        let e = Error::InvalidState {
+            resource: l.snapshot_id.clone(),
+            message: format!("the share {} is not copied: {}", l.snapshot_id, l.why),
+        };
+        failure(&l.resource_id, "copy-in", &e)
+    });
+    let unusable = plan
+        .unusable
         .iter()
         .map(|p| {
             let message = if p.status == NOT_OURS {
@@ -219,8 +227,8 @@ fn unusable_failures(run: &DestinationRun, plan: &CopyPassPlan) -> Vec<ItemFailu
                 message,
             };
             failure(&p.resource_id, copy_stage(&p.region, &run.source.region), &e)
-        })
-        .collect()
+        });
+    lookalikes.chain(unusable).collect()
 }
 
 /// One look of the destination: copy every share not yet copied into this account (source

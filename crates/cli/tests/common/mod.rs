@@ -25,6 +25,17 @@ pub fn config() -> Config {
     c
 }
 
+/// The id snapcourier's source gives a snapshot of `resource` created at `created`, for one of
+/// the example's daily schedules: a share the destination accepts as real.
+pub fn slot_id(schedule: &str, resource: &str, created: Timestamp) -> String {
+    snapcourier_core::naming::snapshot_id(
+        "demo",
+        schedule,
+        resource,
+        snapcourier_core::interval::slot_start(created, jiff::SignedDuration::from_hours(24)),
+    )
+}
+
 pub fn source_run(c: &Config) -> SourceRun {
     SourceRun::from_config(c, "aurora-daily").unwrap()
 }
