@@ -67,7 +67,13 @@ export const ACCEPTED: Acceptance[] = [
     finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:kms:[a-z0-9-]+:\d{12}:key\/\*\]$/,
     construct: STEP_ROLE,
     reason:
-      "Share step: kms:DescribeKey only (metadata, no cryptographic use) on the source account's keys, to refuse snapshots encrypted with the AWS managed aws/rds key, which cannot be shared. Copy-in step: kms:CreateGrant/DescribeKey on the source account's keys only through RDS (kms:ViaService) and only for AWS resources (kms:GrantIsForAWSResource): copying a shared encrypted snapshot uses the key of the source database, which the stack cannot know. Copy steps, when the config leaves a destination key to the stack: kms:CreateGrant/DescribeKey on this account's keys in that region only through RDS, only for AWS resources, and only on keys carrying the alias alias/snapcourier-<namespace> (kms:ResourceAliases), because the key is created by another region's stack and IAM cannot name a key by its alias ARN.",
+      "Take and share steps: kms:DescribeKey only (metadata, no cryptographic use) on the source account's keys, to take no snapshot of a database on the AWS managed aws/rds key and refuse snapshots encrypted with it: they cannot be shared. Copy-in step: kms:CreateGrant/DescribeKey on the source account's keys only through RDS (kms:ViaService) and only for AWS resources (kms:GrantIsForAWSResource): copying a shared encrypted snapshot uses the key of the source database, which the stack cannot know. Copy steps, when the config leaves a destination key to the stack: kms:CreateGrant/DescribeKey on this account's keys in that region only through RDS, only for AWS resources, and only on keys carrying the alias alias/snapcourier-<namespace> (kms:ResourceAliases), because the key is created by another region's stack and IAM cannot name a key by its alias ARN.",
+  },
+  {
+    finding: /^AwsSolutions-SQS3$/,
+    construct: /\/ScheduleDeadLetters\/Resource$/,
+    reason:
+      "This queue is itself a dead-letter queue: EventBridge Scheduler sends it the starts it could not deliver (a schedule target's DeadLetterConfig, which cdk-nag does not recognise as DLQ use; it only knows SQS redrive policies). A message in it raises an alarm on the failure topic.",
   },
 ];
 

@@ -42,6 +42,7 @@ import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Bucket, type IBucket } from "aws-cdk-lib/aws-s3";
 import { CfnSchedule } from "aws-cdk-lib/aws-scheduler";
 import { Topic } from "aws-cdk-lib/aws-sns";
+import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
 import type { Construct } from "constructs";
 import type { Config, ScheduledInput } from "./config";
@@ -97,7 +98,7 @@ abstract class SnapcourierStack extends Stack {
 
     // Failure reports and alarms: a customer managed key, rotated, usable by CloudWatch alarms.
     const key = new Key(this, "TopicKey", {
-      description: `snapcourier ${ns} ${side}: encrypts the failure topic`,
+      description: `snapcourier ${ns} ${side}: encrypts the failure topic and the schedules' dead-letter queue`,
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
@@ -192,6 +193,32 @@ abstract class SnapcourierStack extends Stack {
       description: `snapcourier ${ns} ${side}: EventBridge Scheduler starts the state machine`,
     });
     this.stateMachine.grantStartExecution(schedulerRole);
+    // A start the scheduler could not make (after its retries) lands here, and alarms: a
+    // schedule that silently stops starting runs is a schedule that stops protecting.
+    const deadLetters = new Queue(this, "ScheduleDeadLetters", {
+      queueName: `snapcourier-${ns}-${side}-schedule-dead-letters`,
+      encryption: QueueEncryption.KMS,
+      encryptionMasterKey: key,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    // The scheduler sends to the dead-letter queue with the schedule's role (explicit
+    // statements: grantSendMessages would add kms:Encrypt and kms:ReEncrypt*).
+    schedulerRole.addToPolicy(
+      new PolicyStatement({
+        sid: "SendUndeliveredStarts",
+        actions: ["sqs:SendMessage"],
+        resources: [deadLetters.queueArn],
+      }),
+    );
+    schedulerRole.addToPolicy(
+      new PolicyStatement({
+        sid: "EncryptUndeliveredStartsViaSqs",
+        actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+        resources: [key.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": `sqs.${this.region}.amazonaws.com` } },
+      }),
+    );
     for (const run of props.runs) {
       new CfnSchedule(this, `Schedule-${run.schedule}`, {
         description: `snapcourier ${ns} ${side}: schedule ${run.schedule}`,
@@ -204,6 +231,7 @@ abstract class SnapcourierStack extends Stack {
           roleArn: schedulerRole.roleArn,
           input: JSON.stringify(run.input),
           retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
+          deadLetterConfig: { arn: deadLetters.queueArn },
         },
       });
     }
@@ -219,6 +247,19 @@ abstract class SnapcourierStack extends Stack {
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
     failed.addAlarmAction(alarmAction);
+    const undelivered = new Alarm(this, "ScheduleStartsUndelivered", {
+      alarmName: `snapcourier-${ns}-${side}-schedule-starts-undelivered`,
+      alarmDescription:
+        `EventBridge Scheduler could not start a snapcourier ${side} execution (after its retries): ` +
+        `that run never happened. The message in snapcourier-${ns}-${side}-schedule-dead-letters says which schedule and why ` +
+        `(often the scheduler role, a deleted state machine or a throttled account).`,
+      metric: deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: "Maximum" }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    undelivered.addAlarmAction(alarmAction);
     // An execution that timed out or was stopped by hand sent no report of its own.
     const endedWithoutReport = (
       [

@@ -79,13 +79,13 @@ describe("IAM", () => {
         }
       });
 
-      it("uses KMS for snapshots only through RDS or Redshift", () => {
+      it("uses KMS only through RDS or Redshift (snapshots), SNS (failure reports) or SQS (undelivered starts)", () => {
         for (const { s: st } of all) {
           const actions = list(st.Action).filter((a) => a.startsWith("kms:") && a !== "kms:DescribeKey");
           if (actions.length === 0) continue;
           const via = list(st.Condition?.StringEquals?.["kms:ViaService"] as string | string[] | undefined);
           assert.ok(via.length > 0, `no kms:ViaService: ${text(st)}`);
-          for (const v of via) assert.match(String(v), /^(rds|redshift|sns)\.[a-z0-9-]+\.amazonaws\.com$/);
+          for (const v of via) assert.match(String(v), /^(rds|redshift|sns|sqs)\.[a-z0-9-]+\.amazonaws\.com$/);
           if (list(st.Action).includes("kms:CreateGrant")) {
             assert.deepEqual(st.Condition?.Bool, { "kms:GrantIsForAWSResource": "true" });
           }

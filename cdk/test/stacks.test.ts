@@ -98,6 +98,51 @@ describe("stacks", () => {
         assert.equal(side.runs.length, 3);
       });
 
+      it("schedules whose start fails land in an encrypted, SSL-only dead-letter queue that alarms", () => {
+        const queues = resources(side.t, "AWS::SQS::Queue");
+        assert.equal(queues.length, 1);
+        const [queueId, queue] = queues[0]!;
+        const q = queue.Properties as any;
+        assert.equal(q.QueueName, `snapcourier-demo-${side.name}-schedule-dead-letters`);
+        const keyId = resources(side.t, "AWS::KMS::Key")
+          .map(([id]) => id)
+          .find((id) => id.startsWith("TopicKey"));
+        assert.deepEqual(q.KmsMasterKeyId, { "Fn::GetAtt": [keyId, "Arn"] });
+        assert.equal(q.MessageRetentionPeriod, 14 * 86400);
+        side.t.hasResourceProperties("AWS::SQS::QueuePolicy", {
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+            ]),
+          },
+        });
+        // Every schedule sends what it cannot deliver there...
+        for (const [, schedule] of resources(side.t, "AWS::Scheduler::Schedule")) {
+          assert.deepEqual((schedule.Properties as any).Target.DeadLetterConfig, {
+            Arn: { "Fn::GetAtt": [queueId, "Arn"] },
+          });
+        }
+        // ...with its role, which may send to that queue only...
+        side.t.hasResourceProperties("AWS::IAM::Policy", {
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Sid: "SendUndeliveredStarts", Action: "sqs:SendMessage", Resource: { "Fn::GetAtt": [queueId, "Arn"] } }),
+            ]),
+          },
+          Roles: [{ Ref: Match.stringLikeRegexp("^SchedulerRole") }],
+        });
+        // ...and one message there raises an alarm on the failure topic.
+        side.t.hasResourceProperties("AWS::CloudWatch::Alarm", {
+          AlarmName: `snapcourier-demo-${side.name}-schedule-starts-undelivered`,
+          MetricName: "ApproximateNumberOfMessagesVisible",
+          Namespace: "AWS/SQS",
+          Dimensions: [{ Name: "QueueName", Value: { "Fn::GetAtt": [queueId, "QueueName"] } }],
+          Threshold: 1,
+          ComparisonOperator: "GreaterThanOrEqualToThreshold",
+          AlarmActions: [{ Ref: Match.stringLikeRegexp("^FailureTopic") }],
+        });
+      });
+
       it("sends failure reports to an SNS topic encrypted with a rotated customer managed key, SSL only", () => {
         side.t.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
         side.t.hasResourceProperties("AWS::SNS::Topic", {
