@@ -83,12 +83,29 @@ const redshiftOwned = (ns: string) => ({
   StringEquals: { [`aws:ResourceTag/${NAMESPACE_TAG}`]: ns },
 });
 
-/** Use of KMS keys only by RDS/Redshift on our behalf, for grants tied to AWS resources. */
-function kmsViaService(sid: string, keys: string[], services: string[]): PolicyStatement {
-  return statement(sid, ["kms:CreateGrant", "kms:DescribeKey"], keys, {
-    StringEquals: { "kms:ViaService": services },
-    Bool: { "kms:GrantIsForAWSResource": "true" },
-  });
+/**
+ * Use of KMS keys only by RDS/Redshift on our behalf: grants only for AWS resources, and the
+ * key's metadata, which the service reads first. Two statements, because KMS sets
+ * kms:GrantIsForAWSResource on grant operations only: joined with it, DescribeKey would
+ * never be allowed (test/kms.test.ts checks each call under the context AWS sets).
+ */
+function kmsViaService(
+  sid: string,
+  keys: string[],
+  services: string[],
+  only: Record<string, Record<string, unknown>> = {},
+): PolicyStatement[] {
+  return [
+    statement(`${sid}Grants`, ["kms:CreateGrant"], keys, {
+      StringEquals: { "kms:ViaService": services },
+      Bool: { "kms:GrantIsForAWSResource": "true" },
+      ...only,
+    }),
+    statement(`${sid}Metadata`, ["kms:DescribeKey"], keys, {
+      StringEquals: { "kms:ViaService": services },
+      ...only,
+    }),
+  ];
 }
 
 /** kms:DescribeKey on the source account's keys in its region: no grant, no use of the key. */
@@ -106,7 +123,7 @@ const ALIAS_ARN = /^arn:([a-z-]+):kms:([a-z0-9-]+):(\d{12}):alias\/(.+)$/;
  */
 function kmsKeysViaService(sid: string, keys: string[], services: string[]): PolicyStatement[] {
   const byArn = keys.filter((k) => !ALIAS_ARN.test(k));
-  const out: PolicyStatement[] = byArn.length > 0 ? [kmsViaService(sid, byArn, services)] : [];
+  const out: PolicyStatement[] = byArn.length > 0 ? kmsViaService(sid, byArn, services) : [];
   const aliased = new Map<string, Set<string>>();
   for (const k of keys) {
     const m = ALIAS_ARN.exec(k);
@@ -115,14 +132,14 @@ function kmsKeysViaService(sid: string, keys: string[], services: string[]): Pol
     const keyArns = arn("kms", region!, account!, "key/*");
     aliased.set(keyArns, (aliased.get(keyArns) ?? new Set()).add(`alias/${alias}`));
   }
+  let n = 0;
   for (const [keyArns, aliases] of aliased) {
     out.push(
-      statement(`${sid}ByAlias${out.length}`, ["kms:CreateGrant", "kms:DescribeKey"], [keyArns], {
-        StringEquals: { "kms:ViaService": services },
-        Bool: { "kms:GrantIsForAWSResource": "true" },
+      ...kmsViaService(`${sid}ByAlias${n}`, [keyArns], services, {
         "ForAnyValue:StringEquals": { "kms:ResourceAliases": [...aliases].sort() },
       }),
     );
+    n += 1;
   }
   return out;
 }
@@ -228,7 +245,7 @@ export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
                   arn("redshift", r, s.account, `snapshotcopygrant:snapcourier-${ns}`),
                 ),
               ),
-              kmsViaService(
+              ...kmsViaService(
                 "CopyGrantKeyViaRedshift",
                 [s.redshiftCopyKey],
                 s.redshiftCopyRegions.map((r) => `redshift.${r}.amazonaws.com`),

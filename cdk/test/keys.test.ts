@@ -74,8 +74,16 @@ describe("destination keys", () => {
     }
     for (const x of byAlias) {
       assert.deepEqual(x.s.Condition!["ForAnyValue:StringEquals"]!["kms:ResourceAliases"], ["alias/snapcourier-demo"]);
-      assert.deepEqual(list(x.s.Action).sort(), ["kms:CreateGrant", "kms:DescribeKey"]);
       assert.ok(x.s.Condition!.StringEquals!["kms:ViaService"], "only through RDS");
+    }
+    // Grants (only for AWS resources) and the key's metadata, in separate statements: KMS sets
+    // kms:GrantIsForAWSResource on grant operations only (test/kms.test.ts).
+    assert.deepEqual(byAlias.flatMap((x) => list(x.s.Action)).sort(), [
+      ...Array(byAlias.length / 2).fill("kms:CreateGrant"),
+      ...Array(byAlias.length / 2).fill("kms:DescribeKey"),
+    ]);
+    for (const x of byAlias.filter((x) => list(x.s.Action).includes("kms:CreateGrant"))) {
+      assert.deepEqual(x.s.Condition!.Bool, { "kms:GrantIsForAWSResource": "true" });
     }
   });
 });
