@@ -270,6 +270,24 @@ impl Look {
         }
     }
 
+    /// After this look, at `now`: whether the run looks again (`NextLook::decide`).
+    pub fn decide(
+        &self,
+        pending: bool,
+        now: Timestamp,
+        interval: jiff::SignedDuration,
+        settings: &Settings,
+    ) -> NextLook {
+        NextLook::decide(
+            pending,
+            self.looks_before + 1,
+            self.started_at,
+            now,
+            interval,
+            settings,
+        )
+    }
+
     /// The first look of a run that starts now.
     pub fn first(now: Timestamp) -> Look {
         Look {

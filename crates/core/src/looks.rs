@@ -21,9 +21,14 @@ pub const MAX_LOOKS: u32 = 1_000;
 /// cross-region tasks (5 each), two choices and a wait (2 each).
 pub const EVENTS_PER_LOOK: u32 = 16;
 
+/// History events one look costs the source state machine at most: the share task (5), a
+/// choice and a wait (2 each).
+pub const SOURCE_EVENTS_PER_LOOK: u32 = 9;
+
 // The most looks stay within two thirds of Step Functions' 25,000 events per execution; the
 // rest is room for task retries. Checked when the crate builds.
 const _: () = assert!(EVENTS_PER_LOOK * MAX_LOOKS <= 2 * 25_000 / 3);
+const _: () = assert!(SOURCE_EVENTS_PER_LOOK <= EVENTS_PER_LOOK);
 
 /// Most failures and left-over items a step's output names one by one; the rest are
 /// counted (Step Functions allows 256 KiB per state, SNS 256 KiB per message).

@@ -20,6 +20,8 @@ pub struct PlannedSnapshot {
     pub resource_id: String,
     pub resource_arn: String,
     pub snapshot_id: String,
+    /// The database's KMS key (its snapshots get the same one); `None` when unencrypted.
+    pub kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -88,6 +90,7 @@ pub fn plan_take(
                 resource_id: r.id.clone(),
                 resource_arn: r.arn.clone(),
                 snapshot_id: id,
+                kms_key_id: r.kms_key_id.clone(),
             });
         }
     }

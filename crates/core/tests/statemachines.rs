@@ -176,22 +176,15 @@ fn every_field_a_state_machine_reads_is_written_by_each_state_before_it() {
             .unwrap();
     let source = SourceRun::from_config(&config, "aurora-daily").unwrap();
     let now: jiff::Timestamp = "2026-11-22T03:00:00Z".parse().unwrap();
-    let json = |v: serde_json::Result<Value>| v.unwrap();
-    let take = json(serde_json::to_value(
-        TakePass::overlapping("arn".into()).output(),
-    ));
-    let share = json(serde_json::to_value(SharePass::empty().output(
-        &ShareInput {
-            run: source.clone(),
-            execution: None,
-            looks: 0,
-            shared: 0,
-        },
-    )));
-    let look = json(serde_json::to_value(
-        CopyPass::overlapping("arn".into()).output(&Look::first(now), "us-east-1"),
-    ));
-    let regional = json(serde_json::to_value(
+    let take = to_json(TakePass::overlapping("arn".into()).output());
+    let share = to_json(SharePass::empty().output(&ShareInput {
+        run: source.clone(),
+        execution: None,
+        looks: 0,
+        shared: 0,
+    }));
+    let look = to_json(CopyPass::overlapping("arn".into()).output(&Look::first(now), "us-east-1"));
+    let regional = to_json(
         RegionalPass {
             started: Vec::new(),
             waiting: Vec::new(),
@@ -199,8 +192,8 @@ fn every_field_a_state_machine_reads_is_written_by_each_state_before_it() {
             api_calls: 0,
         }
         .output(),
-    ));
-    let expire = json(serde_json::to_value(
+    );
+    let expire = to_json(
         DeleteOutput {
             version: EVENT_VERSION,
             deleted: Vec::new(),
@@ -213,7 +206,7 @@ fn every_field_a_state_machine_reads_is_written_by_each_state_before_it() {
             coverage: None,
         }
         .bounded(),
-    ));
+    );
     // (side, result path, the step's output, the step that looks)
     let outputs = [
         ("source", "take", &take),
@@ -429,4 +422,8 @@ fn a_failure_report_for_thousands_of_failed_items_fits_sns_and_counts_them_all()
         let held = state.to_string().len() + bytes;
         assert!(held < 128 * 1024, "{side}: state {held} bytes");
     }
+}
+
+fn to_json(output: impl serde::Serialize) -> Value {
+    serde_json::to_value(output).unwrap()
 }

@@ -3,9 +3,10 @@
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
+use snapcourier_aws::adapter::{list_owned, shared_with};
 use snapcourier_aws::{AwsContext, ClientOptions};
-use snapcourier_core::Config;
 use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_core::{Config, Engine};
 use snapcourier_emulator::{DESTINATION_ACCOUNT, Emulator, SOURCE_REGION, Seed, Side};
 use snapcourier_lambdas::{
     StepError, handle_copy_in_destination, handle_cross_region_copy, handle_delete, handle_share,
@@ -362,23 +363,7 @@ async fn take_handler_snapshots_and_reports_its_call_count() {
     assert_eq!(emu.requests().values().sum::<u64>(), 6);
     assert_eq!(emu.requests().get("kms:DescribeKey"), Some(&1));
     // The snapshots exist, tagged as ours.
-    let snaps = emu
-        .rds(Side::Source, SOURCE_REGION)
-        .describe_db_cluster_snapshots()
-        .snapshot_type("manual")
-        .send()
-        .await
-        .unwrap();
-    let ours = snaps
-        .db_cluster_snapshots()
-        .iter()
-        .filter(|s| {
-            s.tag_list()
-                .iter()
-                .any(|t| t.key() == Some("snapcourier:namespace") && t.value() == Some("demo"))
-        })
-        .count();
-    assert_eq!(ours, 3);
+    assert_eq!(owned_cluster_snapshots(&emu).await.len(), 3);
     // Taken again in the same slot: nothing new.
     let again = handle_take(&ctx, take_event(), Timestamp::now())
         .await
@@ -423,38 +408,26 @@ async fn share_handler_takes_one_look_at_the_whole_schedule_and_returns_counts()
     assert_eq!(second["looks"], json!(2));
     assert_eq!(second["api_calls"], json!(8), "{second}");
     assert_eq!(emu.requests().values().sum::<u64>(), 9);
-    let shared = emu
-        .rds(Side::Source, SOURCE_REGION)
-        .describe_db_cluster_snapshots()
-        .snapshot_type("manual")
-        .send()
-        .await
-        .unwrap();
-    let ours: Vec<_> = shared
-        .db_cluster_snapshots()
-        .iter()
-        .filter(|s| {
-            s.db_cluster_snapshot_identifier()
-                .is_some_and(|id| id.starts_with("sc-demo-"))
-        })
-        .collect();
+    let ours = owned_cluster_snapshots(&emu).await;
     assert_eq!(ours.len(), 3);
-    for s in ours {
-        let attrs = emu
-            .rds(Side::Source, SOURCE_REGION)
-            .describe_db_cluster_snapshot_attributes()
-            .db_cluster_snapshot_identifier(s.db_cluster_snapshot_identifier().unwrap())
-            .send()
+    let looker = AwsContext::new(&emu.sdk_config(Side::Source), ClientOptions::default());
+    for id in ours {
+        let accounts = shared_with(&looker, Engine::Aurora, SOURCE_REGION, &id)
             .await
             .unwrap();
-        let restore: Vec<String> = attrs
-            .db_cluster_snapshot_attributes_result()
-            .unwrap()
-            .db_cluster_snapshot_attributes()
-            .iter()
-            .filter(|a| a.attribute_name() == Some("restore"))
-            .flat_map(|a| a.attribute_values().to_vec())
-            .collect();
-        assert_eq!(restore, vec![DESTINATION_ACCOUNT.to_string()]);
+        assert_eq!(accounts, [DESTINATION_ACCOUNT.to_string()].into(), "{id}");
     }
+}
+
+/// The ids of namespace `demo`'s cluster snapshots in the source region, looked at with a
+/// context of their own (the step's call counts stay the step's).
+async fn owned_cluster_snapshots(emu: &Emulator) -> Vec<String> {
+    let looker = AwsContext::new(&emu.sdk_config(Side::Source), ClientOptions::default());
+    list_owned(&looker, Engine::Aurora, SOURCE_REGION)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.is_owned_by("demo"))
+        .map(|s| s.id)
+        .collect()
 }

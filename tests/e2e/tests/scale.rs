@@ -46,9 +46,34 @@ async fn owned_of(
         .collect()
 }
 
-const EVENTS_PER_LOOK: usize = snapcourier_core::looks::EVENTS_PER_LOOK as usize;
-/// A source look: the share task (5 events), a choice and a wait (2 each).
-const SOURCE_EVENTS_PER_LOOK: usize = 9;
+/// An execution's state does not grow with the fleet (under 12 KiB), and its history grows
+/// with its looks, which a run bounds (MAX_LOOKS), never with its databases: at most
+/// `per_look` events a look, plus `fixed` for the states outside the loop.
+async fn assert_bounded(
+    d: &Deployment,
+    side: Side,
+    execution: &snapcourier_aws::executions::ExecutionState,
+    output: &Value,
+    per_look: u32,
+    fixed: usize,
+) {
+    let looks = output["looks"].as_u64().unwrap() as usize;
+    assert!(
+        looks >= 2,
+        "{side:?}: the work took several looks: {output}"
+    );
+    let history = d.history(side, &execution.arn).await;
+    assert!(
+        history.len() <= per_look as usize * looks + fixed,
+        "{side:?}: {} events for {looks} looks",
+        history.len()
+    );
+    let largest = largest_state_bytes(&history);
+    assert!(
+        largest < 12 * 1024,
+        "{side:?}: largest state {largest} bytes"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_database_of_a_schedule_larger_than_the_copy_limits_is_protected_in_one_execution() {
@@ -97,22 +122,15 @@ async fn every_database_of_a_schedule_larger_than_the_copy_limits_is_protected_i
             source_output["shared"], count,
             "{schedule}: {source_output}"
         );
-        let source_looks = source_output["looks"].as_u64().unwrap() as usize;
-        assert!(
-            source_looks >= 2,
-            "{schedule}: snapshots were being made: {source_output}"
-        );
-        let source_history = d.history(Side::Source, &source.arn).await;
-        assert!(
-            source_history.len() <= SOURCE_EVENTS_PER_LOOK * source_looks + 30,
-            "{schedule}: {} source events for {source_looks} looks",
-            source_history.len()
-        );
-        let largest = largest_state_bytes(&source_history);
-        assert!(
-            largest < 12 * 1024,
-            "{schedule}: largest source state {largest} bytes"
-        );
+        assert_bounded(
+            &d,
+            Side::Source,
+            &source,
+            &source_output,
+            snapcourier_core::looks::SOURCE_EVENTS_PER_LOOK,
+            30,
+        )
+        .await;
         let destination = d
             .run(
                 Side::Destination,
@@ -155,24 +173,15 @@ async fn every_database_of_a_schedule_larger_than_the_copy_limits_is_protected_i
         );
         assert!(d.failure_reports(Side::Destination).await.is_empty());
 
-        // The destination's state does not grow with the fleet, and its history grows with
-        // the looks, which a run bounds (MAX_LOOKS), not with the databases.
-        let history = d.history(Side::Destination, &destination.arn).await;
-        let looks = output["looks"].as_u64().unwrap() as usize;
-        assert!(
-            looks >= 2,
-            "{schedule}: copies took several looks: {output}"
-        );
-        assert!(
-            history.len() <= EVENTS_PER_LOOK * looks + 20,
-            "{schedule}: {} events for {looks} looks",
-            history.len()
-        );
-        let largest = largest_state_bytes(&history);
-        assert!(
-            largest < 12 * 1024,
-            "{schedule}: largest destination state {largest} bytes"
-        );
+        assert_bounded(
+            &d,
+            Side::Destination,
+            &destination,
+            &output,
+            snapcourier_core::looks::EVENTS_PER_LOOK,
+            20,
+        )
+        .await;
     }
 
     // Every database protected: the last coverage record of each schedule says so.

@@ -15,7 +15,6 @@ use snapcourier_core::events::{
     CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ExecutionContext,
     ItemFailure, Look, RegionalPass, SharePass, SourceItem, SourceRun, TakePass,
 };
-use snapcourier_core::looks::NextLook;
 use snapcourier_core::snapshot::SnapshotRecord;
 use snapcourier_core::{Engine, Error, ItemError};
 
@@ -104,10 +103,8 @@ pub async fn share(
             Err(e) => out.failures.push(failure(&item.resource_id, "share", &e)),
         }
     }
-    out.next = NextLook::decide(
+    out.next = look.decide(
         !out.pending.is_empty(),
-        look.looks_before + 1,
-        look.started_at,
         now,
         run.schedule.interval.as_signed(),
         &run.settings,
@@ -180,10 +177,8 @@ pub async fn copy_in(
         Engine::Rds => destination::copy_in(&Rds, ctx, run, now).await?,
         Engine::Redshift => redshift::verify_shares(ctx, run, now).await?,
     };
-    out.next = NextLook::decide(
+    out.next = look.decide(
         out.pending(),
-        look.looks_before + 1,
-        look.started_at,
         now,
         run.schedule.interval.as_signed(),
         &run.settings,

@@ -32,23 +32,19 @@ pub(super) async fn take<A: SnapshotApi>(
 
     // A database on the AWS managed key gets no snapshot: it could never be shared. One
     // DescribeKey per distinct key (cached), and only for databases that are due.
-    let checks = plan.create.iter().map(|p| {
-        let key = resources
-            .iter()
-            .find(|r| r.id == p.resource_id)
-            .and_then(|r| r.kms_key_id.clone());
-        async move {
-            let Some(key) = key else { return Ok(()) };
-            if ctx.is_aws_managed_key(&key).await? {
-                return Err(aws_managed_key(
-                    A::ENGINE.resource_kind(),
-                    &p.resource_id,
-                    &key,
-                    "so snapcourier takes none; after re-encrypting, the next run snapshots it",
-                ));
-            }
-            Ok(())
+    let checks = plan.create.iter().map(|p| async move {
+        let Some(key) = p.kms_key_id.as_deref() else {
+            return Ok(());
+        };
+        if ctx.is_aws_managed_key(key).await? {
+            return Err(aws_managed_key(
+                A::ENGINE.resource_kind(),
+                &p.resource_id,
+                key,
+                "so snapcourier takes none; after re-encrypting, the next run snapshots it",
+            ));
         }
+        Ok(())
     });
     let checked: Vec<Result<(), Error>> = bounded(&run.settings, checks).await;
     let mut items: Vec<SourceItem> = Vec::new();

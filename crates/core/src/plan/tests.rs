@@ -143,6 +143,7 @@ fn take_creates_one_snapshot_per_due_cluster_with_the_slot_id() {
             resource_id: "orders-db".into(),
             resource_arn: "arn:aws:rds:us-east-1:111111111111:cluster:orders-db".into(),
             snapshot_id: "sc-demo-auroradaily-orders-db-20261122-0000".into(),
+            kms_key_id: None,
         }]
     );
     assert_eq!(plan.skipped.len(), 1);
