@@ -38,6 +38,7 @@ export function buildStacks(app: App, options: AppOptions): Built {
     config,
     lambdaDir: options.lambdaDir,
     runs: inputs.source,
+    deployedRuns: inputs.deployed_runs.source,
   });
   const keyStacks: DestinationKeyStack[] = [];
   const destinations = inputs.destinations.map((d) => {
@@ -50,6 +51,7 @@ export function buildStacks(app: App, options: AppOptions): Built {
       stackKeyRegions: d.stack_key_regions,
       lambdaDir: options.lambdaDir,
       runs: d.runs,
+      deployedRuns: inputs.deployed_runs.destination,
     });
     for (const region of d.stack_key_regions.filter((r) => r !== config.source.region)) {
       const keys = new DestinationKeyStack(app, `snapcourier-${ns}-destination-${d.account}-keys-${region}`, {

@@ -42,6 +42,8 @@ export interface AlarmWindow {
 
 export interface Inputs {
   namespace: string;
+  /** SSM parameter path of each side's deployed runs (one parameter per schedule). */
+  deployed_runs: { source: string; destination: string };
   source: ScheduledInput[];
   /** Per destination account: its runs, and the regions whose KMS key its stack creates. */
   destinations: { account: string; stack_key_regions: string[]; runs: ScheduledInput[] }[];

@@ -42,6 +42,7 @@ import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Bucket, type IBucket } from "aws-cdk-lib/aws-s3";
 import { CfnSchedule } from "aws-cdk-lib/aws-scheduler";
 import { Topic } from "aws-cdk-lib/aws-sns";
+import { ParameterTier, StringParameter } from "aws-cdk-lib/aws-ssm";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
 import type { Construct } from "constructs";
@@ -74,7 +75,14 @@ export interface SnapcourierStackProps extends StackProps {
   lambdaDir?: string;
   /** The scheduled runs of this stack (`snapcourier inputs`). */
   runs: ScheduledInput[];
+  /** SSM parameter path of this side's deployed runs (`snapcourier inputs`, deployed_runs):
+   * the functions run only these. */
+  deployedRuns: string;
 }
+
+/** Longest SSM parameter value: 4 KB in the standard tier, 8 KB in the advanced one. */
+const STANDARD_PARAMETER_BYTES = 4096;
+const ADVANCED_PARAMETER_BYTES = 8192;
 
 type Side = "source" | "destination";
 
@@ -82,6 +90,7 @@ abstract class SnapcourierStack extends Stack {
   readonly topic: Topic;
   readonly stateMachine: StateMachine;
   readonly functions: Partial<Record<Step, LambdaFunction>> = {};
+  readonly runParameters: StringParameter[];
 
   protected constructor(
     scope: Construct,
@@ -129,6 +138,24 @@ abstract class SnapcourierStack extends Stack {
       }),
     );
 
+    // The deployed configuration is the only configuration: each schedule's run, exactly the
+    // input its schedule passes, in a parameter the functions read before they act. A run
+    // started by hand with any other input is refused (crates/core/src/deployed.rs).
+    this.runParameters = props.runs.map((run) => {
+      const value = JSON.stringify(run.input);
+      const bytes = Buffer.byteLength(value, "utf8");
+      if (bytes > ADVANCED_PARAMETER_BYTES) {
+        throw new Error(
+          `schedule ${run.schedule}: its ${side} run is ${bytes} bytes, more than an SSM parameter holds (${ADVANCED_PARAMETER_BYTES}); shorten its include/exclude patterns or option_groups`,
+        );
+      }
+      return new StringParameter(this, `Run-${run.schedule}`, {
+        parameterName: `${props.deployedRuns}${run.schedule}`,
+        description: `snapcourier ${ns} ${side}: the deployed run of schedule ${run.schedule} (the only input its functions accept)`,
+        stringValue: value,
+        tier: bytes > STANDARD_PARAMETER_BYTES ? ParameterTier.ADVANCED : ParameterTier.STANDARD,
+      });
+    });
     for (const step of steps) {
       this.functions[step] = this.stepFunction(step, side, permissions, props);
     }
@@ -467,6 +494,16 @@ abstract class SnapcourierStack extends Stack {
         resources: [logGroup.logGroupArn],
       }),
     );
+    // Its side's deployed runs, and no other parameter.
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: "ReadDeployedRuns",
+        actions: ["ssm:GetParameter"],
+        resources: props.runs.map(
+          (run) => `arn:${this.partition}:ssm:${this.region}:${this.account}:parameter${props.deployedRuns}${run.schedule}`,
+        ),
+      }),
+    );
     const fn = new LambdaFunction(this, id, {
       functionName: name,
       description: `snapcourier ${ns} ${side}: ${step}`,
@@ -483,6 +520,7 @@ abstract class SnapcourierStack extends Stack {
       systemLogLevelV2: SystemLogLevel.WARN,
       environment: {
         SNAPCOURIER_MAX_ATTEMPTS: String(props.config.settings?.max_attempts ?? 5),
+        SNAPCOURIER_DEPLOYED_RUNS: props.deployedRuns,
       },
     });
     return fn;

@@ -125,6 +125,7 @@ describe("IAM", () => {
       "redshift:DeleteClusterSnapshot",
       "redshift:DescribeClusterSnapshots",
       "redshift:RevokeSnapshotAccess",
+      "ssm:GetParameter",
     ]);
     assert.ok(byRole(s.source, "TakeRole").includes("states:ListExecutions"));
     // Redshift's untagged cross-region copy is tagged ours by the share step (request tag).

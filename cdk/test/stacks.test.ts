@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Match } from "aws-cdk-lib/assertions";
 import { placeholders, STATEMACHINE_DIR } from "../lib/stacks";
-import { cliInputs, resources, synth } from "./helpers";
+import { cliInputs, list, resources, statements, synth } from "./helpers";
 
 const s = synth();
 const inputs = cliInputs();
@@ -47,6 +47,7 @@ describe("stacks", () => {
           assert.equal(p.LoggingConfig.LogFormat, "JSON");
           roles.add(JSON.stringify(p.Role));
           assert.equal(p.Environment.Variables.SNAPCOURIER_MAX_ATTEMPTS, "5");
+          assert.equal(p.Environment.Variables.SNAPCOURIER_DEPLOYED_RUNS, `/snapcourier/demo/${side.name}/runs/`);
         }
         assert.equal(roles.size, fns.length, "each function has its own role");
         for (const st of side.steps) {
@@ -54,6 +55,34 @@ describe("stacks", () => {
             LogGroupName: `/aws/lambda/snapcourier-demo-${side.name}-${st}`,
             RetentionInDays: 365,
           });
+        }
+      });
+
+      it("deploys each schedule's run, exactly its schedule's input, as the only run its functions accept", () => {
+        const parameters = resources(side.t, "AWS::SSM::Parameter");
+        assert.equal(parameters.length, side.runs.length);
+        for (const run of side.runs) {
+          const found = parameters.find(([, p]) => p.Properties.Name === `/snapcourier/demo/${side.name}/runs/${run.schedule}`);
+          assert.ok(found, run.schedule);
+          assert.equal(found[1].Properties.Type, "String");
+          assert.equal(found[1].Properties.Tier, "Standard");
+          assert.deepEqual(JSON.parse(found[1].Properties.Value as string), run.input);
+          // The schedule passes the same run.
+          const [, schedule] = resources(side.t, "AWS::Scheduler::Schedule").find(
+            ([, r]) => (r.Properties.Description as string).endsWith(`schedule ${run.schedule}`),
+          )!;
+          assert.deepEqual(JSON.parse((schedule.Properties.Target as { Input: string }).Input), run.input);
+        }
+        // Each function may read its side's runs and no other parameter.
+        const reads = statements(side.t).filter(({ s: st }) => list(st.Action).some((a) => a.startsWith("ssm:")));
+        assert.equal(reads.length, side.steps.length);
+        for (const { s: st } of reads) {
+          assert.deepEqual(list(st.Action), ["ssm:GetParameter"]);
+          const named = list(st.Resource).map((r) => JSON.stringify(r));
+          assert.equal(named.length, side.runs.length);
+          for (const run of side.runs) {
+            assert.ok(named.some((r) => r.includes(`:parameter/snapcourier/demo/${side.name}/runs/${run.schedule}`)), `${run.schedule}: ${named}`);
+          }
         }
       });
 

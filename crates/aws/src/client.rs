@@ -108,6 +108,10 @@ pub struct AwsContext {
     redshift: Mutex<HashMap<String, aws_sdk_redshift::Client>>,
     kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
     sfn: Mutex<HashMap<String, aws_sdk_sfn::Client>>,
+    ssm: Mutex<HashMap<String, aws_sdk_ssm::Client>>,
+    /// Where this side's deployed runs are (an SSM parameter path), for a deployed function;
+    /// `None` for the CLI, which runs what its operator's config says.
+    deployed_runs: Option<String>,
     /// Whether a KMS key is AWS managed, per key ARN: asked once per key per process, also
     /// when many shares of one step ask at the same moment.
     aws_managed_keys: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<bool>>>>,
@@ -153,6 +157,8 @@ impl AwsContext {
             redshift: Mutex::new(HashMap::new()),
             kms: Mutex::new(HashMap::new()),
             sfn: Mutex::new(HashMap::new()),
+            ssm: Mutex::new(HashMap::new()),
+            deployed_runs: None,
             aws_managed_keys: Mutex::new(HashMap::new()),
         }
     }
@@ -211,6 +217,34 @@ impl AwsContext {
                 .interceptor(self.counter.clone())
                 .build();
             aws_sdk_sfn::Client::from_conf(config)
+        })
+    }
+
+    /// A deployed function's context: it runs a step only for the deployed run of the
+    /// schedule an event names, read from the SSM parameters under `prefix`
+    /// (`crate::deployed`).
+    pub fn with_deployed_runs(mut self, prefix: impl Into<String>) -> Self {
+        self.deployed_runs = Some(prefix.into());
+        self
+    }
+
+    pub fn deployed_runs(&self) -> Option<&str> {
+        self.deployed_runs.as_deref()
+    }
+
+    /// The SSM client of the region the function runs in (where its stack wrote the runs).
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        let region = self
+            .sdk
+            .region()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        cached(&self.ssm, &region, || {
+            let config = aws_sdk_ssm::config::Builder::from(&self.sdk)
+                .retry_config(self.retry.clone())
+                .interceptor(self.counter.clone())
+                .build();
+            aws_sdk_ssm::Client::from_conf(config)
         })
     }
 

@@ -4,8 +4,9 @@
 
 use serde::Serialize;
 use snapcourier_core::config::Schedule;
+use snapcourier_core::deployed::parameter_prefix;
 use snapcourier_core::events::{DestinationRun, SourceRun};
-use snapcourier_core::heartbeat::AlarmWindow;
+use snapcourier_core::heartbeat::{AlarmWindow, Side};
 use snapcourier_core::looks::execution_timeout_seconds;
 use snapcourier_core::{Config, Error};
 
@@ -33,10 +34,20 @@ pub struct DestinationInputs {
     pub runs: Vec<ScheduledInput<DestinationRun>>,
 }
 
+/// Where each side's stack writes its deployed runs: one SSM parameter per schedule, named
+/// prefix + schedule name, the prefix given to the functions (`SNAPCOURIER_DEPLOYED_RUNS`).
+#[derive(Debug, Serialize)]
+pub struct DeployedRuns {
+    pub source: String,
+    pub destination: String,
+}
+
 /// What each stack schedules: the source runs and, per destination account, its runs.
 #[derive(Debug, Serialize)]
 pub struct Inputs {
     pub namespace: String,
+    /// The functions run only these runs (`snapcourier_core::deployed`).
+    pub deployed_runs: DeployedRuns,
     pub source: Vec<ScheduledInput<SourceRun>>,
     pub destinations: Vec<DestinationInputs>,
 }
@@ -74,6 +85,10 @@ impl Inputs {
         }
         Ok(Inputs {
             namespace: config.namespace.clone(),
+            deployed_runs: DeployedRuns {
+                source: parameter_prefix(&config.namespace, Side::Source),
+                destination: parameter_prefix(&config.namespace, Side::Destination),
+            },
             source,
             destinations,
         })

@@ -376,6 +376,61 @@ async fn retention_deletes_exactly_the_expected_snapshots_on_both_sides() {
     }
 }
 
+/// The vault's floor is enforced by the delete step itself, not only by validation: a run
+/// that reached the step without a floor (built by hand, never validated) and with
+/// `keep_last: 1` deletes nothing, and reports each copy its policy asked to delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delete_step_refuses_copies_under_the_floor_whatever_the_policy() {
+    let emu = Emulator::start(Seed::Empty);
+    let c = config();
+    let copies: Vec<_> = (0..=60)
+        .step_by(5)
+        .map(|d| {
+            let created = days_ago(d, 1);
+            owned_snapshot(
+                DESTINATION_ACCOUNT,
+                DESTINATION_REGION,
+                &format!("sc-demo-auroradaily-orders-db-d{d}"),
+                "orders-db",
+                created,
+                "destination",
+                &[("snapcourier:source-created", &created.to_string())],
+            )
+        })
+        .collect();
+    emu.insert_snapshots(&copies);
+    let before = ids(&snapshots(&emu, Side::Destination, DESTINATION_REGION).await);
+    assert_eq!(before.len(), 13);
+    let mut run = destination_run(&c);
+    run.destination.retention = snapcourier_core::retention::RetentionPolicy {
+        days: None,
+        keep_last: 1,
+        tiers: None,
+    };
+    assert!(
+        run.validate("run").is_err(),
+        "validation refuses a destination without days"
+    );
+    let out = steps::delete_destination(&context(&emu, Side::Destination), &run, Timestamp::now())
+        .await
+        .unwrap();
+    assert!(out.deleted.is_empty(), "{:?}", out.deleted);
+    assert_eq!(
+        out.failed, 12,
+        "every copy but the newest was asked for: {:?}",
+        out.failures
+    );
+    for f in &out.failures {
+        assert_eq!(f.stage, "delete");
+        assert_eq!(f.error.error_type, "InvalidState");
+        assert!(f.error.message.contains("floor"), "{}", f.error.message);
+    }
+    assert_eq!(
+        ids(&snapshots(&emu, Side::Destination, DESTINATION_REGION).await),
+        before
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_sees_all_150_snapshots_through_paging() {
     let emu = Emulator::start(Seed::Empty);

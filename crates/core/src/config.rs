@@ -72,7 +72,8 @@ pub struct Destination {
     pub copy_in_kms_key: Option<String>,
     /// Regions that keep copies, each with the KMS key of this account in that region.
     pub regions: Vec<DestinationRegion>,
-    /// How long copies are kept in this account (per region, per database).
+    /// How long copies are kept in this account (per region, per database). `days` is
+    /// required here: it is the vault's floor, and no copy younger than it is ever deleted.
     pub retention: RetentionPolicy,
 }
 
@@ -616,6 +617,12 @@ pub(crate) fn check_destination(
         (None, true) => {}
     }
     d.retention.check(&format!("{path}.retention"), p);
+    if d.retention.days.is_none() {
+        p.add(
+            format!("{path}.retention.days"),
+            "required for a destination: it is the vault's floor, the days every copy is kept whatever keep_last, a run input or the source account does (no copy younger is ever deleted); set it to at least the time you need to notice a compromise, such as 35",
+        );
+    }
 }
 
 pub(crate) fn check_schedule(s: &Schedule, path: &str, p: &mut Problems) {

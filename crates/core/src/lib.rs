@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod coverage;
+pub mod deployed;
 pub mod duration;
 pub mod engine;
 pub mod error;

@@ -180,6 +180,35 @@ pub fn plan_retention(
     plan
 }
 
+/// The vault's floor: a destination's `retention.days`, which the config requires and which no
+/// run input can change (`crate::deployed`). Whatever a policy says, a copy whose recovery
+/// point is younger than the floor is never deleted: such a delete is taken out of `plan` and
+/// returned (id and recovery point), for the step to report. A floor of `None` (a destination
+/// without `days`, which validation refuses) refuses every delete.
+pub fn apply_floor(
+    plan: &mut RetentionPlan,
+    candidates: &[RetentionCandidate],
+    floor_days: Option<u32>,
+    now: Timestamp,
+) -> Vec<(String, Timestamp)> {
+    let created: BTreeMap<&str, Timestamp> = candidates
+        .iter()
+        .map(|c| (c.id.as_str(), c.created))
+        .collect();
+    let horizon = floor_days.map(|d| now - SignedDuration::from_hours(24 * i64::from(d)));
+    let mut refused = Vec::new();
+    plan.delete.retain(|id| {
+        // An id the candidates do not hold has no known age: refused like a young one.
+        let at = created.get(id.as_str()).copied().unwrap_or(now);
+        let allowed = horizon.is_some_and(|h| at <= h);
+        if !allowed {
+            refused.push((id.clone(), at));
+        }
+        allowed
+    });
+    refused
+}
+
 /// The calendar period (UTC) an instant falls in, as a comparable key.
 type PeriodOf = fn(Timestamp) -> (i16, i16);
 

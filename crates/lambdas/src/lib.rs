@@ -9,9 +9,11 @@ use jiff::Timestamp;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde_json::Value;
+use snapcourier_aws::deployed::ensure_deployed;
 use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Error;
 use snapcourier_core::coverage::{Coverage, UNPROTECTED_DATABASES};
+use snapcourier_core::deployed::DEPLOYED_RUNS_ENV;
 use snapcourier_core::events::{
     CopyInInput, CopyInOutput, CrossRegionCopyInput, DeleteInput, DestinationRun, Look, ShareInput,
     StepInput, TakeInput,
@@ -39,6 +41,7 @@ fn to_json<T: Serialize>(output: T) -> Result<Value, Error> {
 
 pub async fn handle_take(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
     let input = TakeInput::parse_json(event)?;
+    ensure_deployed(ctx, &input.run, &input.run.schedule.name, "run").await?;
     to_json(
         steps::take(ctx, &input.run, input.execution.as_ref(), now)
             .await?
@@ -50,6 +53,7 @@ pub async fn handle_take(ctx: &AwsContext, event: Value, now: Timestamp) -> Resu
 /// state machine passes it); invoked by hand without one, from now.
 pub async fn handle_share(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
     let input = ShareInput::parse_json(event)?;
+    ensure_deployed(ctx, &input.run, &input.run.schedule.name, "run").await?;
     let look = Look {
         looks_before: input.looks,
         started_at: input.execution.as_ref().map_or(now, |e| e.start_time),
@@ -67,6 +71,7 @@ pub async fn handle_copy_in_destination(
     now: Timestamp,
 ) -> Result<Value, Error> {
     let input = CopyInInput::parse_json(event)?;
+    ensure_deployed(ctx, &input.run, &input.run.schedule.name, "run").await?;
     let look = Look {
         looks_before: input.looks,
         started_at: input.execution.as_ref().map_or(now, |e| e.start_time),
@@ -103,6 +108,7 @@ pub async fn handle_cross_region_copy(
     now: Timestamp,
 ) -> Result<Value, Error> {
     let input = CrossRegionCopyInput::parse_json(event)?;
+    ensure_deployed(ctx, &input.run, &input.run.schedule.name, "run").await?;
     to_json(
         steps::cross_region_copy(ctx, &input.run, now)
             .await?
@@ -112,16 +118,22 @@ pub async fn handle_cross_region_copy(
 
 pub async fn handle_delete(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
     let (namespace, schedule, output) = match DeleteInput::parse_json(event)? {
-        DeleteInput::Source(run) => (
-            run.namespace.clone(),
-            run.schedule.name.clone(),
-            steps::delete_source(ctx, &run, now).await?,
-        ),
-        DeleteInput::Destination(run) => (
-            run.namespace.clone(),
-            run.schedule.name.clone(),
-            steps::delete_destination(ctx, &run, now).await?,
-        ),
+        DeleteInput::Source(run) => {
+            ensure_deployed(ctx, &run, &run.schedule.name, "source").await?;
+            (
+                run.namespace.clone(),
+                run.schedule.name.clone(),
+                steps::delete_source(ctx, &run, now).await?,
+            )
+        }
+        DeleteInput::Destination(run) => {
+            ensure_deployed(ctx, &run, &run.schedule.name, "destination").await?;
+            (
+                run.namespace.clone(),
+                run.schedule.name.clone(),
+                steps::delete_destination(ctx, &run, now).await?,
+            )
+        }
     };
     if let Some(heartbeat) = &output.heartbeat {
         emit(heartbeat_record(&namespace, heartbeat, now));
@@ -235,7 +247,15 @@ where
     Fut: Future<Output = Result<Value, Error>>,
 {
     lambda_runtime::tracing::init_default_subscriber();
-    let ctx = Arc::new(AwsContext::from_env(None, client_options()).await);
+    let mut ctx = AwsContext::from_env(None, client_options()).await;
+    // Without it every event is refused (`ensure_deployed`): the stacks always set it.
+    match std::env::var(DEPLOYED_RUNS_ENV) {
+        Ok(prefix) if !prefix.is_empty() => ctx = ctx.with_deployed_runs(prefix),
+        _ => tracing::error!(
+            "{DEPLOYED_RUNS_ENV} is not set: this function refuses every event until it is deployed with its configuration"
+        ),
+    }
+    let ctx = Arc::new(ctx);
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let ctx = Arc::clone(&ctx);

@@ -10,8 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use snapcourier_aws::deployed::put_deployed_run;
 use snapcourier_aws::executions::{self, ExecutionState};
 use snapcourier_aws::{AwsContext, ClientOptions};
+use snapcourier_core::deployed::{DEPLOYED_RUNS_ENV, parameter_prefix};
+use snapcourier_core::heartbeat::Side as HeartbeatSide;
 pub use snapcourier_emulator::{
     DESTINATION_ACCOUNT, DESTINATION_REGION, Emulator, SOURCE_ACCOUNT, SOURCE_REGION, Seed, Side,
     repo_root,
@@ -63,6 +66,18 @@ fn function_arn(side: Side, binary: &str) -> String {
     )
 }
 
+/// Where the deployment keeps each side's deployed runs (the stacks use the namespace; one
+/// emulated deployment serves every config of a test, so it uses one fixed prefix).
+pub fn deployed_runs(side: Side) -> String {
+    parameter_prefix(
+        "e2e",
+        match side {
+            Side::Source => HeartbeatSide::Source,
+            Side::Destination => HeartbeatSide::Destination,
+        },
+    )
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -108,6 +123,7 @@ fn watch(emu: &Emulator, side: Side, port: u16, max_attempts: u32) -> (Child, Pa
             "warn,snapcourier_aws=info,snapcourier_lambdas=info",
         )
         .env("SNAPCOURIER_MAX_ATTEMPTS", max_attempts.to_string())
+        .env(DEPLOYED_RUNS_ENV, deployed_runs(side))
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .stdin(Stdio::null())
@@ -277,8 +293,30 @@ impl Deployment {
         AwsContext::new(&self.emu.sdk_config(side), ClientOptions::default())
     }
 
-    /// Start an execution with `input` and return its ARN.
+    /// Deploy `input` as its schedule's run (what the stack does for each schedule), start
+    /// an execution with it and return its ARN.
     pub async fn start_execution(&self, side: Side, name: &str, input: &Value) -> String {
+        self.deploy_run(side, input).await;
+        self.start_undeployed_execution(side, name, input).await
+    }
+
+    /// Write `input` as the deployed run of its schedule, as the stack does.
+    pub async fn deploy_run(&self, side: Side, input: &Value) {
+        let schedule = input["schedule"]["name"]
+            .as_str()
+            .expect("a run input names its schedule");
+        put_deployed_run(&self.context(side), &deployed_runs(side), schedule, input)
+            .await
+            .unwrap();
+    }
+
+    /// Start an execution with `input` as it is, deployed or not (a run started by hand).
+    pub async fn start_undeployed_execution(
+        &self,
+        side: Side,
+        name: &str,
+        input: &Value,
+    ) -> String {
         executions::start_execution(
             &self.context(side),
             &self.side(side).state_machine,

@@ -163,6 +163,7 @@ async fn both_sides_through_the_state_machines() {
 async fn the_cli_runs_a_schedule_through_the_deployed_state_machine() {
     let d = Deployment::start(Seed::Demo).await;
     let c = config();
+    d.deploy_run(Side::Source, &source_input(&c)).await;
     let ctx = d.context(Side::Source);
     let state = snapcourier_cli::runner::run_state_machine(
         &ctx,
@@ -360,4 +361,76 @@ async fn a_denied_share_fails_the_execution_with_a_report_and_the_others_are_sha
             "{id}"
         );
     }
+}
+
+/// Whoever may start the destination state machine can pick a deployed schedule, never change
+/// what it does: an execution started by hand with `days: 1, keep_last: 1` (which would
+/// delete all but the newest copy of every database older than a day) fails at its first step, reports the
+/// refused fields, and deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_by_hand_with_a_shorter_retention_is_refused_and_deletes_nothing() {
+    let d = Deployment::start(Seed::Demo).await;
+    let c = config();
+    let deployed = destination_input(&c);
+    d.deploy_run(Side::Destination, &deployed).await;
+    // Five copies of one database, one to five days old: the deployed policy (35 days,
+    // keep 7) keeps them all; the forged one would keep one.
+    let copies: Vec<Value> = (1..=5)
+        .map(|days| {
+            let created = snapcourier_emulator::days_ago(days, 0);
+            snapcourier_emulator::owned_snapshot(
+                DESTINATION_ACCOUNT,
+                DESTINATION_REGION,
+                &format!("sc-demo-auroradaily-orders-db-vault{days}"),
+                "orders-db",
+                created,
+                "destination",
+                &[("snapcourier:source-created", &created.to_string())],
+            )
+        })
+        .collect();
+    d.emu.insert_snapshots(&copies);
+    let before = owned_ids(&d, Side::Destination, DESTINATION_REGION).await;
+    assert!(before.len() >= 5, "{before:?}");
+
+    let mut forged = deployed.clone();
+    forged["destination"]["retention"] = json!({"days": 1, "keep_last": 1});
+    d.emu.reset_requests();
+    let arn = d
+        .start_undeployed_execution(Side::Destination, "forged", &forged)
+        .await;
+    let execution = d
+        .wait(Side::Destination, &arn, std::time::Duration::from_secs(120))
+        .await;
+    assert_eq!(execution.status, "FAILED", "{execution:?}");
+    let reports = d.failure_reports(Side::Destination).await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let body: Value = serde_json::from_str(reports[0]["Message"].as_str().unwrap()).unwrap();
+    let error = &body["failures"][0]["error"];
+    assert_eq!(error["errorType"], "ConfigInvalid", "{body}");
+    let message = error["message"].as_str().unwrap();
+    for field in [
+        "run.destination.retention.days",
+        "run.destination.retention.keep_last",
+    ] {
+        assert!(message.contains(field), "{field} not named: {message}");
+    }
+    // No snapshot call at all, and every copy is still there.
+    let calls: Vec<String> = d
+        .emu
+        .requests()
+        .into_keys()
+        .filter(|k| k.starts_with("rds:") || k.starts_with("kms:"))
+        .collect();
+    assert!(calls.is_empty(), "{calls:?}");
+    assert_eq!(
+        owned_ids(&d, Side::Destination, DESTINATION_REGION).await,
+        before
+    );
+
+    // The deployed run goes through and keeps them.
+    let real = d.run(Side::Destination, "deployed", &deployed).await;
+    assert_eq!(real.status, "SUCCEEDED", "{real:?}");
+    let after = owned_ids(&d, Side::Destination, DESTINATION_REGION).await;
+    assert!(before.is_subset(&after), "{before:?} {after:?}");
 }

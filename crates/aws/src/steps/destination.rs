@@ -15,7 +15,7 @@ use snapcourier_core::plan::{
     CopyPassPlan, CopyStart, NOT_OURS, PendingCopy, WAITING_FOR_A_SLOT, copy_stage,
     finished_intermediates, plan_copy_pass, retention_candidates,
 };
-use snapcourier_core::retention::plan_retention;
+use snapcourier_core::retention::{apply_floor, plan_retention};
 use snapcourier_core::snapshot::SnapshotRecord;
 use snapcourier_core::tags::{OwnershipTags, Stage};
 
@@ -321,6 +321,7 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
         .map(|s| (run.source.region.clone(), s.id, "intermediate"))
         .collect();
     let mut kept = 0;
+    let mut floor_refusals = Vec::new();
     for target in &run.destination.regions {
         let snapshots = local
             .get(&target.region)
@@ -333,7 +334,21 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
             Stage::Destination,
             now,
         );
-        let retention = plan_retention(&run.destination.retention, &candidates, now);
+        let mut retention = plan_retention(&run.destination.retention, &candidates, now);
+        // The vault's floor, whatever the policy: a young copy is kept, and reported.
+        let floor = run.destination.retention.days;
+        for (id, at) in apply_floor(&mut retention, &candidates, floor, now) {
+            kept += 1;
+            let refused = Error::InvalidState {
+                resource: id.clone(),
+                message: format!(
+                    "in {}: not deleted: its recovery point ({at}) is younger than the vault's floor of {} days (destination retention.days); the retention policy asked for it, which it never should: check the deployed config",
+                    target.region,
+                    floor.map_or_else(|| "(none set)".to_string(), |d| d.to_string()),
+                ),
+            };
+            floor_refusals.push(failure(&id, "delete", &refused));
+        }
         kept += retention.keep.len();
         plan.extend(
             retention
@@ -342,7 +357,8 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
                 .map(|id| (target.region.clone(), id, "expired")),
         );
     }
-    let (deleted, failures) = delete_all(api, ctx, &run.settings, plan).await;
+    let (deleted, mut failures) = delete_all(api, ctx, &run.settings, plan).await;
+    failures.extend(floor_refusals);
     let remaining: BTreeMap<String, Vec<SnapshotRecord>> = local
         .into_iter()
         .map(|(region, list)| {

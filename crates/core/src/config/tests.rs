@@ -568,3 +568,17 @@ fn every_built_in_rule_compiles() {
         assert!(rule.is_some());
     }
 }
+
+#[test]
+fn a_destination_without_days_has_no_floor_and_is_refused() {
+    expect_problem(
+        |d| {
+            d["destinations"][0]["retention"]
+                .as_mapping_mut()
+                .unwrap()
+                .remove("days");
+        },
+        "destinations[0].retention.days",
+        "vault's floor",
+    );
+}

@@ -26,6 +26,27 @@ fn days_ago(now: Timestamp, days: i64) -> Timestamp {
 }
 
 #[test]
+fn the_floor_takes_young_deletes_out_of_a_plan_and_returns_them() {
+    let now = t("2026-11-22T12:00:00Z");
+    // A policy that keeps only the newest: what a forged run would ask for.
+    let policy = RetentionPolicy {
+        days: None,
+        keep_last: 1,
+        tiers: None,
+    };
+    let cs: Vec<_> = (0..10)
+        .map(|d| cand(&format!("s{d:02}"), "db", days_ago(now, d), true, true))
+        .collect();
+    let mut plan = plan_retention(&policy, &cs, now);
+    assert_eq!(plan.delete.len(), 9);
+    let refused = apply_floor(&mut plan, &cs, Some(7), now);
+    // Seven days and older may go; one to six days old may not.
+    assert_eq!(plan.delete, vec!["s09", "s08", "s07"]);
+    let refused: Vec<&str> = refused.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(refused, vec!["s06", "s05", "s04", "s03", "s02", "s01"]);
+}
+
+#[test]
 fn keeps_recent_and_keep_last_deletes_the_rest_oldest_first() {
     let now = t("2026-11-22T12:00:00Z");
     let policy = RetentionPolicy {
@@ -179,6 +200,36 @@ fn policies() -> impl Strategy<Value = RetentionPolicy> {
 }
 
 proptest! {
+    /// The vault's floor holds whatever the policy (a forged run's, a careless edit's) and
+    /// whatever the snapshots: no copy younger than the floor is ever deleted, and every
+    /// delete the floor refuses is returned for the report.
+    #[test]
+    fn no_copy_younger_than_the_floor_is_ever_deleted(
+        policy in policies(),
+        cs in candidates(),
+        floor in 1u32..60,
+    ) {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let mut plan = plan_retention(&policy, &cs, now);
+        let planned: BTreeSet<String> = plan.delete.iter().cloned().collect();
+        let refused = apply_floor(&mut plan, &cs, Some(floor), now);
+        let horizon = now - SignedDuration::from_hours(24 * i64::from(floor));
+        let by_id: BTreeMap<&str, &RetentionCandidate> = cs.iter().map(|c| (c.id.as_str(), c)).collect();
+        for id in &plan.delete {
+            prop_assert!(by_id[id.as_str()].created <= horizon, "deleted {id}, younger than {floor} days");
+        }
+        let refused_ids: BTreeSet<String> = refused.iter().map(|(id, _)| id.clone()).collect();
+        let kept: BTreeSet<String> = plan.delete.iter().cloned().collect();
+        prop_assert_eq!(refused_ids.union(&kept).cloned().collect::<BTreeSet<_>>(), planned);
+        for (id, at) in &refused {
+            prop_assert!(*at > horizon, "refused {id}, which is older than the floor");
+        }
+        // Without a floor nothing is deleted.
+        let mut unfloored = plan_retention(&policy, &cs, now);
+        apply_floor(&mut unfloored, &cs, None, now);
+        prop_assert!(unfloored.delete.is_empty());
+    }
+
     #[test]
     fn never_deletes_what_it_must_keep(policy in policies(), cs in candidates()) {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
