@@ -54,7 +54,7 @@ test-emulator: setup
 cdk-schema:
 	cargo run -q -p snapcourier-cli -- schema > cdk/config.schema.json
 
-CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/kms.test.ts test/nag.test.ts test/monitoring.test.ts test/keys.test.ts
+CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/kms.test.ts test/nag.test.ts test/monitoring.test.ts test/keys.test.ts test/vault.test.ts
 
 ## The CDK app: TypeScript type check, then the Node test runner over the synthesized stacks
 ## (the config checks need the snapcourier binary, which prints each schedule's input).
@@ -83,10 +83,11 @@ templates: setup
 	for f in $(LAMBDAS); do cp target/lambda/$$f/bootstrap.zip dist/lambda/$$f.zip; done
 	cd cdk && SNAPCOURIER_CONFIG="$(abspath $(CONFIG))" SNAPCOURIER_TEMPLATES=1 \
 	  SNAPCOURIER_KEY_POLICY_OUT=../dist/source-key-policy.json \
+	  SNAPCOURIER_SCP_OUT=../dist/scp-destinations.json \
 	  npx --no-install cdk synth -q -o ../dist/cdk.out >/dev/null
 	cp dist/cdk.out/*.template.json dist/ && rm -rf dist/cdk.out
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- dist/*.template.json
-	@echo "dist/: $$(cd dist && ls *.template.json lambda/*.zip source-key-policy.json | tr '\n' ' ')"
+	@echo "dist/: $$(cd dist && ls *.template.json lambda/*.zip source-key-policy.json scp-destinations.json | tr '\n' ' ')"
 
 lint: setup
 	cargo fmt --all -- --check

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { App, BootstraplessSynthesizer, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { loadConfig, type Loaded } from "./config";
-import { DestinationKeyStack, DestinationStack, SourceStack } from "./stacks";
+import { DestinationRegionStack, DestinationStack, SourceStack } from "./stacks";
 import { acknowledgeFindings } from "./nag";
 
 export interface AppOptions {
@@ -21,7 +21,8 @@ export interface Built {
   loaded: Loaded;
   source: SourceStack;
   destinations: DestinationStack[];
-  keyStacks: DestinationKeyStack[];
+  /** Per destination account, one stack per region other than the source region. */
+  regionStacks: DestinationRegionStack[];
 }
 
 /** Stack ids: snapcourier-<namespace>-source and snapcourier-<namespace>-destination-<account>. */
@@ -40,36 +41,43 @@ export function buildStacks(app: App, options: AppOptions): Built {
     runs: inputs.source,
     deployedRuns: inputs.deployed_runs.source,
   });
-  const keyStacks: DestinationKeyStack[] = [];
+  const regionStacks: DestinationRegionStack[] = [];
   const destinations = inputs.destinations.map((d) => {
     const stack = new DestinationStack(app, `snapcourier-${ns}-destination-${d.account}`, {
       ...synth,
       env: { account: d.account, region: config.source.region },
-      description: `snapcourier ${ns}: destination ${d.account} (copies in, across regions, expires)`,
+      description: `snapcourier ${ns}: destination ${d.account} (copies in, across regions, expires; the vault's guardrails)`,
       config,
       account: d.account,
       stackKeyRegions: d.stack_key_regions,
       lambdaDir: options.lambdaDir,
       runs: d.runs,
       deployedRuns: inputs.deployed_runs.destination,
+      vault: inputs.vault,
     });
-    for (const region of d.stack_key_regions.filter((r) => r !== config.source.region)) {
-      const keys = new DestinationKeyStack(app, `snapcourier-${ns}-destination-${d.account}-keys-${region}`, {
+    const regions = config.destinations.find((x) => x.account === d.account)?.regions ?? [];
+    for (const region of regions.map((r) => r.region).filter((r) => r !== config.source.region)) {
+      // The id keeps its first name ("-keys-"): renaming it would replace the stack, and a new
+      // stack could not create the alias that the retained key of the old one still holds.
+      const regional = new DestinationRegionStack(app, `snapcourier-${ns}-destination-${d.account}-keys-${region}`, {
         ...synth,
         env: { account: d.account, region },
-        description: `snapcourier ${ns}: destination ${d.account}'s KMS key for copies in ${region}`,
-        namespace: ns,
+        description: `snapcourier ${ns}: destination ${d.account} in ${region} (the copy key where the config names none; the vault's tampering rules)`,
+        config,
+        account: d.account,
         region,
+        createKey: d.stack_key_regions.includes(region),
+        vault: inputs.vault,
       });
-      // Deployed first: the first run copies into the region with it.
-      stack.addDependency(keys);
-      keyStacks.push(keys);
+      // Deployed first: the first run copies into the region with its key.
+      stack.addDependency(regional);
+      regionStacks.push(regional);
     }
     return stack;
   });
-  for (const stack of [source, ...destinations, ...keyStacks]) acknowledgeFindings(stack);
+  for (const stack of [source, ...destinations, ...regionStacks]) acknowledgeFindings(stack);
   Validations.of(app).addPlugins(new AwsSolutionsChecks());
-  return { loaded, source, destinations, keyStacks };
+  return { loaded, source, destinations, regionStacks };
 }
 
 /** Options from context (-c key=value, cdk.json) or the environment, then the defaults. */

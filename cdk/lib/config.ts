@@ -40,8 +40,15 @@ export interface AlarmWindow {
   missing_data_breaching: boolean;
 }
 
+/** The vault's exceptions, defaults applied by the CLI (crates/core/src/config.rs, Vault). */
+export interface VaultInputs {
+  break_glass_role?: string;
+  deploy_roles: string[];
+}
+
 export interface Inputs {
   namespace: string;
+  vault: VaultInputs;
   /** SSM parameter path of each side's deployed runs (one parameter per schedule). */
   deployed_runs: { source: string; destination: string };
   source: ScheduledInput[];
@@ -60,6 +67,13 @@ export interface Config {
   }[];
   schedules: { name: string; engine: "aurora" | "rds" | "redshift" }[];
   settings?: { max_attempts?: number };
+}
+
+/** The AWS partition of a region (the CLI's rule, crates/core/src/config.rs `partition`). */
+export function partitionOf(region: string): string {
+  if (region.startsWith("cn-")) return "aws-cn";
+  if (region.startsWith("us-gov-")) return "aws-us-gov";
+  return "aws";
 }
 
 export interface Loaded {

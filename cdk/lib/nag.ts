@@ -11,7 +11,7 @@ export interface Acceptance {
 }
 
 const STEP_ROLE = /\/(Take|Share|Delete|CopyInDestination|CrossRegionCopy)Role\/DefaultPolicy\/Resource$/;
-const MACHINE_ROLE = /\/StateMachine\/Role\/DefaultPolicy\/Resource$/;
+const MACHINE_ROLE = /\/StateMachineRole\/DefaultPolicy\/Resource$/;
 
 export const ACCEPTED: Acceptance[] = [
   {

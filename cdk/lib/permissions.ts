@@ -266,11 +266,9 @@ export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
         out.push(
           statement(
             "ShareOwnClusterSnapshots",
-            [
-              "rds:AddTagsToResource",
-              "rds:DescribeDBClusterSnapshotAttributes",
-              "rds:ModifyDBClusterSnapshotAttribute",
-            ],
+            // No Describe*Attributes: sharing with an account that has access is a no-op for
+            // AWS, so the step never reads the attribute first.
+            ["rds:AddTagsToResource", "rds:ModifyDBClusterSnapshotAttribute"],
             rdsClusterSnapshots(s, home, s.account),
             rdsOwned("cluster-snapshot", ns),
           ),
@@ -281,7 +279,7 @@ export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
         out.push(
           statement(
             "ShareOwnInstanceSnapshots",
-            ["rds:AddTagsToResource", "rds:DescribeDBSnapshotAttributes", "rds:ModifyDBSnapshotAttribute"],
+            ["rds:AddTagsToResource", "rds:ModifyDBSnapshotAttribute"],
             rdsSnapshots(s, home, s.account),
             rdsOwned("snapshot", ns),
           ),

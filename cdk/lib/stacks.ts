@@ -40,13 +40,15 @@ import {
 } from "aws-cdk-lib/aws-lambda";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Bucket, type IBucket } from "aws-cdk-lib/aws-s3";
-import { CfnSchedule } from "aws-cdk-lib/aws-scheduler";
+import { CfnSchedule, CfnScheduleGroup } from "aws-cdk-lib/aws-scheduler";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { ParameterTier, StringParameter } from "aws-cdk-lib/aws-ssm";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
 import type { Construct } from "constructs";
-import type { Config, ScheduledInput } from "./config";
+import { type Config, partitionOf, type ScheduledInput, type VaultInputs } from "./config";
+import { addTamperingRules, copyKeyGuardStatement } from "./vault";
+import type { Rule } from "aws-cdk-lib/aws-events";
 import { type Engine, type Scope, type Step, NAMESPACE_TAG, statementsFor } from "./permissions";
 
 export const STATEMACHINE_DIR = join(__dirname, "..", "..", "statemachine");
@@ -121,6 +123,8 @@ abstract class SnapcourierStack extends Stack {
       }),
     );
     this.topic = new Topic(this, "FailureTopic", {
+      // Named, like every resource of the stacks, so the vault's guardrails can name it.
+      topicName: `snapcourier-${ns}-${side}-failures`,
       displayName: `snapcourier ${ns} ${side} failures`,
       masterKey: key,
       enforceSSL: true,
@@ -187,8 +191,14 @@ abstract class SnapcourierStack extends Stack {
     // the side: the longest interval.
     const timeoutSeconds = Math.max(1, ...props.runs.map((r) => r.execution_timeout_seconds));
     const definition = { ...JSON.parse(asl), TimeoutSeconds: timeoutSeconds };
+    const stateMachineRole = new Role(this, "StateMachineRole", {
+      roleName: `snapcourier-${ns}-${side}-states`,
+      assumedBy: new ServicePrincipal("states.amazonaws.com"),
+      description: `snapcourier ${ns} ${side}: the state machine invokes the steps and publishes failure reports`,
+    });
     this.stateMachine = new StateMachine(this, "StateMachine", {
       stateMachineName,
+      role: stateMachineRole,
       definitionBody: DefinitionBody.fromString(JSON.stringify(definition, null, 2)),
       definitionSubstitutions: substitutions,
       logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: false },
@@ -214,6 +224,7 @@ abstract class SnapcourierStack extends Stack {
 
     // One schedule per config schedule, whose input is what `snapcourier run` builds.
     const schedulerRole = new Role(this, "SchedulerRole", {
+      roleName: `snapcourier-${ns}-${side}-scheduler`,
       assumedBy: new ServicePrincipal("scheduler.amazonaws.com", {
         conditions: { StringEquals: { "aws:SourceAccount": this.account } },
       }),
@@ -246,8 +257,10 @@ abstract class SnapcourierStack extends Stack {
         conditions: { StringEquals: { "kms:ViaService": `sqs.${this.region}.amazonaws.com` } },
       }),
     );
+    const group = new CfnScheduleGroup(this, "Schedules", { name: `snapcourier-${ns}-${side}` });
     for (const run of props.runs) {
       new CfnSchedule(this, `Schedule-${run.schedule}`, {
+        groupName: group.ref,
         description: `snapcourier ${ns} ${side}: schedule ${run.schedule}`,
         scheduleExpression: run.expression,
         scheduleExpressionTimezone: "UTC",
@@ -571,12 +584,7 @@ export class SourceStack extends SnapcourierStack {
   }
 }
 
-/** The AWS partition of a region (the CLI's rule, crates/core/src/config.rs `partition`). */
-export function partitionOf(region: string): string {
-  if (region.startsWith("cn-")) return "aws-cn";
-  if (region.startsWith("us-gov-")) return "aws-us-gov";
-  return "aws";
-}
+export { partitionOf } from "./config";
 
 /**
  * Key policy statements for the source account's database keys: each destination account's
@@ -620,34 +628,66 @@ export function sourceKeyPolicyStatements(config: Config): Record<string, unknow
 }
 
 /** The KMS key a destination creates in one region when the config names none there: RDS
- * re-encrypts copies with it, found by its alias `alias/snapcourier-<namespace>`. */
-export function destinationKey(scope: Construct, id: string, namespace: string, region: string): Key {
-  return new Key(scope, id, {
+ * re-encrypts copies with it, found by its alias `alias/snapcourier-<namespace>`. Only the
+ * break-glass and deploy roles may disable, delete, re-policy or re-alias it (vault.ts). */
+export function destinationKey(scope: Construct, id: string, namespace: string, region: string, vault: VaultInputs): Key {
+  const key = new Key(scope, id, {
     alias: `snapcourier-${namespace}`,
     description: `snapcourier ${namespace}: encrypts this account's snapshot copies in ${region}`,
     enableKeyRotation: true,
     // Copies encrypted with it outlive the stack: deleting the key would make them unrestorable.
     removalPolicy: RemovalPolicy.RETAIN,
   });
+  key.addToResourcePolicy(copyKeyGuardStatement(partitionOf(region), Stack.of(scope).account, vault));
+  return key;
 }
 
-/** A destination's key in a region other than its stack's (a stack per region and account). */
-export class DestinationKeyStack extends Stack {
-  readonly key: Key;
-  constructor(scope: Construct, id: string, props: StackProps & { namespace: string; region: string }) {
+/** Ids of the keys (not aliases) the config names for one destination account in one region. */
+function namedKeyIds(config: Config, account: string, region: string): string[] {
+  const d = config.destinations.find((x) => x.account === account);
+  if (!d) return [];
+  const inRegion = (k: string | null | undefined): k is string =>
+    typeof k === "string" && /:key\//.test(k) && k.split(":")[3] === region;
+  return [
+    ...(region === config.source.region && inRegion(d.copy_in_kms_key) ? [d.copy_in_kms_key] : []),
+    ...d.regions.filter((r) => r.region === region).map((r) => r.kms_key).filter(inRegion),
+  ].map((arn) => arn.split("/").pop() ?? arn);
+}
+
+export interface DestinationRegionStackProps extends StackProps {
+  config: Config;
+  account: string;
+  region: string;
+  /** Whether the config names no key here, so this stack creates it. */
+  createKey: boolean;
+  vault: VaultInputs;
+}
+
+/** A destination's stack in a region other than its main stack's: the copy key when the
+ * config names none there, and the vault's tampering rules of the region, which forward to
+ * the failure topic's region. */
+export class DestinationRegionStack extends Stack {
+  readonly key?: Key;
+  readonly rules: Rule[];
+  constructor(scope: Construct, id: string, props: DestinationRegionStackProps) {
     super(scope, id, props);
-    Tags.of(this).add(NAMESPACE_TAG, props.namespace);
-    this.key = destinationKey(this, "CopyKey", props.namespace, props.region);
+    const ns = props.config.namespace;
+    Tags.of(this).add(NAMESPACE_TAG, ns);
+    if (props.createKey) this.key = destinationKey(this, "CopyKey", ns, props.region, props.vault);
+    const keys = [...(this.key ? [this.key.keyId] : []), ...namedKeyIds(props.config, props.account, props.region)];
+    this.rules = addTamperingRules(this, ns, keys, { homeRegion: props.config.source.region });
   }
 }
 
 export interface DestinationStackProps extends SnapcourierStackProps {
   account: string;
+  vault: VaultInputs;
   /** Regions whose key this destination's stacks create (`snapcourier inputs`). */
   stackKeyRegions: string[];
 }
 
 export class DestinationStack extends SnapcourierStack {
+  readonly tamperingRules: Rule[];
   constructor(scope: Construct, id: string, props: DestinationStackProps) {
     const c = props.config;
     const d = c.destinations.find((x) => x.account === props.account);
@@ -680,8 +720,14 @@ export class DestinationStack extends SnapcourierStack {
       permissions,
       props,
     );
-    if (props.stackKeyRegions.includes(c.source.region)) {
-      destinationKey(this, "CopyKey", c.namespace, c.source.region);
-    }
+    const key = props.stackKeyRegions.includes(c.source.region)
+      ? destinationKey(this, "CopyKey", c.namespace, c.source.region, props.vault)
+      : undefined;
+    // The vault's tampering reports (the SNS target lets EventBridge use the topic's key).
+    const vaultKeys = [...(key ? [key.keyId] : []), ...namedKeyIds(c, d.account, c.source.region)];
+    this.tamperingRules = addTamperingRules(this, c.namespace, vaultKeys, {
+      topic: this.topic,
+      otherRegions: regions.filter((r) => r !== c.source.region),
+    });
   }
 }

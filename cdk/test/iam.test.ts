@@ -133,6 +133,8 @@ describe("IAM", () => {
     assert.deepEqual(tagCopies?.s.Condition, { StringEquals: { "aws:RequestTag/snapcourier:namespace": "demo" } });
     assert.match(text(tagCopies?.s.Resource), /redshift:eu-west-1:111111111111:snapshot:\*\/sc-demo-\*/);
     assert.ok(!byRole(s.source, "ShareRole").some((a) => a.startsWith("states:")));
+    // The share step never reads a share attribute (adding an account is idempotent).
+    assert.ok(!byRole(s.source, "ShareRole").some((a) => a.endsWith("SnapshotAttributes")));
     assert.ok(byRole(s.destinations[0]!, "CopyInDestinationRole").includes("rds:CopyDBClusterSnapshot"));
     assert.ok(!byRole(s.destinations[0]!, "DeleteRole").some((a) => a.startsWith("redshift:")));
   });

@@ -35,7 +35,9 @@ describe("source key policy", () => {
 describe("destination keys", () => {
   it("creates none when the config names every key", () => {
     const s = synth();
-    assert.equal(s.built.keyStacks.length, 0);
+    // eu-west-1's regional stack holds only the vault's rules there.
+    assert.equal(s.built.regionStacks.length, 1);
+    assert.equal(s.built.regionStacks[0]!.key, undefined);
     assert.equal(resources(s.destinations[0]!, "AWS::KMS::Alias").length, 0);
   });
 
@@ -50,11 +52,11 @@ describe("destination keys", () => {
 
     // The source region's key lives in the destination stack, eu-west-1's in its own stack.
     assert.deepEqual(
-      s.built.keyStacks.map((k) => [k.stackName, k.account, k.region]),
+      s.built.regionStacks.map((k) => [k.stackName, k.account, k.region]),
       [["snapcourier-demo-destination-222222222222-keys-eu-west-1", "222222222222", "eu-west-1"]],
     );
-    assert.ok(s.built.destinations[0]!.dependencies.includes(s.built.keyStacks[0]!));
-    for (const t of [s.destinations[0]!, Template.fromStack(s.built.keyStacks[0]!)]) {
+    assert.ok(s.built.destinations[0]!.dependencies.includes(s.built.regionStacks[0]!));
+    for (const t of [s.destinations[0]!, Template.fromStack(s.built.regionStacks[0]!)]) {
       t.hasResource("AWS::KMS::Key", {
         Properties: { EnableKeyRotation: true },
         DeletionPolicy: "Retain",

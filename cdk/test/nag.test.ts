@@ -14,7 +14,8 @@ describe("cdk-nag AwsSolutions", () => {
     s.built.source,
     ...s.built.destinations,
     ...keyless.built.destinations,
-    ...keyless.built.keyStacks,
+    ...s.built.regionStacks,
+    ...keyless.built.regionStacks,
   ]) {
     it(`${stack.stackName}: zero unacknowledged findings`, () => {
       const report = new AwsSolutionsChecks().validateScope(stack);

@@ -3,7 +3,7 @@
 //! defaults or rules (`snapcourier inputs -c FILE`).
 
 use serde::Serialize;
-use snapcourier_core::config::Schedule;
+use snapcourier_core::config::{Schedule, Vault};
 use snapcourier_core::deployed::parameter_prefix;
 use snapcourier_core::events::{DestinationRun, SourceRun};
 use snapcourier_core::heartbeat::{AlarmWindow, Side};
@@ -48,6 +48,8 @@ pub struct Inputs {
     pub namespace: String,
     /// The functions run only these runs (`snapcourier_core::deployed`).
     pub deployed_runs: DeployedRuns,
+    /// The vault's exceptions, defaults applied: the guardrails of the destination accounts.
+    pub vault: Vault,
     pub source: Vec<ScheduledInput<SourceRun>>,
     pub destinations: Vec<DestinationInputs>,
 }
@@ -85,6 +87,7 @@ impl Inputs {
         }
         Ok(Inputs {
             namespace: config.namespace.clone(),
+            vault: config.vault.clone(),
             deployed_runs: DeployedRuns {
                 source: parameter_prefix(&config.namespace, Side::Source),
                 destination: parameter_prefix(&config.namespace, Side::Destination),

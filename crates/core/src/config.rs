@@ -42,6 +42,68 @@ pub struct Config {
     /// Operational knobs; every field has a default.
     #[serde(default)]
     pub settings: Settings,
+    /// Guardrails of the destination accounts (the vault): who, besides snapcourier's own
+    /// roles, may still delete or change its copies, keys and stack resources.
+    #[serde(default)]
+    pub vault: Vault,
+}
+
+/// The vault's exceptions. The destination stacks' key policies, the service control policy
+/// (`make templates`) and the tampering alarms deny or report every other principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Vault {
+    /// Name of the IAM role, in each destination account, that may still delete or change
+    /// snapcourier's copies, keys and stack resources when something must be undone (break
+    /// glass). Its every use is reported to the failure topic. Without it, only the deploy
+    /// roles can (through CloudFormation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub break_glass_role: Option<String>,
+    /// Names (`*` allowed) of the IAM roles that deploy the destination stacks: they create
+    /// and update the keys and resources the guardrails protect. Default: the roles of a CDK
+    /// bootstrap with the default qualifier. With `make templates`, name the CloudFormation
+    /// service role you deploy with.
+    pub deploy_roles: Vec<String>,
+}
+
+/// The roles a `cdk bootstrap` with the default qualifier creates that deploy stacks.
+pub const CDK_DEPLOY_ROLES: [&str; 2] = [
+    "cdk-hnb659fds-deploy-role-*",
+    "cdk-hnb659fds-cfn-exec-role-*",
+];
+
+impl Default for Vault {
+    fn default() -> Self {
+        Vault {
+            break_glass_role: None,
+            deploy_roles: CDK_DEPLOY_ROLES.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+fn check_vault(v: &Vault, path: &str, p: &mut Problems) {
+    if let Some(role) = &v.break_glass_role
+        && !is_match(&ROLE_NAME, role)
+    {
+        p.add(
+            format!("{path}.break_glass_role"),
+            format!("`{role}` is not an IAM role name (1 to 64 letters, digits and +=,.@_-): give the role's name, not its ARN"),
+        );
+    }
+    if v.deploy_roles.is_empty() {
+        p.add(
+            format!("{path}.deploy_roles"),
+            "must name at least one role: without one, no deployment could update the keys the vault protects",
+        );
+    }
+    for (i, role) in v.deploy_roles.iter().enumerate() {
+        if !is_match(&ROLE_PATTERN, role) || role.chars().all(|c| c == '*') {
+            p.add(
+                format!("{path}.deploy_roles[{i}]"),
+                format!("`{role}` is not an IAM role name or a name pattern with `*` (and not `*` alone, which would except every role)"),
+            );
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -297,6 +359,7 @@ impl Config {
                 );
             }
         }
+        check_vault(&self.vault, "vault", &mut p);
         if self.schedules.is_empty() {
             p.add("schedules", "must list at least one schedule");
         }
@@ -425,6 +488,8 @@ static SCHEDULE_NAME: Rule = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9-]{0,39}
 static KMS_ARN: Rule = LazyLock::new(|| {
     Regex::new(r"^arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):([0-9]{12}):(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})$").ok()
 });
+static ROLE_NAME: Rule = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9+=,.@_-]{1,64}$").ok());
+static ROLE_PATTERN: Rule = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9+=,.@_*-]{1,64}$").ok());
 static OPTION_GROUP: Rule = LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9-]{0,254}$").ok());
 
 fn is_match(rule: &Rule, text: &str) -> bool {

@@ -582,3 +582,32 @@ fn a_destination_without_days_has_no_floor_and_is_refused() {
         "vault's floor",
     );
 }
+
+#[test]
+fn a_break_glass_role_is_a_name_not_an_arn() {
+    expect_problem(
+        |d| {
+            set(
+                d,
+                &["vault", "break_glass_role"],
+                y("arn:aws:iam::222222222222:role/admin"),
+            )
+        },
+        "vault.break_glass_role",
+        "not an IAM role name",
+    );
+}
+
+#[test]
+fn deploy_roles_cannot_except_every_role() {
+    expect_problem(
+        |d| set(d, &["vault", "deploy_roles"], y("['*']")),
+        "vault.deploy_roles[0]",
+        "every role",
+    );
+    expect_problem(
+        |d| set(d, &["vault", "deploy_roles"], y("[]")),
+        "vault.deploy_roles",
+        "at least one",
+    );
+}
