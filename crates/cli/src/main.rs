@@ -96,10 +96,28 @@ async fn main() -> ExitCode {
     match execute(Cli::parse().command).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error [{}]: {e}", e.error_type());
+            eprint!("{}", render_error(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error as the operator reads it: a bad config or event lists one problem per line
+/// (field path, then the rule), however many there are.
+fn render_error(e: &Error) -> String {
+    let problems = e.problems();
+    if problems.is_empty() {
+        return format!("error [{}]: {e}\n", e.error_type());
+    }
+    let mut out = format!(
+        "error [{}]: {} problem(s):\n",
+        e.error_type(),
+        problems.len()
+    );
+    for p in problems {
+        out.push_str(&format!("  {p}\n"));
+    }
+    out
 }
 
 fn load(path: &PathBuf) -> Result<Config, Error> {

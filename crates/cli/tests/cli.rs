@@ -42,10 +42,27 @@ fn validate_names_every_bad_field_and_exits_2() {
     let out = snapcourier(&["validate", "-c", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("error [ConfigInvalid]"), "{err}");
-    assert!(err.contains("namespace: `Demo-Prod` must be"), "{err}");
+    assert!(err.starts_with("error [ConfigInvalid]: "), "{err}");
+    // One problem per line, each starting with its field.
+    let lines: Vec<&str> = err.lines().skip(1).map(str::trim).collect();
     assert!(
-        err.contains("schedules[0].interval: must be at least 1h (got 15m)"),
+        lines
+            .iter()
+            .any(|l| l.starts_with("namespace: `Demo-Prod` must be")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("schedules[0].interval: must be at least 1h (got 15m)")),
+        "{err}"
+    );
+    assert!(lines.iter().all(|l| !l.contains("; schedules[")), "{err}");
+    assert!(
+        err.lines()
+            .next()
+            .unwrap()
+            .contains(&format!("{} problem(s)", lines.len())),
         "{err}"
     );
 }
