@@ -118,6 +118,24 @@ pub async fn list_owned(
     }
 }
 
+/// Snapshots of Aurora or RDS shared with this account in a region (plans, reports): none for
+/// Redshift, whose destinations copy nothing.
+pub async fn list_shared(
+    ctx: &AwsContext,
+    engine: Engine,
+    region: &str,
+) -> Result<Vec<SnapshotRecord>, Error> {
+    match engine {
+        Engine::Aurora => {
+            crate::aurora::Aurora
+                .list_snapshots(ctx, region, true)
+                .await
+        }
+        Engine::Rds => crate::rds::Rds.list_snapshots(ctx, region, true).await,
+        Engine::Redshift => Ok(Vec::new()),
+    }
+}
+
 /// Accounts a snapshot of any engine is shared with (reports and tests).
 pub async fn shared_with(
     ctx: &AwsContext,

@@ -17,6 +17,8 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::retry::RetryConfig;
 use snapcourier_core::Error;
 
+use crate::withhold::{Withheld, Withhold};
+
 /// How many AWS operations were invoked and how many HTTP attempts they took (retries
 /// included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -109,6 +111,9 @@ pub struct AwsContext {
     kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
     sfn: Mutex<HashMap<String, aws_sdk_sfn::Client>>,
     ssm: Mutex<HashMap<String, aws_sdk_ssm::Client>>,
+    /// Set by `with_withheld_mutations`: every client refuses, and records here, each call
+    /// that is not a read (a plan).
+    withheld: Option<Arc<Mutex<Vec<Withheld>>>>,
     /// Where this side's deployed runs are (an SSM parameter path), for a deployed function;
     /// `None` for the CLI, which runs what its operator's config says.
     deployed_runs: Option<String>,
@@ -159,6 +164,7 @@ impl AwsContext {
             sfn: Mutex::new(HashMap::new()),
             ssm: Mutex::new(HashMap::new()),
             deployed_runs: None,
+            withheld: None,
             aws_managed_keys: Mutex::new(HashMap::new()),
         }
     }
@@ -172,12 +178,14 @@ impl AwsContext {
 
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
         cached(&self.rds, region, || {
-            let config = aws_sdk_rds::config::Builder::from(&self.sdk)
+            let mut config = aws_sdk_rds::config::Builder::from(&self.sdk)
                 .region(Region::new(region.to_string()))
                 .retry_config(self.retry.clone())
-                .interceptor(self.counter.clone())
-                .build();
-            aws_sdk_rds::Client::from_conf(config)
+                .interceptor(self.counter.clone());
+            if let Some(log) = &self.withheld {
+                config = config.interceptor(Withhold::new(region, Arc::clone(log)));
+            }
+            aws_sdk_rds::Client::from_conf(config.build())
         })
     }
 
@@ -189,35 +197,60 @@ impl AwsContext {
 
     pub fn redshift(&self, region: &str) -> aws_sdk_redshift::Client {
         cached(&self.redshift, region, || {
-            let config = aws_sdk_redshift::config::Builder::from(&self.sdk)
+            let mut config = aws_sdk_redshift::config::Builder::from(&self.sdk)
                 .region(Region::new(region.to_string()))
                 .retry_config(self.retry.clone())
-                .interceptor(self.counter.clone())
-                .build();
-            aws_sdk_redshift::Client::from_conf(config)
+                .interceptor(self.counter.clone());
+            if let Some(log) = &self.withheld {
+                config = config.interceptor(Withhold::new(region, Arc::clone(log)));
+            }
+            aws_sdk_redshift::Client::from_conf(config.build())
         })
     }
 
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         cached(&self.kms, region, || {
-            let config = aws_sdk_kms::config::Builder::from(&self.sdk)
+            let mut config = aws_sdk_kms::config::Builder::from(&self.sdk)
                 .region(Region::new(region.to_string()))
                 .retry_config(self.retry.clone())
-                .interceptor(self.counter.clone())
-                .build();
-            aws_sdk_kms::Client::from_conf(config)
+                .interceptor(self.counter.clone());
+            if let Some(log) = &self.withheld {
+                config = config.interceptor(Withhold::new(region, Arc::clone(log)));
+            }
+            aws_sdk_kms::Client::from_conf(config.build())
         })
     }
 
     pub fn sfn(&self, region: &str) -> aws_sdk_sfn::Client {
         cached(&self.sfn, region, || {
-            let config = aws_sdk_sfn::config::Builder::from(&self.sdk)
+            let mut config = aws_sdk_sfn::config::Builder::from(&self.sdk)
                 .region(Region::new(region.to_string()))
                 .retry_config(self.retry.clone())
-                .interceptor(self.counter.clone())
-                .build();
-            aws_sdk_sfn::Client::from_conf(config)
+                .interceptor(self.counter.clone());
+            if let Some(log) = &self.withheld {
+                config = config.interceptor(Withhold::new(region, Arc::clone(log)));
+            }
+            aws_sdk_sfn::Client::from_conf(config.build())
         })
+    }
+
+    /// A plan's context: every call but reads is refused before it is sent, and recorded
+    /// (`withheld`). Set before the first call (clients are built on first use).
+    pub fn with_withheld_mutations(mut self) -> Self {
+        self.withheld = Some(Arc::new(Mutex::new(Vec::new())));
+        self
+    }
+
+    pub fn withholds_mutations(&self) -> bool {
+        self.withheld.is_some()
+    }
+
+    /// The calls withheld since the last `take_withheld`, in the order they were made.
+    pub fn take_withheld(&self) -> Vec<Withheld> {
+        self.withheld
+            .as_ref()
+            .map(|log| std::mem::take(&mut *lock(log)))
+            .unwrap_or_default()
     }
 
     /// A deployed function's context: it runs a step only for the deployed run of the
@@ -240,11 +273,13 @@ impl AwsContext {
             .map(ToString::to_string)
             .unwrap_or_default();
         cached(&self.ssm, &region, || {
-            let config = aws_sdk_ssm::config::Builder::from(&self.sdk)
+            let mut config = aws_sdk_ssm::config::Builder::from(&self.sdk)
                 .retry_config(self.retry.clone())
-                .interceptor(self.counter.clone())
-                .build();
-            aws_sdk_ssm::Client::from_conf(config)
+                .interceptor(self.counter.clone());
+            if let Some(log) = &self.withheld {
+                config = config.interceptor(Withhold::new(&region, Arc::clone(log)));
+            }
+            aws_sdk_ssm::Client::from_conf(config.build())
         })
     }
 

@@ -11,6 +11,7 @@ pub mod executions;
 pub mod rds;
 pub mod redshift;
 pub mod steps;
+pub mod withhold;
 
 pub use client::{ApiCalls, AwsContext, ClientOptions};
 

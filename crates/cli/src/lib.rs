@@ -3,4 +3,5 @@
 
 pub mod inputs;
 pub mod output;
+pub mod plan;
 pub mod runner;

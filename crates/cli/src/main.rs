@@ -10,8 +10,9 @@ use snapcourier_aws::adapter::list_owned;
 use snapcourier_aws::{AwsContext, ClientOptions};
 use snapcourier_cli::inputs::Inputs;
 use snapcourier_cli::output::{
-    TerminalProgress, render_execution, render_report, render_snapshots,
+    TerminalProgress, render_execution, render_plan, render_report, render_snapshots,
 };
+use snapcourier_cli::plan::{plan_destination, plan_source};
 use snapcourier_cli::runner::{RunReport, run_destination, run_source, run_state_machine};
 use snapcourier_core::config::other_regions;
 use snapcourier_core::events::{DestinationRun, SourceRun};
@@ -64,6 +65,26 @@ enum Command {
         /// Run through this deployed state machine (Step Functions) instead of in-process.
         #[arg(long, value_name = "ARN")]
         state_machine: Option<String>,
+    },
+    /// Say what the next run of one side would do, and why, without changing anything: the
+    /// run's own steps with every call but reads withheld. Exit 1 when the run would report
+    /// a failure.
+    Plan {
+        #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        side: Side,
+        /// Only this schedule (default: every schedule).
+        #[arg(long)]
+        schedule: Option<String>,
+        /// The destination account the run acts as (needed when there are several).
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long, env = "AWS_PROFILE")]
+        profile: Option<String>,
+        /// Print the plan as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// List the snapshots this deployment owns in one side's account, per region.
     Report {
@@ -267,6 +288,48 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                 }
             };
             Ok(if succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Plan {
+            config,
+            side,
+            schedule,
+            destination,
+            profile,
+            json,
+        } => {
+            let c = load(&config)?;
+            let names: Vec<String> = match schedule {
+                Some(name) => vec![c.schedule(&name)?.name.clone()],
+                None => c.schedules.iter().map(|s| s.name.clone()).collect(),
+            };
+            let account = match side {
+                Side::Source => None,
+                Side::Destination => Some(destination_account(&c, destination)?),
+            };
+            let options = ClientOptions {
+                max_attempts: c.settings.max_attempts,
+                ..ClientOptions::default()
+            };
+            let ctx = AwsContext::from_env(profile.as_deref(), options)
+                .await
+                .with_withheld_mutations();
+            let now = Timestamp::now();
+            let mut plans = Vec::new();
+            for name in &names {
+                plans.push(match &account {
+                    None => plan_source(&ctx, &SourceRun::from_config(&c, name)?, now).await?,
+                    Some(account) => {
+                        let run = DestinationRun::from_config(&c, name, account)?;
+                        plan_destination(&ctx, &run, now).await?
+                    }
+                });
+            }
+            print_outcomes(&plans, json, render_plan)?;
+            Ok(if plans.iter().all(|p| p.problems.is_empty()) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -67,6 +67,68 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
+/// A plan: the changes the next run would make, then what it would wait for, skip and report.
+pub fn render_plan(p: &crate::plan::PlanReport) -> String {
+    let mut out = format!(
+        "plan: {} run of schedule {} (nothing was changed; {} AWS read(s))\n",
+        p.side, p.schedule, p.api_calls
+    );
+    if p.changes.is_empty() {
+        out.push_str("no change to make\n");
+    } else {
+        let mut t = table(&["step", "action", "region", "on", "detail"]);
+        for c in &p.changes {
+            t.add_row(vec![
+                c.step.as_str(),
+                c.call.action.as_str(),
+                c.call.region.as_str(),
+                c.call.target.as_deref().unwrap_or("-"),
+                c.call.detail.as_deref().unwrap_or(""),
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    if !p.waiting_for_a_slot.is_empty() {
+        let mut t = table(&["waiting for a copy slot", "region", "database"]);
+        for w in &p.waiting_for_a_slot {
+            t.add_row(vec![&w.snapshot_id, &w.region, &w.resource_id]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    if !p.skipped.is_empty() {
+        let mut t = table(&["skipped database", "reason"]);
+        for s in &p.skipped {
+            t.add_row(vec![&s.resource_id, &s.reason]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    if !p.problems.is_empty() {
+        let mut t = table(&["WOULD FAIL resource", "stage", "error", "message"]);
+        for f in &p.problems {
+            t.add_row(vec![
+                &f.resource,
+                &f.stage,
+                &f.error.error_type,
+                &f.error.message,
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    for (what, list) in [
+        (
+            "new snapshot(s), each shared once available",
+            &p.shared_once_available,
+        ),
+        ("still being made, followed by the run", &p.in_progress),
+        ("older than destination retention, not copied", &p.too_old),
+    ] {
+        if !list.is_empty() {
+            out.push_str(&format!("{} {what}: {}\n", list.len(), list.join(", ")));
+        }
+    }
+    out
+}
+
 /// The end-of-run summary: items, skips, deletions, failures, and the AWS calls it cost.
 pub fn render_report(r: &RunReport) -> String {
     let mut out = format!("{} run of schedule {}\n", r.side, r.schedule);

@@ -139,6 +139,46 @@ fn run_and_report_against_the_emulator_through_aws_profiles() {
             .output()
             .unwrap()
     };
+    // First a plan of every schedule: it only reads, and says what the run then does.
+    emu.reset_requests();
+    let out = with_profile(
+        &["plan", "--side", "source", "--json"],
+        "snapcourier-source",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plans.as_array().unwrap().len(), 3, "{plans}");
+    let creates = |plan: &serde_json::Value, action: &str| {
+        plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["action"] == action)
+            .count()
+    };
+    assert_eq!(creates(&plans[0], "CreateDBClusterSnapshot"), 3, "{plans}");
+    // Redshift: the copy set-up first (grant, cross-region copy), then the snapshots, which
+    // the plan lists as new (their creates come after set-up calls the plan withheld).
+    assert_eq!(creates(&plans[2], "CreateSnapshotCopyGrant"), 1, "{plans}");
+    assert_eq!(
+        plans[2]["shared_once_available"].as_array().unwrap().len(),
+        2,
+        "{plans}"
+    );
+    for action in emu.requests().keys() {
+        let name = action.split(':').next_back().unwrap_or_default();
+        assert!(
+            snapcourier_aws::withhold::reads_only(name),
+            "plan sent {action}"
+        );
+    }
+    let out = with_profile(&["plan", "--side", "source"], "snapcourier-source");
+    assert!(
+        text(&out.stdout).contains("nothing was changed"),
+        "{}",
+        text(&out.stdout)
+    );
+
     let out = with_profile(&["run", "--side", "source", "--json"], "snapcourier-source");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

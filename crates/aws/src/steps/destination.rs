@@ -314,6 +314,7 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
     ctx: &AwsContext,
     run: &DestinationRun,
     now: Timestamp,
+    assumed: &[super::Assumed],
 ) -> Result<DeleteOutput, Error> {
     let local = local_snapshots(api, ctx, run).await?;
     let mut plan: Vec<(String, String, &str)> = finished_intermediates(run, &local)
@@ -327,12 +328,16 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
             .get(&target.region)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let candidates = retention_candidates(
-            snapshots,
-            &run.namespace,
-            &run.schedule.name,
-            Stage::Destination,
-            now,
+        let candidates = super::with_assumed(
+            retention_candidates(
+                snapshots,
+                &run.namespace,
+                &run.schedule.name,
+                Stage::Destination,
+                now,
+            ),
+            assumed,
+            &target.region,
         );
         let mut retention = plan_retention(&run.destination.retention, &candidates, now);
         // The vault's floor, whatever the policy: a young copy is kept, and reported.

@@ -124,17 +124,51 @@ pub async fn share(
     Ok(out)
 }
 
+/// A snapshot a plan assumes the run will have made by the time it expires snapshots (a
+/// take, a copy): retention counts it like the others (`snapcourier plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assumed {
+    pub region: String,
+    pub candidate: snapcourier_core::retention::RetentionCandidate,
+}
+
+/// Retention candidates of one region with the assumed ones added, or standing in for the same
+/// snapshot still being made (the run expires snapshots once its own are available).
+pub(crate) fn with_assumed(
+    mut candidates: Vec<snapcourier_core::retention::RetentionCandidate>,
+    assumed: &[Assumed],
+    region: &str,
+) -> Vec<snapcourier_core::retention::RetentionCandidate> {
+    for a in assumed.iter().filter(|a| a.region == region) {
+        candidates.retain(|c| c.id != a.candidate.id || c.available);
+        if !candidates.iter().any(|c| c.id == a.candidate.id) {
+            candidates.push(a.candidate.clone());
+        }
+    }
+    candidates
+}
+
 /// Apply the schedule's retention to owned source snapshots.
 pub async fn delete_source(
     ctx: &AwsContext,
     run: &SourceRun,
     now: Timestamp,
 ) -> Result<DeleteOutput, Error> {
+    delete_source_assuming(ctx, run, now, &[]).await
+}
+
+/// `delete_source`, counting `assumed` snapshots as if they existed (a plan).
+pub async fn delete_source_assuming(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    now: Timestamp,
+    assumed: &[Assumed],
+) -> Result<DeleteOutput, Error> {
     let before = ctx.calls();
     let mut out = match run.schedule.engine {
-        Engine::Aurora => source::delete_source(&Aurora, ctx, run, now).await?,
-        Engine::Rds => source::delete_source(&Rds, ctx, run, now).await?,
-        Engine::Redshift => redshift::delete_source(ctx, run, now).await?,
+        Engine::Aurora => source::delete_source(&Aurora, ctx, run, now, assumed).await?,
+        Engine::Rds => source::delete_source(&Rds, ctx, run, now, assumed).await?,
+        Engine::Redshift => redshift::delete_source(ctx, run, now, assumed).await?,
     };
     out.api_calls = (ctx.calls() - before).calls;
     out.deleted_count = out.deleted.len();
@@ -239,10 +273,20 @@ pub async fn delete_destination(
     run: &DestinationRun,
     now: Timestamp,
 ) -> Result<DeleteOutput, Error> {
+    delete_destination_assuming(ctx, run, now, &[]).await
+}
+
+/// `delete_destination`, counting `assumed` copies as if they existed (a plan).
+pub async fn delete_destination_assuming(
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    now: Timestamp,
+    assumed: &[Assumed],
+) -> Result<DeleteOutput, Error> {
     let before = ctx.calls();
     let mut out = match run.schedule.engine {
-        Engine::Aurora => destination::delete_destination(&Aurora, ctx, run, now).await?,
-        Engine::Rds => destination::delete_destination(&Rds, ctx, run, now).await?,
+        Engine::Aurora => destination::delete_destination(&Aurora, ctx, run, now, assumed).await?,
+        Engine::Rds => destination::delete_destination(&Rds, ctx, run, now, assumed).await?,
         // The heartbeat came with the copy-in step, which lists the shares anyway.
         Engine::Redshift => DeleteOutput {
             version: EVENT_VERSION,

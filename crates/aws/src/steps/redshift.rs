@@ -454,6 +454,7 @@ pub(super) async fn delete_source(
     ctx: &AwsContext,
     run: &SourceRun,
     now: Timestamp,
+    assumed: &[super::Assumed],
 ) -> Result<DeleteOutput, Error> {
     let mut regions = vec![run.source.region.as_str()];
     regions.extend(run.redshift_copy_region());
@@ -464,12 +465,16 @@ pub(super) async fn delete_source(
     let mut coverage = None;
     for region in regions {
         let snapshots = owned_by(redshift::list_snapshots(ctx, region, None).await?, run);
-        let candidates = retention_candidates(
-            &snapshots,
-            &run.namespace,
-            &run.schedule.name,
-            Stage::Source,
-            now,
+        let candidates = super::with_assumed(
+            retention_candidates(
+                &snapshots,
+                &run.namespace,
+                &run.schedule.name,
+                Stage::Source,
+                now,
+            ),
+            assumed,
+            region,
         );
         let plan = plan_retention(&run.schedule.retention, &candidates, now);
         kept += plan.keep.len();

@@ -242,15 +242,20 @@ pub(super) async fn delete_source<A: SnapshotApi>(
     ctx: &AwsContext,
     run: &SourceRun,
     now: Timestamp,
+    assumed: &[super::Assumed],
 ) -> Result<DeleteOutput, Error> {
     let region = run.source.region.as_str();
     let snapshots = api.list_snapshots(ctx, region, false).await?;
-    let candidates = retention_candidates(
-        &snapshots,
-        &run.namespace,
-        &run.schedule.name,
-        Stage::Source,
-        now,
+    let candidates = super::with_assumed(
+        retention_candidates(
+            &snapshots,
+            &run.namespace,
+            &run.schedule.name,
+            Stage::Source,
+            now,
+        ),
+        assumed,
+        region,
     );
     let plan = plan_retention(&run.schedule.retention, &candidates, now);
     let deletions = plan
