@@ -37,7 +37,8 @@ REPO = HERE.parent.parent
 SOURCE, DEST = "111111111111", "222222222222"
 DEFAULT_CONFIG = {"creating_reads": 0, "stuck": [], "throttle_rate": 0.0, "throttle_seed": 0,
                   "throttle_services": ["rds"], "latency_ms": 0,
-                  "latency_services": ["rds", "redshift", "kms"], "deny": []}
+                  "latency_services": ["rds", "redshift", "kms"], "deny": [],
+                  "manual_snapshot_quotas": {"ManualClusterSnapshots": 100000, "ManualSnapshots": 100000}}
 # One attempt per call: throttling and error tests must see every answer.
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
@@ -273,6 +274,34 @@ class InstanceOptionGroupAndLimitTest(EmulatorTest):
             eu.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=f"climit-{i}")
         self.src.delete_db_snapshot(DBSnapshotIdentifier="limit-src")
         self.src.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="climit-src")
+
+    def test_manual_snapshot_quotas_are_reported_and_enforced(self) -> None:
+        def quotas(c: Any) -> dict[str, tuple[int, int]]:
+            out = c.describe_account_attributes()["AccountQuotas"]
+            return {q["AccountQuotaName"]: (q["Used"], q["Max"]) for q in out}
+
+        eu = client("source", region="eu-west-1")
+        self.src.create_db_snapshot(DBInstanceIdentifier="billing-pg", DBSnapshotIdentifier="quota-src")
+        before = quotas(eu)
+        self.assertEqual(before["ManualClusterSnapshots"][1], 100000)
+        used = before["ManualSnapshots"][0]
+        # The quota is per account and region: one more snapshot fits in eu-west-1.
+        control("/snapcourier/config", {"manual_snapshot_quotas": {"ManualClusterSnapshots": 100000,
+                                                                    "ManualSnapshots": used + 1}})
+        try:
+            arn = f"arn:aws:rds:us-east-1:{SOURCE}:snapshot:quota-src"
+            eu.copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="quota-1")
+            self.assertEqual(quotas(eu)["ManualSnapshots"], (used + 1, used + 1))
+            self.assertError("SnapshotQuotaExceeded", eu.copy_db_snapshot, SourceDBSnapshotIdentifier=arn,
+                             TargetDBSnapshotIdentifier="quota-2")
+        finally:
+            control("/snapcourier/config", {"manual_snapshot_quotas": {"ManualClusterSnapshots": 100000,
+                                                                        "ManualSnapshots": 100000}})
+            for c, ident in ((eu, "quota-1"), (self.src, "quota-src")):
+                try:
+                    c.delete_db_snapshot(DBSnapshotIdentifier=ident)
+                except Exception:  # noqa: BLE001 - clean-up of what the test may not have made
+                    pass
 
 
 class SharingTest(EmulatorTest):

@@ -118,6 +118,19 @@ pub async fn list_owned(
     }
 }
 
+/// Aurora clusters or RDS instances in a region (plans): none for Redshift here.
+pub async fn list_resources(
+    ctx: &AwsContext,
+    engine: Engine,
+    region: &str,
+) -> Result<Vec<ResourceRecord>, Error> {
+    match engine {
+        Engine::Aurora => crate::aurora::Aurora.list_resources(ctx, region).await,
+        Engine::Rds => crate::rds::Rds.list_resources(ctx, region).await,
+        Engine::Redshift => Ok(Vec::new()),
+    }
+}
+
 /// Snapshots of Aurora or RDS shared with this account in a region (plans, reports): none for
 /// Redshift, whose destinations copy nothing.
 pub async fn list_shared(

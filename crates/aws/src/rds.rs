@@ -278,3 +278,31 @@ pub async fn add_tags(
         .map_err(|e| classify(e, "rds:AddTagsToResource", arn))?;
     Ok(())
 }
+
+/// One of RDS's account quotas in a region, as `DescribeAccountAttributes` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountQuota {
+    /// Such as `ManualClusterSnapshots` or `ManualSnapshots`.
+    pub name: String,
+    pub used: i64,
+    pub max: i64,
+}
+
+/// RDS's account quotas in a region (one call).
+pub async fn account_quotas(ctx: &AwsContext, region: &str) -> Result<Vec<AccountQuota>, Error> {
+    let out = ctx
+        .rds(region)
+        .describe_account_attributes()
+        .send()
+        .await
+        .map_err(|e| classify(e, "rds:DescribeAccountAttributes", region))?;
+    Ok(out
+        .account_quotas()
+        .iter()
+        .map(|q| AccountQuota {
+            name: q.account_quota_name().unwrap_or_default().to_string(),
+            used: q.used().unwrap_or_default(),
+            max: q.max().unwrap_or_default(),
+        })
+        .collect())
+}

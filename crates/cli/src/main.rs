@@ -8,9 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use snapcourier_aws::adapter::list_owned;
 use snapcourier_aws::{AwsContext, ClientOptions};
+use snapcourier_cli::capacity::{destination_capacity, source_capacity};
 use snapcourier_cli::inputs::Inputs;
 use snapcourier_cli::output::{
-    TerminalProgress, render_execution, render_plan, render_report, render_snapshots,
+    TerminalProgress, render_capacity, render_execution, render_plan, render_report,
+    render_snapshots,
 };
 use snapcourier_cli::plan::{plan_destination, plan_source};
 use snapcourier_cli::runner::{RunReport, run_destination, run_source, run_state_machine};
@@ -328,11 +330,32 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                     }
                 });
             }
-            print_outcomes(&plans, json, render_plan)?;
-            Ok(if plans.iter().all(|p| p.problems.is_empty()) {
-                ExitCode::SUCCESS
+            let covered: std::collections::BTreeMap<String, usize> = plans
+                .iter()
+                .map(|p| (p.schedule.clone(), p.covered))
+                .collect();
+            // Every schedule counts toward the quotas, also when one was asked for.
+            let capacity = match &account {
+                None => source_capacity(&ctx, &c, &covered).await?,
+                Some(account) => destination_capacity(&ctx, &c, account, &covered).await?,
+            };
+            if json {
+                let text = serde_json::to_string_pretty(
+                    &serde_json::json!({ "plans": plans, "capacity": capacity }),
+                )
+                .map_err(|e| Error::config("", e.to_string()))?;
+                println!("{text}");
             } else {
+                for p in &plans {
+                    print!("{}", render_plan(p));
+                }
+                print!("{}", render_capacity(&capacity));
+            }
+            let fails = plans.iter().any(|p| !p.problems.is_empty()) || capacity.over_quota();
+            Ok(if fails {
                 ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Command::Report {

@@ -129,6 +129,65 @@ pub fn render_plan(p: &crate::plan::PlanReport) -> String {
     out
 }
 
+/// A plan's capacity checks: the manual snapshot quotas against the steady state, then the
+/// copies a day needs against the copy slots.
+pub fn render_capacity(c: &crate::capacity::Capacity) -> String {
+    let mut out = String::new();
+    if !c.quotas.is_empty() {
+        let mut t = table(&[
+            "region",
+            "quota",
+            "max",
+            "used now (ours)",
+            "our steady state",
+            "needed",
+            "",
+        ]);
+        for q in &c.quotas {
+            t.add_row(vec![
+                q.region.clone(),
+                q.quota.clone(),
+                q.max.to_string(),
+                format!("{} ({})", q.used, q.ours),
+                q.steady_state.to_string(),
+                q.needed.to_string(),
+                if q.over {
+                    format!("OVER: lower {} or raise the quota", q.settings.join(", "))
+                } else {
+                    "ok".into()
+                },
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    if !c.copies.is_empty() {
+        let mut t = table(&[
+            "region",
+            "engine",
+            "copies a day",
+            "slots",
+            "a day at the assumed copy time",
+            "",
+        ]);
+        for k in &c.copies {
+            t.add_row(vec![
+                k.region.clone(),
+                k.engine.name().to_string(),
+                k.copies_per_day.to_string(),
+                k.slots.to_string(),
+                format!("{} ({} min per copy)", k.capacity_per_day, k.assumed_copy_minutes),
+                if k.over {
+                    "more than the slots copy in a day: longer intervals, fewer databases per schedule, or faster copies".into()
+                } else {
+                    "ok".into()
+                },
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    out
+}
+
 /// The end-of-run summary: items, skips, deletions, failures, and the AWS calls it cost.
 pub fn render_report(r: &RunReport) -> String {
     let mut out = format!("{} run of schedule {}\n", r.side, r.schedule);

@@ -5,11 +5,13 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
-use snapcourier_aws::adapter::list_shared;
+use snapcourier_aws::adapter::{list_resources, list_shared};
 use snapcourier_aws::steps::Assumed;
 use snapcourier_aws::withhold::{WITHHELD, Withheld};
 use snapcourier_aws::{AwsContext, steps};
+use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{DestinationRun, ItemFailure, Look, SkippedResource, SourceRun};
+use snapcourier_core::naming::schedule_prefix;
 use snapcourier_core::plan::PendingCopy;
 use snapcourier_core::retention::RetentionCandidate;
 use snapcourier_core::{Engine, Error};
@@ -45,6 +47,9 @@ pub struct PlanReport {
     pub in_progress: Vec<String>,
     /// What the run would report as failed (each with the error it would give).
     pub problems: Vec<ItemFailure>,
+    /// Databases the schedule covers (source: those it matches, read replicas aside;
+    /// destination: those the source shares), for the capacity checks.
+    pub covered: usize,
     /// AWS calls the plan made (all reads).
     pub api_calls: u64,
 }
@@ -110,6 +115,13 @@ pub async fn plan_source(
     let taken = steps::take(ctx, run, None, now).await?;
     report.record(ctx, "take");
     report.skipped = taken.skipped.clone();
+    let filter = ResourceFilter::new(&run.schedule, "schedule")?;
+    let matched = list_resources(ctx, run.schedule.engine, &run.source.region)
+        .await?
+        .into_iter()
+        .filter(|r| filter.covers(&r.id, &r.tags))
+        .count();
+    report.covered = matched.saturating_sub(report.skipped.len());
     report.problems(taken.failures());
     // The snapshots the take would start: the run shares each, and by the time it expires
     // snapshots they count for retention (the newest of their database).
@@ -210,6 +222,13 @@ pub async fn plan_destination(
             .map(|p| p.snapshot_id.clone()),
     );
     let shares = list_shared(ctx, run.schedule.engine, &run.source.region).await?;
+    let prefix = schedule_prefix(&run.namespace, &run.schedule.name);
+    report.covered = shares
+        .iter()
+        .filter(|s| s.id.starts_with(&prefix))
+        .map(|s| s.protected_resource().to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let mut assumed = Vec::new();
     for share in shares.iter().filter(|s| due.contains(&s.id)) {
         for r in &run.destination.regions {

@@ -146,8 +146,13 @@ fn run_and_report_against_the_emulator_through_aws_profiles() {
         "snapcourier-source",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let plans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(plans.as_array().unwrap().len(), 3, "{plans}");
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plans = &printed["plans"];
+    assert_eq!(plans.as_array().unwrap().len(), 3, "{printed}");
+    // The quotas of the source region, Aurora's and RDS's, are well within the emulator's.
+    let quotas = printed["capacity"]["quotas"].as_array().unwrap();
+    assert_eq!(quotas.len(), 2, "{printed}");
+    assert!(quotas.iter().all(|q| q["over"] == false), "{printed}");
     let creates = |plan: &serde_json::Value, action: &str| {
         plan["changes"]
             .as_array()

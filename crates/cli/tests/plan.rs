@@ -260,3 +260,90 @@ async fn a_destination_plan_changes_nothing_and_the_run_does_what_it_said() {
         .collect();
     assert_eq!(expired, expires);
 }
+
+/// A plan checks the manual snapshot quotas before they bite: what the retention policies
+/// keep in steady state, plus everyone else's snapshots, against the quota of each region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_whose_steady_state_exceeds_a_quota_says_which_setting_to_change() {
+    use snapcourier_cli::capacity::{destination_capacity, source_capacity};
+    let emu = Emulator::start(Seed::Demo);
+    let c = config();
+    let ctx = context(&emu, Side::Source).with_withheld_mutations();
+    let plan = plan_source(&ctx, &source_run(&c), Timestamp::now())
+        .await
+        .unwrap();
+    // aurora-daily covers three clusters, each kept 7 days at one a day.
+    assert_eq!(plan.covered, 3);
+    let covered = [("aurora-daily".to_string(), plan.covered)].into();
+    let check = |quota: i64| {
+        emu.configure(serde_json::json!({"manual_snapshot_quotas": {
+            "ManualClusterSnapshots": quota, "ManualSnapshots": 100000}}));
+        source_capacity(&ctx, &c, &covered)
+    };
+    let fits = check(100_000).await.unwrap();
+    let aurora = fits
+        .quotas
+        .iter()
+        .find(|q| q.quota == "ManualClusterSnapshots")
+        .unwrap()
+        .clone();
+    assert_eq!(aurora.region, SOURCE_REGION);
+    assert_eq!(aurora.steady_state, 21);
+    assert_eq!(aurora.needed, aurora.used - aurora.ours + 21);
+    assert!(!fits.over_quota());
+
+    let tight = check(aurora.needed).await.unwrap();
+    assert!(!tight.over_quota(), "{tight:?}");
+    let over = check(aurora.needed - 1).await.unwrap();
+    assert!(over.over_quota(), "{over:?}");
+    let q = over.quotas.iter().find(|q| q.over).unwrap();
+    assert_eq!(q.settings, ["schedules[0].retention"]);
+    let printed = snapcourier_cli::output::render_capacity(&over);
+    assert!(
+        printed.contains("OVER: lower schedules[0].retention"),
+        "{printed}"
+    );
+
+    // A destination: its retention in every region it keeps copies in, the copy slots' worth
+    // passing through the source region, and the copies a day against the slots.
+    let dst = context(&emu, Side::Destination).with_withheld_mutations();
+    let covered = [("aurora-daily".to_string(), 3)].into();
+    emu.configure(serde_json::json!({"manual_snapshot_quotas": {
+        "ManualClusterSnapshots": 100000, "ManualSnapshots": 100000}}));
+    let capacity = destination_capacity(&dst, &c, DESTINATION_ACCOUNT, &covered)
+        .await
+        .unwrap();
+    let steady = snapcourier_core::retention::steady_state(
+        &c.destinations[0].retention,
+        SignedDuration::from_hours(24),
+    );
+    let vault = capacity
+        .quotas
+        .iter()
+        .find(|q| q.region == DESTINATION_REGION && q.quota == "ManualClusterSnapshots")
+        .unwrap();
+    assert_eq!(vault.steady_state, 3 * i64::from(steady));
+    assert_eq!(vault.settings, ["destinations[0].retention"]);
+    let passing = capacity
+        .quotas
+        .iter()
+        .find(|q| q.region == SOURCE_REGION && q.quota == "ManualClusterSnapshots")
+        .unwrap();
+    assert_eq!(passing.steady_state, 5);
+    let copies: Vec<_> = capacity
+        .copies
+        .iter()
+        .filter(|k| k.engine == snapcourier_core::Engine::Aurora)
+        .collect();
+    assert_eq!(copies.len(), 2);
+    assert!(
+        copies
+            .iter()
+            .all(|k| k.copies_per_day == 3 && k.slots == 5 && !k.over)
+    );
+    // Nothing was changed to find any of it.
+    for action in emu.requests().keys() {
+        let name = action.split(':').next_back().unwrap_or_default();
+        assert!(reads_only(name), "{action}");
+    }
+}

@@ -180,6 +180,36 @@ pub fn plan_retention(
     plan
 }
 
+/// Most snapshots retention ever keeps of one database that gets one snapshot per `interval`:
+/// the steady state a quota must hold. Found by running the policy itself over a long enough
+/// history, at several moments across a year (the tiers keep more or fewer around calendar
+/// boundaries), so that it is the policy's count and not an estimate of it.
+pub fn steady_state(policy: &RetentionPolicy, interval: SignedDuration) -> u32 {
+    let step = interval.as_secs().max(3600);
+    // History: everything the longest time bound can keep, or keep_last alone, plus slack.
+    let span_days = i64::from(policy.longest_days().unwrap_or(0)) + 2;
+    let by_time = span_days * 86_400 / step + 2;
+    let count = by_time.max(i64::from(policy.keep_last) + 2).min(200_000);
+    let base = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(24 * 365 * 56);
+    let mut most = 0;
+    // Twelve moments a month apart, each also shifted within a week.
+    for phase in 0..12i64 {
+        let now = base + SignedDuration::from_hours(24 * (31 * phase + phase % 7));
+        let candidates: Vec<RetentionCandidate> = (0..count)
+            .map(|k| RetentionCandidate {
+                id: format!("s{k:07}"),
+                resource: "db".into(),
+                created: now - SignedDuration::from_secs(k * step),
+                owned: true,
+                available: true,
+            })
+            .collect();
+        let plan = plan_retention(policy, &candidates, now);
+        most = most.max(plan.keep.len());
+    }
+    u32::try_from(most).unwrap_or(u32::MAX)
+}
+
 /// The vault's floor: a destination's `retention.days`, which the config requires and which no
 /// run input can change (`crate::deployed`). Whatever a policy says, a copy whose recovery
 /// point is younger than the floor is never deleted: such a delete is taken out of `plan` and

@@ -37,6 +37,11 @@ class Config:
         # [{"account": "111111111111", "action": "rds:ModifyDBClusterSnapshotAttribute",
         #   "resource": "<regex on the request's resource identifier>"}]
         "deny": [],
+        # RDS's manual snapshot quotas per account and region (DescribeAccountAttributes).
+        # Creating or copying a snapshot beyond one is SnapshotQuotaExceeded. AWS's default is
+        # 100 of each; the emulator's is high so that worlds of thousands of snapshots work,
+        # and a test of the quota sets it low.
+        "manual_snapshot_quotas": {"ManualClusterSnapshots": 100000, "ManualSnapshots": 100000},
     }
     # Throttling these would break the world's own bookkeeping (credentials
     # are resolved through IAM) and they are not what the product retries.
@@ -101,6 +106,11 @@ class Config:
                 re.compile(rule["resource"])
             except re.error as err:
                 raise ConfigError(f"invalid regex in deny: {err}") from err
+        quotas = values["manual_snapshot_quotas"]
+        if not isinstance(quotas, dict) or set(quotas) != {"ManualClusterSnapshots", "ManualSnapshots"} or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in quotas.values()
+        ):
+            raise ConfigError("manual_snapshot_quotas must be {ManualClusterSnapshots, ManualSnapshots}: integers >= 0")
         patterns = values["stuck"]
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
             raise ConfigError("stuck must be a list of regular expressions")
@@ -117,6 +127,10 @@ class Config:
         with WORLD_LOCK:
             ms = self._values["latency_ms"]
             return ms / 1000.0 if ms and service in self._values["latency_services"] else 0.0
+
+    def manual_snapshot_quota(self, name: str) -> int:
+        with WORLD_LOCK:
+            return int(self._values["manual_snapshot_quotas"][name])
 
     def is_stuck(self, snapshot_id: str) -> bool:
         return any(p.search(snapshot_id) for p in self._stuck)

@@ -20,7 +20,11 @@ SnapshotKind. The patches, by the AWS behaviour each one adds:
   copying account and region) or, across regions, the engine's default group
   there (the documented behaviour), and otherwise keeps the snapshot's;
 * the copy limit: at most 5 cluster snapshot copies and 20 instance snapshot
-  copies in progress per account and region; one more is SnapshotQuotaExceeded.
+  copies in progress per account and region; one more is SnapshotQuotaExceeded;
+* the manual snapshot quotas (ManualClusterSnapshots, ManualSnapshots; see
+  control.Config) as DescribeAccountAttributes reports them, with how many
+  manual snapshots of each kind the account holds in the region; a create or
+  copy beyond the quota is SnapshotQuotaExceeded.
 
 RDS requests are serialised by the server (control.WORLD_LOCK), so the
 handlers here do not lock themselves.
@@ -338,6 +342,7 @@ def _copy_snapshot(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> Act
         )
     _require_available(source, kind)
     _check_copy_limit(backend, kind)
+    _check_manual_quota(backend, kind)
     option_group = _copy_option_group(backend, kind, source, params.get("OptionGroupName"), cross_region)
     if source.storage_encrypted and not kms_key_id and (shared or cross_region):
         what = "a shared" if shared else "a cross-Region copy of an"
@@ -357,6 +362,30 @@ def _copy_snapshot(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> Act
         copy.option_group_name = option_group
     begin_creating(copy, kind)
     return result
+
+
+QUOTA_NAMES = {DBClusterSnapshot: "ManualClusterSnapshots", DBSnapshot: "ManualSnapshots"}
+
+
+def _manual_count(backend: RDSBackend, kind: SnapshotKind) -> int:
+    return sum(1 for s in kind.store(backend).values() if getattr(s, "snapshot_type", "manual") == "manual")
+
+
+def _check_manual_quota(backend: RDSBackend, kind: SnapshotKind) -> None:
+    if _manual_count(backend, kind) >= CONFIG.manual_snapshot_quota(QUOTA_NAMES[kind.model]):
+        raise SnapshotQuotaExceededFault()
+
+
+def _describe_account_attributes(self: RDSResponse) -> ActionResult:
+    quotas = []
+    for kind in (CLUSTER, INSTANCE):
+        name = QUOTA_NAMES[kind.model]
+        quotas.append({
+            "AccountQuotaName": name,
+            "Used": _manual_count(self.backend, kind),
+            "Max": CONFIG.manual_snapshot_quota(name),
+        })
+    return ActionResult({"AccountQuotas": quotas})
 
 
 def _check_copy_limit(backend: RDSBackend, kind: SnapshotKind) -> None:
@@ -407,6 +436,7 @@ def _patch_snapshot_option_group() -> None:
 
 
 def _create_snapshot(self: RDSResponse, kind: SnapshotKind, stock: Handler) -> ActionResult:
+    _check_manual_quota(self.backend, kind)
     result = stock(self)
     begin_creating(result.result[kind.result_key], kind)
     return result
@@ -512,6 +542,7 @@ def install() -> None:
     _patch_attribute_dedup()
     _patch_snapshot_option_group()
     r = RDSResponse
+    r.describe_account_attributes = _describe_account_attributes
     r.describe_db_cluster_snapshots = _bind(CLUSTER, _describe_snapshots)
     r.describe_db_snapshots = _bind(INSTANCE, _describe_snapshots)
     r.create_db_cluster_snapshot = _bind(CLUSTER, _create_snapshot, r.create_db_cluster_snapshot)

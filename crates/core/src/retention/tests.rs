@@ -26,6 +26,35 @@ fn days_ago(now: Timestamp, days: i64) -> Timestamp {
 }
 
 #[test]
+fn the_steady_state_is_what_the_policy_keeps_of_a_database() {
+    let daily = SignedDuration::from_hours(24);
+    let policy = |days, keep_last, tiers| RetentionPolicy {
+        days,
+        keep_last,
+        tiers,
+    };
+    // Daily snapshots: seven younger than 7 days (keep_last 3 adds none).
+    assert_eq!(steady_state(&policy(Some(7), 3, None), daily), 7);
+    // No time bound: keep_last alone.
+    assert_eq!(steady_state(&policy(None, 5, None), daily), 5);
+    // Hourly snapshots for a day: 24.
+    assert_eq!(
+        steady_state(&policy(Some(1), 1, None), SignedDuration::from_hours(1)),
+        24
+    );
+    // Tiers add the weeks and months beyond the window (the example's destination policy:
+    // 35 days, then 8 weeks and 12 months).
+    let tiers = Tiers {
+        daily: 0,
+        weekly: 8,
+        monthly: 12,
+        yearly: 0,
+    };
+    let n = steady_state(&policy(Some(35), 7, Some(tiers)), daily);
+    assert!((35 + 3..=35 + 8 + 12).contains(&n), "{n}");
+}
+
+#[test]
 fn the_floor_takes_young_deletes_out_of_a_plan_and_returns_them() {
     let now = t("2026-11-22T12:00:00Z");
     // A policy that keeps only the newest: what a forged run would ask for.
