@@ -88,6 +88,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take an on-demand snapshot of one database now (before a deploy, a parameter change or
+    /// an upgrade): owned like the scheduled ones, shared and copied by the next runs, kept
+    /// for --keep on both sides whatever the schedule's retention, then expired.
+    SnapshotNow {
+        #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
+        config: PathBuf,
+        /// The database (Aurora cluster or RDS instance identifier).
+        #[arg(long)]
+        database: String,
+        /// The schedule that covers it (needed when the config has several Aurora/RDS ones).
+        #[arg(long)]
+        schedule: Option<String>,
+        /// Why it is taken, stored as its snapcourier:label tag.
+        #[arg(long)]
+        label: Option<String>,
+        /// How long both sides keep it, such as 12h or 30d (whole hours, at least 1h).
+        #[arg(long, default_value = "7d")]
+        keep: String,
+        /// Wait until it is available and shared with every destination account.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, env = "AWS_PROFILE")]
+        profile: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the snapshots this deployment owns in one side's account, per region.
     Report {
         #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
@@ -161,6 +187,98 @@ fn destination_account(config: &Config, wanted: Option<String>) -> Result<String
             "--destination",
             "the config has several destinations: name the account this run acts as",
         )),
+    }
+}
+
+/// The schedule an on-demand snapshot belongs to: the one named, or the config's only
+/// Aurora/RDS schedule.
+fn on_demand_schedule(config: &Config, wanted: Option<String>) -> Result<String, Error> {
+    if let Some(name) = wanted {
+        return Ok(config.schedule(&name)?.name.clone());
+    }
+    let copying: Vec<&str> = config
+        .schedules
+        .iter()
+        .filter(|s| s.engine != Engine::Redshift)
+        .map(|s| s.name.as_str())
+        .collect();
+    match copying.as_slice() {
+        [only] => Ok((*only).to_string()),
+        _ => Err(Error::config(
+            "--schedule",
+            format!(
+                "name the schedule that covers the database (the config's Aurora and RDS schedules: {copying:?})"
+            ),
+        )),
+    }
+}
+
+/// `--keep` in whole hours: at least 1h, at most 999,999 hours (the id holds six digits).
+fn keep_hours(text: &str) -> Result<u32, Error> {
+    let d: snapcourier_core::duration::HumanDuration = text.parse().map_err(|e| {
+        Error::config(
+            "--keep",
+            format!("`{text}` is not a duration such as 12h or 30d: {e}"),
+        )
+    })?;
+    let secs = d.as_secs();
+    if secs < 3600 || secs % 3600 != 0 {
+        return Err(Error::config(
+            "--keep",
+            format!("`{text}` must be whole hours, at least 1h"),
+        ));
+    }
+    u32::try_from(secs / 3600)
+        .ok()
+        .filter(|h| *h <= 999_999)
+        .ok_or_else(|| Error::config("--keep", "at most 999999h (about 114 years)"))
+}
+
+/// A label is a tag value: 1 to 256 letters, digits, spaces and `_ . : / = + - @`.
+fn check_label(label: &str) -> Result<(), Error> {
+    let ok = (1..=256).contains(&label.chars().count())
+        && label
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(
+            "--label",
+            "1 to 256 letters, digits, spaces and _ . : / = + - @ (it is stored as a tag value)",
+        ))
+    }
+}
+
+/// Share looks (each also shares the schedule's other unshared snapshots, as the next run
+/// would) until `id` is shared with every destination account, or the run's deadline.
+async fn wait_until_shared(ctx: &AwsContext, run: &SourceRun, id: &str) -> Result<bool, Error> {
+    use snapcourier_core::events::Look;
+    let started = Timestamp::now();
+    let mut look = Look::first(started);
+    let wanted: std::collections::BTreeSet<String> =
+        run.destination_accounts.iter().cloned().collect();
+    loop {
+        let pass = snapcourier_aws::steps::share(ctx, run, &look, Timestamp::now()).await?;
+        look.looks_before += 1;
+        let now_shared =
+            snapcourier_aws::adapter::shared_with(ctx, run.schedule.engine, &run.source.region, id)
+                .await?;
+        if wanted.is_subset(&now_shared) {
+            return Ok(true);
+        }
+        if let Some(failure) = pass.failures.iter().find(|f| f.resource == id) {
+            return Err(Error::InvalidState {
+                resource: id.to_string(),
+                message: format!("could not be shared: {}", failure.error.message),
+            });
+        }
+        match pass.next {
+            snapcourier_core::looks::NextLook::After(seconds) => {
+                tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+            }
+            _ => return Ok(false),
+        }
     }
 }
 
@@ -357,6 +475,80 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::SnapshotNow {
+            config,
+            database,
+            schedule,
+            label,
+            keep,
+            wait,
+            profile,
+            json,
+        } => {
+            let c = load(&config)?;
+            // Every bad argument at once, before any AWS call.
+            let schedule = on_demand_schedule(&c, schedule);
+            let keep_hours = keep_hours(&keep);
+            let label_ok = label.as_deref().map_or(Ok(()), check_label);
+            let problems: Vec<snapcourier_core::error::FieldProblem> = [
+                schedule.as_ref().err(),
+                keep_hours.as_ref().err(),
+                label_ok.as_ref().err(),
+            ]
+            .into_iter()
+            .flatten()
+            .flat_map(|e| e.problems().to_vec())
+            .collect();
+            if !problems.is_empty() {
+                return Err(Error::ConfigInvalid { problems });
+            }
+            let (schedule, keep_hours) = (schedule?, keep_hours?);
+            let run = SourceRun::from_config(&c, &schedule)?;
+            let options = ClientOptions {
+                max_attempts: c.settings.max_attempts,
+                ..ClientOptions::default()
+            };
+            let ctx = AwsContext::from_env(profile.as_deref(), options).await;
+            let snapshot = snapcourier_aws::steps::snapshot_now(
+                &ctx,
+                &run,
+                &database,
+                keep_hours,
+                label.as_deref(),
+                Timestamp::now(),
+            )
+            .await?;
+            let mut shared = false;
+            if wait {
+                shared = wait_until_shared(&ctx, &run, &snapshot.id).await?;
+            }
+            let keep_until = snapshot.on_demand().map(|od| od.keep_until());
+            if json {
+                let text = serde_json::to_string_pretty(&serde_json::json!({
+                    "snapshot_id": snapshot.id,
+                    "arn": snapshot.arn,
+                    "database": database,
+                    "schedule": schedule,
+                    "label": label,
+                    "keep_until": keep_until.map(|t| t.to_string()),
+                    "shared": shared,
+                }))
+                .map_err(|e| Error::config("", e.to_string()))?;
+                println!("{text}");
+            } else {
+                println!(
+                    "on-demand snapshot {} of {database} (schedule {schedule}): {}; kept until {}",
+                    snapshot.id,
+                    if shared {
+                        "available and shared with every destination account; the destinations' next runs copy it"
+                    } else {
+                        "started; the source's next run shares it and the destinations' copy it"
+                    },
+                    keep_until.map_or_else(|| "?".to_string(), |t| t.to_string()),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Report {
             config,

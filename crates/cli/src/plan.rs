@@ -11,7 +11,7 @@ use snapcourier_aws::withhold::{WITHHELD, Withheld};
 use snapcourier_aws::{AwsContext, steps};
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{DestinationRun, ItemFailure, Look, SkippedResource, SourceRun};
-use snapcourier_core::naming::schedule_prefix;
+use snapcourier_core::naming::{parse_on_demand, schedule_prefix};
 use snapcourier_core::plan::PendingCopy;
 use snapcourier_core::retention::RetentionCandidate;
 use snapcourier_core::{Engine, Error};
@@ -157,6 +157,8 @@ pub async fn plan_source(
         // Redshift copies each new snapshot to the other region itself.
         regions.extend(run.redshift_copy_region().map(str::to_string));
     }
+    // On-demand snapshots are kept for their own time: no policy counts them.
+    new.retain(|(_, id)| parse_on_demand(id).is_none());
     let assumed: Vec<Assumed> = regions
         .iter()
         .flat_map(|region| {
@@ -230,7 +232,10 @@ pub async fn plan_destination(
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let mut assumed = Vec::new();
-    for share in shares.iter().filter(|s| due.contains(&s.id)) {
+    for share in shares
+        .iter()
+        .filter(|s| due.contains(&s.id) && s.on_demand().is_none())
+    {
         for r in &run.destination.regions {
             assumed.push(Assumed {
                 region: r.region.clone(),

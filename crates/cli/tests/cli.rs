@@ -270,3 +270,77 @@ fn the_cdk_schema_copy_is_what_schema_prints() {
         "cdk/config.schema.json differs from `snapcourier schema`: run `make cdk-schema` and commit it"
     );
 }
+
+#[test]
+fn snapshot_now_refuses_bad_arguments_before_any_aws_call() {
+    // No emulator and no credentials: a refusal must come before any call.
+    for (args, field) in [
+        (vec!["--keep", "30m"], "--keep"),
+        (vec!["--keep", "forever"], "--keep"),
+        (vec!["--label", "semi;colon"], "--label"),
+        (vec!["--schedule", "nope"], "schedule"),
+    ] {
+        let mut all = vec!["snapshot-now", "-c", EXAMPLE, "--database", "orders-db"];
+        all.extend(args.iter().copied());
+        let out = snapcourier(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("ConfigInvalid") && err.contains(field),
+            "{args:?}: {err}"
+        );
+    }
+    // Two Aurora/RDS schedules in the example: which one must be said.
+    let out = snapcourier(&["snapshot-now", "-c", EXAMPLE, "--database", "orders-db"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--schedule"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn snapshot_now_takes_and_shares_one_database_through_the_binary() {
+    let emu = Emulator::start(Seed::Demo);
+    let out = Command::new(env!("CARGO_BIN_EXE_snapcourier"))
+        .args([
+            "snapshot-now",
+            "-c",
+            EXAMPLE,
+            "--profile",
+            "snapcourier-source",
+            "--database",
+            "orders-db",
+            "--schedule",
+            "aurora-daily",
+            "--label",
+            "before v2.3 deploy",
+            "--keep",
+            "2d",
+            "--wait",
+            "--json",
+        ])
+        .env("AWS_CONFIG_FILE", &emu.state.aws_config_file)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            &emu.state.aws_credentials_file,
+        )
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["shared"], true, "{printed}");
+    assert_eq!(printed["label"], "before v2.3 deploy");
+    let id = printed["snapshot_id"].as_str().unwrap();
+    assert!(
+        id.starts_with("sc-demo-auroradaily-orders-db-od-") && id.ends_with("-k48"),
+        "{id}"
+    );
+}

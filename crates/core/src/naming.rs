@@ -64,6 +64,66 @@ pub fn snapshot_id(
     }
 }
 
+/// An on-demand snapshot's id (`snapcourier snapshot-now`): taken outside the interval, so it
+/// names the second it was taken, and how many hours it is kept, where the destination can
+/// read them (a shared snapshot's tags are not visible to the account it is shared with):
+/// `<prefix><resource>-od-<YYYYMMDD>-<HHMMSS>-k<hours>`, or for a resource id that is not
+/// canonical `<prefix><sanitised>-od-<YYYYMMDD>-<HHMMSS>-k<hours>-<hash>`. A slot id ends with
+/// `-<YYYYMMDD>-<HHMM>` or a hash after it, never with `-k<hours>`, and its time part has four
+/// digits, not six, so the families never collide.
+pub fn on_demand_id(
+    namespace: &str,
+    schedule: &str,
+    resource_id: &str,
+    taken_at: Timestamp,
+    keep_hours: u32,
+) -> String {
+    let at = taken_at.strftime("%Y%m%d-%H%M%S");
+    let prefix = schedule_prefix(namespace, schedule);
+    if is_canonical(resource_id) {
+        format!("{prefix}{resource_id}-od-{at}-k{keep_hours}")
+    } else {
+        format!(
+            "{prefix}{}-od-{at}-k{keep_hours}-{:016x}",
+            sanitise(resource_id),
+            stable_hash(resource_id.as_bytes())
+        )
+    }
+}
+
+/// What an on-demand id says: when it was taken and for how long it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnDemand {
+    pub taken_at: Timestamp,
+    pub keep_hours: u32,
+}
+
+impl OnDemand {
+    /// When snapcourier expires it (at a destination, never before the vault's floor).
+    pub fn keep_until(&self) -> Timestamp {
+        // At most 999,999 hours (six digits in the id): always within jiff's range.
+        self.taken_at
+            .checked_add(jiff::SignedDuration::from_hours(i64::from(self.keep_hours)))
+            .unwrap_or(Timestamp::MAX)
+    }
+}
+
+static ON_DEMAND: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"-od-(\d{8}-\d{6})-k(\d{1,6})(?:-[0-9a-f]{16})?$").ok()
+});
+
+/// The on-demand part of an id, if it is an on-demand snapshot's.
+pub fn parse_on_demand(id: &str) -> Option<OnDemand> {
+    let caps = ON_DEMAND.as_ref()?.captures(id)?;
+    let at = jiff::civil::DateTime::strptime("%Y%m%d-%H%M%S", caps.get(1)?.as_str()).ok()?;
+    let taken_at = at.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    let keep_hours = caps.get(2)?.as_str().parse().ok()?;
+    Some(OnDemand {
+        taken_at,
+        keep_hours,
+    })
+}
+
 /// Whether an id satisfies the identifier rules shared by every engine.
 pub fn is_valid_snapshot_id(id: &str) -> bool {
     !id.is_empty()
@@ -168,6 +228,26 @@ mod tests {
         assert_ne!(hourly, snapshot_id("prod", "daily", "orders-db", t));
         assert!(hourly.starts_with(&schedule_prefix("prod", "hourly")));
         assert!(!hourly.starts_with(&schedule_prefix("prod", "daily")));
+    }
+
+    #[test]
+    fn on_demand_ids_carry_their_time_and_keep_and_never_look_like_slot_ids() {
+        let at: Timestamp = "2026-12-01T14:03:27Z".parse().unwrap();
+        let id = on_demand_id("prod", "aurora-daily", "orders-db", at, 168);
+        assert_eq!(id, "sc-prod-auroradaily-orders-db-od-20261201-140327-k168");
+        assert!(is_valid_snapshot_id(&id));
+        let od = parse_on_demand(&id).unwrap();
+        assert_eq!(od.taken_at, at);
+        assert_eq!(od.keep_hours, 168);
+        assert_eq!(od.keep_until(), "2026-12-08T14:03:27Z".parse().unwrap());
+        let awkward = on_demand_id("prod", "aurora-daily", "Orders_DB", at, 2);
+        assert!(is_valid_snapshot_id(&awkward), "{awkward}");
+        assert_eq!(parse_on_demand(&awkward).unwrap().keep_hours, 2);
+        // Slot ids, even of a database named like an on-demand suffix, are not on-demand.
+        let slot = snapshot_id("prod", "aurora-daily", "orders-db", at);
+        assert!(parse_on_demand(&slot).is_none(), "{slot}");
+        let tricky = snapshot_id("prod", "aurora-daily", "x-od-20261201-140327-k1", at);
+        assert!(parse_on_demand(&tricky).is_none(), "{tricky}");
     }
 
     #[test]

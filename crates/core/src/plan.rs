@@ -43,9 +43,11 @@ pub fn plan_take(
     now: Timestamp,
 ) -> TakePlan {
     let interval = run.schedule.interval.as_signed();
+    // On-demand snapshots do not fill an interval slot.
     let ours: Vec<&SnapshotRecord> = snapshots
         .iter()
         .filter(|s| s.is_ours(&run.namespace, &run.schedule.name, Stage::Source))
+        .filter(|s| s.on_demand().is_none())
         .collect();
     let mut plan = TakePlan::default();
     for r in resources {
@@ -225,6 +227,31 @@ pub fn real_share_problem(run: &DestinationRun, share: &SnapshotRecord) -> Optio
     let Some(created) = share.created else {
         return Some("AWS reports no creation time for it".into());
     };
+    // An on-demand snapshot names the second it was taken: AWS stamps its creation right
+    // after (within the grace), and its id is its database's.
+    if let Some(od) = share.on_demand() {
+        let expected = crate::naming::on_demand_id(
+            &run.namespace,
+            &run.schedule.name,
+            &share.resource_id,
+            od.taken_at,
+            od.keep_hours,
+        );
+        let in_time = created >= od.taken_at && created <= od.taken_at + SLOT_GRACE;
+        if share.id == expected && in_time {
+            return None;
+        }
+        return Some(format!(
+            "it is named as an on-demand snapshot of {} taken at {}, but {}: snapcourier's snapshot-now never makes such a snapshot; someone who can share from the source account made it. Investigate, then delete it in the source account",
+            share.resource_id,
+            od.taken_at,
+            if share.id == expected {
+                format!("AWS says it was created at {created}")
+            } else {
+                format!("its id is not that database's (that would be {expected})")
+            }
+        ));
+    }
     let id_for = |at: Timestamp| {
         crate::naming::snapshot_id(
             &run.namespace,
@@ -473,7 +500,7 @@ pub fn plan_copy_pass(
     let mut pool: BTreeMap<&str, RetentionCandidate> = BTreeMap::new();
     for (_, copies) in &finals {
         for c in copies.values() {
-            if c.stage() != Some(Stage::Destination) {
+            if c.stage() != Some(Stage::Destination) || c.on_demand().is_some() {
                 continue;
             }
             if let Some(created) = c.captured_at() {
@@ -487,7 +514,10 @@ pub fn plan_copy_pass(
             }
         }
     }
-    for item in &copy_ins {
+    for item in copy_ins
+        .iter()
+        .filter(|i| crate::naming::parse_on_demand(i.id).is_none())
+    {
         pool.insert(
             item.id,
             RetentionCandidate {
@@ -626,6 +656,37 @@ pub fn finished_intermediates(
 }
 
 /// Retention candidates: every owned snapshot of this schedule and stage, by capture time.
+/// Owned on-demand snapshots (or copies) of the schedule whose keep has ended, with the
+/// time it ended. At a destination, `floor_days` (the vault's floor) keeps each at least that
+/// long after its recovery point, whatever keep its id names.
+pub fn on_demand_expired(
+    snapshots: &[SnapshotRecord],
+    namespace: &str,
+    schedule: &str,
+    stage: Stage,
+    floor_days: Option<u32>,
+    now: Timestamp,
+) -> Vec<(String, Timestamp)> {
+    snapshots
+        .iter()
+        .filter(|s| s.is_ours(namespace, schedule, stage) && s.status.is_available())
+        .filter_map(|s| {
+            let od = s.on_demand()?;
+            let until = match floor_days {
+                // A floor past the end of time keeps it forever.
+                Some(d) => s
+                    .captured_at()
+                    .unwrap_or(od.taken_at)
+                    .checked_add(SignedDuration::from_hours(24 * i64::from(d)))
+                    .ok()?
+                    .max(od.keep_until()),
+                None => od.keep_until(),
+            };
+            (now >= until).then(|| (s.id.clone(), until))
+        })
+        .collect()
+}
+
 pub fn retention_candidates(
     snapshots: &[SnapshotRecord],
     namespace: &str,
@@ -636,6 +697,8 @@ pub fn retention_candidates(
     snapshots
         .iter()
         .filter(|s| s.is_ours(namespace, schedule, stage))
+        // On-demand snapshots are kept for their own time (`on_demand_expired`).
+        .filter(|s| s.on_demand().is_none())
         .map(|s| RetentionCandidate {
             id: s.id.clone(),
             resource: s.protected_resource().to_string(),

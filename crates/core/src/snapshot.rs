@@ -106,6 +106,13 @@ impl SnapshotRecord {
 
     /// When the protected data was captured: our source-created tag (copies), else the API
     /// creation time.
+    /// Set for an on-demand snapshot (`snapcourier snapshot-now`) and its copies: when it was
+    /// taken and how long it is kept, from its id. Interval slots and retention policies
+    /// leave it alone; it is expired when its keep ends.
+    pub fn on_demand(&self) -> Option<crate::naming::OnDemand> {
+        crate::naming::parse_on_demand(&self.id)
+    }
+
     pub fn captured_at(&self) -> Option<Timestamp> {
         self.tags
             .get(tags::SOURCE_CREATED)

@@ -21,6 +21,8 @@ pub const SOURCE_CREATED: &str = "snapcourier:source-created";
 /// Progress marker on a source snapshot: the destination accounts it is shared with, so a
 /// later run knows without one call per snapshot.
 pub const SHARED_WITH: &str = "snapcourier:shared-with";
+/// On an on-demand snapshot (`snapcourier snapshot-now --label`): why it was taken.
+pub const LABEL: &str = "snapcourier:label";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

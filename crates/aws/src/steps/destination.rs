@@ -13,7 +13,7 @@ use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::NextLook;
 use snapcourier_core::plan::{
     CopyPassPlan, CopyStart, NOT_OURS, PendingCopy, WAITING_FOR_A_SLOT, copy_stage,
-    finished_intermediates, plan_copy_pass, retention_candidates,
+    finished_intermediates, on_demand_expired, plan_copy_pass, retention_candidates,
 };
 use snapcourier_core::retention::{apply_floor, plan_retention};
 use snapcourier_core::snapshot::SnapshotRecord;
@@ -360,6 +360,25 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
                 .delete
                 .into_iter()
                 .map(|id| (target.region.clone(), id, "expired")),
+        );
+        // On-demand copies go when the keep their id names ends, never before the floor.
+        plan.extend(
+            on_demand_expired(
+                snapshots,
+                &run.namespace,
+                &run.schedule.name,
+                Stage::Destination,
+                Some(floor.unwrap_or(u32::MAX)),
+                now,
+            )
+            .into_iter()
+            .map(|(id, _)| {
+                (
+                    target.region.clone(),
+                    id,
+                    "on-demand, kept as long as asked",
+                )
+            }),
         );
     }
     let (deleted, mut failures) = delete_all(api, ctx, &run.settings, plan).await;

@@ -65,6 +65,31 @@ pub async fn take(
     Ok(out)
 }
 
+/// An on-demand snapshot of one database of a schedule (`snapcourier snapshot-now`), kept
+/// `keep_hours` by both sides whatever their retention (Aurora and RDS).
+pub async fn snapshot_now(
+    ctx: &AwsContext,
+    run: &SourceRun,
+    database: &str,
+    keep_hours: u32,
+    label: Option<&str>,
+    now: Timestamp,
+) -> Result<snapcourier_core::snapshot::SnapshotRecord, Error> {
+    match run.schedule.engine {
+        Engine::Aurora => {
+            source::snapshot_now(&Aurora, ctx, run, database, keep_hours, label, now).await
+        }
+        Engine::Rds => source::snapshot_now(&Rds, ctx, run, database, keep_hours, label, now).await,
+        Engine::Redshift => Err(Error::config(
+            "--schedule",
+            format!(
+                "schedule {} is a Redshift schedule: snapshot-now takes Aurora and RDS snapshots (a Redshift cluster's manual snapshot, taken in the console, is not snapcourier's to share or expire)",
+                run.schedule.name
+            ),
+        )),
+    }
+}
+
 /// Where one owned snapshot stands after a look of the share step.
 pub(crate) enum Shared {
     /// Shared with every destination account (in this look).

@@ -5,7 +5,7 @@ use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{DeleteOutput, EVENT_VERSION, SourceItem, SourceRun, TakePass};
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::plan::{
-    missing_shares, plan_take, retention_candidates, source_coverage, to_share,
+    missing_shares, on_demand_expired, plan_take, retention_candidates, source_coverage, to_share,
 };
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
@@ -258,10 +258,24 @@ pub(super) async fn delete_source<A: SnapshotApi>(
         region,
     );
     let plan = plan_retention(&run.schedule.retention, &candidates, now);
+    // On-demand snapshots go when their keep ends, whatever the policy.
+    let on_demand = on_demand_expired(
+        &snapshots,
+        &run.namespace,
+        &run.schedule.name,
+        Stage::Source,
+        None,
+        now,
+    );
     let deletions = plan
         .delete
         .iter()
-        .map(|id| (region.to_string(), id.clone(), "expired"));
+        .map(|id| (region.to_string(), id.clone(), "expired"))
+        .chain(
+            on_demand
+                .into_iter()
+                .map(|(id, _)| (region.to_string(), id, "on-demand, kept as long as asked")),
+        );
     let (deleted, failures) = delete_all(api, ctx, &run.settings, deletions).await;
     let remaining = after_deletions(region, snapshots, &deleted);
     let coverage = source_coverage(run, &remaining, now);
@@ -276,4 +290,102 @@ pub(super) async fn delete_source<A: SnapshotApi>(
         heartbeat: Some(Heartbeat::source(run, region, &remaining, now)),
         coverage: Some(coverage),
     })
+}
+
+/// An on-demand snapshot of one covered database (`snapcourier snapshot-now`), outside the
+/// interval: its id names the second it is taken and the hours it is kept
+/// (`naming::on_demand_id`), so the source's and the destinations' retention keep it that
+/// long and no interval slot or policy counts it. Refused, before anything is created, for a
+/// database the schedule does not cover, a read replica, one that is not available, or one on
+/// the AWS managed key.
+pub(super) async fn snapshot_now<A: SnapshotApi>(
+    api: &A,
+    ctx: &AwsContext,
+    run: &SourceRun,
+    database: &str,
+    keep_hours: u32,
+    label: Option<&str>,
+    now: Timestamp,
+) -> Result<SnapshotRecord, Error> {
+    let region = run.source.region.as_str();
+    let filter = ResourceFilter::new(&run.schedule, "schedule")?;
+    let resources = api.list_resources(ctx, region).await?;
+    let Some(r) = resources.iter().find(|r| r.id == database) else {
+        return Err(Error::NotFound {
+            resource: database.to_string(),
+            message: format!(
+                "no {} named {database} in {} {region}; check --database",
+                A::ENGINE.resource_kind(),
+                run.source.account
+            ),
+        });
+    };
+    if !A::ENGINE.covers_engine_name(&r.engine) || !filter.covers(&r.id, &r.tags) {
+        return Err(Error::config(
+            "--database",
+            format!(
+                "{database} is not covered by schedule {} (its include, exclude and opt-in tag): snapcourier only snapshots the databases a schedule covers; pick the schedule that covers it with --schedule",
+                run.schedule.name
+            ),
+        ));
+    }
+    if let Some(primary) = &r.replica_of {
+        return Err(Error::config(
+            "--database",
+            format!("{database} is a read replica of {primary}: snapshot the primary"),
+        ));
+    }
+    if r.status != "available" {
+        return Err(Error::InvalidState {
+            resource: database.to_string(),
+            message: format!(
+                "status is `{}`; only an available database can be snapshotted: try again when it is",
+                r.status
+            ),
+        });
+    }
+    if let Some(key) = r.kms_key_id.as_deref()
+        && ctx.is_aws_managed_key(key).await?
+    {
+        return Err(aws_managed_key(
+            A::ENGINE.resource_kind(),
+            database,
+            key,
+            "so snapcourier takes none",
+        ));
+    }
+    let id = snapcourier_core::naming::on_demand_id(
+        &run.namespace,
+        &run.schedule.name,
+        database,
+        now,
+        keep_hours,
+    );
+    let mut tags = OwnershipTags {
+        namespace: run.namespace.clone(),
+        schedule: run.schedule.name.clone(),
+        stage: Stage::Source,
+        resource: database.to_string(),
+        source_arn: r.arn.clone(),
+        source_created: None,
+    }
+    .to_map();
+    if let Some(label) = label {
+        tags.insert(tags::LABEL.to_string(), label.to_string());
+    }
+    match api
+        .create_snapshot(ctx, region, database, &id, &tags)
+        .await?
+    {
+        Started::New(s) => Ok(*s),
+        // The same second, again (a retried command): that snapshot, if it is ours.
+        Started::AlreadyExists => match api.find_snapshot(ctx, region, &id).await? {
+            Some(s) if s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) => Ok(s),
+            _ => Err(Error::InvalidState {
+                resource: id.clone(),
+                message: "a snapshot with this id exists and is not ours; try again in a second"
+                    .into(),
+            }),
+        },
+    }
 }

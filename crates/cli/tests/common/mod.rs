@@ -1,6 +1,6 @@
 //! Shared by the run tests: an emulated world and runs of the example config in it.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

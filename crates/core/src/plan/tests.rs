@@ -534,3 +534,74 @@ fn intermediates_go_only_when_every_regional_copy_is_available() {
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].id, id);
 }
+
+#[test]
+fn an_on_demand_share_is_real_only_with_its_databases_id_and_a_creation_time_right_after_it() {
+    let run = dest_run();
+    let at = t("2026-11-21T14:03:27Z");
+    let id = crate::naming::on_demand_id("demo", "aurora-daily", "orders-db", at, 48);
+    // Created a few seconds after the second its id names: real.
+    assert_eq!(
+        real_share_problem(&run, &shared(&id, "orders-db", "2026-11-21T14:03:29Z")),
+        None
+    );
+    // Created an hour later, or before it: not snapcourier's.
+    let late = real_share_problem(&run, &shared(&id, "orders-db", "2026-11-21T15:03:29Z"));
+    assert!(late.unwrap().contains("AWS says it was created at"));
+    assert!(real_share_problem(&run, &shared(&id, "orders-db", "2026-11-21T14:03:00Z")).is_some());
+    // The id of another database.
+    let other = real_share_problem(&run, &shared(&id, "billing-db", "2026-11-21T14:03:29Z"));
+    assert!(other.unwrap().contains("not that database's"));
+}
+
+#[test]
+fn on_demand_snapshots_fill_no_slot_and_no_policy_and_expire_at_their_keep() {
+    let run = source_run();
+    let now = t("2026-11-22T12:00:00Z");
+    let taken = now - SignedDuration::from_hours(1);
+    let od = crate::naming::on_demand_id("demo", "aurora-daily", "orders-db", taken, 48);
+    let snapshots = vec![snap(
+        "111111111111",
+        &od,
+        "orders-db",
+        &taken.to_string(),
+        "available",
+        Some(Stage::Source),
+    )];
+    // Retention's policies do not see it.
+    assert!(
+        retention_candidates(&snapshots, "demo", "aurora-daily", Stage::Source, now).is_empty()
+    );
+    // Its keep: 48 hours from when it was taken.
+    assert!(
+        on_demand_expired(&snapshots, "demo", "aurora-daily", Stage::Source, None, now).is_empty()
+    );
+    let later = taken + SignedDuration::from_hours(48);
+    let expired = on_demand_expired(
+        &snapshots,
+        "demo",
+        "aurora-daily",
+        Stage::Source,
+        None,
+        later,
+    );
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].0, od);
+    // With a floor of 35 days, not before then.
+    assert!(
+        on_demand_expired(
+            &snapshots,
+            "demo",
+            "aurora-daily",
+            Stage::Source,
+            Some(35),
+            later
+        )
+        .is_empty()
+    );
+    // And the take still snapshots orders-db in this slot.
+    let resources = vec![cluster("orders-db", "aurora-postgresql", "available")];
+    let filter = ResourceFilter::new(&run.schedule, "schedule").unwrap();
+    let plan = plan_take(&run, Engine::Aurora, &filter, &resources, &snapshots, now);
+    assert_eq!(plan.create.len(), 1, "{plan:?}");
+}
