@@ -41,11 +41,25 @@ echo
 echo "== snapcourier validate"
 "$bin" validate -c "$config"
 echo
+echo "== snapcourier plan: what the source run will do (nothing is changed)"
+"$bin" plan --side source -c "$config" --profile snapcourier-source --schedule aurora-daily
+echo
 echo "== source account 111111111111: take, share, expire"
 "$bin" run --side source -c "$config" --profile snapcourier-source
 echo
 echo "== destination account 222222222222: copy in, copy to eu-west-1, clean up, expire"
 "$bin" run --side destination -c "$config" --profile snapcourier-destination
+echo
+echo "== an on-demand snapshot before a deploy, shared at once, kept 2 days on both sides"
+"$bin" snapshot-now -c "$config" --profile snapcourier-source --schedule aurora-daily \
+  --database orders-db --label "before deploy 42" --keep 2d --wait
+echo
+echo "== the destination copies it with its next run"
+"$bin" run --side destination -c "$config" --profile snapcourier-destination | grep -E "run of schedule|AWS calls"
+echo
+echo "== coverage: every covered database, its newest snapshot and copies, against its RPO"
+"$bin" report --coverage -c "$config" --profile snapcourier-source \
+  --destination-profile snapcourier-destination || echo "(not every database is ok: exit 1)"
 echo
 echo "== what snapcourier owns now"
 "$bin" report --side source -c "$config" --profile snapcourier-source

@@ -665,6 +665,13 @@ class ControlTest(EmulatorTest):
         self.assertEqual(got["SnapshotCreateTime"], datetime(2025, 6, 1, 12, tzinfo=timezone.utc))
         self.assertEqual(got["TagList"], [{"Key": "a", "Value": "b"}])
         self.assertNotIn("gone-db", [c["DBClusterIdentifier"] for c in self.dst.describe_db_clusters()["DBClusters"]])
+        # A failed snapshot stays listed as failed.
+        control("/snapcourier/snapshots", {
+            "account": DEST, "region": "us-east-1", "kind": "cluster", "id": "inserted-failed",
+            "resource_id": "gone-db", "created": "2025-06-02T12:00:00Z", "status": "failed",
+        })
+        self.assertEqual(cluster_snapshot(self.dst, "inserted-failed")["Status"], "failed")
+        self.dst.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="inserted-failed")
 
     def test_bulk_insert_is_all_or_nothing(self) -> None:
         status, message = control_error("/snapcourier/snapshots", [

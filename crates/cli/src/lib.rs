@@ -2,6 +2,7 @@
 //! that tests drive exactly what the binary drives.
 
 pub mod capacity;
+pub mod coverage_report;
 pub mod inputs;
 pub mod output;
 pub mod plan;

@@ -114,16 +114,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the snapshots this deployment owns in one side's account, per region.
+    /// List the snapshots this deployment owns in one side's account, per region; or, with
+    /// --coverage, one row per covered database across both sides.
     Report {
         #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
         config: PathBuf,
-        #[arg(long, value_enum)]
-        side: Side,
+        /// The side to list (not with --coverage, which reads both).
+        #[arg(long, value_enum, required_unless_present = "coverage")]
+        side: Option<Side>,
         #[arg(long)]
         destination: Option<String>,
+        /// The profile of the side listed; with --coverage, of the source account.
         #[arg(long, env = "AWS_PROFILE")]
         profile: Option<String>,
+        /// Per covered database: newest source snapshot, shared or not, newest copy in every
+        /// destination region, their ages against the RPO, and a status. Exit 1 unless every
+        /// database is ok.
+        #[arg(long)]
+        coverage: bool,
+        /// With --coverage: the destination accounts' profile (each destination of the config,
+        /// or the one --destination names).
+        #[arg(long)]
+        destination_profile: Option<String>,
+        /// With --coverage: print JSON.
+        #[arg(long)]
+        json: bool,
+        /// With --coverage: also write the report as Markdown to this file, for auditors.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
     },
 }
 
@@ -280,6 +298,62 @@ async fn wait_until_shared(ctx: &AwsContext, run: &SourceRun, id: &str) -> Resul
             _ => return Ok(false),
         }
     }
+}
+
+/// `report --coverage`: both sides, every schedule with copies (Aurora, RDS).
+async fn coverage_report(
+    c: &Config,
+    destination: Option<String>,
+    profile: Option<String>,
+    destination_profile: Option<String>,
+    json: bool,
+    markdown: Option<PathBuf>,
+) -> Result<ExitCode, Error> {
+    use snapcourier_cli::coverage_report::{
+        CoverageReport, destination_view, schedule_rows, source_view,
+    };
+    let source_ctx = AwsContext::from_env(profile.as_deref(), ClientOptions::default()).await;
+    let destination_ctx =
+        AwsContext::from_env(destination_profile.as_deref(), ClientOptions::default()).await;
+    let accounts: Vec<String> = match destination {
+        Some(account) => vec![c.destination(&account)?.account.clone()],
+        None => c.destinations.iter().map(|d| d.account.clone()).collect(),
+    };
+    let mut destinations = Vec::new();
+    for account in &accounts {
+        destinations.push(destination_view(&destination_ctx, c, account).await?);
+    }
+    let now = Timestamp::now();
+    let mut rows = Vec::new();
+    for schedule in c
+        .schedules
+        .iter()
+        .filter(|s| s.engine.copies_into_destination())
+    {
+        let source = source_view(&source_ctx, c, schedule).await?;
+        rows.extend(schedule_rows(c, schedule, &source, &destinations, now));
+    }
+    let report = CoverageReport::from_rows(rows, now);
+    if let Some(path) = &markdown {
+        std::fs::write(path, report.markdown(&c.namespace)).map_err(|e| {
+            Error::config(
+                "--markdown",
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
+    }
+    if json {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Error::config("", e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", snapcourier_cli::output::render_coverage(&report));
+    }
+    Ok(if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn destination_regions(config: &Config, account: &str) -> Result<Vec<String>, Error> {
@@ -555,8 +629,26 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             side,
             destination,
             profile,
+            coverage,
+            destination_profile,
+            json,
+            markdown,
         } => {
             let c = load(&config)?;
+            if coverage {
+                return coverage_report(
+                    &c,
+                    destination,
+                    profile,
+                    destination_profile,
+                    json,
+                    markdown,
+                )
+                .await;
+            }
+            let Some(side) = side else {
+                return Err(Error::config("--side", "name the side to list"));
+            };
             let engines: std::collections::BTreeSet<Engine> =
                 c.schedules.iter().map(|s| s.engine).collect();
             let (account, regions) = match side {

@@ -188,6 +188,56 @@ pub fn render_capacity(c: &crate::capacity::Capacity) -> String {
     out
 }
 
+/// The coverage report as a table, then its summary line.
+pub fn render_coverage(r: &crate::coverage_report::CoverageReport) -> String {
+    use crate::coverage_report::age;
+    let regions: Vec<String> = r
+        .rows
+        .first()
+        .map(|row| row.copies.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut header: Vec<String> = ["schedule", "database", "RPO", "newest source", "shared"]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    header.extend(regions.iter().map(|r| format!("copy {r}")));
+    header.extend(["last drill".to_string(), "status".to_string()]);
+    let refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = table(&refs);
+    for row in &r.rows {
+        let mut cells = vec![
+            row.schedule.clone(),
+            row.database.clone(),
+            age(row.rpo_seconds),
+            row.newest_source.as_ref().map_or("none".into(), |p| {
+                format!("{} ({} old)", p.snapshot_id, age(p.age_seconds))
+            }),
+            if row.shared {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ];
+        for region in &regions {
+            cells.push(match row.copies.get(region) {
+                Some(Some(p)) => format!("{} old", age(p.age_seconds)),
+                _ => "none".into(),
+            });
+        }
+        cells.push(row.last_drill.clone().unwrap_or_else(|| "none yet".into()));
+        cells.push(row.status.as_str().to_uppercase());
+        t.add_row(cells);
+    }
+    format!(
+        "{t}\n{} database(s): {} ok, {} late, {} missing, {} failing\n",
+        r.rows.len(),
+        r.ok,
+        r.late,
+        r.missing,
+        r.failing
+    )
+}
+
 /// The end-of-run summary: items, skips, deletions, failures, and the AWS calls it cost.
 pub fn render_report(r: &RunReport) -> String {
     let mut out = format!("{} run of schedule {}\n", r.side, r.schedule);

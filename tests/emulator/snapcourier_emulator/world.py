@@ -235,8 +235,8 @@ def insert_snapshot(spec: dict[str, Any]) -> str:
     if not isinstance(ident, str) or not ident:
         raise InsertError("id is required")
     status = spec.get("status", "available")
-    if status not in ("available", "creating"):
-        raise InsertError('status must be "available" or "creating"')
+    if status not in ("available", "creating", "failed"):
+        raise InsertError('status must be "available", "creating" or "failed"')
     reads = spec.get("creating_reads")
     if reads is not None and (not isinstance(reads, int) or reads < 0):
         raise InsertError("creating_reads must be an integer >= 0")
@@ -275,6 +275,9 @@ def insert_snapshot(spec: dict[str, Any]) -> str:
     snapshot.attributes["restore"] = list(dict.fromkeys(shared_with))
     if status == "creating":
         mark_creating(snapshot, reads)
+    elif status == "failed":
+        # A snapshot AWS could not complete (it stays listed, `failed`, until deleted).
+        snapshot.status = "failed"
     store[ident] = snapshot
     return snapshot.arn
 

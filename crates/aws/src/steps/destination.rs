@@ -178,7 +178,9 @@ async fn start_copies<A: SnapshotApi>(
                 out.waiting.push(p);
             }
             Err(e) => {
-                tracing::error!(snapshot = %c.snapshot_id, region = %c.region, error = %e, "copy failed to start");
+                if !e.to_string().contains(crate::withhold::WITHHELD) {
+                    tracing::error!(snapshot = %c.snapshot_id, region = %c.region, error = %e, "copy failed to start");
+                }
                 let stage = copy_stage(&c.region, &run.source.region);
                 out.failures.push(failure(&c.resource_id, stage, &e));
             }

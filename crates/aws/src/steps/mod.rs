@@ -382,6 +382,11 @@ where
 /// logs all of them.
 fn log_failures(failures: &[ItemFailure]) {
     for f in failures {
+        // A call a plan withheld is what the plan reports, not a failure.
+        if f.error.message.contains(crate::withhold::WITHHELD) {
+            tracing::debug!(resource = %f.resource, stage = %f.stage, "call withheld by the plan");
+            continue;
+        }
         tracing::error!(resource = %f.resource, stage = %f.stage, error_type = %f.error.error_type, message = %f.error.message, "item failed");
     }
 }
