@@ -110,6 +110,13 @@ pub fn schedule_rows(
     destinations: &[DestinationView],
     now: Timestamp,
 ) -> Vec<Row> {
+    // Redshift's copies are the source account's own, in each region, shared with the
+    // destinations (`redshift_destination_views`); the others are the destinations' copies.
+    let copy_stage = if schedule.engine.copies_into_destination() {
+        Stage::Destination
+    } else {
+        Stage::Source
+    };
     let interval = schedule.interval.as_signed();
     let threshold = interval * 2;
     let accounts: BTreeSet<String> = config
@@ -148,7 +155,7 @@ pub fn schedule_rows(
                         newest(list.iter().filter(|s| {
                             s.protected_resource() == database
                                 && s.status.is_available()
-                                && s.is_ours(&config.namespace, &schedule.name, Stage::Destination)
+                                && s.is_ours(&config.namespace, &schedule.name, copy_stage)
                         }))
                     });
                     copies.insert(
@@ -257,8 +264,7 @@ pub fn age(seconds: i64) -> String {
     }
 }
 
-/// What the source account holds for a schedule (Aurora and RDS; a Redshift schedule's
-/// databases and snapshots come from its own listing, in the source region).
+/// What the source account holds for a schedule.
 pub async fn source_view(
     ctx: &AwsContext,
     config: &Config,
@@ -266,8 +272,17 @@ pub async fn source_view(
 ) -> Result<SourceView, Error> {
     let region = config.source.region.as_str();
     let filter = ResourceFilter::new(schedule, "schedule")?;
-    let databases = list_resources(ctx, schedule.engine, region)
-        .await?
+    let resources = match schedule.engine {
+        Engine::Redshift => {
+            snapcourier_aws::redshift::list_clusters(ctx, region, &config.source.account)
+                .await?
+                .into_iter()
+                .map(|c| c.record)
+                .collect()
+        }
+        engine => list_resources(ctx, engine, region).await?,
+    };
+    let databases = resources
         .into_iter()
         .filter(|r| {
             schedule.engine.covers_engine_name(&r.engine)
@@ -317,4 +332,45 @@ pub async fn destination_view(
         account: account.to_string(),
         copies,
     })
+}
+
+/// A Redshift schedule's "copies": the source account's snapshots of the schedule in each
+/// destination region (Redshift copies them across regions itself), as each destination
+/// account sees them, that is those it may restore.
+pub async fn redshift_destination_views(
+    ctx: &AwsContext,
+    config: &Config,
+    schedule: &Schedule,
+    accounts: &[String],
+) -> Result<Vec<DestinationView>, Error> {
+    let mut by_region = BTreeMap::new();
+    for region in config.destination_regions() {
+        let listed = snapcourier_aws::redshift::list_snapshots(ctx, &region, None)
+            .await?
+            .into_iter()
+            .filter(|s| s.is_ours(&config.namespace, &schedule.name, Stage::Source))
+            .collect::<Vec<_>>();
+        by_region.insert(region, listed);
+    }
+    Ok(accounts
+        .iter()
+        .map(|account| DestinationView {
+            account: account.clone(),
+            copies: by_region
+                .iter()
+                .map(|(region, list)| {
+                    let visible = list
+                        .iter()
+                        .filter(|s| {
+                            s.restore_accounts
+                                .as_ref()
+                                .is_some_and(|a| a.contains(account))
+                        })
+                        .cloned()
+                        .collect();
+                    (region.clone(), visible)
+                })
+                .collect(),
+        })
+        .collect())
 }

@@ -300,7 +300,8 @@ async fn wait_until_shared(ctx: &AwsContext, run: &SourceRun, id: &str) -> Resul
     }
 }
 
-/// `report --coverage`: both sides, every schedule with copies (Aurora, RDS).
+/// `report --coverage`: both sides, every schedule (Redshift's copies are read from the
+/// source account, where they are).
 async fn coverage_report(
     c: &Config,
     destination: Option<String>,
@@ -310,7 +311,7 @@ async fn coverage_report(
     markdown: Option<PathBuf>,
 ) -> Result<ExitCode, Error> {
     use snapcourier_cli::coverage_report::{
-        CoverageReport, destination_view, schedule_rows, source_view,
+        CoverageReport, destination_view, redshift_destination_views, schedule_rows, source_view,
     };
     let source_ctx = AwsContext::from_env(profile.as_deref(), ClientOptions::default()).await;
     let destination_ctx =
@@ -325,13 +326,14 @@ async fn coverage_report(
     }
     let now = Timestamp::now();
     let mut rows = Vec::new();
-    for schedule in c
-        .schedules
-        .iter()
-        .filter(|s| s.engine.copies_into_destination())
-    {
+    for schedule in &c.schedules {
         let source = source_view(&source_ctx, c, schedule).await?;
-        rows.extend(schedule_rows(c, schedule, &source, &destinations, now));
+        if schedule.engine.copies_into_destination() {
+            rows.extend(schedule_rows(c, schedule, &source, &destinations, now));
+        } else {
+            let views = redshift_destination_views(&source_ctx, c, schedule, &accounts).await?;
+            rows.extend(schedule_rows(c, schedule, &source, &views, now));
+        }
     }
     let report = CoverageReport::from_rows(rows, now);
     if let Some(path) = &markdown {

@@ -9,7 +9,8 @@ use std::process::Command;
 use common::*;
 use jiff::{SignedDuration, Timestamp};
 use snapcourier_cli::coverage_report::{
-    CoverageReport, Status, destination_view, schedule_rows, source_view,
+    CoverageReport, Status, destination_view, redshift_destination_views, schedule_rows,
+    source_view,
 };
 
 async fn report(emu: &Emulator, c: &snapcourier_core::Config, now: Timestamp) -> CoverageReport {
@@ -21,13 +22,18 @@ async fn report(emu: &Emulator, c: &snapcourier_core::Config, now: Timestamp) ->
             .unwrap(),
     ];
     let mut rows = Vec::new();
-    for s in c
-        .schedules
-        .iter()
-        .filter(|s| s.engine.copies_into_destination())
-    {
+    for s in &c.schedules {
         let source = source_view(&src, c, s).await.unwrap();
-        rows.extend(schedule_rows(c, s, &source, &destinations, now));
+        if s.engine.copies_into_destination() {
+            rows.extend(schedule_rows(c, s, &source, &destinations, now));
+        } else {
+            // Redshift: the source account's snapshots in each region, shared with the vault.
+            let accounts = [DESTINATION_ACCOUNT.to_string()];
+            let views = redshift_destination_views(&src, c, s, &accounts)
+                .await
+                .unwrap();
+            rows.extend(schedule_rows(c, s, &source, &views, now));
+        }
     }
     CoverageReport::from_rows(rows, now)
 }
@@ -44,8 +50,8 @@ fn status_of(r: &CoverageReport, database: &str) -> Status {
 async fn every_covered_database_has_a_row_from_missing_to_ok_late_and_failing() {
     let emu = Emulator::start(Seed::Demo);
     let c = config();
-    // Before any run: the five covered Aurora and RDS databases, all missing (not the
-    // excluded scratch-tmp, not the read replica).
+    // Before any run: the seven covered Aurora, RDS and Redshift databases, all missing (not
+    // the excluded scratch-tmp, not the read replica).
     let before = report(&emu, &c, Timestamp::now()).await;
     let databases: Vec<&str> = before.rows.iter().map(|r| r.database.as_str()).collect();
     assert_eq!(
@@ -55,20 +61,22 @@ async fn every_covered_database_has_a_row_from_missing_to_ok_late_and_failing() 
             "billing-db",
             "orders-db",
             "billing-pg",
-            "orders-mysql"
+            "orders-mysql",
+            "warehouse-main",
+            "warehouse-raw"
         ],
         "{before:?}"
     );
-    assert_eq!(before.missing, 5, "{before:?}");
+    assert_eq!(before.missing, 7, "{before:?}");
     assert!(!before.all_ok());
 
     // Both sides run every schedule: every row is ok, with a copy in the vault region.
-    for schedule in ["aurora-daily", "rds-daily"] {
+    for schedule in ["aurora-daily", "rds-daily", "warehouse-daily"] {
         run_schedule(&emu, &c, schedule).await;
     }
     let now = Timestamp::now();
     let after = report(&emu, &c, now).await;
-    assert_eq!(after.ok, 5, "{after:?}");
+    assert_eq!(after.ok, 7, "{after:?}");
     assert!(after.all_ok());
     let orders = after
         .rows
@@ -86,7 +94,7 @@ async fn every_covered_database_has_a_row_from_missing_to_ok_late_and_failing() 
 
     // Three days on with no run (daily RPO, threshold two days): late.
     let later = report(&emu, &c, now + SignedDuration::from_hours(72)).await;
-    assert_eq!(later.late, 5, "{later:?}");
+    assert_eq!(later.late, 7, "{later:?}");
 
     // A newer snapshot of billing-db that failed in AWS: failing.
     let mut failed = owned_snapshot(
@@ -107,7 +115,7 @@ async fn every_covered_database_has_a_row_from_missing_to_ok_late_and_failing() 
     // Auditors' Markdown: a summary and one row per database.
     let md = failing.markdown("demo");
     assert!(
-        md.contains("5 database(s): 4 ok, 0 late, 0 missing, 1 failing"),
+        md.contains("7 database(s): 6 ok, 0 late, 0 missing, 1 failing"),
         "{md}"
     );
     assert_eq!(
@@ -160,7 +168,7 @@ fn the_binary_reports_coverage_as_json_and_markdown_and_exits_1_unless_all_ok() 
         String::from_utf8_lossy(&out.stderr)
     );
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(printed["missing"], 5, "{printed}");
+    assert_eq!(printed["missing"], 7, "{printed}");
     assert!(
         std::fs::read_to_string(&md)
             .unwrap()
