@@ -47,7 +47,7 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
 import type { Construct } from "constructs";
 import { type Config, partitionOf, type ScheduledInput, type VaultInputs } from "./config";
-import { addTamperingRules, copyKeyGuardStatement } from "./vault";
+import { addTamperingRules, copyKeyGuardStatement, namedKeyArns } from "./vault";
 import type { Rule } from "aws-cdk-lib/aws-events";
 import { type Engine, type Scope, type Step, NAMESPACE_TAG, statementsFor } from "./permissions";
 
@@ -644,14 +644,10 @@ export function destinationKey(scope: Construct, id: string, namespace: string, 
 
 /** Ids of the keys (not aliases) the config names for one destination account in one region. */
 function namedKeyIds(config: Config, account: string, region: string): string[] {
-  const d = config.destinations.find((x) => x.account === account);
-  if (!d) return [];
-  const inRegion = (k: string | null | undefined): k is string =>
-    typeof k === "string" && /:key\//.test(k) && k.split(":")[3] === region;
-  return [
-    ...(region === config.source.region && inRegion(d.copy_in_kms_key) ? [d.copy_in_kms_key] : []),
-    ...d.regions.filter((r) => r.region === region).map((r) => r.kms_key).filter(inRegion),
-  ].map((arn) => arn.split("/").pop() ?? arn);
+  // Validation puts each key in the region it serves (the copy-in key in the source region).
+  return namedKeyArns(config, account)
+    .filter((arn) => arn.split(":")[3] === region)
+    .map((arn) => arn.split("/").pop() ?? arn);
 }
 
 export interface DestinationRegionStackProps extends StackProps {

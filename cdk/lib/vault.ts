@@ -123,8 +123,8 @@ export function copyKeyGuardStatement(partition: string, account: string, vault:
   });
 }
 
-/** Key ARNs (not aliases) the config names for a destination account. */
-function namedKeyArns(config: Config, account?: string): string[] {
+/** Key ARNs (not aliases) the config names for one destination account, or for all. */
+export function namedKeyArns(config: Config, account?: string): string[] {
   return config.destinations
     .filter((d) => account === undefined || d.account === account)
     .flatMap((d) => [d.copy_in_kms_key, ...d.regions.map((r) => r.kms_key)])

@@ -197,6 +197,34 @@ fn load(path: &PathBuf) -> Result<Config, Error> {
     Config::parse(&text)
 }
 
+/// The schedule named, or every schedule.
+fn schedule_names(config: &Config, wanted: Option<String>) -> Result<Vec<String>, Error> {
+    Ok(match wanted {
+        Some(name) => vec![config.schedule(&name)?.name.clone()],
+        None => config.schedules.iter().map(|s| s.name.clone()).collect(),
+    })
+}
+
+/// The destination account a command acts as; `None` on the source side.
+fn side_account(
+    config: &Config,
+    side: Side,
+    wanted: Option<String>,
+) -> Result<Option<String>, Error> {
+    match side {
+        Side::Source => Ok(None),
+        Side::Destination => destination_account(config, wanted).map(Some),
+    }
+}
+
+/// The SDK retries the config asks for.
+fn client_options(config: &Config) -> ClientOptions {
+    ClientOptions {
+        max_attempts: config.settings.max_attempts,
+        ..ClientOptions::default()
+    }
+}
+
 fn destination_account(config: &Config, wanted: Option<String>) -> Result<String, Error> {
     match (wanted, config.destinations.as_slice()) {
         (Some(account), _) => config.destination(&account).map(|d| d.account.clone()),
@@ -425,18 +453,9 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             state_machine,
         } => {
             let c = load(&config)?;
-            let names: Vec<String> = match schedule {
-                Some(name) => vec![c.schedule(&name)?.name.clone()],
-                None => c.schedules.iter().map(|s| s.name.clone()).collect(),
-            };
-            let account = match side {
-                Side::Source => None,
-                Side::Destination => Some(destination_account(&c, destination)?),
-            };
-            let options = ClientOptions {
-                max_attempts: c.settings.max_attempts,
-                ..ClientOptions::default()
-            };
+            let names = schedule_names(&c, schedule)?;
+            let account = side_account(&c, side, destination)?;
+            let options = client_options(&c);
             let ctx = AwsContext::from_env(profile.as_deref(), options).await;
             let progress = TerminalProgress::new();
             let succeeded = match state_machine {
@@ -498,18 +517,9 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             json,
         } => {
             let c = load(&config)?;
-            let names: Vec<String> = match schedule {
-                Some(name) => vec![c.schedule(&name)?.name.clone()],
-                None => c.schedules.iter().map(|s| s.name.clone()).collect(),
-            };
-            let account = match side {
-                Side::Source => None,
-                Side::Destination => Some(destination_account(&c, destination)?),
-            };
-            let options = ClientOptions {
-                max_attempts: c.settings.max_attempts,
-                ..ClientOptions::default()
-            };
+            let names = schedule_names(&c, schedule)?;
+            let account = side_account(&c, side, destination)?;
+            let options = client_options(&c);
             let ctx = AwsContext::from_env(profile.as_deref(), options)
                 .await
                 .with_withheld_mutations();
@@ -581,10 +591,7 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             }
             let (schedule, keep_hours) = (schedule?, keep_hours?);
             let run = SourceRun::from_config(&c, &schedule)?;
-            let options = ClientOptions {
-                max_attempts: c.settings.max_attempts,
-                ..ClientOptions::default()
-            };
+            let options = client_options(&c);
             let ctx = AwsContext::from_env(profile.as_deref(), options).await;
             let snapshot = snapcourier_aws::steps::snapshot_now(
                 &ctx,

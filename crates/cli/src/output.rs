@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::{SignedDuration, Timestamp};
+use snapcourier_core::events::{ItemFailure, SkippedResource};
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::snapshot::SnapshotRecord;
 
@@ -67,6 +68,44 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
+/// Skipped databases with their reasons (a run's and a plan's).
+fn push_skipped(out: &mut String, header: &str, skipped: &[SkippedResource]) {
+    if skipped.is_empty() {
+        return;
+    }
+    let mut t = table(&[header, "reason"]);
+    for s in skipped {
+        t.add_row(vec![&s.resource_id, &s.reason]);
+    }
+    out.push_str(&format!("{t}\n"));
+}
+
+/// Failures with their stage and error (a run's, or what a plan says a run would report).
+fn push_failures(out: &mut String, header: &str, failures: &[ItemFailure]) {
+    if failures.is_empty() {
+        return;
+    }
+    let mut t = table(&[header, "stage", "error", "message"]);
+    for f in failures {
+        t.add_row(vec![
+            &f.resource,
+            &f.stage,
+            &f.error.error_type,
+            &f.error.message,
+        ]);
+    }
+    out.push_str(&format!("{t}\n"));
+}
+
+/// `N <what>: a, b, c` for each non-empty list.
+fn push_lists(out: &mut String, lists: &[(&str, &[String])]) {
+    for (what, list) in lists {
+        if !list.is_empty() {
+            out.push_str(&format!("{} {what}: {}\n", list.len(), list.join(", ")));
+        }
+    }
+}
+
 /// A plan: the changes the next run would make, then what it would wait for, skip and report.
 pub fn render_plan(p: &crate::plan::PlanReport) -> String {
     let mut out = format!(
@@ -95,37 +134,19 @@ pub fn render_plan(p: &crate::plan::PlanReport) -> String {
         }
         out.push_str(&format!("{t}\n"));
     }
-    if !p.skipped.is_empty() {
-        let mut t = table(&["skipped database", "reason"]);
-        for s in &p.skipped {
-            t.add_row(vec![&s.resource_id, &s.reason]);
-        }
-        out.push_str(&format!("{t}\n"));
-    }
-    if !p.problems.is_empty() {
-        let mut t = table(&["WOULD FAIL resource", "stage", "error", "message"]);
-        for f in &p.problems {
-            t.add_row(vec![
-                &f.resource,
-                &f.stage,
-                &f.error.error_type,
-                &f.error.message,
-            ]);
-        }
-        out.push_str(&format!("{t}\n"));
-    }
-    for (what, list) in [
-        (
-            "new snapshot(s), each shared once available",
-            &p.shared_once_available,
-        ),
-        ("still being made, followed by the run", &p.in_progress),
-        ("older than destination retention, not copied", &p.too_old),
-    ] {
-        if !list.is_empty() {
-            out.push_str(&format!("{} {what}: {}\n", list.len(), list.join(", ")));
-        }
-    }
+    push_skipped(&mut out, "skipped database", &p.skipped);
+    push_failures(&mut out, "WOULD FAIL resource", &p.problems);
+    push_lists(
+        &mut out,
+        &[
+            (
+                "new snapshot(s), each shared once available",
+                &p.shared_once_available,
+            ),
+            ("still being made, followed by the run", &p.in_progress),
+            ("older than destination retention, not copied", &p.too_old),
+        ],
+    );
     out
 }
 
@@ -248,13 +269,7 @@ pub fn render_report(r: &RunReport) -> String {
         }
         out.push_str(&format!("{t}\n"));
     }
-    if !r.skipped.is_empty() {
-        let mut t = table(&["skipped resource", "reason"]);
-        for s in &r.skipped {
-            t.add_row(vec![&s.resource_id, &s.reason]);
-        }
-        out.push_str(&format!("{t}\n"));
-    }
+    push_skipped(&mut out, "skipped resource", &r.skipped);
     if !r.deleted.is_empty() {
         let mut t = table(&["deleted snapshot", "region", "why"]);
         for d in &r.deleted {
@@ -262,34 +277,21 @@ pub fn render_report(r: &RunReport) -> String {
         }
         out.push_str(&format!("{t}\n"));
     }
-    if !r.failures.is_empty() {
-        let mut t = table(&["FAILED resource", "stage", "error", "message"]);
-        for f in &r.failures {
-            t.add_row(vec![
-                &f.resource,
-                &f.stage,
-                &f.error.error_type,
-                &f.error.message,
-            ]);
-        }
-        out.push_str(&format!("{t}\n"));
-    }
-    for (what, list) in [
-        ("waiting for a copy slot", &r.deferred),
-        ("older than destination retention, not copied", &r.too_old),
-        (
-            "shared by the source and visible in every destination region (verified)",
-            &r.verified,
-        ),
-    ] {
-        if !list.is_empty() {
-            out.push_str(&format!(
-                "{} snapshot(s) {what}: {}\n",
-                list.len(),
-                list.join(", ")
-            ));
-        }
-    }
+    push_failures(&mut out, "FAILED resource", &r.failures);
+    push_lists(
+        &mut out,
+        &[
+            ("snapshot(s) waiting for a copy slot", &r.deferred),
+            (
+                "snapshot(s) older than destination retention, not copied",
+                &r.too_old,
+            ),
+            (
+                "snapshot(s) shared by the source and visible in every destination region (verified)",
+                &r.verified,
+            ),
+        ],
+    );
     match &r.heartbeat {
         Some(Heartbeat {
             newest: Some(newest),

@@ -434,3 +434,45 @@ async fn a_run_started_by_hand_with_a_shorter_retention_is_refused_and_deletes_n
     let after = owned_ids(&d, Side::Destination, DESTINATION_REGION).await;
     assert!(before.is_subset(&after), "{before:?} {after:?}");
 }
+
+/// An on-demand snapshot (`snapcourier snapshot-now`) goes through the deployed state
+/// machines like a scheduled one: the source execution shares it, the destination's copy-in
+/// function accepts it as a real share and copies it into the vault region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_demand_snapshot_is_shared_and_copied_by_the_deployed_state_machines() {
+    let d = Deployment::start(Seed::Demo).await;
+    let c = config();
+    let run = SourceRun::from_config(&c, "aurora-daily").unwrap();
+    let snapshot = snapcourier_aws::steps::snapshot_now(
+        &d.context(Side::Source),
+        &run,
+        "orders-db",
+        48,
+        Some("before deploy"),
+        jiff::Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    assert!(snapshot.on_demand().is_some(), "{}", snapshot.id);
+
+    let source = d
+        .run(Side::Source, "with-on-demand", &source_input(&c))
+        .await;
+    assert_eq!(source.status, "SUCCEEDED", "{source:?}");
+    let shared = snapcourier_aws::adapter::shared_with(
+        &d.context(Side::Source),
+        snapcourier_core::Engine::Aurora,
+        SOURCE_REGION,
+        &snapshot.id,
+    )
+    .await
+    .unwrap();
+    assert!(shared.contains(DESTINATION_ACCOUNT), "{shared:?}");
+
+    let destination = d
+        .run(Side::Destination, "with-on-demand", &destination_input(&c))
+        .await;
+    assert_eq!(destination.status, "SUCCEEDED", "{destination:?}");
+    let vault = owned_ids(&d, Side::Destination, DESTINATION_REGION).await;
+    assert!(vault.contains(&snapshot.id), "{vault:?}");
+}

@@ -13,7 +13,7 @@ use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::NextLook;
 use snapcourier_core::plan::{
     CopyPassPlan, CopyStart, NOT_OURS, PendingCopy, WAITING_FOR_A_SLOT, copy_stage,
-    finished_intermediates, on_demand_expired, plan_copy_pass, retention_candidates,
+    finished_intermediates, on_demand_expired, plan_copy_pass,
 };
 use snapcourier_core::retention::{apply_floor, plan_retention};
 use snapcourier_core::snapshot::SnapshotRecord;
@@ -330,14 +330,12 @@ pub(super) async fn delete_destination<A: SnapshotApi>(
             .get(&target.region)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let candidates = super::with_assumed(
-            retention_candidates(
-                snapshots,
-                &run.namespace,
-                &run.schedule.name,
-                Stage::Destination,
-                now,
-            ),
+        let candidates = super::candidates_in(
+            snapshots,
+            &run.namespace,
+            &run.schedule.name,
+            Stage::Destination,
+            now,
             assumed,
             &target.region,
         );

@@ -157,13 +157,20 @@ pub struct Assumed {
     pub candidate: snapcourier_core::retention::RetentionCandidate,
 }
 
-/// Retention candidates of one region with the assumed ones added, or standing in for the same
-/// snapshot still being made (the run expires snapshots once its own are available).
-pub(crate) fn with_assumed(
-    mut candidates: Vec<snapcourier_core::retention::RetentionCandidate>,
+/// The retention candidates of one schedule and stage among one region's `snapshots`, with the
+/// assumed ones added or standing in for the same snapshot still being made (a plan: the run
+/// expires snapshots once its own are available).
+pub(crate) fn candidates_in(
+    snapshots: &[snapcourier_core::snapshot::SnapshotRecord],
+    namespace: &str,
+    schedule: &str,
+    stage: snapcourier_core::tags::Stage,
+    now: Timestamp,
     assumed: &[Assumed],
     region: &str,
 ) -> Vec<snapcourier_core::retention::RetentionCandidate> {
+    let mut candidates =
+        snapcourier_core::plan::retention_candidates(snapshots, namespace, schedule, stage, now);
     for a in assumed.iter().filter(|a| a.region == region) {
         candidates.retain(|c| c.id != a.candidate.id || c.available);
         if !candidates.iter().any(|c| c.id == a.candidate.id) {

@@ -18,8 +18,7 @@ use snapcourier_core::heartbeat::{Heartbeat, Side};
 use snapcourier_core::looks::NextLook;
 use snapcourier_core::naming::{schedule_prefix, snapshot_id};
 use snapcourier_core::plan::{
-    PendingCopy, PlannedSnapshot, missing_shares, plan_take, retention_candidates, source_coverage,
-    to_share,
+    PendingCopy, PlannedSnapshot, missing_shares, plan_take, source_coverage, to_share,
 };
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus};
@@ -465,14 +464,12 @@ pub(super) async fn delete_source(
     let mut coverage = None;
     for region in regions {
         let snapshots = owned_by(redshift::list_snapshots(ctx, region, None).await?, run);
-        let candidates = super::with_assumed(
-            retention_candidates(
-                &snapshots,
-                &run.namespace,
-                &run.schedule.name,
-                Stage::Source,
-                now,
-            ),
+        let candidates = super::candidates_in(
+            &snapshots,
+            &run.namespace,
+            &run.schedule.name,
+            Stage::Source,
+            now,
             assumed,
             region,
         );

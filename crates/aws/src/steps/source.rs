@@ -5,7 +5,7 @@ use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::events::{DeleteOutput, EVENT_VERSION, SourceItem, SourceRun, TakePass};
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::plan::{
-    missing_shares, on_demand_expired, plan_take, retention_candidates, source_coverage, to_share,
+    missing_shares, on_demand_expired, plan_take, source_coverage, to_share,
 };
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
@@ -246,14 +246,12 @@ pub(super) async fn delete_source<A: SnapshotApi>(
 ) -> Result<DeleteOutput, Error> {
     let region = run.source.region.as_str();
     let snapshots = api.list_snapshots(ctx, region, false).await?;
-    let candidates = super::with_assumed(
-        retention_candidates(
-            &snapshots,
-            &run.namespace,
-            &run.schedule.name,
-            Stage::Source,
-            now,
-        ),
+    let candidates = super::candidates_in(
+        &snapshots,
+        &run.namespace,
+        &run.schedule.name,
+        Stage::Source,
+        now,
         assumed,
         region,
     );
