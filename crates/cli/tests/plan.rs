@@ -152,7 +152,9 @@ async fn a_destination_plan_changes_nothing_and_the_run_does_what_it_said() {
     .unwrap();
     // Seven real shares (five Aurora copy slots per region: two wait), each named for the
     // slot it was created in, as the source does.
-    let created = |i: usize| days_ago(1, 0) - SignedDuration::from_mins(i as i64);
+    // One base instant: ids computed at different moments must not straddle a slot boundary.
+    let base = days_ago(1, 0);
+    let created = |i: usize| base - SignedDuration::from_mins(i as i64);
     let share_id = |i: usize| slot_id("aurora-daily", &format!("orders-db{i}"), created(i));
     let shares: Vec<_> = (0..7)
         .map(|i| {

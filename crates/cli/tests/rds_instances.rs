@@ -157,7 +157,9 @@ async fn copies_past_the_limit_of_twenty_wait_for_a_later_pass() {
     let emu = Emulator::start(Seed::Empty);
     let c = config();
     // One share per database, each named for the slot it was created in, as the source does.
-    let created = |i: usize| days_ago(1, 0) - jiff::SignedDuration::from_mins(i as i64);
+    // One base instant: ids computed at different moments must not straddle a slot boundary.
+    let base = days_ago(1, 0);
+    let created = |i: usize| base - jiff::SignedDuration::from_mins(i as i64);
     let id = |i: usize| slot_id(SCHEDULE, &format!("orders-db{i:02}"), created(i));
     let shared: Vec<_> = (0..25)
         .map(|i| {
