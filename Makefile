@@ -44,7 +44,7 @@ test: setup
 
 ## asl-validator on both state machines (schema, dangling Next, path syntax).
 test-asl: setup
-	cd statemachine && npx --no-install asl-validator --json-path source.asl.json --json-path destination.asl.json
+	cd statemachine && npx --no-install asl-validator --json-path source.asl.json --json-path destination.asl.json --json-path drill.asl.json
 
 test-emulator: setup
 	cd tests/emulator && ../../$(PY) -m unittest -v test_emulator 2>&1 | tail -n 25
@@ -54,7 +54,7 @@ test-emulator: setup
 cdk-schema:
 	cargo run -q -p snapcourier-cli -- schema > cdk/config.schema.json
 
-CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/kms.test.ts test/nag.test.ts test/monitoring.test.ts test/keys.test.ts test/vault.test.ts
+CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/kms.test.ts test/nag.test.ts test/monitoring.test.ts test/keys.test.ts test/vault.test.ts test/drill.test.ts
 
 ## The CDK app: TypeScript type check, then the Node test runner over the synthesized stacks
 ## (the config checks need the snapcourier binary, which prints each schedule's input).
@@ -64,7 +64,7 @@ test-cdk: setup
 	cd cdk && node --import tsx --test $(CDK_TESTS) 2>&1 | tail -n 12
 	@# cfn-lint (pinned with moto in tests/emulator/requirements.txt) on the synthesized templates,
 	@# with stand-in Lambda binaries; W3005 (redundant DependsOn) is CDK's own output.
-	tmp=$$(mktemp -d) && for f in take share copy_in_destination cross_region_copy delete; do \
+	tmp=$$(mktemp -d) && for f in take share copy_in_destination cross_region_copy delete drill; do \
 	  mkdir -p $$tmp/lambda/$$f && echo stand-in > $$tmp/lambda/$$f/bootstrap; done && \
 	  (cd cdk && SNAPCOURIER_LAMBDA_DIR=$$tmp/lambda npx --no-install cdk synth -q -o $$tmp/out >/dev/null) && \
 	  $(VENV)/bin/cfn-lint --ignore-checks W3005 -- $$tmp/out/*.template.json && echo "cfn-lint: no findings" && rm -rf $$tmp
@@ -74,7 +74,7 @@ test-cdk: setup
 ## LambdaPrefix parameters and need no CDK bootstrap, in dist/; plus the statements the source
 ## account's database keys need (dist/source-key-policy.json). CONFIG=path picks the config.
 CONFIG ?= examples/snapcourier.yaml
-LAMBDAS := take share copy_in_destination cross_region_copy delete
+LAMBDAS := take share copy_in_destination cross_region_copy delete drill
 templates: setup
 	rustup target add aarch64-unknown-linux-gnu
 	cargo build -q -p snapcourier-cli --bin snapcourier

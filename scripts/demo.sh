@@ -31,7 +31,7 @@ AWS_SHARED_CREDENTIALS_FILE=$(field aws_credentials_file)
 # Snapshots and copies take two looks to become available, as on AWS they take minutes.
 "$python" - "$endpoint" <<'PY'
 import json, sys, urllib.request
-req = urllib.request.Request(sys.argv[1] + "/snapcourier/config", data=json.dumps({"creating_reads": 2}).encode(),
+req = urllib.request.Request(sys.argv[1] + "/snapcourier/config", data=json.dumps({"creating_reads": 2, "restore_reads": 2}).encode(),
                              headers={"Content-Type": "application/json"}, method="POST")
 urllib.request.urlopen(req).read()
 PY
@@ -56,6 +56,11 @@ echo "== an on-demand snapshot before a deploy, shared at once, kept 2 days on b
 echo
 echo "== the destination copies it with its next run"
 "$bin" run --side destination -c "$config" --profile snapcourier-destination | grep -E "run of schedule|AWS calls"
+echo
+echo "== a restore drill in the vault region: the newest copy of a database of each engine"
+echo "   restored, timed until available, deleted, and recorded"
+"$bin" drill -c "$config" --profile snapcourier-destination --region eu-west-1 \
+  --database orders-db --database billing-pg --database warehouse-main
 echo
 echo "== coverage: every covered database, its newest snapshot and copies, against its RPO"
 "$bin" report --coverage -c "$config" --profile snapcourier-source \

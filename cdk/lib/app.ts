@@ -54,6 +54,7 @@ export function buildStacks(app: App, options: AppOptions): Built {
       runs: d.runs,
       deployedRuns: inputs.deployed_runs.destination,
       vault: inputs.vault,
+      drill: d.drill,
     });
     const regions = config.destinations.find((x) => x.account === d.account)?.regions ?? [];
     for (const region of regions.map((r) => r.region).filter((r) => r !== config.source.region)) {

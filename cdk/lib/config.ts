@@ -46,14 +46,70 @@ export interface VaultInputs {
   deploy_roles: string[];
 }
 
+/** Where restored databases go in one region (crates/core/src/drill.rs, DrillNetwork). */
+export interface DrillNetwork {
+  db_subnet_group?: string | null;
+  redshift_subnet_group?: string | null;
+  security_groups?: string[];
+}
+
+/** The config's drill section (crates/core/src/drill.rs, Drills); durations as the CLI
+ * prints them in a run (`168h`), or as written in the config (`7d`). */
+export interface Drills {
+  every: string;
+  /** That many databases per region, or these database ids. */
+  databases: number | string[];
+  regions?: string[];
+  timeout?: string;
+  aurora_instance_class?: string;
+  rds_instance_class?: string;
+  networks?: Record<string, DrillNetwork>;
+  /** ARN of the Lambda function that judges each restored database. */
+  validation_function?: string | null;
+}
+
+/** The drill state machine's input, exactly what `snapcourier drill` builds (DrillRun). */
+export interface DrillRun {
+  version: number;
+  namespace: string;
+  source: { account: string; region: string; redshift_copy_kms_key?: string | null };
+  destination_account: string;
+  /** The destination regions the drill restores in. */
+  regions: string[];
+  schedules: { name: string; engine: "aurora" | "rds" | "redshift" }[];
+  drills: Drills;
+}
+
+/** A destination's restore drill as `snapcourier inputs` prints it (ScheduledDrill). */
+export interface ScheduledDrill {
+  /** Its deployed run's name among the destination's runs (`_drills`). */
+  name: string;
+  /** EventBridge expression of the check whether a drill is due (daily, or more often). */
+  expression: string;
+  /** The drill interval (`every`): the DrillAge alarm fires past two of them. */
+  every_seconds: number;
+  /** The drill state machine's TimeoutSeconds (the restore timeout plus an hour). */
+  execution_timeout_seconds: number;
+  input: DrillRun;
+}
+
+export interface DestinationInputs {
+  account: string;
+  /** Regions whose KMS key this destination's stacks create. */
+  stack_key_regions: string[];
+  runs: ScheduledInput[];
+  /** Absent when the config has no drills or this destination keeps no copies where they run. */
+  drill?: ScheduledDrill;
+}
+
 export interface Inputs {
   namespace: string;
   vault: VaultInputs;
   /** SSM parameter path of each side's deployed runs (one parameter per schedule). */
   deployed_runs: { source: string; destination: string };
   source: ScheduledInput[];
-  /** Per destination account: its runs, and the regions whose KMS key its stack creates. */
-  destinations: { account: string; stack_key_regions: string[]; runs: ScheduledInput[] }[];
+  /** Per destination account: its runs, the regions whose KMS key its stack creates, its drill. */
+  destinations: DestinationInputs[];
 }
 
 /** The parts of the config the stacks read directly (the rest goes through `inputs`). */
@@ -67,6 +123,8 @@ export interface Config {
   }[];
   schedules: { name: string; engine: "aurora" | "rds" | "redshift" }[];
   settings?: { max_attempts?: number };
+  /** Read through `snapcourier inputs` (each destination's `drill`), like the schedules. */
+  drills?: Drills | null;
 }
 
 /** The AWS partition of a region (the CLI's rule, crates/core/src/config.rs `partition`). */

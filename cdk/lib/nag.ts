@@ -11,7 +11,10 @@ export interface Acceptance {
 }
 
 const STEP_ROLE = /\/(Take|Share|Delete|CopyInDestination|CrossRegionCopy)Role\/DefaultPolicy\/Resource$/;
-const MACHINE_ROLE = /\/StateMachineRole\/DefaultPolicy\/Resource$/;
+/** The destination's restore drill step (its findings have reasons of their own). */
+const DRILL_ROLE = /\/DrillRole\/DefaultPolicy\/Resource$/;
+/** The main state machine's role, and the drill state machine's. */
+const MACHINE_ROLE = /\/(Drill)?StateMachineRole\/DefaultPolicy\/Resource$/;
 
 export const ACCEPTED: Acceptance[] = [
   {
@@ -68,6 +71,44 @@ export const ACCEPTED: Acceptance[] = [
     construct: STEP_ROLE,
     reason:
       "Take and share steps: kms:DescribeKey only (metadata, no cryptographic use) on the source account's keys, to take no snapshot of a database on the AWS managed aws/rds key and refuse snapshots encrypted with it: they cannot be shared. Copy-in step: on the source account's keys, kms:CreateGrant only through RDS (kms:ViaService) and only for AWS resources (kms:GrantIsForAWSResource), and kms:DescribeKey only through RDS: copying a shared encrypted snapshot uses the key of the source database, which the stack cannot know. Copy steps, when the config leaves a destination key to the stack: the same two statements on this account's keys in that region, only on keys carrying the alias alias/snapcourier-<namespace> (kms:ResourceAliases), because the key is created by another region's stack and IAM cannot name a key by its alias ARN.",
+  },
+  {
+    finding: /^AwsSolutions-IAM5\[Resource::\*\]$/,
+    construct: DRILL_ROLE,
+    reason:
+      "Restore drill: read-only Describe calls only (rds:DescribeDBClusters, DescribeDBInstances, DescribeDBClusterSnapshots, DescribeDBSnapshots, redshift:DescribeClusters, DescribeClusterSnapshots, for the engines the schedules use) to find the newest copies and what earlier drills left; a listing names no resource. Limited by aws:RequestedRegion to the drill regions; every mutating action is in other statements scoped to the drill's sc-<namespace>-dr-* databases.",
+  },
+  {
+    finding:
+      /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:(rds:[a-z0-9-]+:\d{12}:(cluster-snapshot|snapshot):sc-[a-z0-9-]+-\*|redshift:[a-z0-9-]+:\d{12}:snapshot:\*\/sc-[a-z0-9-]+-\*)\]$/,
+    construct: DRILL_ROLE,
+    reason:
+      "Restore drill: the copies it restores, by snapcourier's snapshot id prefix sc-<namespace>-* (ids are generated per interval slot), only as the source of rds:RestoreDBClusterFromSnapshot, rds:RestoreDBInstanceFromDBSnapshot or redshift:RestoreFromClusterSnapshot (Redshift: the source account's shares). No action that deletes, modifies, shares or tags a snapshot is granted on them.",
+  },
+  {
+    finding:
+      /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:(rds:[a-z0-9-]+:\d{12}:(cluster|db)|redshift:[a-z0-9-]+:\d{12}:cluster):sc-[a-z0-9-]+-dr-\*\]$/,
+    construct: DRILL_ROLE,
+    reason:
+      "Restore drill: the throwaway databases it restores, named sc-<namespace>-dr-<start>-<database> per drill, so the prefix is the narrowest name IAM can express. Creating and tagging them requires our namespace tag in the request; deleting an RDS/Aurora one requires it on the resource (no final snapshot: no snapshot action is granted). A Redshift restore takes no tags, so its delete is scoped by the prefix alone.",
+  },
+  {
+    finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:rds:[a-z0-9-]+:\d{12}:(cluster-pg|og|pg|subgrp):\*\]$/,
+    construct: DRILL_ROLE,
+    reason:
+      "Restore drill: RDS authorizes a restore and CreateDBInstance on the DB subnet group, option group and parameter groups the new database gets (the config's drill network per region, else the engine's defaults, whose names vary per engine and version). Only in the drill regions, only with an action that creates an sc-<namespace>-dr-* database carrying our namespace tag; nothing modifies these groups.",
+  },
+  {
+    finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:kms:[a-z0-9-]+:\d{12}:key\/\*\]$/,
+    construct: DRILL_ROLE,
+    reason:
+      "Restore drill, when the config leaves a destination key to the stacks: restoring an encrypted copy needs its key (grants only for AWS resources, DescribeKey, Decrypt, GenerateDataKey), only through RDS in the drill regions (kms:ViaService) and only on keys carrying the alias alias/snapcourier-<namespace> (kms:ResourceAliases): the key is created by another region's stack and IAM cannot name a key by its alias ARN.",
+  },
+  {
+    finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:ssm:[a-z0-9-]+:\d{12}:parameter\/snapcourier\/[a-z0-9-]+\/destination\/drills\/\*\]$/,
+    construct: DRILL_ROLE,
+    reason:
+      "Restore drill records: one SSM parameter per drill region, schedule and database (/snapcourier/<namespace>/destination/drills/<region>/<schedule>/<database>), named from the databases found at run time, read by path and overwritten after each drill. No other parameter may be written (the deployed runs are read-only), and the service control policy lets this role change nothing else under /snapcourier/<namespace>/.",
   },
   {
     finding: /^AwsSolutions-SQS3$/,

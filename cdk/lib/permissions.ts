@@ -10,7 +10,17 @@ export const NAMESPACE_TAG = "snapcourier:namespace";
 export const SHARED_WITH_TAG = "snapcourier:shared-with";
 
 export type Engine = "aurora" | "rds" | "redshift";
-export type Step = "take" | "share" | "copy_in_destination" | "cross_region_copy" | "delete";
+export type Step = "take" | "share" | "copy_in_destination" | "cross_region_copy" | "delete" | "drill";
+
+/** What a destination's restore drill restores (`snapcourier inputs`, its drill's run). */
+export interface DrillScope {
+  /** The destination regions it restores in. */
+  regions: string[];
+  /** The engines of the schedules it drills. */
+  engines: Set<Engine>;
+  /** The Lambda function that judges each restored database, if any. */
+  validationFunction?: string;
+}
 
 export interface Scope {
   namespace: string;
@@ -30,6 +40,8 @@ export interface Scope {
   destinationKeys: string[];
   /** The state machine that runs the steps (overlap check). */
   stateMachineName: string;
+  /** Destination side, when the config has drills. */
+  drill?: DrillScope;
 }
 
 const P = Aws.PARTITION;
@@ -40,6 +52,11 @@ function arn(service: string, region: string, account: string, resource: string)
 
 function prefix(ns: string): string {
   return `sc-${ns}-*`;
+}
+
+/** The databases a restore drill creates and deletes: sc-<namespace>-dr-* (crates/core/src/drill.rs). */
+export function drillPrefix(ns: string): string {
+  return `sc-${ns}-dr-*`;
 }
 
 /** Read-only listing calls: these APIs take no resource ARN when they list, so "*" limited
@@ -115,6 +132,20 @@ function readKeyMetadata(s: Scope): PolicyStatement {
 
 const ALIAS_ARN = /^arn:([a-z-]+):kms:([a-z0-9-]+):(\d{12}):alias\/(.+)$/;
 
+/** Keys named by alias ARN, grouped: "the keys of this account and region" (key/*) -> the
+ * aliases they must carry (kms:ResourceAliases). */
+function aliasedKeys(keys: string[]): Map<string, Set<string>> {
+  const aliased = new Map<string, Set<string>>();
+  for (const k of keys) {
+    const m = ALIAS_ARN.exec(k);
+    if (!m) continue;
+    const [, , region, account, alias] = m;
+    const keyArns = arn("kms", region!, account!, "key/*");
+    aliased.set(keyArns, (aliased.get(keyArns) ?? new Set()).add(`alias/${alias}`));
+  }
+  return aliased;
+}
+
 /**
  * kmsViaService for keys named by key ARN or alias ARN. IAM matches a key's ARN, never an
  * alias, so an alias becomes "the keys of that account and region carrying this alias"
@@ -124,14 +155,7 @@ const ALIAS_ARN = /^arn:([a-z-]+):kms:([a-z0-9-]+):(\d{12}):alias\/(.+)$/;
 function kmsKeysViaService(sid: string, keys: string[], services: string[]): PolicyStatement[] {
   const byArn = keys.filter((k) => !ALIAS_ARN.test(k));
   const out: PolicyStatement[] = byArn.length > 0 ? kmsViaService(sid, byArn, services) : [];
-  const aliased = new Map<string, Set<string>>();
-  for (const k of keys) {
-    const m = ALIAS_ARN.exec(k);
-    if (!m) continue;
-    const [, , region, account, alias] = m;
-    const keyArns = arn("kms", region!, account!, "key/*");
-    aliased.set(keyArns, (aliased.get(keyArns) ?? new Set()).add(`alias/${alias}`));
-  }
+  const aliased = aliasedKeys(keys);
   let n = 0;
   for (const [keyArns, aliases] of aliased) {
     out.push(
@@ -142,6 +166,142 @@ function kmsKeysViaService(sid: string, keys: string[], services: string[]): Pol
     n += 1;
   }
   return out;
+}
+
+/**
+ * What RDS needs of a key to restore a copy it encrypts: grants for the restored database
+ * (only for AWS resources) and, in a statement without kms:GrantIsForAWSResource (KMS sets it
+ * on grant operations only), the key's metadata and its data keys, all only through RDS in
+ * the given regions. Keys by ARN, or by alias as in kmsKeysViaService.
+ */
+function kmsRestoreViaRds(sid: string, keys: string[], regions: string[]): PolicyStatement[] {
+  const services = { "kms:ViaService": regions.map((r) => `rds.${r}.amazonaws.com`) };
+  const pair = (suffix: string, arns: string[], only: Record<string, Record<string, unknown>>): PolicyStatement[] => [
+    statement(`${sid}${suffix}Grants`, ["kms:CreateGrant"], arns, {
+      StringEquals: services,
+      Bool: { "kms:GrantIsForAWSResource": "true" },
+      ...only,
+    }),
+    // GenerateDataKey and its WithoutPlaintext form by name: the app grants no wildcard action
+    // (and RDS never asks for a key pair).
+    statement(
+      `${sid}${suffix}Use`,
+      ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"],
+      arns,
+      { StringEquals: services, ...only },
+    ),
+  ];
+  const byArn = keys.filter((k) => !ALIAS_ARN.test(k));
+  const out = byArn.length > 0 ? pair("", byArn, {}) : [];
+  const aliased = aliasedKeys(keys);
+  let n = 0;
+  for (const [keyArns, aliases] of aliased) {
+    out.push(...pair(`ByAlias${n}`, [keyArns], { "ForAnyValue:StringEquals": { "kms:ResourceAliases": [...aliases].sort() } }));
+    n += 1;
+  }
+  return out;
+}
+
+/** The region of a key or alias ARN. */
+const regionOf = (keyArn: string): string => keyArn.split(":")[3] ?? "";
+
+/**
+ * The restore drill: find the newest copies and what earlier drills left, restore into
+ * sc-<ns>-dr-* databases (tagged ours at creation), follow and delete them, skipping final
+ * snapshots (no snapshot action at all: the copies are only read, as restore sources), keep
+ * one record per region/schedule/database under /snapcourier/<ns>/destination/drills/ in the
+ * stack's region, and ask the validation function for a verdict.
+ */
+function drillStatements(s: Scope, out: PolicyStatement[], reads: string[]): void {
+  const d = s.drill;
+  if (!d) return;
+  const ns = s.namespace;
+  const aurora = d.engines.has("aurora");
+  const rds = d.engines.has("rds");
+  const redshift = d.engines.has("redshift");
+  const inRegions = (service: string, account: string, resource: string) =>
+    d.regions.map((r) => arn(service, r, account, resource));
+  const dr = drillPrefix(ns);
+  const clusters = inRegions("rds", s.account, `cluster:${dr}`);
+  const instances = inRegions("rds", s.account, `db:${dr}`);
+  // What RDS also authorizes a restore or a new instance on: the subnet, option and parameter
+  // groups the restored database gets (the config's network, else the defaults).
+  const groups = (...kinds: string[]) => kinds.flatMap((k) => inRegions("rds", s.account, `${k}:*`));
+  if (aurora) {
+    reads.push("rds:DescribeDBClusterSnapshots", "rds:DescribeDBClusters", "rds:DescribeDBInstances");
+    out.push(
+      statement(
+        "RestoreDrillClusters",
+        ["rds:RestoreDBClusterFromSnapshot"],
+        [...clusters, ...inRegions("rds", s.account, `cluster-snapshot:${prefix(ns)}`), ...groups("cluster-pg", "og", "subgrp")],
+        requestTag(ns),
+      ),
+      // The one instance a restored cluster needs (the restore makes the cluster only).
+      statement(
+        "AddDrillClusterInstances",
+        ["rds:CreateDBInstance"],
+        [...instances, ...clusters, ...groups("og", "pg", "subgrp")],
+        requestTag(ns),
+      ),
+    );
+  }
+  if (rds) {
+    reads.push("rds:DescribeDBInstances", "rds:DescribeDBSnapshots");
+    out.push(
+      statement(
+        "RestoreDrillInstances",
+        ["rds:RestoreDBInstanceFromDBSnapshot"],
+        [...instances, ...inRegions("rds", s.account, `snapshot:${prefix(ns)}`), ...groups("og", "pg", "subgrp")],
+        requestTag(ns),
+      ),
+    );
+  }
+  if (aurora || rds) {
+    const restored = [...(aurora ? clusters : []), ...instances];
+    out.push(
+      // Tags on create only (the restore's and CreateDBInstance's own Tags), never on a copy.
+      statement("TagDrillDatabasesAtCreation", ["rds:AddTagsToResource"], restored, requestTag(ns)),
+      // No final snapshot: the drill skips it, and rds:CreateDB(Cluster)Snapshot is not granted.
+      statement(
+        "DeleteDrillDatabases",
+        [...(aurora ? ["rds:DeleteDBCluster"] : []), "rds:DeleteDBInstance"],
+        restored,
+        { StringEquals: { [`aws:ResourceTag/${NAMESPACE_TAG}`]: ns } },
+      ),
+      // Restoring an encrypted copy: RDS uses the copy's key, this account's key of the region.
+      ...kmsRestoreViaRds(
+        "DrillKeysViaRds",
+        s.destinationKeys.filter((k) => d.regions.includes(regionOf(k))),
+        d.regions,
+      ),
+    );
+  }
+  if (redshift) {
+    reads.push("redshift:DescribeClusterSnapshots", "redshift:DescribeClusters");
+    const redshiftClusters = inRegions("redshift", s.account, `cluster:${dr}`);
+    out.push(
+      statement(
+        "RestoreDrillRedshiftClusters",
+        ["redshift:RestoreFromClusterSnapshot"],
+        // Redshift copies stay in the source account: the drill restores its shares.
+        [...redshiftClusters, ...inRegions("redshift", s.sourceAccount, `snapshot:*/${prefix(ns)}`)],
+      ),
+      // Redshift's restore takes no tags: the drill tags the restored cluster at once.
+      statement("TagDrillRedshiftClusters", ["redshift:CreateTags"], redshiftClusters, requestTag(ns)),
+      // By name only: a cluster whose tagging failed is still the drill's to delete.
+      statement("DeleteDrillRedshiftClusters", ["redshift:DeleteCluster"], redshiftClusters),
+    );
+  }
+  out.push(
+    statement(
+      "KeepDrillRecords",
+      ["ssm:GetParametersByPath", "ssm:PutParameter"],
+      [arn("ssm", s.regions[0] ?? s.sourceRegion, s.account, `parameter/snapcourier/${ns}/destination/drills/*`)],
+    ),
+  );
+  if (d.validationFunction) {
+    out.push(statement("InvokeValidationFunction", ["lambda:InvokeFunction"], [d.validationFunction]));
+  }
 }
 
 function overlapCheck(s: Scope): PolicyStatement[] {
@@ -403,11 +563,22 @@ export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
       }
       break;
     }
+    case "drill": {
+      drillStatements(s, out, reads);
+      break;
+    }
   }
   if (reads.length > 0) {
-    // Source side: the source region (and Redshift's copy regions); destination: every region.
+    // Source side: the source region (and Redshift's copy regions); destination: every region
+    // (the drill: its regions).
     const regions =
-      s.account === s.sourceAccount ? (redshift ? redshiftRegions : home) : s.regions;
+      step === "drill" && s.drill
+        ? s.drill.regions
+        : s.account === s.sourceAccount
+          ? redshift
+            ? redshiftRegions
+            : home
+          : s.regions;
     out.unshift(describe([...new Set(reads)], [...new Set(regions)]));
   }
   return out;

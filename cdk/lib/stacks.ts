@@ -4,7 +4,9 @@
 // state machine from the ASL file, one EventBridge Scheduler schedule per config schedule with
 // the exact `snapcourier run` input, an encrypted SNS topic for failure reports and alarms,
 // the ExecutionsFailed alarm, a recovery-point (RPO heartbeat) alarm per schedule, and a
-// dashboard. The source stack outputs the key policy statements its database keys need.
+// dashboard. The source stack outputs the key policy statements its database keys need. When
+// the config has drills, the destination stack also runs the restore drill: a sixth step and
+// a second state machine (drill.asl.json) on a schedule of its own, with its alarms.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -46,7 +48,7 @@ import { ParameterTier, StringParameter } from "aws-cdk-lib/aws-ssm";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
 import type { Construct } from "constructs";
-import { type Config, partitionOf, type ScheduledInput, type VaultInputs } from "./config";
+import { type Config, partitionOf, type ScheduledDrill, type ScheduledInput, type VaultInputs } from "./config";
 import { addTamperingRules, copyKeyGuardStatement, namedKeyArns } from "./vault";
 import type { Rule } from "aws-cdk-lib/aws-events";
 import { type Engine, type Scope, type Step, NAMESPACE_TAG, statementsFor } from "./permissions";
@@ -60,6 +62,7 @@ export const PLACEHOLDERS: Record<Step, string> = {
   copy_in_destination: "CopyInDestinationFunctionArn",
   cross_region_copy: "CrossRegionCopyFunctionArn",
   delete: "DeleteFunctionArn",
+  drill: "DrillFunctionArn",
 };
 export const TOPIC_PLACEHOLDER = "FailureTopicArn";
 /** CloudWatch namespace of the functions' EMF metrics (crates/core/src/heartbeat.rs). */
@@ -93,6 +96,14 @@ abstract class SnapcourierStack extends Stack {
   readonly stateMachine: StateMachine;
   readonly functions: Partial<Record<Step, LambdaFunction>> = {};
   readonly runParameters: StringParameter[];
+  /** The dashboard; a stack adds rows for what it adds (the destination's drill). */
+  readonly dashboard: Dashboard;
+  /** Encrypts the failure topic and the schedules' dead-letter queue. */
+  protected readonly topicKey: Key;
+  protected readonly alarmAction: SnsAction;
+  protected readonly schedulerRole: Role;
+  protected readonly deadLetters: Queue;
+  protected readonly scheduleGroup: CfnScheduleGroup;
 
   protected constructor(
     scope: Construct,
@@ -113,6 +124,7 @@ abstract class SnapcourierStack extends Stack {
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    this.topicKey = key;
     key.addToResourcePolicy(
       new PolicyStatement({
         sid: "CloudWatchAlarmsPublishToTheTopic",
@@ -145,82 +157,43 @@ abstract class SnapcourierStack extends Stack {
     // The deployed configuration is the only configuration: each schedule's run, exactly the
     // input its schedule passes, in a parameter the functions read before they act. A run
     // started by hand with any other input is refused (crates/core/src/deployed.rs).
-    this.runParameters = props.runs.map((run) => {
-      const value = JSON.stringify(run.input);
-      const bytes = Buffer.byteLength(value, "utf8");
-      if (bytes > ADVANCED_PARAMETER_BYTES) {
-        throw new Error(
-          `schedule ${run.schedule}: its ${side} run is ${bytes} bytes, more than an SSM parameter holds (${ADVANCED_PARAMETER_BYTES}); shorten its include/exclude patterns or option_groups`,
-        );
-      }
-      return new StringParameter(this, `Run-${run.schedule}`, {
-        parameterName: `${props.deployedRuns}${run.schedule}`,
+    this.runParameters = props.runs.map((run) =>
+      this.deployedRun(`Run-${run.schedule}`, `${props.deployedRuns}${run.schedule}`, run.input, {
+        what: `schedule ${run.schedule}: its ${side} run`,
         description: `snapcourier ${ns} ${side}: the deployed run of schedule ${run.schedule} (the only input its functions accept)`,
-        stringValue: value,
-        tier: bytes > STANDARD_PARAMETER_BYTES ? ParameterTier.ADVANCED : ParameterTier.STANDARD,
-      });
-    });
+        shorten: "shorten its include/exclude patterns or option_groups",
+      }),
+    );
     for (const step of steps) {
-      this.functions[step] = this.stepFunction(step, side, permissions, props);
+      this.functions[step] = this.stepFunction(
+        step,
+        side,
+        permissions,
+        props,
+        props.runs.map((run) => run.schedule),
+      );
     }
 
     // The state machine, from the ASL file as reviewed, with exactly its placeholders mapped.
-    const aslPath = join(STATEMACHINE_DIR, `${side}.asl.json`);
-    const asl = readFileSync(aslPath, "utf8");
     const substitutions: Record<string, string> = { [TOPIC_PLACEHOLDER]: this.topic.topicArn };
     for (const step of steps) {
       const fn = this.functions[step];
       if (fn) substitutions[PLACEHOLDERS[step]] = fn.functionArn;
     }
-    const used = placeholders(asl);
-    const unmapped = used.filter((p) => !(p in substitutions));
-    const unused = Object.keys(substitutions).filter((p) => !used.includes(p));
-    if (unmapped.length > 0 || unused.length > 0) {
-      throw new Error(
-        `${aslPath}: placeholders ${JSON.stringify(used)} do not match the stack's substitutions ${JSON.stringify(Object.keys(substitutions).sort())} (unmapped: ${unmapped.join(", ") || "none"}; unused: ${unused.join(", ") || "none"})`,
-      );
-    }
-    const logGroup = new LogGroup(this, "StateMachineLogs", {
-      logGroupName: `/aws/vendedlogs/states/${stateMachineName}`,
-      retention: RetentionDays.ONE_YEAR,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
     // Executions end by themselves (a destination run stops at its deadline, before the next
     // run of its schedule); the timeout is the backstop that keeps a stuck execution from
     // blocking every later one of its schedule. One state machine serves every schedule of
     // the side: the longest interval.
     const timeoutSeconds = Math.max(1, ...props.runs.map((r) => r.execution_timeout_seconds));
-    const definition = { ...JSON.parse(asl), TimeoutSeconds: timeoutSeconds };
-    const stateMachineRole = new Role(this, "StateMachineRole", {
+    this.stateMachine = this.stateMachineFromAsl("", {
+      name: stateMachineName,
+      aslFile: `${side}.asl.json`,
+      substitutions,
+      timeoutSeconds,
       roleName: `snapcourier-${ns}-${side}-states`,
-      assumedBy: new ServicePrincipal("states.amazonaws.com"),
-      description: `snapcourier ${ns} ${side}: the state machine invokes the steps and publishes failure reports`,
+      roleDescription: `snapcourier ${ns} ${side}: the state machine invokes the steps and publishes failure reports`,
+      functions: Object.values(this.functions),
     });
-    this.stateMachine = new StateMachine(this, "StateMachine", {
-      stateMachineName,
-      role: stateMachineRole,
-      definitionBody: DefinitionBody.fromString(JSON.stringify(definition, null, 2)),
-      definitionSubstitutions: substitutions,
-      logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: false },
-      tracingEnabled: true,
-    });
-    for (const fn of Object.values(this.functions)) fn.grantInvoke(this.stateMachine);
-    // Publishing failure reports (explicit: grantPublish would add kms:GenerateDataKey*).
-    this.stateMachine.addToRolePolicy(
-      new PolicyStatement({
-        sid: "PublishFailureReports",
-        actions: ["sns:Publish"],
-        resources: [this.topic.topicArn],
-      }),
-    );
-    this.stateMachine.addToRolePolicy(
-      new PolicyStatement({
-        sid: "EncryptFailureReportsViaSns",
-        actions: ["kms:Decrypt", "kms:GenerateDataKey"],
-        resources: [key.keyArn],
-        conditions: { StringEquals: { "kms:ViaService": `sns.${this.region}.amazonaws.com` } },
-      }),
-    );
 
     // One schedule per config schedule, whose input is what `snapcourier run` builds.
     const schedulerRole = new Role(this, "SchedulerRole", {
@@ -230,6 +203,7 @@ abstract class SnapcourierStack extends Stack {
       }),
       description: `snapcourier ${ns} ${side}: EventBridge Scheduler starts the state machine`,
     });
+    this.schedulerRole = schedulerRole;
     this.stateMachine.grantStartExecution(schedulerRole);
     // A start the scheduler could not make (after its retries) lands here, and alarms: a
     // schedule that silently stops starting runs is a schedule that stops protecting.
@@ -240,6 +214,7 @@ abstract class SnapcourierStack extends Stack {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
+    this.deadLetters = deadLetters;
     // The scheduler sends to the dead-letter queue with the schedule's role (explicit
     // statements: grantSendMessages would add kms:Encrypt and kms:ReEncrypt*).
     schedulerRole.addToPolicy(
@@ -257,36 +232,19 @@ abstract class SnapcourierStack extends Stack {
         conditions: { StringEquals: { "kms:ViaService": `sqs.${this.region}.amazonaws.com` } },
       }),
     );
-    const group = new CfnScheduleGroup(this, "Schedules", { name: `snapcourier-${ns}-${side}` });
+    this.scheduleGroup = new CfnScheduleGroup(this, "Schedules", { name: `snapcourier-${ns}-${side}` });
     for (const run of props.runs) {
-      new CfnSchedule(this, `Schedule-${run.schedule}`, {
-        groupName: group.ref,
-        description: `snapcourier ${ns} ${side}: schedule ${run.schedule}`,
-        scheduleExpression: run.expression,
-        scheduleExpressionTimezone: "UTC",
-        flexibleTimeWindow: { mode: "OFF" },
-        state: "ENABLED",
-        target: {
-          arn: this.stateMachine.stateMachineArn,
-          roleArn: schedulerRole.roleArn,
-          input: JSON.stringify(run.input),
-          retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
-          deadLetterConfig: { arn: deadLetters.queueArn },
-        },
-      });
+      this.schedule(`Schedule-${run.schedule}`, `snapcourier ${ns} ${side}: schedule ${run.schedule}`, run.expression, run.input, this.stateMachine);
     }
 
     const alarmAction = new SnsAction(this.topic);
-    const failed = new Alarm(this, "ExecutionsFailed", {
-      alarmName: `snapcourier-${ns}-${side}-executions-failed`,
-      alarmDescription: `A snapcourier ${side} execution failed; the failure topic carries the report naming each resource.`,
-      metric: this.stateMachine.metricFailed({ period: Duration.minutes(5), statistic: "Sum" }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
-    failed.addAlarmAction(alarmAction);
+    this.alarmAction = alarmAction;
+    const [failed, ...endedWithoutReport] = this.executionAlarms(this.stateMachine, "", `snapcourier-${ns}-${side}`, {
+      failed: `A snapcourier ${side} execution failed; the failure topic carries the report naming each resource.`,
+      // An execution that timed out or was stopped by hand sent no report of its own.
+      timedOut: `A snapcourier ${side} execution timed out (it ran longer than its schedule's interval; look for a step that never returned). No failure report was sent: see the execution in ${stateMachineName}.`,
+      aborted: `A snapcourier ${side} execution was aborted (stopped by hand or by a deployment); its schedule's databases may be unprotected until the next run. No failure report was sent: see the execution in ${stateMachineName}.`,
+    }) as [Alarm, ...Alarm[]];
     const undelivered = new Alarm(this, "ScheduleStartsUndelivered", {
       alarmName: `snapcourier-${ns}-${side}-schedule-starts-undelivered`,
       alarmDescription:
@@ -300,26 +258,6 @@ abstract class SnapcourierStack extends Stack {
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
     undelivered.addAlarmAction(alarmAction);
-    // An execution that timed out or was stopped by hand sent no report of its own.
-    const endedWithoutReport = (
-      [
-        ["ExecutionsTimedOut", "timed-out", "timed out (it ran longer than its schedule's interval; look for a step that never returned)"],
-        ["ExecutionsAborted", "aborted", "was aborted (stopped by hand or by a deployment); its schedule's databases may be unprotected until the next run"],
-      ] as const
-    ).map(([metricName, suffix, what]) => {
-      const alarm = new Alarm(this, metricName, {
-        alarmName: `snapcourier-${ns}-${side}-executions-${suffix}`,
-        alarmDescription: `A snapcourier ${side} execution ${what}. No failure report was sent: see the execution in ${stateMachineName}.`,
-        metric: this.stateMachine.metric(metricName, { period: Duration.minutes(5), statistic: "Sum" }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      });
-      alarm.addAlarmAction(alarmAction);
-      return alarm;
-    });
-
     // The RPO heartbeat: each run's last step writes RecoveryPointAge (EMF in its log); no
     // value for two intervals (a disabled schedule, a stuck state machine, an engine that
     // stopped producing snapshots) is as bad as a value that is too old.
@@ -398,7 +336,7 @@ abstract class SnapcourierStack extends Stack {
       }
     }
 
-    new Dashboard(this, "Dashboard", {
+    this.dashboard = new Dashboard(this, "Dashboard", {
       dashboardName: `snapcourier-${ns}-${side}`,
       defaultInterval: Duration.days(7),
       widgets: [
@@ -447,6 +385,145 @@ abstract class SnapcourierStack extends Stack {
     });
   }
 
+
+  /** A deployed run: `input`, exactly, in the SSM parameter `name` (advanced tier past 4 KB). */
+  protected deployedRun(
+    id: string,
+    name: string,
+    input: unknown,
+    text: { what: string; description: string; shorten: string },
+  ): StringParameter {
+    const value = JSON.stringify(input);
+    const bytes = Buffer.byteLength(value, "utf8");
+    if (bytes > ADVANCED_PARAMETER_BYTES) {
+      throw new Error(
+        `${text.what} is ${bytes} bytes, more than an SSM parameter holds (${ADVANCED_PARAMETER_BYTES}); ${text.shorten}`,
+      );
+    }
+    return new StringParameter(this, id, {
+      parameterName: name,
+      description: text.description,
+      stringValue: value,
+      tier: bytes > STANDARD_PARAMETER_BYTES ? ParameterTier.ADVANCED : ParameterTier.STANDARD,
+    });
+  }
+
+  /**
+   * A state machine from an ASL file as reviewed, with exactly its placeholders mapped (any
+   * placeholder without a substitution, or substitution without a placeholder, fails the
+   * synth), the timeout, logs (its own log group, no execution data) and tracing, and its own
+   * role, which may invoke `functions` and publish failure reports to the topic. Construct ids
+   * are `<idPrefix>StateMachine`, `<idPrefix>StateMachineRole` and `<idPrefix>StateMachineLogs`.
+   */
+  protected stateMachineFromAsl(
+    idPrefix: string,
+    o: {
+      name: string;
+      aslFile: string;
+      substitutions: Record<string, string>;
+      timeoutSeconds: number;
+      roleName: string;
+      roleDescription: string;
+      functions: LambdaFunction[];
+    },
+  ): StateMachine {
+    const aslPath = join(STATEMACHINE_DIR, o.aslFile);
+    const asl = readFileSync(aslPath, "utf8");
+    const used = placeholders(asl);
+    const unmapped = used.filter((p) => !(p in o.substitutions));
+    const unused = Object.keys(o.substitutions).filter((p) => !used.includes(p));
+    if (unmapped.length > 0 || unused.length > 0) {
+      throw new Error(
+        `${aslPath}: placeholders ${JSON.stringify(used)} do not match the stack's substitutions ${JSON.stringify(Object.keys(o.substitutions).sort())} (unmapped: ${unmapped.join(", ") || "none"}; unused: ${unused.join(", ") || "none"})`,
+      );
+    }
+    const logGroup = new LogGroup(this, `${idPrefix}StateMachineLogs`, {
+      logGroupName: `/aws/vendedlogs/states/${o.name}`,
+      retention: RetentionDays.ONE_YEAR,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const definition = { ...JSON.parse(asl), TimeoutSeconds: o.timeoutSeconds };
+    const role = new Role(this, `${idPrefix}StateMachineRole`, {
+      roleName: o.roleName,
+      assumedBy: new ServicePrincipal("states.amazonaws.com"),
+      description: o.roleDescription,
+    });
+    const machine = new StateMachine(this, `${idPrefix}StateMachine`, {
+      stateMachineName: o.name,
+      role,
+      definitionBody: DefinitionBody.fromString(JSON.stringify(definition, null, 2)),
+      definitionSubstitutions: o.substitutions,
+      logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: false },
+      tracingEnabled: true,
+    });
+    for (const fn of o.functions) fn.grantInvoke(machine);
+    // Publishing failure reports (explicit: grantPublish would add kms:GenerateDataKey*).
+    machine.addToRolePolicy(
+      new PolicyStatement({
+        sid: "PublishFailureReports",
+        actions: ["sns:Publish"],
+        resources: [this.topic.topicArn],
+      }),
+    );
+    machine.addToRolePolicy(
+      new PolicyStatement({
+        sid: "EncryptFailureReportsViaSns",
+        actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+        resources: [this.topicKey.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": `sns.${this.region}.amazonaws.com` } },
+      }),
+    );
+    return machine;
+  }
+
+  /** A schedule in the stack's group that starts `machine` with `input`, exactly; starts it
+   * could not make go to the dead-letter queue (the scheduler role must may start `machine`). */
+  protected schedule(id: string, description: string, expression: string, input: unknown, machine: StateMachine): CfnSchedule {
+    return new CfnSchedule(this, id, {
+      groupName: this.scheduleGroup.ref,
+      description,
+      scheduleExpression: expression,
+      scheduleExpressionTimezone: "UTC",
+      flexibleTimeWindow: { mode: "OFF" },
+      state: "ENABLED",
+      target: {
+        arn: machine.stateMachineArn,
+        roleArn: this.schedulerRole.roleArn,
+        input: JSON.stringify(input),
+        retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
+        deadLetterConfig: { arn: this.deadLetters.queueArn },
+      },
+    });
+  }
+
+  /** Alarms to the failure topic when an execution of `machine` fails, times out or is
+   * aborted: `<idPrefix>Executions{Failed,TimedOut,Aborted}`, `<name>-executions-<what>`. */
+  protected executionAlarms(
+    machine: StateMachine,
+    idPrefix: string,
+    name: string,
+    descriptions: { failed: string; timedOut: string; aborted: string },
+  ): Alarm[] {
+    return (
+      [
+        ["ExecutionsFailed", "failed", descriptions.failed],
+        ["ExecutionsTimedOut", "timed-out", descriptions.timedOut],
+        ["ExecutionsAborted", "aborted", descriptions.aborted],
+      ] as const
+    ).map(([metricName, suffix, description]) => {
+      const alarm = new Alarm(this, `${idPrefix}${metricName}`, {
+        alarmName: `${name}-executions-${suffix}`,
+        alarmDescription: description,
+        metric: machine.metric(metricName, { period: Duration.minutes(5), statistic: "Sum" }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+      alarm.addAlarmAction(new SnsAction(this.topic));
+      return alarm;
+    });
+  }
   private lambdaBucket?: IBucket;
   private lambdaPrefix?: CfnParameter;
 
@@ -478,7 +555,9 @@ abstract class SnapcourierStack extends Stack {
     return Code.fromAsset(dir);
   }
 
-  private stepFunction(step: Step, side: Side, scope: Scope, props: SnapcourierStackProps): LambdaFunction {
+  /** A step's function with its own log group and role: the step's statements, its own logs,
+   * and the deployed runs named `runNames` (its side's schedules; the drill: `_drills`). */
+  protected stepFunction(step: Step, side: Side, scope: Scope, props: SnapcourierStackProps, runNames: string[]): LambdaFunction {
     const ns = props.config.namespace;
     const code = this.lambdaCode(step, props);
     const id = step
@@ -507,13 +586,13 @@ abstract class SnapcourierStack extends Stack {
         resources: [logGroup.logGroupArn],
       }),
     );
-    // Its side's deployed runs, and no other parameter.
+    // Its deployed runs, and no other parameter.
     role.addToPrincipalPolicy(
       new PolicyStatement({
         sid: "ReadDeployedRuns",
         actions: ["ssm:GetParameter"],
-        resources: props.runs.map(
-          (run) => `arn:${this.partition}:ssm:${this.region}:${this.account}:parameter${props.deployedRuns}${run.schedule}`,
+        resources: runNames.map(
+          (run) => `arn:${this.partition}:ssm:${this.region}:${this.account}:parameter${props.deployedRuns}${run}`,
         ),
       }),
     );
@@ -680,10 +759,32 @@ export interface DestinationStackProps extends SnapcourierStackProps {
   vault: VaultInputs;
   /** Regions whose key this destination's stacks create (`snapcourier inputs`). */
   stackKeyRegions: string[];
+  /** The destination's restore drill (`snapcourier inputs`), when the config has drills. */
+  drill?: ScheduledDrill;
+}
+
+/** A destination's restore drill: its deployed run, the drill step, its state machine,
+ * schedule and alarms. */
+export interface DrillResources {
+  run: StringParameter;
+  function: LambdaFunction;
+  stateMachine: StateMachine;
+  schedule: CfnSchedule;
+  /** Failed, timed-out and aborted executions; failed drills; no drill success in two intervals. */
+  alarms: Alarm[];
+}
+
+/** `1209600` -> `14 days`, `43200` -> `12 hours`. */
+function spelled(seconds: number): string {
+  if (seconds % 86_400 === 0) return `${seconds / 86_400} day${seconds === 86_400 ? "" : "s"}`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? "" : "s"}`;
+  return `${seconds} seconds`;
 }
 
 export class DestinationStack extends SnapcourierStack {
   readonly tamperingRules: Rule[];
+  /** Present only when the config has drills for this destination. */
+  readonly drill?: DrillResources;
   constructor(scope: Construct, id: string, props: DestinationStackProps) {
     const c = props.config;
     const d = c.destinations.find((x) => x.account === props.account);
@@ -707,6 +808,13 @@ export class DestinationStack extends SnapcourierStack {
       redshiftCopyAutomated: false,
       destinationKeys: [...new Set(keys)],
       stateMachineName: `snapcourier-${c.namespace}-destination`,
+      drill: props.drill
+        ? {
+            regions: props.drill.input.regions,
+            engines: new Set(props.drill.input.schedules.map((x) => x.engine)),
+            validationFunction: props.drill.input.drills.validation_function ?? undefined,
+          }
+        : undefined,
     };
     super(
       scope,
@@ -725,5 +833,99 @@ export class DestinationStack extends SnapcourierStack {
       topic: this.topic,
       otherRegions: regions.filter((r) => r !== c.source.region),
     });
+    if (props.drill) this.drill = this.addDrill(props, permissions, props.drill);
+  }
+
+  /**
+   * The restore drill: its deployed run (`<deployedRuns>_drills`), the drill step, a state
+   * machine of its own (drill.asl.json) started by a schedule in the stack's group, and alarms
+   * on its executions, on failed drills (DrillSucceeded) and on no drill succeeding within two
+   * drill intervals (DrillAge), with a dashboard row.
+   */
+  private addDrill(props: DestinationStackProps, permissions: Scope, drill: ScheduledDrill): DrillResources {
+    const ns = props.config.namespace;
+    const name = `snapcourier-${ns}-destination-drill`;
+    const run = this.deployedRun(`Run-${drill.name}`, `${props.deployedRuns}${drill.name}`, drill.input, {
+      what: "the restore drill's destination run",
+      description: `snapcourier ${ns} destination: the deployed run of the restore drill (the only input the drill function accepts)`,
+      shorten: "list fewer drill databases or shorten the drill networks",
+    });
+    const fn = this.stepFunction("drill", "destination", permissions, props, [drill.name]);
+    this.functions.drill = fn;
+    const stateMachine = this.stateMachineFromAsl("Drill", {
+      name,
+      aslFile: "drill.asl.json",
+      substitutions: { [PLACEHOLDERS.drill]: fn.functionArn, [TOPIC_PLACEHOLDER]: this.topic.topicArn },
+      // The restores' timeout plus an hour to delete them (computed by the CLI).
+      timeoutSeconds: drill.execution_timeout_seconds,
+      roleName: `${name}-states`,
+      roleDescription: `snapcourier ${ns} destination: the restore drill's state machine invokes the drill step and publishes failure reports`,
+      functions: [fn],
+    });
+    stateMachine.grantStartExecution(this.schedulerRole);
+    const schedule = this.schedule(
+      `Schedule-${drill.name}`,
+      `snapcourier ${ns} destination: restore drill (a drill runs in each region when one is due)`,
+      drill.expression,
+      drill.input,
+      stateMachine,
+    );
+
+    const executions = this.executionAlarms(stateMachine, "Drill", name, {
+      failed: `A snapcourier ${ns} restore drill execution failed; the failure topic carries the report naming each database, region and stage. The drill deletes what it restored, and the next drill deletes anything left.`,
+      timedOut: `A snapcourier ${ns} restore drill execution timed out (it ran longer than the drill timeout plus an hour); databases it restored may still be running until the next drill deletes them. No failure report was sent: see the execution in ${name}.`,
+      aborted: `A snapcourier ${ns} restore drill execution was aborted (stopped by hand or by a deployment); the next drill deletes what it restored. No failure report was sent: see the execution in ${name}.`,
+    });
+    const dimensionsMap = { Deployment: ns, Side: "destination" };
+    const drillMetric = (metricName: string, statistic: string, period: Duration) =>
+      new Metric({ namespace: METRIC_NAMESPACE, metricName, dimensionsMap, statistic, period });
+    // The drill function writes DrillSucceeded (1 or 0) for every drill that finishes.
+    const failed = new Alarm(this, "DrillFailed", {
+      alarmName: `${name}-failed`,
+      alarmDescription:
+        `A restore drill failed: a copy did not restore into an available database within the drill timeout, or the validation function rejected it. ` +
+        `The failure topic carries the report; the drill function's log names each drill ("drill finished"), and \`snapcourier drill\` runs one by hand.`,
+      metric: drillMetric("DrillSucceeded", "Minimum", Duration.hours(1)),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    failed.addAlarmAction(this.alarmAction);
+    // DrillAge: seconds since the newest successful drill, written by every check (daily).
+    const threshold = 2 * drill.every_seconds;
+    const overdue = new Alarm(this, "DrillOverdue", {
+      alarmName: `${name}-overdue`,
+      alarmDescription:
+        `No restore drill succeeded within two drill intervals (${spelled(threshold)}; drills.every is ${spelled(drill.every_seconds)}): ` +
+        `the copies have not been proven restorable since. Look at the executions of the ${name} state machine ` +
+        `(failed drills, or none due because none could start) and the drill function's log.`,
+      metric: drillMetric("DrillAge", "Maximum", Duration.days(1)),
+      threshold,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    overdue.addAlarmAction(this.alarmAction);
+    overdue.addOkAction(this.alarmAction);
+    const alarms = [...executions, failed, overdue];
+
+    this.dashboard.addWidgets(
+      new AlarmStatusWidget({ title: "Restore drill alarms", alarms, width: 24, height: 3 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: "Restore drill: seconds until the restored database was available (RTO)",
+        left: [drillMetric("RestoreSeconds", "Maximum", Duration.hours(1)).with({ label: "restore seconds (maximum)" })],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: "Restore drill: seconds since the newest successful drill",
+        left: [drillMetric("DrillAge", "Maximum", Duration.days(1)).with({ label: "drill age" })],
+        leftAnnotations: [{ value: threshold, label: "overdue alarm" }],
+        width: 12,
+      }),
+    );
+    return { run, function: fn, stateMachine, schedule, alarms };
   }
 }

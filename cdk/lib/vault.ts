@@ -99,6 +99,21 @@ export const STACK_ACTIONS = [
   "cloudformation:SetStackPolicy",
 ];
 
+/** The one stack action the restore drill's role needs under /snapcourier/<ns>/ (its records):
+ * the service control policy denies it in statements of its own, which except that role. */
+export const PUT_PARAMETER = "ssm:PutParameter";
+
+/** The destination roles that act on copies: copy in, copy across regions, delete. */
+export const COPY_ROLE_STEPS = ["copy-in-destination", "cross-region-copy", "delete"];
+
+/** The restore drill's role and where it keeps its records (crates/core/src/drill.rs). */
+export function drillRoleName(ns: string): string {
+  return `snapcourier-${ns}-destination-drill`;
+}
+export function drillRecordsPath(ns: string): string {
+  return `/snapcourier/${ns}/destination/drills/`;
+}
+
 /** aws:PrincipalArn patterns of roles named `names` in `account` (`*`: any account). */
 function roleArns(partition: string, account: string, names: string[]): string[] {
   return names.map((n) => `arn:${partition}:iam::${account}:role/${n}`);
@@ -135,14 +150,20 @@ export function namedKeyArns(config: Config, account?: string): string[] {
  * The service control policy to attach to the destination accounts (or their OU): deny
  * deleting or changing snapcourier's copies, keys and stack resources to every principal but
  * snapcourier's destination roles, the deploy roles and the break-glass role. The functions
- * are excepted only where they act (snapshots); keys and stack resources only by the
- * break-glass and deploy roles. Minified, it must fit AWS's 5,120 characters.
+ * are excepted only where they act: the copy steps on the copies (snapshots), the restore
+ * drill on its records (ssm:PutParameter under /snapcourier/<ns>/destination/drills/ and
+ * nothing else under /snapcourier/<ns>/); keys and stack resources only by the break-glass
+ * and deploy roles. (The drill's restored sc-<ns>-dr-* databases are no copies: no statement
+ * here denies deleting them.) Minified, it must fit AWS's 5,120 characters.
  */
 export function serviceControlPolicy(config: Config, vault: VaultInputs): Record<string, unknown> {
   const ns = config.namespace;
   const p = partitionOf(config.source.region);
   const admins = keyAdmins(p, "*", vault);
-  const functions = roleArns(p, "*", [`snapcourier-${ns}-destination-*`]);
+  const functions = roleArns(p, "*", COPY_ROLE_STEPS.map((step) => `snapcourier-${ns}-destination-${step}`));
+  const parameters = `arn:${p}:ssm:*:*:parameter/snapcourier/${ns}/*`;
+  // Only with drills: no exception for a role that the stacks do not create.
+  const drill = config.drills ? roleArns(p, "*", [drillRoleName(ns)]) : [];
   const nameSid = `Snapcourier${ns.charAt(0).toUpperCase()}${ns.slice(1)}Vault`;
   const named = namedKeyArns(config);
   const statements: Record<string, unknown>[] = [
@@ -177,7 +198,7 @@ export function serviceControlPolicy(config: Config, vault: VaultInputs): Record
     {
       Sid: `${nameSid}Stacks`,
       Effect: "Deny",
-      Action: STACK_ACTIONS,
+      Action: drill.length > 0 ? STACK_ACTIONS.filter((a) => a !== PUT_PARAMETER) : STACK_ACTIONS,
       Resource: [
         `arn:${p}:lambda:*:*:function:snapcourier-${ns}-*`,
         `arn:${p}:states:*:*:stateMachine:snapcourier-${ns}-*`,
@@ -185,7 +206,7 @@ export function serviceControlPolicy(config: Config, vault: VaultInputs): Record
         `arn:${p}:scheduler:*:*:schedule/snapcourier-${ns}-*`,
         `arn:${p}:scheduler:*:*:schedule-group/snapcourier-${ns}-*`,
         `arn:${p}:iam::*:role/snapcourier-${ns}-*`,
-        `arn:${p}:ssm:*:*:parameter/snapcourier/${ns}/*`,
+        parameters,
         `arn:${p}:sns:*:*:snapcourier-${ns}-*`,
         `arn:${p}:sqs:*:*:snapcourier-${ns}-*`,
         `arn:${p}:logs:*:*:log-group:/aws/lambda/snapcourier-${ns}-*`,
@@ -197,6 +218,26 @@ export function serviceControlPolicy(config: Config, vault: VaultInputs): Record
       ],
       Condition: { ArnNotLike: { "aws:PrincipalArn": admins } },
     },
+    // Writing the deployed runs and the drill records: break glass, the deploy roles and the
+    // drill's role, which may write its records and no other parameter (the next statement).
+    ...(drill.length > 0
+      ? [
+          {
+            Sid: `${nameSid}Puts`,
+            Effect: "Deny",
+            Action: PUT_PARAMETER,
+            Resource: parameters,
+            Condition: { ArnNotLike: { "aws:PrincipalArn": [...drill, ...admins] } },
+          },
+          {
+            Sid: `${nameSid}DrillPuts`,
+            Effect: "Deny",
+            Action: PUT_PARAMETER,
+            NotResource: `arn:${p}:ssm:*:*:parameter${drillRecordsPath(ns)}*`,
+            Condition: { ArnLike: { "aws:PrincipalArn": drill } },
+          },
+        ]
+      : []),
   ];
   return { Version: "2012-10-17", Statement: statements };
 }

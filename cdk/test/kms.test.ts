@@ -5,62 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Template } from "aws-cdk-lib/assertions";
-import { keylessConfig, list, statements, synth } from "./helpers";
-
-type Context = Record<string, string | string[]>;
-
-interface Call {
-  role: string;
-  action: string;
-  key: string;
-  context: Context;
-  why: string;
-}
-
-/** A policy value as text, with the partition resolved (`aws` for these regions). */
-function str(v: unknown): string {
-  if (typeof v === "string") return v;
-  const o = v as Record<string, unknown> | undefined;
-  if (o && "Fn::Join" in o) {
-    const [sep, parts] = o["Fn::Join"] as [string, unknown[]];
-    return parts.map(str).join(sep);
-  }
-  if (o?.Ref === "AWS::Partition") return "aws";
-  // Another resource's attribute: no literal ARN of this test can match it.
-  return `<unresolved ${JSON.stringify(v)}>`;
-}
-
-const glob = (pattern: string, value: string): boolean =>
-  new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.?+^$()[\]{}|\\/]/g, "\\$&")).join(".*")}$`).test(value);
-
-/** IAM's condition operators this app uses; any other fails closed. */
-function conditionsHold(conditions: Record<string, Record<string, unknown>> | undefined, ctx: Context): boolean {
-  for (const [op, pairs] of Object.entries(conditions ?? {})) {
-    for (const [key, value] of Object.entries(pairs)) {
-      const want = list(value as unknown).map(str);
-      const have = ctx[key];
-      if (op === "StringEquals" || op === "Bool") {
-        if (typeof have !== "string" || !want.includes(have)) return false;
-      } else if (op === "ForAnyValue:StringEquals") {
-        if (!list(have ?? []).some((h) => want.includes(h))) return false;
-      } else {
-        return false;
-      }
-    }
-  }
-  return true;
-}
-
-function allowed(t: Template, call: Call): boolean {
-  return statements(t).some(
-    ({ roles, s }) =>
-      JSON.stringify(roles).includes(`"${call.role}`) &&
-      s.Effect === "Allow" &&
-      list(s.Action).some((a) => glob(a, call.action)) &&
-      list(s.Resource as unknown).some((r) => glob(str(r), call.key)) &&
-      conditionsHold(s.Condition, call.context),
-  );
-}
+import { type Call, type Context, allowed, keylessConfig, synth } from "./helpers";
 
 const SOURCE_KEY = "arn:aws:kms:us-east-1:111111111111:key/0a1b2c3d-0000-4000-8000-111111111111";
 const via = (service: string, region: string) => ({ "kms:ViaService": `${service}.${region}.amazonaws.com` });

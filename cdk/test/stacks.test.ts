@@ -1,4 +1,5 @@
-// The synthesized stacks: functions, state machine, schedules, topic, alarm.
+// The synthesized stacks: functions, state machine, schedules, topic, alarm. (The destination's
+// restore drill, which the example config has: test/drill.test.ts.)
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,12 +12,14 @@ const s = synth();
 const inputs = cliInputs();
 
 const sides = [
-  { name: "source", t: s.source, steps: ["take", "share", "delete"], runs: inputs.source },
+  { name: "source", t: s.source, steps: ["take", "share", "delete"], runs: inputs.source, drill: undefined },
   {
     name: "destination",
     t: s.destinations[0]!,
-    steps: ["copy-in-destination", "cross-region-copy", "delete"],
+    // The drill step too: the example config has drills.
+    steps: ["copy-in-destination", "cross-region-copy", "delete", "drill"],
     runs: inputs.destinations[0]!.runs,
+    drill: inputs.destinations[0]!.drill,
   },
 ];
 
@@ -60,7 +63,8 @@ describe("stacks", () => {
 
       it("deploys each schedule's run, exactly its schedule's input, as the only run its functions accept", () => {
         const parameters = resources(side.t, "AWS::SSM::Parameter");
-        assert.equal(parameters.length, side.runs.length);
+        // The drill's run is one more (test/drill.test.ts).
+        assert.equal(parameters.length, side.runs.length + (side.drill ? 1 : 0));
         for (const run of side.runs) {
           const found = parameters.find(([, p]) => p.Properties.Name === `/snapcourier/demo/${side.name}/runs/${run.schedule}`);
           assert.ok(found, run.schedule);
@@ -73,9 +77,12 @@ describe("stacks", () => {
           )!;
           assert.deepEqual(JSON.parse((schedule.Properties.Target as { Input: string }).Input), run.input);
         }
-        // Each function may read its side's runs and no other parameter.
-        const reads = statements(side.t).filter(({ s: st }) => list(st.Action).some((a) => a.startsWith("ssm:")));
-        assert.equal(reads.length, side.steps.length);
+        // Each function may read its side's runs and no other parameter (the drill: its own run,
+        // and its records; test/drill.test.ts).
+        const reads = statements(side.t).filter(
+          ({ roles, s: st }) => list(st.Action).some((a) => a.startsWith("ssm:")) && !JSON.stringify(roles).includes('"DrillRole'),
+        );
+        assert.equal(reads.length, side.steps.filter((st) => st !== "drill").length);
         for (const { s: st } of reads) {
           assert.deepEqual(list(st.Action), ["ssm:GetParameter"]);
           const named = list(st.Resource).map((r) => JSON.stringify(r));
@@ -87,7 +94,10 @@ describe("stacks", () => {
       });
 
       it("runs the ASL file as reviewed, with exactly its placeholders substituted and a timeout", () => {
-        const [[, sm]] = resources(side.t, "AWS::StepFunctions::StateMachine") as [[string, any]];
+        // The side's state machine (the destination's drill has its own: test/drill.test.ts).
+        const [, sm] = resources(side.t, "AWS::StepFunctions::StateMachine").find(
+          ([, r]) => r.Properties.StateMachineName === `snapcourier-demo-${side.name}`,
+        ) as [string, any];
         const asl = readFileSync(join(STATEMACHINE_DIR, `${side.name}.asl.json`), "utf8");
         // The file's states as they are, plus the execution timeout: the longest interval of
         // the side's schedules (all three are daily in the example).
@@ -111,11 +121,12 @@ describe("stacks", () => {
 
       it("schedules every config schedule with exactly the input `snapcourier run` builds", () => {
         const schedules = resources(side.t, "AWS::Scheduler::Schedule");
-        assert.equal(schedules.length, side.runs.length);
+        // And the drill's schedule on the destination (test/drill.test.ts).
+        assert.equal(schedules.length, side.runs.length + (side.drill ? 1 : 0));
         for (const run of side.runs) {
           const found = schedules.filter(([, r]) => {
             const input = JSON.parse((r.Properties.Target as any).Input);
-            return input.schedule.name === run.schedule;
+            return input.schedule?.name === run.schedule;
           });
           assert.equal(found.length, 1, run.schedule);
           const p = found[0]![1].Properties as any;

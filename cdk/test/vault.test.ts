@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { Template } from "aws-cdk-lib/assertions";
 import { loadConfig } from "../lib/config";
 import { KEY_ADMIN_ACTIONS, SCP_MAX_CHARS, serviceControlPolicy, tamperingPatterns } from "../lib/vault";
-import { CLI, EXAMPLE, ROOT, cliInputs, keylessConfig, list, resources, synth } from "./helpers";
+import { CLI, EXAMPLE, ROOT, cliInputs, keylessConfig, list, noDrillsConfig, resources, synth } from "./helpers";
 
 const s = synth();
 const keyless = synth(keylessConfig());
@@ -26,17 +26,23 @@ describe("the service control policy for the destination accounts", () => {
 
   it("fits AWS's limit minified and only denies", () => {
     assert.ok(JSON.stringify(scp).length <= SCP_MAX_CHARS, `${JSON.stringify(scp).length} characters`);
+    // The example, drills included: 4,705 characters; headroom for longer names and more roles.
+    assert.ok(JSON.stringify(scp).length <= 4800, `${JSON.stringify(scp).length} characters`);
     for (const st of scp.Statement) assert.equal(st.Effect, "Deny", st.Sid);
   });
 
-  it("denies deleting, sharing or re-tagging our copies to all but our destination roles, the deploy roles and break glass", () => {
+  it("denies deleting, sharing or re-tagging our copies to all but our copy roles, the deploy roles and break glass", () => {
     const copies = bySid("Copies");
     for (const a of ["rds:DeleteDBClusterSnapshot", "rds:DeleteDBSnapshot", "rds:ModifyDBClusterSnapshotAttribute", "rds:RemoveTagsFromResource"]) {
       assert.ok(copies.Action.includes(a), a);
     }
     assert.deepEqual(copies.Resource, ["arn:aws:rds:*:*:cluster-snapshot:sc-demo-*", "arn:aws:rds:*:*:snapshot:sc-demo-*"]);
+    // The roles of the steps that copy and delete copies, by name: not the drill's (it only
+    // restores from them), nor the state machines' or the scheduler's.
     assert.deepEqual(copies.Condition.ArnNotLike["aws:PrincipalArn"], [
-      "arn:aws:iam::*:role/snapcourier-demo-destination-*",
+      "arn:aws:iam::*:role/snapcourier-demo-destination-copy-in-destination",
+      "arn:aws:iam::*:role/snapcourier-demo-destination-cross-region-copy",
+      "arn:aws:iam::*:role/snapcourier-demo-destination-delete",
       BREAK_GLASS,
       ...DEPLOY,
     ]);
@@ -68,9 +74,48 @@ describe("the service control policy for the destination accounts", () => {
     ]) {
       assert.ok(list(stacks.Resource).includes(r), r);
     }
-    for (const a of ["lambda:Update*", "states:Delete*", "scheduler:Delete*", "iam:Put*", "ssm:PutParameter", "events:DisableRule", "cloudformation:DeleteStack"]) {
+    for (const a of ["lambda:Update*", "states:Delete*", "scheduler:Delete*", "iam:Put*", "ssm:DeleteParameter*", "events:DisableRule", "cloudformation:DeleteStack"]) {
       assert.ok(stacks.Action.includes(a), a);
     }
+    // Writing a parameter has statements of its own, which except the drill's role (below).
+    assert.ok(!stacks.Action.includes("ssm:PutParameter"));
+  });
+
+  it("lets the drill's role write its records under /snapcourier/demo/ and no other parameter", () => {
+    const sid = (name: string) => scp.Statement.find((st) => st.Sid === `SnapcourierDemoVault${name}`)!;
+    const drill = "arn:aws:iam::*:role/snapcourier-demo-destination-drill";
+    const puts = sid("Puts");
+    assert.deepEqual(list(puts.Action), ["ssm:PutParameter"]);
+    assert.deepEqual(puts.Resource, "arn:aws:ssm:*:*:parameter/snapcourier/demo/*");
+    assert.deepEqual(puts.Condition.ArnNotLike["aws:PrincipalArn"], [drill, BREAK_GLASS, ...DEPLOY]);
+    const only = sid("DrillPuts") as Statement & { NotResource?: string };
+    assert.deepEqual(list(only.Action), ["ssm:PutParameter"]);
+    assert.equal(only.Resource, undefined);
+    assert.equal(only.NotResource, "arn:aws:ssm:*:*:parameter/snapcourier/demo/destination/drills/*");
+    assert.deepEqual(only.Condition, { ArnLike: { "aws:PrincipalArn": [drill] } });
+    // Deleting or re-tagging any of our parameters stays with break glass and the deploy roles.
+    for (const a of ["ssm:DeleteParameter*", "ssm:AddTagsToResource", "ssm:RemoveTagsFromResource"]) {
+      assert.ok(bySid("Stacks").Action.includes(a), a);
+    }
+    // Nothing else excepts the drill's role, and no statement denies deleting a database.
+    for (const st of scp.Statement.filter((x) => !x.Sid.endsWith("Puts"))) {
+      assert.ok(!JSON.stringify(st.Condition).includes("destination-drill"), st.Sid);
+      assert.ok(!st.Action.some((a) => /^(rds|redshift):Delete(DBCluster|DBInstance|Cluster)$/.test(a)), st.Sid);
+    }
+  });
+
+  it("without drills, excepts no drill role: writing a parameter is the deploy roles' and break glass's alone", () => {
+    const plain = loadConfig(noDrillsConfig(), CLI);
+    const without = serviceControlPolicy(plain.config, plain.inputs.vault) as { Statement: Statement[] };
+    assert.ok(JSON.stringify(without).length <= SCP_MAX_CHARS);
+    assert.deepEqual(
+      without.Statement.map((st) => st.Sid),
+      ["Copies", "StackKeys", "NamedKeys", "Stacks"].map((x) => `SnapcourierDemoVault${x}`),
+    );
+    const stacks = without.Statement.find((st) => st.Sid.endsWith("Stacks"))!;
+    assert.ok(stacks.Action.includes("ssm:PutParameter"));
+    assert.ok(list(stacks.Resource).includes("arn:aws:ssm:*:*:parameter/snapcourier/demo/*"));
+    assert.ok(!JSON.stringify(without).includes("destination-drill"));
   });
 
   it("names every resource the stacks protect the way the stacks name them", () => {

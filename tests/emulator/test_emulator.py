@@ -35,7 +35,8 @@ from botocore.exceptions import ClientError
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SOURCE, DEST = "111111111111", "222222222222"
-DEFAULT_CONFIG = {"creating_reads": 0, "stuck": [], "throttle_rate": 0.0, "throttle_seed": 0,
+DEFAULT_CONFIG = {"creating_reads": 0, "stuck": [], "restore_reads": 0, "restore_failures": [],
+                  "throttle_rate": 0.0, "throttle_seed": 0,
                   "throttle_services": ["rds"], "latency_ms": 0,
                   "latency_services": ["rds", "redshift", "kms"], "deny": [],
                   "manual_snapshot_quotas": {"ManualClusterSnapshots": 100000, "ManualSnapshots": 100000}}
@@ -645,10 +646,13 @@ class ControlTest(EmulatorTest):
             self.assertEqual(control_error("/snapcourier/config", bad)[0], 400)
 
     def test_config_round_trip_and_validation(self) -> None:
-        merged = control("/snapcourier/config", {"creating_reads": 3, "stuck": ["x"]})
-        self.assertEqual(merged, {**DEFAULT_CONFIG, "creating_reads": 3, "stuck": ["x"]})
+        changes = {"creating_reads": 3, "stuck": ["x"], "restore_reads": 2, "restore_failures": ["^y-"]}
+        merged = control("/snapcourier/config", changes)
+        self.assertEqual(merged, {**DEFAULT_CONFIG, **changes})
         self.assertEqual(control("/snapcourier/config"), merged)
-        for bad in ({"creating_reads": -1}, {"throttle_rate": 2}, {"stuck": ["("]}, {"nope": 1}):
+        for bad in ({"creating_reads": -1}, {"throttle_rate": 2}, {"stuck": ["("]}, {"nope": 1},
+                    {"restore_reads": -1}, {"restore_reads": True}, {"restore_failures": ["("]},
+                    {"restore_failures": "x"}):
             self.assertEqual(control_error("/snapcourier/config", bad)[0], 400)
         self.assertEqual(control("/snapcourier/config"), merged)
 
@@ -1285,6 +1289,348 @@ class RedshiftControlTest(RedshiftTest):
         self.assertEqual(rs_snapshot(self.rs_src, "rsctl-b")["Status"], "available")
         control("/snapcourier/config", {"deny": []})
         self.rs_src.delete_cluster_snapshot(SnapshotIdentifier="rsctl-b")
+
+
+# --- Restore drills -------------------------------------------------------------------
+
+def network(role: str, name: str, region: str = "us-east-1") -> tuple[list[str], str]:
+    """A VPC of the account with two subnets and a security group, as a drill's
+    restore names them; returns (subnet ids, security group id)."""
+    ec2 = client(role, "ec2", region)
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.7.{i}.0/24", AvailabilityZone=f"{region}{zone}")
+               ["Subnet"]["SubnetId"] for i, zone in enumerate("ab")]
+    group = ec2.create_security_group(GroupName=name, Description="restore drill", VpcId=vpc)["GroupId"]
+    return subnets, group
+
+
+def statuses(describe: Any, key: str, field: str, count: int, **params: Any) -> list[str]:
+    """The status `count` describe calls in a row report for one resource."""
+    return [describe(**params)[key][0][field] for _ in range(count)]
+
+
+def cluster_statuses(rds: Any, ident: str, count: int) -> list[str]:
+    return statuses(rds.describe_db_clusters, "DBClusters", "Status", count, DBClusterIdentifier=ident)
+
+
+def instance_statuses(rds: Any, ident: str, count: int) -> list[str]:
+    return statuses(rds.describe_db_instances, "DBInstances", "DBInstanceStatus", count, DBInstanceIdentifier=ident)
+
+
+DRILL_TAGS = [{"Key": "snapcourier:drill", "Value": "nightly"}]
+
+
+class RdsRestoreTest(EmulatorTest):
+    def restore_cluster(self, ident: str, snapshot: str, rds: Any = None, **params: Any) -> dict[str, Any]:
+        return (rds or self.src).restore_db_cluster_from_snapshot(
+            DBClusterIdentifier=ident, SnapshotIdentifier=snapshot, Engine="aurora-postgresql", **params)["DBCluster"]
+
+    def add_instance(self, ident: str, cluster: str, rds: Any = None) -> dict[str, Any]:
+        return (rds or self.src).create_db_instance(
+            DBInstanceIdentifier=ident, DBClusterIdentifier=cluster, Engine="aurora-postgresql",
+            DBInstanceClass="db.r6g.large", Tags=DRILL_TAGS)["DBInstance"]
+
+    def test_aurora_restore_creating_then_available_and_deleted_instance_first(self) -> None:
+        subnets, group = network("source", "drill-aurora")
+        self.src.create_db_subnet_group(DBSubnetGroupName="drill-subnets", DBSubnetGroupDescription="drill",
+                                        SubnetIds=subnets)
+        self.src.create_db_cluster_snapshot(DBClusterIdentifier="orders-db", DBClusterSnapshotIdentifier="drill-src-1")
+        arn = cluster_snapshot(self.src, "drill-src-1")["DBClusterSnapshotArn"]
+        control("/snapcourier/config", {"restore_reads": 2})
+        made = self.restore_cluster("drill-orders", arn, Tags=DRILL_TAGS, DBSubnetGroupName="drill-subnets",
+                                    VpcSecurityGroupIds=[group], DeletionProtection=False)
+        self.assertEqual(made["Status"], "creating")  # the restore's own answer, whatever the knob
+        got = self.src.describe_db_clusters(DBClusterIdentifier="drill-orders")["DBClusters"][0]
+        for key, value in [("Status", "creating"), ("TagList", DRILL_TAGS), ("StorageEncrypted", True),
+                           ("KmsKeyId", cmk(SOURCE)),  # the snapshot's key: no KmsKeyId was given
+                           ("DBSubnetGroup", "drill-subnets"), ("DeletionProtection", False),
+                           ("VpcSecurityGroups", [{"VpcSecurityGroupId": group, "Status": "active"}]),
+                           ("DBClusterArn", f"arn:aws:rds:us-east-1:{SOURCE}:cluster:drill-orders")]:
+            self.assertEqual(got[key], value, key)
+        self.assertEqual(cluster_statuses(self.src, "drill-orders", 2), ["creating", "available"])
+
+        instance = self.add_instance("drill-orders-1", "drill-orders")
+        self.assertEqual((instance["DBInstanceStatus"], instance["DBClusterIdentifier"]), ("creating", "drill-orders"))
+        self.assertEqual(instance_statuses(self.src, "drill-orders-1", 3), ["creating", "creating", "available"])
+        described = self.src.describe_db_instances(DBInstanceIdentifier="drill-orders-1")["DBInstances"][0]
+        self.assertEqual((described["TagList"], described["KmsKeyId"]), (DRILL_TAGS, cmk(SOURCE)))
+        members = self.src.describe_db_clusters(DBClusterIdentifier="drill-orders")["DBClusters"][0]["DBClusterMembers"]
+        self.assertEqual([m["DBInstanceIdentifier"] for m in members], ["drill-orders-1"])
+
+        # AWS: delete the instances first.
+        self.assertError("InvalidDBClusterStateFault", self.src.delete_db_cluster, DBClusterIdentifier="drill-orders",
+                         SkipFinalSnapshot=True)
+        deleted = self.src.delete_db_instance(DBInstanceIdentifier="drill-orders-1", SkipFinalSnapshot=True,
+                                              DeleteAutomatedBackups=True)["DBInstance"]
+        self.assertEqual(deleted["DBInstanceStatus"], "deleting")
+        self.assertError("DBInstanceNotFound", self.src.describe_db_instances, DBInstanceIdentifier="drill-orders-1")
+        cluster = self.src.describe_db_clusters(DBClusterIdentifier="drill-orders")["DBClusters"][0]
+        self.assertEqual(cluster["DBClusterMembers"], [])
+        self.assertError("InvalidParameterCombination", self.src.delete_db_cluster, DBClusterIdentifier="drill-orders")
+        gone = self.src.delete_db_cluster(DBClusterIdentifier="drill-orders", SkipFinalSnapshot=True)["DBCluster"]
+        self.assertEqual(gone["Status"], "deleting")
+        self.assertError("DBClusterNotFoundFault", self.src.describe_db_clusters, DBClusterIdentifier="drill-orders")
+        # Its automated snapshot went with it; the snapshot restored from stays.
+        left = self.src.describe_db_cluster_snapshots(DBClusterIdentifier="drill-orders")["DBClusterSnapshots"]
+        self.assertEqual(left, [])
+        self.assertEqual(cluster_snapshot(self.src, "drill-src-1")["Status"], "available")
+        # The same identifier can be restored again.
+        control("/snapcourier/config", {"restore_reads": 0})
+        self.restore_cluster("drill-orders", "drill-src-1")
+        self.assertEqual(cluster_statuses(self.src, "drill-orders", 1), ["available"])
+        self.src.delete_db_cluster(DBClusterIdentifier="drill-orders", SkipFinalSnapshot=True)
+
+    def test_aurora_restore_sources_keys_and_faults(self) -> None:
+        self.src.create_db_cluster_snapshot(DBClusterIdentifier="analytics-db",
+                                            DBClusterSnapshotIdentifier="drill-plain")
+        plain = self.restore_cluster("drill-plain-1", "drill-plain")  # by identifier
+        self.assertFalse(plain["StorageEncrypted"])
+        self.assertNotIn("KmsKeyId", plain)
+        self.assertEqual(plain["TagList"], [])
+        keyed = self.restore_cluster("drill-plain-2", "drill-plain", KmsKeyId="alias/snapcourier")
+        self.assertEqual((keyed["StorageEncrypted"], keyed["KmsKeyId"]), (True, cmk(SOURCE)))
+        # The destination restores its own snapshots (here one encrypted with its key), and one
+        # shared with it by ARN; the cluster is the destination's.
+        control("/snapcourier/snapshots", {"account": DEST, "region": "us-east-1", "id": "drill-dest-cmk",
+                                           "resource_id": "gone-db", "kms_key_id": cmk(DEST)})
+        restored = self.restore_cluster("drill-dest", "drill-dest-cmk", rds=self.dst, Tags=DRILL_TAGS)
+        self.assertEqual((restored["KmsKeyId"], restored["DBClusterArn"], restored["TagList"]),
+                         (cmk(DEST), f"arn:aws:rds:us-east-1:{DEST}:cluster:drill-dest", DRILL_TAGS))
+        shared_arn = f"arn:aws:rds:us-east-1:{SOURCE}:cluster-snapshot:drill-plain"
+        self.assertError("DBClusterSnapshotNotFoundFault", self.restore_cluster, "drill-shared", shared_arn,
+                         rds=self.dst)
+        self.share("drill-plain")
+        shared = self.restore_cluster("drill-shared", shared_arn, rds=self.dst)
+        self.assertEqual(shared["DBClusterArn"], f"arn:aws:rds:us-east-1:{DEST}:cluster:drill-shared")
+
+        self.assertError("DBClusterAlreadyExistsFault", self.restore_cluster, "drill-plain-1", "drill-plain")
+        self.assertError("DBClusterSnapshotNotFoundFault", self.restore_cluster, "drill-x", "drill-none")
+        self.assertError("DBClusterSnapshotNotFoundFault", self.restore_cluster, "drill-x",
+                         f"arn:aws:rds:eu-west-1:{SOURCE}:cluster-snapshot:drill-plain")
+        self.assertError("DBClusterSnapshotNotFoundFault", self.restore_cluster, "drill-x",
+                         f"arn:aws:rds:us-east-1:{SOURCE}:cluster-snapshot:drill-plain", rds=stranger())
+        self.assertError("DBSubnetGroupNotFoundFault", self.restore_cluster, "drill-x", "drill-plain",
+                         DBSubnetGroupName="no-such-subnets")
+        self.assertError("KMSKeyNotAccessibleFault", self.restore_cluster, "drill-x", "drill-plain",
+                         KmsKeyId="alias/no-such-key")
+        control("/snapcourier/snapshots", {"account": SOURCE, "region": "us-east-1", "id": "drill-busy",
+                                           "resource_id": "analytics-db", "status": "creating"})
+        self.assertError("InvalidDBClusterSnapshotStateFault", self.restore_cluster, "drill-x", "drill-busy")
+        self.assertError("DBClusterNotFoundFault", self.src.describe_db_clusters, DBClusterIdentifier="drill-x")
+        for rds, ident in [(self.src, "drill-plain-1"), (self.src, "drill-plain-2"), (self.dst, "drill-dest"),
+                           (self.dst, "drill-shared")]:
+            rds.delete_db_cluster(DBClusterIdentifier=ident, SkipFinalSnapshot=True)
+
+    def test_failed_restores_stay_until_deleted(self) -> None:
+        control("/snapcourier/config", {"restore_reads": 1, "restore_failures": ["-broken$"]})
+        self.src.create_db_cluster_snapshot(DBClusterIdentifier="orders-db", DBClusterSnapshotIdentifier="drill-src-2")
+        self.restore_cluster("drill-broken", "drill-src-2")
+        self.assertEqual(cluster_statuses(self.src, "drill-broken", 3), ["creating", "failed", "failed"])
+        self.assertError("InvalidDBClusterStateFault", self.add_instance, "drill-broken-1", "drill-broken")
+        self.assertError("InvalidDBClusterStateFault", self.src.delete_db_cluster, DBClusterIdentifier="drill-broken",
+                         FinalDBSnapshotIdentifier="drill-broken-final")
+        self.src.delete_db_cluster(DBClusterIdentifier="drill-broken", SkipFinalSnapshot=True)
+        self.assertError("DBClusterNotFoundFault", self.src.describe_db_clusters, DBClusterIdentifier="drill-broken")
+
+        # An instance into a healthy cluster can fail too; so can an instance restore.
+        self.restore_cluster("drill-ok", "drill-src-2")
+        self.add_instance("drill-ok-broken", "drill-ok")
+        self.assertEqual(instance_statuses(self.src, "drill-ok-broken", 2), ["creating", "failed"])
+        self.assertEqual(cluster_statuses(self.src, "drill-ok", 2), ["creating", "available"])
+        self.src.delete_db_instance(DBInstanceIdentifier="drill-ok-broken")  # Aurora: no final snapshot rules
+        self.src.delete_db_cluster(DBClusterIdentifier="drill-ok", SkipFinalSnapshot=True)
+        self.src.create_db_snapshot(DBInstanceIdentifier="billing-pg", DBSnapshotIdentifier="drill-isrc-2")
+        self.src.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="drill-pg-broken",
+                                                      DBSnapshotIdentifier="drill-isrc-2")
+        self.assertEqual(instance_statuses(self.src, "drill-pg-broken", 3), ["creating", "failed", "failed"])
+        self.assertError("InvalidParameterCombination", self.src.delete_db_instance,
+                         DBInstanceIdentifier="drill-pg-broken")
+        self.assertError("InvalidDBInstanceState", self.src.delete_db_instance, DBInstanceIdentifier="drill-pg-broken",
+                         FinalDBSnapshotIdentifier="drill-pg-final")
+        self.src.delete_db_instance(DBInstanceIdentifier="drill-pg-broken", SkipFinalSnapshot=True,
+                                    DeleteAutomatedBackups=True)
+        self.assertError("DBInstanceNotFound", self.src.describe_db_instances, DBInstanceIdentifier="drill-pg-broken")
+        self.assertEqual(self.src.describe_db_snapshots(DBInstanceIdentifier="drill-pg-broken")["DBSnapshots"], [])
+
+    def test_stuck_restore_stays_creating_and_can_be_deleted(self) -> None:
+        control("/snapcourier/config", {"stuck": ["^drill-stuck"]})
+        self.src.create_db_cluster_snapshot(DBClusterIdentifier="billing-db", DBClusterSnapshotIdentifier="drill-src-3")
+        self.restore_cluster("drill-stuck", "drill-src-3")
+        self.add_instance("drill-stuck-1", "drill-stuck")
+        self.assertEqual(set(cluster_statuses(self.src, "drill-stuck", 5)), {"creating"})
+        self.assertEqual(set(instance_statuses(self.src, "drill-stuck-1", 5)), {"creating"})
+        self.src.delete_db_instance(DBInstanceIdentifier="drill-stuck-1", SkipFinalSnapshot=True)
+        self.src.delete_db_cluster(DBClusterIdentifier="drill-stuck", SkipFinalSnapshot=True)
+        self.assertError("DBClusterNotFoundFault", self.src.describe_db_clusters, DBClusterIdentifier="drill-stuck")
+        # Once the pattern is gone, a stuck restore completes on its next describe.
+        self.restore_cluster("drill-stuck-2", "drill-src-3")
+        self.assertEqual(cluster_statuses(self.src, "drill-stuck-2", 2), ["creating", "creating"])
+        control("/snapcourier/config", {"stuck": []})
+        self.assertEqual(cluster_statuses(self.src, "drill-stuck-2", 1), ["available"])
+        self.src.delete_db_cluster(DBClusterIdentifier="drill-stuck-2", SkipFinalSnapshot=True)
+
+    def test_instance_restore_own_and_shared(self) -> None:
+        subnets, group = network("source", "drill-instance")
+        self.src.create_db_subnet_group(DBSubnetGroupName="drill-isubnets", DBSubnetGroupDescription="drill",
+                                        SubnetIds=subnets)
+        self.src.create_db_snapshot(DBInstanceIdentifier="orders-mysql", DBSnapshotIdentifier="drill-isrc-1")
+        control("/snapcourier/config", {"restore_reads": 1})
+        made = self.src.restore_db_instance_from_db_snapshot(
+            DBInstanceIdentifier="drill-mysql", DBSnapshotIdentifier="drill-isrc-1", DBInstanceClass="db.t3.small",
+            DBSubnetGroupName="drill-isubnets", VpcSecurityGroupIds=[group], DeletionProtection=False,
+            Tags=DRILL_TAGS)["DBInstance"]
+        self.assertEqual(made["DBInstanceStatus"], "creating")
+        self.assertEqual(instance_statuses(self.src, "drill-mysql", 2), ["creating", "available"])
+        got = self.src.describe_db_instances(DBInstanceIdentifier="drill-mysql")["DBInstances"][0]
+        for key, value in [("TagList", DRILL_TAGS), ("KmsKeyId", cmk(SOURCE)), ("StorageEncrypted", True),
+                           ("DBInstanceClass", "db.t3.small"), ("DeletionProtection", False), ("Engine", "mysql"),
+                           ("VpcSecurityGroups", [{"VpcSecurityGroupId": group, "Status": "active"}])]:
+            self.assertEqual(got[key], value, key)
+        self.assertEqual(got["DBSubnetGroup"]["DBSubnetGroupName"], "drill-isubnets")
+        self.assertEqual(got["OptionGroupMemberships"][0]["OptionGroupName"], "app-opts")
+        self.assertError("DBInstanceAlreadyExists", self.src.restore_db_instance_from_db_snapshot,
+                         DBInstanceIdentifier="drill-mysql", DBSnapshotIdentifier="drill-isrc-1")
+        self.assertError("DBSnapshotNotFound", self.src.restore_db_instance_from_db_snapshot,
+                         DBInstanceIdentifier="drill-none", DBSnapshotIdentifier="drill-no-snapshot")
+
+        # A snapshot shared with the destination restores there by ARN only; the option group it
+        # names does not exist there, so the instance gets the engine's default group.
+        self.src.modify_db_snapshot_attribute(DBSnapshotIdentifier="drill-isrc-1", AttributeName="restore",
+                                              ValuesToAdd=[DEST])
+        arn = f"arn:aws:rds:us-east-1:{SOURCE}:snapshot:drill-isrc-1"
+        self.assertError("DBSnapshotNotFound", self.dst.restore_db_instance_from_db_snapshot,
+                         DBInstanceIdentifier="drill-shared", DBSnapshotIdentifier="drill-isrc-1")
+        shared = self.dst.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="drill-shared",
+                                                               DBSnapshotIdentifier=arn)["DBInstance"]
+        self.assertEqual(shared["DBInstanceArn"], f"arn:aws:rds:us-east-1:{DEST}:db:drill-shared")
+        self.assertEqual(shared["OptionGroupMemberships"][0]["OptionGroupName"], "default:mysql-8-0")
+        self.assertError("DBSnapshotNotFound", stranger().restore_db_instance_from_db_snapshot,
+                         DBInstanceIdentifier="drill-stranger", DBSnapshotIdentifier=arn)
+        self.dst.delete_db_instance(DBInstanceIdentifier="drill-shared", SkipFinalSnapshot=True)
+        self.src.delete_db_instance(DBInstanceIdentifier="drill-mysql", SkipFinalSnapshot=True)
+        self.src.modify_db_snapshot_attribute(DBSnapshotIdentifier="drill-isrc-1", AttributeName="restore",
+                                              ValuesToRemove=[DEST])
+
+    def test_reads_count_only_describes_that_include_the_restore(self) -> None:
+        third = "333333333333"
+        rds = stranger("eu-west-1")
+        for i in range(20):
+            control("/snapcourier/clusters", {"account": third, "region": "eu-west-1", "id": f"drill-page-{i:02d}"})
+        control("/snapcourier/snapshots", {"account": third, "region": "eu-west-1", "id": "drill-page-src",
+                                           "resource_id": "drill-page-00"})
+        control("/snapcourier/config", {"restore_reads": 1})
+        self.restore_cluster("drill-page-zz", "drill-page-src", rds=rds)
+        first = rds.describe_db_clusters(MaxRecords=20)
+        self.assertNotIn("drill-page-zz", [c["DBClusterIdentifier"] for c in first["DBClusters"]])
+        second = rds.describe_db_clusters(MaxRecords=20, Marker=first["Marker"])
+        self.assertEqual([(c["DBClusterIdentifier"], c["Status"]) for c in second["DBClusters"]],
+                         [("drill-page-zz", "creating")])
+        self.assertNotIn("Marker", second)
+        self.assertEqual(cluster_statuses(rds, "drill-page-zz", 1), ["available"])
+
+
+class RedshiftRestoreTest(RedshiftTest):
+    def restore(self, rs: Any, ident: str, **params: Any) -> dict[str, Any]:
+        return rs.restore_from_cluster_snapshot(ClusterIdentifier=ident, **params)["Cluster"]
+
+    def cluster_statuses(self, rs: Any, ident: str, count: int) -> list[str]:
+        return statuses(rs.describe_clusters, "Clusters", "ClusterStatus", count, ClusterIdentifier=ident)
+
+    def test_restore_from_another_accounts_snapshot_only_when_authorized(self) -> None:
+        rs_cluster("rsr-db", kms_key_id=cmk(SOURCE))
+        self.rs_src.create_cluster_snapshot(ClusterIdentifier="rsr-db", SnapshotIdentifier="rsr-snap")
+        self.assertError("AccessToSnapshotDenied", self.restore, self.rs_dst, "rsr-drill",
+                         SnapshotIdentifier="rsr-snap", OwnerAccount=SOURCE)
+        self.assertError("ClusterSnapshotNotFound", self.restore, self.rs_dst, "rsr-drill",
+                         SnapshotIdentifier="rsr-snap")  # without OwnerAccount: the caller's own
+        self.assertError("ClusterSnapshotNotFound", self.restore, self.rs_dst, "rsr-drill",
+                         SnapshotIdentifier="rsr-none", OwnerAccount=SOURCE)
+        self.rs_src.authorize_snapshot_access(SnapshotIdentifier="rsr-snap", AccountWithRestoreAccess=DEST)
+
+        subnets, group = network("destination", "rsr-drill")
+        self.rs_dst.create_cluster_subnet_group(ClusterSubnetGroupName="rsr-subnets", Description="drill",
+                                                SubnetIds=subnets)
+        control("/snapcourier/config", {"restore_reads": 2})
+        made = self.restore(self.rs_dst, "rsr-drill", SnapshotIdentifier="rsr-snap", OwnerAccount=SOURCE,
+                            ClusterSubnetGroupName="rsr-subnets", VpcSecurityGroupIds=[group],
+                            PubliclyAccessible=False)
+        self.assertEqual(made["ClusterStatus"], "creating")
+        arn = f"arn:aws:redshift:us-east-1:{DEST}:cluster:rsr-drill"
+        self.assertEqual(made["Tags"], [])  # RestoreFromClusterSnapshot has no Tags: tag with CreateTags
+        self.rs_dst.create_tags(ResourceName=arn, Tags=DRILL_TAGS)
+        self.assertError("ResourceNotFoundFault", self.rs_src.create_tags, ResourceName=arn, Tags=DRILL_TAGS)
+        got = self.rs_dst.describe_clusters(ClusterIdentifier="rsr-drill")["Clusters"][0]
+        for key, value in [("ClusterStatus", "creating"), ("Tags", DRILL_TAGS), ("Encrypted", True),
+                           ("KmsKeyId", cmk(SOURCE)), ("ClusterSubnetGroupName", "rsr-subnets"),
+                           ("PubliclyAccessible", False),
+                           ("VpcSecurityGroups", [{"VpcSecurityGroupId": group, "Status": "active"}])]:
+            self.assertEqual(got[key], value, key)
+        self.assertEqual(got["RestoreStatus"]["Status"], "restoring")
+        self.assertEqual(self.cluster_statuses(self.rs_dst, "rsr-drill", 2), ["creating", "available"])
+        got = self.rs_dst.describe_clusters(TagKeys=["snapcourier:drill"])["Clusters"]
+        self.assertEqual([(c["ClusterIdentifier"], c["RestoreStatus"]["Status"]) for c in got],
+                         [("rsr-drill", "completed")])
+        self.assertError("ClusterNotFound", self.rs_src.describe_clusters, ClusterIdentifier="rsr-drill")
+
+        # By ARN alone too; only in the snapshot's region; not once access is revoked.
+        snapshot_arn = f"arn:aws:redshift:us-east-1:{SOURCE}:snapshot:rsr-db/rsr-snap"
+        control("/snapcourier/config", {"restore_reads": 0})
+        self.restore(self.rs_dst, "rsr-drill-arn", SnapshotArn=snapshot_arn)
+        self.assertEqual(self.cluster_statuses(self.rs_dst, "rsr-drill-arn", 1), ["available"])
+        self.assertError("ClusterSnapshotNotFound", self.restore, rs_client("destination", "eu-west-1"),
+                         "rsr-drill-eu", SnapshotArn=snapshot_arn)
+        self.assertError("ClusterAlreadyExists", self.restore, self.rs_dst, "rsr-drill", SnapshotArn=snapshot_arn)
+        self.assertError("InvalidParameterCombination", self.restore, self.rs_dst, "rsr-drill-2",
+                         SnapshotArn=snapshot_arn, SnapshotIdentifier="rsr-snap")
+        self.rs_src.revoke_snapshot_access(SnapshotIdentifier="rsr-snap", AccountWithRestoreAccess=DEST)
+        self.assertError("AccessToSnapshotDenied", self.restore, self.rs_dst, "rsr-drill-2", SnapshotArn=snapshot_arn)
+
+        self.assertError("InvalidParameterCombination", self.rs_dst.delete_cluster, ClusterIdentifier="rsr-drill")
+        for ident in ("rsr-drill", "rsr-drill-arn"):
+            deleted = self.rs_dst.delete_cluster(ClusterIdentifier=ident, SkipFinalClusterSnapshot=True)["Cluster"]
+            self.assertEqual(deleted["ClusterStatus"], "deleting")
+            self.assertError("ClusterNotFound", self.rs_dst.describe_clusters, ClusterIdentifier=ident)
+        self.assertEqual(rs_ids(self.rs_dst, ClusterIdentifier="rsr-drill"), [])  # its automated snapshot went too
+
+    def test_own_snapshot_failed_and_stuck_restores(self) -> None:
+        rs_cluster("rsf-src-db")
+        self.rs_src.create_cluster_snapshot(ClusterIdentifier="rsf-src-db", SnapshotIdentifier="rsf-snap")
+        control("/snapcourier/config", {"restore_reads": 1, "restore_failures": ["-broken$"],
+                                         "stuck": ["^rsf-stuck"]})
+        self.restore(self.rs_src, "rsf-ok", SnapshotIdentifier="rsf-snap")
+        self.restore(self.rs_src, "rsf-broken", SnapshotIdentifier="rsf-snap")
+        self.restore(self.rs_src, "rsf-stuck", SnapshotIdentifier="rsf-snap", SnapshotClusterIdentifier="rsf-src-db")
+        self.assertEqual(self.cluster_statuses(self.rs_src, "rsf-ok", 3), ["creating", "available", "available"])
+        self.assertEqual(self.cluster_statuses(self.rs_src, "rsf-broken", 3),
+                         ["creating", "incompatible-restore", "incompatible-restore"])
+        broken = self.rs_src.describe_clusters(ClusterIdentifier="rsf-broken")["Clusters"][0]
+        self.assertEqual((broken["Encrypted"], broken["RestoreStatus"]["Status"]), (False, "failed"))
+        self.assertEqual(set(self.cluster_statuses(self.rs_src, "rsf-stuck", 4)), {"creating"})
+        self.assertError("InvalidClusterState", self.rs_src.delete_cluster, ClusterIdentifier="rsf-broken",
+                         FinalClusterSnapshotIdentifier="rsf-broken-final")
+        for ident in ("rsf-broken", "rsf-stuck"):
+            self.rs_src.delete_cluster(ClusterIdentifier=ident, SkipFinalClusterSnapshot=True)
+        # A final snapshot of an available restored cluster is kept.
+        self.rs_src.delete_cluster(ClusterIdentifier="rsf-ok", FinalClusterSnapshotIdentifier="rsf-ok-final",
+                                   FinalClusterSnapshotRetentionPeriod=7)
+        final = rs_snapshot(self.rs_src, "rsf-ok-final")
+        self.assertEqual((final["ClusterIdentifier"], final["SnapshotType"], final["ManualSnapshotRetentionPeriod"]),
+                         ("rsf-ok", "manual", 7))
+        self.assertEqual(rs_ids(self.rs_src, ClusterIdentifier="rsf-ok", SnapshotType="automated"), [])
+        self.assertIn("rsf-snap", rs_ids(self.rs_src, ClusterIdentifier="rsf-src-db"))
+        rs_insert({"kind": "redshift", "account": SOURCE, "region": "us-east-1", "id": "rsf-busy",
+                   "cluster": "rsf-src-db", "status": "creating"})
+        self.assertError("InvalidClusterSnapshotState", self.restore, self.rs_src, "rsf-x", SnapshotIdentifier="rsf-busy")
+        self.assertError("ClusterSnapshotNotFound", self.restore, self.rs_src, "rsf-x", SnapshotIdentifier="rsf-snap",
+                         SnapshotClusterIdentifier="other-db")
+        self.assertError("ClusterSubnetGroupNotFoundFault", self.restore, self.rs_src, "rsf-x",
+                         SnapshotIdentifier="rsf-snap", ClusterSubnetGroupName="no-such-subnets")
+        self.assertError("InvalidParameterValue", self.restore, self.rs_src, "rsf-x",
+                         SnapshotIdentifier="rsf-snap", KmsKeyId="alias/no-such-key")
+        keyed = self.restore(self.rs_src, "rsf-keyed", SnapshotIdentifier="rsf-snap", KmsKeyId="alias/snapcourier")
+        self.assertEqual((keyed["Encrypted"], keyed["KmsKeyId"]), (True, cmk(SOURCE)))
+        self.rs_src.delete_cluster(ClusterIdentifier="rsf-keyed", SkipFinalClusterSnapshot=True)
+        self.assertError("ClusterNotFound", self.rs_src.describe_clusters, ClusterIdentifier="rsf-x")
 
 
 # --- Step Functions and Lambda routing ---------------------------------------------

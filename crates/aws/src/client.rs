@@ -111,6 +111,7 @@ pub struct AwsContext {
     kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
     sfn: Mutex<HashMap<String, aws_sdk_sfn::Client>>,
     ssm: Mutex<HashMap<String, aws_sdk_ssm::Client>>,
+    lambda: Mutex<HashMap<String, aws_sdk_lambda::Client>>,
     /// Set by `with_withheld_mutations`: every client refuses, and records here, each call
     /// that is not a read (a plan).
     withheld: Option<Arc<Mutex<Vec<Withheld>>>>,
@@ -163,6 +164,7 @@ impl AwsContext {
             kms: Mutex::new(HashMap::new()),
             sfn: Mutex::new(HashMap::new()),
             ssm: Mutex::new(HashMap::new()),
+            lambda: Mutex::new(HashMap::new()),
             deployed_runs: None,
             withheld: None,
             aws_managed_keys: Mutex::new(HashMap::new()),
@@ -234,6 +236,20 @@ impl AwsContext {
         })
     }
 
+    /// Lambda in a region (a drill's validation function).
+    pub fn lambda(&self, region: &str) -> aws_sdk_lambda::Client {
+        cached(&self.lambda, region, || {
+            let mut config = aws_sdk_lambda::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .retry_config(self.retry.clone())
+                .interceptor(self.counter.clone());
+            if let Some(log) = &self.withheld {
+                config = config.interceptor(Withhold::new(region, Arc::clone(log)));
+            }
+            aws_sdk_lambda::Client::from_conf(config.build())
+        })
+    }
+
     /// A plan's context: every call but reads is refused before it is sent, and recorded
     /// (`withheld`). Set before the first call (clients are built on first use).
     pub fn with_withheld_mutations(mut self) -> Self {
@@ -272,12 +288,20 @@ impl AwsContext {
             .region()
             .map(ToString::to_string)
             .unwrap_or_default();
-        cached(&self.ssm, &region, || {
+        self.ssm_in(&region)
+    }
+
+    /// The SSM client of a region (drill records live in the destination stack's region).
+    pub fn ssm_in(&self, region: &str) -> aws_sdk_ssm::Client {
+        cached(&self.ssm, region, || {
             let mut config = aws_sdk_ssm::config::Builder::from(&self.sdk)
                 .retry_config(self.retry.clone())
                 .interceptor(self.counter.clone());
+            if !region.is_empty() {
+                config = config.region(Region::new(region.to_string()));
+            }
             if let Some(log) = &self.withheld {
-                config = config.interceptor(Withhold::new(&region, Arc::clone(log)));
+                config = config.interceptor(Withhold::new(region, Arc::clone(log)));
             }
             aws_sdk_ssm::Client::from_conf(config.build())
         })

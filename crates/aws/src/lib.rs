@@ -6,6 +6,7 @@ pub mod adapter;
 pub mod aurora;
 pub mod client;
 pub mod deployed;
+pub mod drill;
 pub mod errors;
 pub mod executions;
 pub mod rds;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use snapcourier_aws::AwsContext;
 use snapcourier_aws::adapter::{list_owned, list_resources};
 use snapcourier_core::config::{ResourceFilter, Schedule};
+use snapcourier_core::drill::DrillRecord;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::Stage;
 use snapcourier_core::{Config, Engine, Error};
@@ -24,7 +25,7 @@ pub enum Status {
     Late,
     /// Nothing at all somewhere: no snapshot, not shared, or no copy in a region.
     Missing,
-    /// Its newest snapshot failed in AWS.
+    /// Its newest snapshot failed in AWS, or its last restore drill failed.
     Failing,
 }
 
@@ -59,8 +60,12 @@ pub struct Row {
     pub shared: bool,
     /// Newest copy per destination account and region (`account/region`); `None`: none.
     pub copies: BTreeMap<String, Option<Point>>,
-    /// The last restore drill (none yet: drills are not built).
+    /// The last restore drill of the database (any destination account and region): when,
+    /// where, its result and measured restore time; `None`: never drilled.
     pub last_drill: Option<String>,
+    /// That drill's record, for JSON readers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillRecord>,
     pub status: Status,
 }
 
@@ -108,6 +113,7 @@ pub fn schedule_rows(
     schedule: &Schedule,
     source: &SourceView,
     destinations: &[DestinationView],
+    drills: &[DrillRecord],
     now: Timestamp,
 ) -> Vec<Row> {
     // Redshift's copies are the source account's own, in each region, shared with the
@@ -164,6 +170,12 @@ pub fn schedule_rows(
                     );
                 }
             }
+            let drill = drills
+                .iter()
+                .filter(|r| r.schedule == schedule.name && r.database == database)
+                .max_by_key(|r| r.at)
+                .cloned();
+            let failing = failing || drill.as_ref().is_some_and(|r| !r.succeeded);
             let status = if failing {
                 Status::Failing
             } else if newest_source.is_none() || !shared || copies.values().any(Option::is_none) {
@@ -182,7 +194,10 @@ pub fn schedule_rows(
                 newest_source,
                 shared,
                 copies,
-                last_drill: None,
+                last_drill: drill
+                    .as_ref()
+                    .map(|r| format!("{} in {}", r.summary(), r.region)),
+                drill,
                 status,
             }
         })
@@ -251,17 +266,7 @@ impl CoverageReport {
 
 /// A duration in seconds, as `2d 3h` or `45m`.
 pub fn age(seconds: i64) -> String {
-    let d = SignedDuration::from_secs(seconds.max(0));
-    let (days, hours, minutes) = (
-        d.as_secs() / 86_400,
-        (d.as_secs() % 86_400) / 3600,
-        (d.as_secs() % 3600) / 60,
-    );
-    match (days, hours) {
-        (0, 0) => format!("{minutes}m"),
-        (0, h) => format!("{h}h {minutes}m"),
-        (days, h) => format!("{days}d {h}h"),
-    }
+    snapcourier_core::duration::short(seconds)
 }
 
 /// What the source account holds for a schedule.
@@ -373,4 +378,62 @@ pub async fn redshift_destination_views(
                 .collect(),
         })
         .collect())
+}
+
+/// The drill records of one destination account, in every region it keeps copies in (they
+/// live in its stack's region, the source region).
+pub async fn drill_records(
+    ctx: &AwsContext,
+    config: &Config,
+    account: &str,
+) -> Result<Vec<DrillRecord>, Error> {
+    let mut out = Vec::new();
+    for r in &config.destination(account)?.regions {
+        out.extend(
+            snapcourier_aws::drill::read_records(
+                ctx,
+                &config.source.region,
+                &config.namespace,
+                &r.region,
+            )
+            .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// The whole report: the source account through `source`, the destination `accounts`
+/// through `destination` (Redshift's copies are read from the source account, where they
+/// are).
+pub async fn coverage(
+    source: &AwsContext,
+    destination: &AwsContext,
+    config: &Config,
+    accounts: &[String],
+    now: Timestamp,
+) -> Result<CoverageReport, Error> {
+    let mut destinations = Vec::new();
+    let mut drills = Vec::new();
+    for account in accounts {
+        destinations.push(destination_view(destination, config, account).await?);
+        drills.extend(drill_records(destination, config, account).await?);
+    }
+    let mut rows = Vec::new();
+    for schedule in &config.schedules {
+        let view = source_view(source, config, schedule).await?;
+        if schedule.engine.copies_into_destination() {
+            rows.extend(schedule_rows(
+                config,
+                schedule,
+                &view,
+                &destinations,
+                &drills,
+                now,
+            ));
+        } else {
+            let views = redshift_destination_views(source, config, schedule, accounts).await?;
+            rows.extend(schedule_rows(config, schedule, &view, &views, &drills, now));
+        }
+    }
+    Ok(CoverageReport::from_rows(rows, now))
 }

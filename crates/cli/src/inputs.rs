@@ -5,6 +5,7 @@
 use serde::Serialize;
 use snapcourier_core::config::{Schedule, Vault};
 use snapcourier_core::deployed::parameter_prefix;
+use snapcourier_core::drill::{self, DRILL_RUN_NAME, DrillRun};
 use snapcourier_core::events::{DestinationRun, SourceRun};
 use snapcourier_core::heartbeat::{AlarmWindow, Side};
 use snapcourier_core::looks::execution_timeout_seconds;
@@ -32,6 +33,24 @@ pub struct DestinationInputs {
     /// `alias/snapcourier-<namespace>`) because the config names none there.
     pub stack_key_regions: Vec<String>,
     pub runs: Vec<ScheduledInput<DestinationRun>>,
+    /// The restore drill of this destination, when the config has drills that it keeps copies
+    /// for: its own state machine, started on `expression` with `input`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<ScheduledDrill>,
+}
+
+/// The drill state machine's schedule and input. Its deployed run is the SSM parameter
+/// `<deployed_runs.destination>` + `name` (`_drills`: no schedule name starts with `_`).
+#[derive(Debug, Serialize)]
+pub struct ScheduledDrill {
+    pub name: String,
+    /// How often the stack checks whether a drill is due (daily, or `every` when shorter).
+    pub expression: String,
+    /// The drill interval: the DrillAge alarm fires when no drill succeeded within two of them.
+    pub every_seconds: u64,
+    /// The drill state machine's `TimeoutSeconds`: the restore timeout plus an hour to clean up.
+    pub execution_timeout_seconds: u64,
+    pub input: DrillRun,
 }
 
 /// Where each side's stack writes its deployed runs: one SSM parameter per schedule, named
@@ -79,10 +98,18 @@ impl Inputs {
                     input: DestinationRun::from_config(config, &s.name, &d.account)?,
                 });
             }
+            let drill = DrillRun::from_config(config, &d.account)?.map(|input| ScheduledDrill {
+                name: DRILL_RUN_NAME.to_string(),
+                expression: drill::check_expression(input.drills.every),
+                every_seconds: input.drills.every.as_secs().unsigned_abs(),
+                execution_timeout_seconds: drill::execution_timeout_seconds(&input.drills),
+                input,
+            });
             destinations.push(DestinationInputs {
                 account: d.account.clone(),
                 stack_key_regions: d.stack_key_regions(&config.source.region),
                 runs,
+                drill,
             });
         }
         Ok(Inputs {

@@ -3,6 +3,7 @@
 
 pub mod capacity;
 pub mod coverage_report;
+pub mod drill;
 pub mod inputs;
 pub mod output;
 pub mod plan;

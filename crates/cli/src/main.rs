@@ -114,6 +114,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Restore drill: restore the newest copy of databases into throwaway resources in a
+    /// destination region, time each until it is available, validate it, delete it (always)
+    /// and record the result. Exit 1 when a drill failed.
+    Drill {
+        #[arg(short, long, env = "SNAPCOURIER_CONFIG")]
+        config: PathBuf,
+        /// The database to drill (repeatable); default: the config's choice (drills.databases,
+        /// those drilled longest ago first), due or not.
+        #[arg(long)]
+        database: Vec<String>,
+        /// Only this destination region (default: the drill regions).
+        #[arg(long)]
+        region: Option<String>,
+        /// The destination account (needed when there are several).
+        #[arg(long)]
+        destination: Option<String>,
+        /// The destination account's profile.
+        #[arg(long, env = "AWS_PROFILE")]
+        profile: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the snapshots this deployment owns in one side's account, per region; or, with
     /// --coverage, one row per covered database across both sides.
     Report {
@@ -338,9 +360,6 @@ async fn coverage_report(
     json: bool,
     markdown: Option<PathBuf>,
 ) -> Result<ExitCode, Error> {
-    use snapcourier_cli::coverage_report::{
-        CoverageReport, destination_view, redshift_destination_views, schedule_rows, source_view,
-    };
     let source_ctx = AwsContext::from_env(profile.as_deref(), ClientOptions::default()).await;
     let destination_ctx =
         AwsContext::from_env(destination_profile.as_deref(), ClientOptions::default()).await;
@@ -348,22 +367,14 @@ async fn coverage_report(
         Some(account) => vec![c.destination(&account)?.account.clone()],
         None => c.destinations.iter().map(|d| d.account.clone()).collect(),
     };
-    let mut destinations = Vec::new();
-    for account in &accounts {
-        destinations.push(destination_view(&destination_ctx, c, account).await?);
-    }
-    let now = Timestamp::now();
-    let mut rows = Vec::new();
-    for schedule in &c.schedules {
-        let source = source_view(&source_ctx, c, schedule).await?;
-        if schedule.engine.copies_into_destination() {
-            rows.extend(schedule_rows(c, schedule, &source, &destinations, now));
-        } else {
-            let views = redshift_destination_views(&source_ctx, c, schedule, &accounts).await?;
-            rows.extend(schedule_rows(c, schedule, &source, &views, now));
-        }
-    }
-    let report = CoverageReport::from_rows(rows, now);
+    let report = snapcourier_cli::coverage_report::coverage(
+        &source_ctx,
+        &destination_ctx,
+        c,
+        &accounts,
+        Timestamp::now(),
+    )
+    .await?;
     if let Some(path) = &markdown {
         std::fs::write(path, report.markdown(&c.namespace)).map_err(|e| {
             Error::config(
@@ -420,6 +431,39 @@ fn print_outcomes<T: serde::Serialize>(
 
 async fn execute(command: Command) -> Result<ExitCode, Error> {
     match command {
+        Command::Drill {
+            config,
+            database,
+            region,
+            destination,
+            profile,
+            json,
+        } => {
+            let c = load(&config)?;
+            let account = destination_account(&c, destination)?;
+            let run = snapcourier_core::drill::DrillRun::by_hand(&c, &account, region.as_deref())?;
+            let ctx = AwsContext::from_env(profile.as_deref(), client_options(&c)).await;
+            let progress = TerminalProgress::new();
+            let result =
+                snapcourier_cli::drill::run_drill(&ctx, run, database, &progress, Timestamp::now)
+                    .await;
+            progress.finish();
+            let out = result?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out)
+                        .map_err(|e| Error::config("", e.to_string()))?
+                );
+            } else {
+                print!("{}", snapcourier_cli::output::render_drill(&out));
+            }
+            Ok(if out.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Validate { config } => {
             let c = load(&config)?;
             println!(

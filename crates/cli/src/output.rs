@@ -434,6 +434,64 @@ pub fn render_execution(e: &snapcourier_aws::executions::ExecutionState) -> Stri
     out
 }
 
+/// A drill: one row per restored database (its copy, the copy's age when it became available,
+/// the measured restore time, the validation verdict, the result), then failures and
+/// leftovers.
+pub fn render_drill(o: &snapcourier_core::drill::DrillOutput) -> String {
+    use snapcourier_core::duration::short;
+    let mut out = String::new();
+    if o.drills.is_empty() && o.failures.is_empty() {
+        out.push_str("no database drilled");
+        if !o.not_due.is_empty() {
+            out.push_str(&format!(
+                " (no drill due in {}: the last began less than drills.every ago)",
+                o.not_due.join(", ")
+            ));
+        }
+        out.push('\n');
+    }
+    if !o.drills.is_empty() {
+        let mut t = table(&[
+            "database",
+            "region",
+            "restored from",
+            "recovery point age",
+            "restore time (RTO)",
+            "validation",
+            "result",
+        ]);
+        for d in &o.drills {
+            t.add_row(vec![
+                d.database.clone(),
+                d.region.clone(),
+                d.snapshot.clone(),
+                d.recovery_point_age_seconds.map_or("-".into(), short),
+                d.restore_seconds.map_or("-".into(), short),
+                d.validation.clone().unwrap_or_else(|| "-".into()),
+                match &d.failure {
+                    None if d.succeeded() => "ok, deleted".to_string(),
+                    None => "not finished".to_string(),
+                    Some(f) => format!("FAILED at {}", f.stage),
+                },
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    push_failures(&mut out, "failed", &o.failures);
+    push_lists(
+        &mut out,
+        &[(
+            "leftover(s) of earlier drills deleted",
+            &o.leftovers_deleted,
+        )],
+    );
+    out.push_str(&format!(
+        "{} drill(s) succeeded, {} failed\n",
+        o.succeeded, o.failed
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

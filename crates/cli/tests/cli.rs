@@ -344,3 +344,66 @@ fn snapshot_now_takes_and_shares_one_database_through_the_binary() {
         "{id}"
     );
 }
+
+#[test]
+fn drill_restores_and_deletes_through_the_binary_and_exits_1_when_a_drill_fails() {
+    let emu = Emulator::start(Seed::Demo);
+    let created = snapcourier_emulator::days_ago(1, 0);
+    let mut copy = snapcourier_emulator::owned_snapshot(
+        snapcourier_emulator::DESTINATION_ACCOUNT,
+        snapcourier_emulator::DESTINATION_REGION,
+        "sc-demo-rdsdaily-billing-pg-20261201-0300",
+        "billing-pg",
+        created,
+        "destination",
+        &[("snapcourier:source-created", &created.to_string())],
+    );
+    copy["kind"] = "instance".into();
+    copy["engine"] = "postgres".into();
+    copy["tags"][1]["Value"] = "rds-daily".into();
+    emu.insert_snapshots(&[copy]);
+    let drill = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_snapcourier"))
+            .args([
+                "drill",
+                "-c",
+                EXAMPLE,
+                "--profile",
+                "snapcourier-destination",
+            ])
+            .args(args)
+            .env("AWS_CONFIG_FILE", &emu.state.aws_config_file)
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                &emu.state.aws_credentials_file,
+            )
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap()
+    };
+    let out = drill(&["--region", "us-west-2", "--database", "billing-pg"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--region"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = drill(&["--database", "billing-pg", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["succeeded"], 1, "{printed}");
+    assert_eq!(
+        printed["drills"][0]["snapshot"],
+        "sc-demo-rdsdaily-billing-pg-20261201-0300"
+    );
+    assert_eq!(printed["drills"][0]["phase"], "done");
+
+    let out = drill(&["--database", "orders-mysql"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("orders-mysql (eu-west-1)") && shown.contains("NotFound"),
+        "{shown}"
+    );
+}

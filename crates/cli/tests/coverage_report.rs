@@ -8,34 +8,14 @@ use std::process::Command;
 
 use common::*;
 use jiff::{SignedDuration, Timestamp};
-use snapcourier_cli::coverage_report::{
-    CoverageReport, Status, destination_view, redshift_destination_views, schedule_rows,
-    source_view,
-};
+use snapcourier_cli::coverage_report::{CoverageReport, Status, coverage};
 
 async fn report(emu: &Emulator, c: &snapcourier_core::Config, now: Timestamp) -> CoverageReport {
     let src = context(emu, Side::Source);
     let dst = context(emu, Side::Destination);
-    let destinations = vec![
-        destination_view(&dst, c, DESTINATION_ACCOUNT)
-            .await
-            .unwrap(),
-    ];
-    let mut rows = Vec::new();
-    for s in &c.schedules {
-        let source = source_view(&src, c, s).await.unwrap();
-        if s.engine.copies_into_destination() {
-            rows.extend(schedule_rows(c, s, &source, &destinations, now));
-        } else {
-            // Redshift: the source account's snapshots in each region, shared with the vault.
-            let accounts = [DESTINATION_ACCOUNT.to_string()];
-            let views = redshift_destination_views(&src, c, s, &accounts)
-                .await
-                .unwrap();
-            rows.extend(schedule_rows(c, s, &source, &views, now));
-        }
-    }
-    CoverageReport::from_rows(rows, now)
+    coverage(&src, &dst, c, &[DESTINATION_ACCOUNT.to_string()], now)
+        .await
+        .unwrap()
 }
 
 fn status_of(r: &CoverageReport, database: &str) -> Status {

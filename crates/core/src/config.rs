@@ -46,6 +46,11 @@ pub struct Config {
     /// roles, may still delete or change its copies, keys and stack resources.
     #[serde(default)]
     pub vault: Vault,
+    /// Restore drills in the destination accounts: the newest copy of a few databases restored
+    /// on a schedule, timed and deleted. Omit it for no scheduled drills (`snapcourier drill`
+    /// still runs one by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drills: Option<crate::drill::Drills>,
 }
 
 /// The vault's exceptions. The destination stacks' key policies, the service control policy
@@ -360,6 +365,14 @@ impl Config {
             }
         }
         check_vault(&self.vault, "vault", &mut p);
+        if let Some(drills) = &self.drills {
+            let kept: BTreeSet<&str> = self
+                .destinations
+                .iter()
+                .flat_map(|d| d.regions.iter().map(|r| r.region.as_str()))
+                .collect();
+            crate::drill::check_drills(drills, &kept, "drills", &mut p);
+        }
         if self.schedules.is_empty() {
             p.add("schedules", "must list at least one schedule");
         }
@@ -478,7 +491,7 @@ impl Problems {
 
 /// A rule written in this file. Compiled once; if one ever failed to compile it would match
 /// nothing, so validation fails closed (every built-in rule is compiled by a unit test).
-type Rule = LazyLock<Option<Regex>>;
+pub(crate) type Rule = LazyLock<Option<Regex>>;
 
 static NAMESPACE: Rule = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9]*$").ok());
 static ACCOUNT: Rule = LazyLock::new(|| Regex::new(r"^[0-9]{12}$").ok());
@@ -492,7 +505,7 @@ static ROLE_NAME: Rule = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9+=,.@_-]{1,64}
 static ROLE_PATTERN: Rule = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9+=,.@_*-]{1,64}$").ok());
 static OPTION_GROUP: Rule = LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9-]{0,254}$").ok());
 
-fn is_match(rule: &Rule, text: &str) -> bool {
+pub(crate) fn is_match(rule: &Rule, text: &str) -> bool {
     rule.as_ref().is_some_and(|r| r.is_match(text))
 }
 

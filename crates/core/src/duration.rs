@@ -24,6 +24,18 @@ impl HumanDuration {
     }
 }
 
+/// A duration in seconds as an operator reads it: `40s`, `45m`, `3h 20m`, `2d 4h`.
+pub fn short(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (days, hours, minutes) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
+    match (days, hours) {
+        (0, 0) if minutes == 0 => format!("{s}s"),
+        (0, 0) => format!("{minutes}m"),
+        (0, h) => format!("{h}h {minutes}m"),
+        (days, h) => format!("{days}d {h}h"),
+    }
+}
+
 impl FromStr for HumanDuration {
     type Err = String;
 

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod coverage;
 pub mod deployed;
+pub mod drill;
 pub mod duration;
 pub mod engine;
 pub mod error;

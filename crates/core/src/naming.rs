@@ -149,6 +149,10 @@ fn is_canonical(resource_id: &str) -> bool {
 }
 
 /// Lowercase, every other character a hyphen, no runs of hyphens, none at either end.
+pub fn sanitise_part(resource_id: &str) -> String {
+    sanitise(resource_id)
+}
+
 fn sanitise(resource_id: &str) -> String {
     let mut out = String::with_capacity(resource_id.len());
     for c in resource_id.chars() {
@@ -175,7 +179,7 @@ fn sanitise(resource_id: &str) -> String {
 
 /// 64-bit FNV-1a. Written out rather than taken from a crate because ids must stay the same
 /// across every future version of snapcourier and its dependencies.
-fn stable_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

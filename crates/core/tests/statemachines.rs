@@ -52,6 +52,10 @@ fn placeholders_are_exactly_what_a_stack_substitutes() {
             "FailureTopicArn"
         ])
     );
+    assert_eq!(
+        placeholders(&load("drill").to_string()),
+        expect(&["DrillFunctionArn", "FailureTopicArn"])
+    );
 }
 
 #[test]
@@ -63,7 +67,7 @@ fn lambda_tasks_retry_exactly_the_retryable_errors_and_catch_everything() {
         "Lambda.SdkClientException",
         "Lambda.TooManyRequestsException",
     ]);
-    for side in ["source", "destination"] {
+    for side in ["source", "destination", "drill"] {
         for (name, state) in states(&load(side)) {
             if state["Resource"] != "arn:aws:states:::lambda:invoke" {
                 continue;
@@ -426,4 +430,47 @@ fn a_failure_report_for_thousands_of_failed_items_fits_sns_and_counts_them_all()
 
 fn to_json(output: impl serde::Serialize) -> Value {
     serde_json::to_value(output).unwrap()
+}
+
+#[test]
+fn the_drill_reads_only_what_its_step_and_prepare_write_and_always_ends() {
+    use snapcourier_core::drill::DrillOutput;
+    let machine = load("drill");
+    let now: jiff::Timestamp = "2026-12-02T03:00:00Z".parse().unwrap();
+    let output = to_json(DrillOutput::new(
+        1,
+        Vec::new(),
+        now,
+        now,
+        &Default::default(),
+    ));
+    let prepare = &machine["States"]["Prepare"]["Parameters"]["look"]["output"];
+    let first_look = fields_read(&machine["States"]["Drill"]["Parameters"]);
+    for (result, field) in fields_read(&machine) {
+        assert_eq!(result, "look", "the drill reads only its step's output");
+        assert!(
+            output.get(&field).is_some(),
+            "the drill step's output lacks `{field}`: {output}"
+        );
+        if first_look.contains(&(result.clone(), field.clone())) {
+            assert!(prepare.get(&field).is_some(), "Prepare lacks `{field}`");
+        }
+    }
+    // One loop, paced by the step; the abandon path deletes what was restored, then reports.
+    let waits: Vec<_> = states(&machine)
+        .into_iter()
+        .filter(|(_, s)| s["Type"] == "Wait")
+        .collect();
+    assert_eq!(waits.len(), 1);
+    assert_eq!(waits[0].1["SecondsPath"], "$.look.output.wait_seconds");
+    assert_eq!(machine["States"]["Drill"]["Catch"][0]["Next"], "Abandon");
+    assert_eq!(
+        machine["States"]["Abandon"]["Parameters"]["Payload"]["abandon"],
+        true
+    );
+    assert_eq!(
+        machine["States"]["Abandon"]["Catch"][0]["Next"],
+        "StepFailed"
+    );
+    assert_eq!(machine["States"]["StepFailed"]["Next"], "Notify");
 }

@@ -14,6 +14,7 @@ use snapcourier_aws::{AwsContext, ClientOptions, steps};
 use snapcourier_core::Error;
 use snapcourier_core::coverage::{Coverage, UNPROTECTED_DATABASES};
 use snapcourier_core::deployed::DEPLOYED_RUNS_ENV;
+use snapcourier_core::drill::{DRILL_RUN_NAME, DrillInput, drill_age_emf, drill_emf};
 use snapcourier_core::events::{
     CopyInInput, CopyInOutput, CrossRegionCopyInput, DeleteInput, DestinationRun, Look, ShareInput,
     StepInput, TakeInput,
@@ -149,6 +150,22 @@ pub async fn handle_delete(ctx: &AwsContext, event: Value, now: Timestamp) -> Re
         )));
     }
     to_json(output.bounded())
+}
+
+/// One look of a restore drill. Its deployed run is the destination's `_drills` parameter.
+/// Each drill that finishes writes `RestoreSeconds` and `DrillSucceeded`; a first look writes
+/// `DrillAge` (seconds since the destination's newest successful drill).
+pub async fn handle_drill(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {
+    let input = DrillInput::parse_json(event)?;
+    ensure_deployed(ctx, &input.run, DRILL_RUN_NAME, "run").await?;
+    let pass = steps::drill::drill(ctx, &input, now).await?;
+    for d in &pass.finished {
+        emit(Some(drill_emf(&input.run.namespace, d, now)));
+    }
+    if let Some(age) = pass.drill_age {
+        emit(Some(drill_age_emf(&input.run.namespace, age, now)));
+    }
+    to_json(pass.output)
 }
 
 /// The `RecoveryPointAge` metric of a run's heartbeat, as an EMF record; none when some region

@@ -39,6 +39,9 @@ pub struct Deployment {
     logs: [PathBuf; 2],
     pub source: SideDeployment,
     pub destination: SideDeployment,
+    /// The destination's drill state machine (statemachine/drill.asl.json), reporting to the
+    /// destination's failure topic.
+    pub drill: String,
 }
 
 pub struct SideDeployment {
@@ -224,6 +227,29 @@ async fn deploy(
     }
 }
 
+/// The drill state machine in the destination account, as the DestinationStack makes it.
+async fn drill_state_machine(emu: &Emulator, topic: &str) -> String {
+    let substitutions = [
+        (
+            "DrillFunctionArn".to_string(),
+            function_arn(Side::Destination, "drill"),
+        ),
+        ("FailureTopicArn".to_string(), topic.to_string()),
+    ];
+    aws_sdk_sfn::Client::new(&emu.sdk_config(Side::Destination))
+        .create_state_machine()
+        .name("snapcourier-drill")
+        .definition(definition("drill", &substitutions))
+        .role_arn(format!(
+            "arn:aws:iam::{DESTINATION_ACCOUNT}:role/snapcourier-drill"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn()
+        .to_string()
+}
+
 impl Deployment {
     pub async fn start(seed: Seed) -> Deployment {
         Deployment::with_attempts(seed, 5).await
@@ -247,6 +273,7 @@ impl Deployment {
                 routes[function_arn(side, binary)] = json!({"url": format!("http://127.0.0.1:{port}"), "binary": binary, "timeout": 600});
             }
         }
+        routes[function_arn(Side::Destination, "drill")] = json!({"url": format!("http://127.0.0.1:{destination_port}"), "binary": "drill", "timeout": 600});
         emu.route_lambdas(&routes);
         let source = deploy(&emu, Side::Source, "source", &SOURCE_FUNCTIONS).await;
         let destination = deploy(
@@ -256,12 +283,14 @@ impl Deployment {
             &DESTINATION_FUNCTIONS,
         )
         .await;
+        let drill = drill_state_machine(&emu, &destination.topic).await;
         Deployment {
             emu,
             watchers,
             logs: [source_log, destination_log],
             source,
             destination,
+            drill,
         }
     }
 
@@ -325,6 +354,22 @@ impl Deployment {
         )
         .await
         .unwrap()
+    }
+
+    /// Deploy `run` as the destination's drill run (what the stack does) and start a drill
+    /// execution with it; its ARN.
+    pub async fn start_drill(&self, name: &str, run: &Value) -> String {
+        put_deployed_run(
+            &self.context(Side::Destination),
+            &deployed_runs(Side::Destination),
+            snapcourier_core::drill::DRILL_RUN_NAME,
+            run,
+        )
+        .await
+        .unwrap();
+        executions::start_execution(&self.context(Side::Destination), &self.drill, name, run)
+            .await
+            .unwrap()
     }
 
     /// Wait until an execution ends (at most `limit`).

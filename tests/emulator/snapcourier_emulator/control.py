@@ -21,11 +21,18 @@ class ConfigError(ValueError):
 
 
 class Config:
-    """creating_reads, stuck, the throttling and latency knobs and deny rules (see README.md)."""
+    """creating_reads, stuck, restore_reads, restore_failures, the throttling and latency
+    knobs and deny rules (see README.md)."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "creating_reads": 0,
         "stuck": [],
+        # Describe responses a DB cluster, DB instance or Redshift cluster made by a restore
+        # (or a CreateDBInstance into a cluster) shows "creating" in before it is done.
+        "restore_reads": 0,
+        # Regexes on the restored resource's identifier: such a restore fails once its
+        # creating reads are over (RDS "failed", Redshift "incompatible-restore").
+        "restore_failures": [],
         "throttle_rate": 0.0,
         "throttle_seed": 0,
         "throttle_services": ["rds"],
@@ -50,6 +57,7 @@ class Config:
     def __init__(self) -> None:
         self._values = dict(self.DEFAULTS)
         self._stuck: list[re.Pattern[str]] = []
+        self._restore_failures: list[re.Pattern[str]] = []
         self._rng = random.Random(0)
 
     def as_dict(self) -> dict[str, Any]:
@@ -67,19 +75,22 @@ class Config:
             raise ConfigError(f"unknown keys: {unknown}")
         merged = dict(self._values)
         merged.update(changes)
-        stuck = self._validate(merged)
+        stuck, restore_failures = self._validate(merged)
         with WORLD_LOCK:
             self._values = merged
             self._stuck = stuck
+            self._restore_failures = restore_failures
             if any(key.startswith("throttle_") for key in changes):
                 self._rng = random.Random(merged["throttle_seed"])
         return self.as_dict()
 
     @staticmethod
-    def _validate(values: dict[str, Any]) -> list[re.Pattern[str]]:
-        reads = values["creating_reads"]
-        if not isinstance(reads, int) or isinstance(reads, bool) or reads < 0:
-            raise ConfigError("creating_reads must be an integer >= 0")
+    def _validate(values: dict[str, Any]) -> tuple[list[re.Pattern[str]], list[re.Pattern[str]]]:
+        """Checks every knob; returns the compiled stuck and restore_failures patterns."""
+        for name in ("creating_reads", "restore_reads"):
+            reads = values[name]
+            if not isinstance(reads, int) or isinstance(reads, bool) or reads < 0:
+                raise ConfigError(f"{name} must be an integer >= 0")
         rate = values["throttle_rate"]
         if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0.0 <= rate <= 1.0:
             raise ConfigError("throttle_rate must be a number in [0, 1]")
@@ -111,17 +122,25 @@ class Config:
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in quotas.values()
         ):
             raise ConfigError("manual_snapshot_quotas must be {ManualClusterSnapshots, ManualSnapshots}: integers >= 0")
-        patterns = values["stuck"]
+        return Config._patterns(values, "stuck"), Config._patterns(values, "restore_failures")
+
+    @staticmethod
+    def _patterns(values: dict[str, Any], name: str) -> list[re.Pattern[str]]:
+        patterns = values[name]
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-            raise ConfigError("stuck must be a list of regular expressions")
+            raise ConfigError(f"{name} must be a list of regular expressions")
         try:
             return [re.compile(p) for p in patterns]
         except re.error as err:
-            raise ConfigError(f"invalid regex in stuck: {err}") from err
+            raise ConfigError(f"invalid regex in {name}: {err}") from err
 
     @property
     def creating_reads(self) -> int:
         return self._values["creating_reads"]
+
+    @property
+    def restore_reads(self) -> int:
+        return self._values["restore_reads"]
 
     def latency_seconds(self, service: str) -> float:
         with WORLD_LOCK:
@@ -132,8 +151,13 @@ class Config:
         with WORLD_LOCK:
             return int(self._values["manual_snapshot_quotas"][name])
 
-    def is_stuck(self, snapshot_id: str) -> bool:
-        return any(p.search(snapshot_id) for p in self._stuck)
+    def is_stuck(self, ident: str) -> bool:
+        """Whether a snapshot or restored resource with this id stays creating."""
+        return any(p.search(ident) for p in self._stuck)
+
+    def restore_fails(self, ident: str) -> bool:
+        """Whether a restore that makes a resource with this id is to fail."""
+        return any(p.search(ident) for p in self._restore_failures)
 
     def denies(self, account: str, action: str, resource: str | None) -> bool:
         """Whether an explicit deny rule matches this call."""

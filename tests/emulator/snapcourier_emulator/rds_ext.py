@@ -24,7 +24,18 @@ SnapshotKind. The patches, by the AWS behaviour each one adds:
 * the manual snapshot quotas (ManualClusterSnapshots, ManualSnapshots; see
   control.Config) as DescribeAccountAttributes reports them, with how many
   manual snapshots of each kind the account holds in the region; a create or
-  copy beyond the quota is SnapshotQuotaExceeded.
+  copy beyond the quota is SnapshotQuotaExceeded;
+* restores: RestoreDBClusterFromSnapshot and RestoreDBInstanceFromDBSnapshot
+  from the caller's own snapshot (identifier or ARN) or one shared with it
+  (ARN), with the snapshot's key unless KmsKeyId names another, the request's
+  Tags, subnet group, security groups and DeletionProtection; the restored
+  cluster or instance, and any DB instance created into a cluster, goes
+  through a `creating` phase (restore_phase, control.Config restore_reads,
+  restore_failures, stuck) instead of moto's status that flips on first read;
+* deletes as AWS does them: SkipFinalSnapshot or a final snapshot identifier
+  (exactly one), a final snapshot only of an available resource, a cluster
+  only once its instances are gone; a deleted cluster's automated snapshots go
+  with it.
 
 RDS requests are serialised by the server (control.WORLD_LOCK), so the
 handlers here do not lock themselves.
@@ -34,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +53,16 @@ from typing import Any
 from moto.core.responses import ActionResult
 from moto.rds.exceptions import (
     DBClusterSnapshotNotFoundError,
+    DBInstanceAlreadyExists,
+    DBSubnetGroupNotFoundError,
     OptionGroupNotFoundFaultError,
     SnapshotQuotaExceededFault,
     DBSnapshotNotFoundFault,
     InvalidDBClusterSnapshotStateFault,
+    InvalidDBClusterStateFault,
     InvalidParameterCombination,
     InvalidParameterValue,
+    KMSKeyNotAccessibleFault,
     RDSClientError,
 )
 from moto.rds.models import (
@@ -61,7 +77,7 @@ from moto.rds.models import (
 from moto.rds.responses import RDSResponse
 from moto.rds.utils import split_arn
 
-from . import kms_keys
+from . import kms_keys, restore_phase
 from .control import CONFIG, REQUESTS
 
 # Copies in progress AWS allows per account and region, by snapshot kind.
@@ -472,13 +488,254 @@ def _modify_snapshot_attribute(self: RDSResponse, kind: SnapshotKind, stock: Han
 
 def _describe_paged(list_key: str, describe: Callable[[RDSResponse, str | None, dict[str, Any]], list[Any]],
                     key: Callable[[Any], str], id_param: str) -> Handler:
+    """DescribeDBClusters / DescribeDBInstances: paged, and each item a response
+    includes counts as a read of its restore phase."""
     def handler(self: RDSResponse) -> ActionResult:
         filters = {f["Name"]: f["Values"] for f in self.params.get("Filters", [])}
         items = describe(self, self.params.get(id_param), filters)
         page, marker = _paginate(items, key, self.params)
+        for item in page:
+            restore_phase.observe(item)
         return ActionResult({list_key: page, "Marker": marker})
 
     return handler
+
+
+# --- restores and deletes ---------------------------------------------------
+
+# The status of a DB cluster or DB instance whose restore could not complete.
+RESTORE_FAILED = "failed"
+# What a restored instance does not take over from the snapshot's instance.
+NOT_RESTORED = frozenset({"backend", "db_parameter_group_name", "vpc_security_group_ids", "max_allocated_storage",
+                          "db_subnet_group", "status", "sc_restore"})
+
+
+class DBClusterAlreadyExistsFault(RDSClientError):
+    """moto has no class for this one (its CreateDBCluster silently replaces a cluster)."""
+
+    def __init__(self, ident: str) -> None:
+        super().__init__("DBClusterAlreadyExistsFault", f"DB cluster {ident} already exists.")
+
+
+class InvalidDBInstanceStateFault(RDSClientError):
+    """moto's class of this name answers with the code InvalidDBInstanceStateFault;
+    AWS's wire code is InvalidDBInstanceState."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidDBInstanceState", message)
+
+
+def _restore_source(backend: RDSBackend, kind: SnapshotKind, ident: str) -> Any:
+    """The snapshot a restore names: the caller's own by identifier or ARN, or
+    another account's shared with the caller, by ARN ("If you are restoring from
+    a shared manual DB snapshot, the DBSnapshotIdentifier must be the ARN"); in
+    the region called, and available."""
+    snapshot = backend.get_snapshot(ident, kind.model, kind.not_found)
+    if snapshot.region != backend.region_name:
+        raise kind.not_found(ident)
+    _require_available(snapshot, kind)
+    return snapshot
+
+
+def _given(params: Any) -> dict[str, Any]:
+    """The request's parameters that carry a value, by moto's snake_case names:
+    what overrides the configuration a restore takes from the snapshot's source."""
+    return {name: value for name, value in params.items() if value is not None and value != []}
+
+
+def _restored_tags(params: Any, source_tags: list[dict[str, str]] | None) -> list[dict[str, str]]:
+    """The request's Tags; without any, the source's (as moto restores)."""
+    tags = params.get("Tags") or source_tags or []
+    return [{"Key": t["Key"], "Value": t.get("Value") or ""} for t in tags]
+
+
+def _require_subnet_group(backend: RDSBackend, name: str | None) -> None:
+    """DBSubnetGroupName "must match the name of an existing DB subnet group"."""
+    if name and name not in backend.subnet_groups:
+        raise DBSubnetGroupNotFoundError(name)
+
+
+def _restore_db_cluster_from_snapshot(self: RDSResponse) -> ActionResult:
+    """An Aurora cluster from a DB cluster snapshot. KmsKeyId: "If you don't
+    specify a value ... the restored DB cluster is encrypted using the KMS key
+    that was used to encrypt the DB ... cluster snapshot" (unencrypted stays
+    unencrypted). Networking, DeletionProtection (default off) and Tags come
+    from the request, not from the snapshot's cluster; the cluster then goes
+    through its restore phase. Stock moto looked the snapshot up by name only
+    (an ARN was not found) and replaced a cluster of the same identifier."""
+    params = self.params
+    backend = self.backend
+    ident = params.get("DBClusterIdentifier") or ""
+    if ident in backend.clusters:
+        raise DBClusterAlreadyExistsFault(ident)
+    snapshot = _restore_source(backend, CLUSTER, params.get("SnapshotIdentifier") or "")
+    _require_subnet_group(backend, params.get("DBSubnetGroupName"))
+    key = params.get("KmsKeyId")
+    props = {**snapshot.cluster.get_cfg(), **_given(params)}
+    props.update({
+        "db_cluster_identifier": ident,
+        "tags": _restored_tags(params, snapshot.cluster.tags),
+        "kms_key_id": key or snapshot.kms_key_id,
+        "storage_encrypted": bool(key) or bool(snapshot.storage_encrypted),
+        "db_subnet_group_name": params.get("DBSubnetGroupName") or "default",
+        "vpc_security_group_ids": list(params.get("VpcSecurityGroupIds") or []),
+        "deletion_protection": bool(params.get("DeletionProtection")),
+        "manage_master_user_password": bool(params.get("ManageMasterUserPassword")),
+        "global_cluster_identifier": None,
+        "replication_source_identifier": None,
+    })
+    cluster = backend.create_db_cluster(props)
+    restore_phase.begin(cluster, cluster.db_cluster_identifier, RESTORE_FAILED)
+    return ActionResult({"DBCluster": cluster})
+
+
+def _restored_option_group(backend: RDSBackend, snapshot: Any, requested: str | None) -> str | None:
+    """OptionGroupName, else the snapshot's group if it exists here (None: the engine's default)."""
+    if requested:
+        return requested
+    group = getattr(snapshot, "option_group_name", None)
+    return group if group in backend.option_groups else None
+
+
+def _restored_instance_props(backend: RDSBackend, snapshot: Any, params: Any) -> dict[str, Any]:
+    """CreateDBInstance's arguments for an instance restored from `snapshot`:
+    the configuration of the snapshot's instance (as moto restores it), what
+    the request gives, the snapshot's encryption, and the request's (or
+    default) networking and DeletionProtection."""
+    original = snapshot.database
+    props = {
+        (name[1:] if name.startswith("_") else name): copy.copy(value)
+        for name, value in vars(original).items() if name.lstrip("_") not in NOT_RESTORED
+    }
+    props.update(_given(params))
+    allocated = params.get("AllocatedStorage")
+    if allocated is not None and allocated < snapshot.allocated_storage:
+        raise InvalidParameterValue(
+            "The allocated storage size can't be less than the source snapshot or backup size."
+        )
+    props.update({
+        "db_instance_identifier": params.get("DBInstanceIdentifier"),
+        "tags": _restored_tags(params, original.tags),
+        "kms_key_id": snapshot.kms_key_id,
+        "storage_encrypted": bool(snapshot.encrypted),
+        "db_subnet_group_name": params.get("DBSubnetGroupName"),
+        "vpc_security_group_ids": list(params.get("VpcSecurityGroupIds") or []),
+        "db_parameter_group_name": params.get("DBParameterGroupName"),
+        "deletion_protection": bool(params.get("DeletionProtection")),
+        "manage_master_user_password": bool(params.get("ManageMasterUserPassword")),
+        "db_cluster_identifier": None,
+        "source_db_instance_identifier": None,
+    })
+    group = _restored_option_group(backend, snapshot, params.get("OptionGroupName"))
+    if group is None:
+        props.pop("option_group_name", None)
+    else:
+        props["option_group_name"] = group
+    return props
+
+
+def _restore_db_instance_from_db_snapshot(self: RDSResponse) -> ActionResult:
+    """An RDS DB instance from a DB snapshot, encrypted as the snapshot is; it
+    goes through its restore phase. Stock moto kept the source instance's
+    deletion protection and subnet group unless the request gave true or a
+    name, and could not restore a shared snapshot by ARN."""
+    params = self.params
+    backend = self.backend
+    if (params.get("DBInstanceIdentifier") or "") in backend.databases:
+        raise DBInstanceAlreadyExists()
+    snapshot = _restore_source(backend, INSTANCE, params.get("DBSnapshotIdentifier") or "")
+    _require_subnet_group(backend, params.get("DBSubnetGroupName"))
+    instance = backend.create_db_instance(_restored_instance_props(backend, snapshot, params))
+    restore_phase.begin(instance, instance.db_instance_identifier, RESTORE_FAILED)
+    return ActionResult({"DBInstance": instance})
+
+
+def _create_db_instance(self: RDSResponse, stock: Handler) -> ActionResult:
+    """A DB instance created into a cluster starts `creating` and goes through
+    the restore phase (a drill restores a cluster, then adds an instance).
+    A cluster whose restore failed takes no instances (InvalidDBClusterStateFault)."""
+    cluster = self.backend.clusters.get(self.params.get("DBClusterIdentifier") or "")
+    # _status: reading moto's status property would flip a new cluster to available
+    if cluster is not None and cluster._status == RESTORE_FAILED:
+        raise InvalidDBClusterStateFault(
+            f"DB cluster {cluster.db_cluster_identifier} is in state {RESTORE_FAILED}: no instance can be added."
+        )
+    result = stock(self)
+    instance = result.result["DBInstance"]
+    if instance.db_cluster_identifier is not None:
+        restore_phase.begin(instance, instance.db_instance_identifier, RESTORE_FAILED)
+    return result
+
+
+def _final_snapshot_wanted(params: Any, final_param: str) -> bool:
+    """SkipFinalSnapshot (default false) or the final snapshot's identifier, exactly one."""
+    skip = bool(params.get("SkipFinalSnapshot"))
+    final = params.get(final_param)
+    if skip and final:
+        raise InvalidParameterCombination(f"{final_param} cannot be specified when SkipFinalSnapshot is enabled.")
+    if not skip and not final:
+        raise InvalidParameterCombination(f"{final_param} is required unless SkipFinalSnapshot is specified.")
+    return not skip
+
+
+def _delete_db_instance(self: RDSResponse, stock: Handler) -> ActionResult:
+    """Deletes at once in any status (the answer says "deleting"); automated
+    snapshots go too unless DeleteAutomatedBackups=false (moto). An instance
+    outside a cluster needs SkipFinalSnapshot or FinalDBSnapshotIdentifier, and
+    a final snapshot needs it available ("When a DB instance is in a failure
+    state ... you can only delete it when you skip creation of the final
+    snapshot"); for an Aurora instance neither applies."""
+    instance = self.backend.databases.get(self.params.get("DBInstanceIdentifier") or "")
+    if instance is not None and instance.db_cluster_identifier is None:
+        if _final_snapshot_wanted(self.params, "FinalDBSnapshotIdentifier") and instance.status != "available":
+            raise InvalidDBInstanceStateFault(
+                f"DB instance {instance.db_instance_identifier} is {instance.status}: "
+                "it can only be deleted with SkipFinalSnapshot."
+            )
+    return stock(self)
+
+
+def _delete_db_cluster(self: RDSResponse, stock: Handler) -> ActionResult:
+    """Deletes at once in any status (the answer says "deleting"); refused while
+    the cluster has instances (moto: InvalidDBClusterStateFault). "When you
+    delete a DB cluster, all automated backups for that DB cluster are deleted";
+    a final snapshot needs the cluster available."""
+    backend = self.backend
+    cluster = backend.clusters.get(self.params.get("DBClusterIdentifier") or "")
+    if cluster is None:
+        return stock(self)  # DBClusterNotFoundFault
+    # _status: reading moto's status property would flip a new cluster to available
+    if _final_snapshot_wanted(self.params, "FinalDBSnapshotIdentifier") and cluster._status != "available":
+        raise InvalidDBClusterStateFault(
+            f"DB cluster {cluster.db_cluster_identifier} is {cluster._status}: "
+            "a final snapshot can only be taken of an available cluster."
+        )
+    automated = [
+        ident for ident, snapshot in backend.cluster_snapshots.items()
+        if snapshot.snapshot_type == "automated" and snapshot.db_cluster_identifier == cluster.db_cluster_identifier
+    ]
+    result = stock(self)
+    for ident in automated:
+        backend.cluster_snapshots.pop(ident, None)
+    result.result["DBCluster"].status = "deleting"
+    return result
+
+
+def _patch_cluster_status() -> None:
+    """moto's DBCluster.status turns "creating" into "available" when first
+    read. A restored cluster's status is the one its restore phase sets."""
+    stock = DBCluster.status
+
+    def get_status(self: DBCluster) -> str:
+        if restore_phase.phase(self) is not None:
+            return self._status
+        return stock.fget(self)
+
+    DBCluster.status = property(get_status, stock.fset)
+
+
+def _with_stock(handler: Callable[[RDSResponse, Handler], ActionResult], stock: Handler) -> Handler:
+    return lambda self: handler(self, stock)
 
 
 # --- encryption at rest -----------------------------------------------------
@@ -491,7 +748,10 @@ def _encryption_at_rest(backend: RDSBackend, key_ref: str | None, encrypted: boo
         return None, False
     if not key_ref:
         key_ref = kms_keys.ensure_default_rds_key(backend.account_id, backend.region_name)
-    return backend._validate_kms_key(key_ref), True
+    try:
+        return backend._validate_kms_key(key_ref), True
+    except AttributeError:  # moto's way of saying there is no such alias
+        raise KMSKeyNotAccessibleFault(key_ref) from None
 
 
 def _patch_encryption() -> None:
@@ -541,7 +801,13 @@ def install() -> None:
     _patch_encryption()
     _patch_attribute_dedup()
     _patch_snapshot_option_group()
+    _patch_cluster_status()
     r = RDSResponse
+    r.restore_db_cluster_from_snapshot = _restore_db_cluster_from_snapshot
+    r.restore_db_instance_from_db_snapshot = _restore_db_instance_from_db_snapshot
+    r.create_db_instance = _with_stock(_create_db_instance, r.create_db_instance)
+    r.delete_db_instance = _with_stock(_delete_db_instance, r.delete_db_instance)
+    r.delete_db_cluster = _with_stock(_delete_db_cluster, r.delete_db_cluster)
     r.describe_account_attributes = _describe_account_attributes
     r.describe_db_cluster_snapshots = _bind(CLUSTER, _describe_snapshots)
     r.describe_db_snapshots = _bind(INSTANCE, _describe_snapshots)

@@ -19,7 +19,15 @@ rule comes from):
 * snapshot copy grants and EnableSnapshotCopy with AWS's checks, and the copy
   itself: a manual snapshot of a cluster with copy enabled, once available,
   gets a copy in the destination region, made when the next Redshift request
-  of the owning account arrives (replicate_pending).
+  of the owning account arrives (replicate_pending);
+* RestoreFromClusterSnapshot from the caller's own snapshot or, with
+  OwnerAccount or SnapshotArn, from another account's snapshot that account
+  authorized the caller to restore; the restored cluster goes through a
+  `creating` phase (restore_phase: restore_reads, restore_failures, stuck) and
+  reports RestoreStatus accordingly;
+* DeleteCluster with AWS's final-snapshot rules, deleting the cluster's own
+  automated snapshots only; tag calls only reach resources of the caller's
+  account and region.
 
 Redshift requests are serialised by the server (control.WORLD_LOCK), so the
 handlers here do not lock themselves.
@@ -38,11 +46,15 @@ from typing import Any
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.redshift.exceptions import (
+    ClusterAlreadyExistsFaultError,
     ClusterNotFoundError,
     ClusterSnapshotAlreadyExistsError,
     ClusterSnapshotNotFoundError,
+    ClusterSubnetGroupNotFoundError,
+    InvalidParameterCombinationError,
     InvalidParameterValueError,
     RedshiftClientError,
+    ResourceNotFoundFaultError,
     SnapshotCopyAlreadyDisabledFaultError,
     SnapshotCopyAlreadyEnabledFaultError,
     SnapshotCopyGrantAlreadyExistsFaultError,
@@ -52,7 +64,7 @@ from moto.redshift.exceptions import (
 from moto.redshift.models import Cluster, RedshiftBackend, Snapshot, SnapshotCopyGrant, redshift_backends
 from moto.redshift.responses import RedshiftResponse
 
-from . import kms_keys
+from . import kms_keys, restore_phase
 from .control import CONFIG
 
 MAX_RECORDS_DEFAULT = 100
@@ -367,6 +379,8 @@ def _describe_clusters(self: RedshiftResponse) -> ActionResult:
     if keys or values:
         clusters = [c for c in clusters if matches_tags(c.tags, keys, values)]
     page, marker = paginate(clusters, lambda c: c.cluster_identifier, params)
+    for cluster in page:
+        restore_phase.observe(cluster)
     return ActionResult({"Clusters": page, "Marker": marker})
 
 
@@ -653,6 +667,193 @@ def _copy_to_region(source: Snapshot, target: RedshiftBackend, status: dict[str,
     begin_creating(snapshot)
 
 
+# --- RestoreFromClusterSnapshot / DeleteCluster ------------------------------------------
+
+# The ClusterStatus of a cluster whose restore could not complete.
+RESTORE_FAILED = "incompatible-restore"
+# RestoreStatus.Status ("starting, restoring, completed, or failed") by ClusterStatus.
+RESTORE_STATUS = {restore_phase.CREATING: "restoring", RESTORE_FAILED: "failed"}
+
+
+def _restore_source(self: RedshiftResponse) -> Snapshot:
+    """The snapshot RestoreFromClusterSnapshot names, by SnapshotIdentifier or
+    SnapshotArn ("You must specify this parameter or snapshotIdentifier, but not
+    both"), in the caller's region: its own, or another account's when
+    OwnerAccount ("Required if you are restoring a snapshot you do not own") or
+    the ARN names that account. Missing: ClusterSnapshotNotFound; another
+    account's that does not authorize the caller: AccessToSnapshotDenied ("The
+    owner of the specified snapshot has not authorized your account to access
+    the snapshot"); not available: InvalidClusterSnapshotState."""
+    params = self.params
+    backend = self.redshift_backend
+    ident, arn = params.get("SnapshotIdentifier"), params.get("SnapshotArn")
+    if bool(ident) == bool(arn):
+        raise InvalidParameterCombinationError("Specify either SnapshotIdentifier or SnapshotArn, but not both.")
+    owner = params.get("OwnerAccount") or backend.account_id
+    cluster_ident = params.get("SnapshotClusterIdentifier")
+    if arn:
+        region, arn_owner, arn_cluster, ident = _split_snapshot_arn(arn)
+        if region != backend.region_name or (params.get("OwnerAccount") or arn_owner) != arn_owner or (
+                cluster_ident or arn_cluster) != arn_cluster:
+            raise ClusterSnapshotNotFoundError(arn)
+        owner, cluster_ident = arn_owner, arn_cluster
+    if owner == backend.account_id:
+        snapshot = own_snapshot(backend, ident, cluster_ident)
+    else:
+        snapshot = _authorized_snapshot(backend, owner, ident or "", cluster_ident)
+    _require_available(snapshot)
+    return snapshot
+
+
+def _authorized_snapshot(backend: RedshiftBackend, owner: str, ident: str, cluster_ident: str | None) -> Snapshot:
+    other = existing_backend(owner, backend.region_name)
+    snapshot = other.snapshots.get(ident) if other is not None else None
+    if snapshot is None or (cluster_ident and snapshot.cluster_identifier != cluster_ident):
+        raise ClusterSnapshotNotFoundError(ident)
+    if backend.account_id not in snapshot.restore_accounts:
+        raise _fault("AccessToSnapshotDenied",
+                     f"The owner of snapshot {ident} has not authorized your account to access the snapshot.")
+    return snapshot
+
+
+def _restored_encryption(params: Any, snapshot: Snapshot, backend: RedshiftBackend) -> tuple[bool, str | None]:
+    """(Encrypted, key): KmsKeyId (a key of the caller's region by id, alias or
+    ARN) encrypts the cluster with that key ("the restored cluster is encrypted
+    with the new KMS key ID"); otherwise it is encrypted as the snapshot is,
+    with the snapshot's key (the owner's, for a shared snapshot: KMS key
+    policies are not modelled)."""
+    key_ref = params.get("KmsKeyId")
+    if key_ref:
+        key = kms_keys.find_key(key_ref, backend.account_id, backend.region_name)
+        if key is None:
+            raise invalid_parameter(f"KMS key {key_ref} not found in {backend.region_name}.")
+        return True, key.arn
+    encrypted = bool(snapshot.encrypted) or bool(params.get("Encrypted"))
+    return encrypted, snapshot.kms_key_id if snapshot.encrypted else None
+
+
+def _restore_kwargs(params: Any, snapshot: Snapshot, backend: RedshiftBackend) -> dict[str, Any]:
+    """Cluster arguments: the snapshot's cluster configuration (as moto restores
+    it), the request's node type, networking and maintenance settings, default
+    parameter and security groups, no tags (the API has no Tags parameter: tag
+    with CreateTags)."""
+    nodes = params.get("NumberOfNodes") or snapshot.number_of_nodes
+    encrypted, key = _restored_encryption(params, snapshot, backend)
+    enhanced = params.get("EnhancedVpcRouting")
+    return {
+        "cluster_identifier": params.get("ClusterIdentifier"),
+        "node_type": params.get("NodeType") or snapshot.node_type,
+        "master_username": snapshot.master_username, "master_user_password": snapshot.master_user_password,
+        "db_name": snapshot.db_name, "cluster_type": "multi-node" if nodes > 1 else "single-node",
+        "number_of_nodes": nodes, "availability_zone": params.get("AvailabilityZone") or snapshot.availability_zone,
+        "port": params.get("Port") or snapshot.port, "cluster_version": snapshot.cluster_version,
+        "allow_version_upgrade": params.get("AllowVersionUpgrade") is not False,
+        "cluster_subnet_group_name": params.get("ClusterSubnetGroupName"),
+        "publicly_accessible": bool(params.get("PubliclyAccessible")),
+        "cluster_parameter_group_name": params.get("ClusterParameterGroupName"),
+        "cluster_security_groups": params.get("ClusterSecurityGroups") or [],
+        "vpc_security_group_ids": params.get("VpcSecurityGroupIds") or [],
+        "preferred_maintenance_window": params.get("PreferredMaintenanceWindow"),
+        "automated_snapshot_retention_period": params.get("AutomatedSnapshotRetentionPeriod"),
+        "region_name": backend.region_name, "iam_roles_arn": params.get("IamRoles") or [],
+        "enhanced_vpc_routing": snapshot.enhanced_vpc_routing if enhanced is None else enhanced,
+        "encrypted": encrypted, "kms_key_id": key, "tags": [], "restored_from_snapshot": True,
+    }
+
+
+def _restore_from_cluster_snapshot(self: RedshiftResponse) -> ActionResult:
+    """A new cluster of the caller's account and region from a snapshot (see
+    _restore_source). It answers "creating" and goes through its restore phase;
+    a taken ClusterIdentifier is ClusterAlreadyExists, an unknown
+    ClusterSubnetGroupName ClusterSubnetGroupNotFoundFault. Stock moto restored
+    own snapshots by identifier only and copied the snapshot's tags."""
+    params = self.params
+    backend = self.redshift_backend
+    ident = params.get("ClusterIdentifier") or ""
+    if ident in backend.clusters:
+        raise ClusterAlreadyExistsFaultError()
+    snapshot = _restore_source(self)
+    subnet_group = params.get("ClusterSubnetGroupName")
+    if subnet_group and subnet_group not in backend.subnet_groups:
+        raise ClusterSubnetGroupNotFoundError(subnet_group)
+    retention = check_manual_retention(params.get("ManualSnapshotRetentionPeriod"))
+    cluster = backend.create_cluster(**_restore_kwargs(params, snapshot, backend))
+    cluster.manual_snapshot_retention_period = retention
+    restore_phase.begin(cluster, ident, RESTORE_FAILED)
+    return ActionResult({"Cluster": cluster})
+
+
+def _delete_cluster(self: RedshiftResponse) -> ActionResult:
+    """Deletes at once, in any status (the answer says "deleting"). "The
+    FinalClusterSnapshotIdentifier parameter must be specified if
+    SkipFinalClusterSnapshot is false" (its default), and not with true; a final
+    snapshot needs the cluster available. The cluster's automated snapshots
+    go with it; stock moto could take every automated snapshot of the account
+    with a cluster that had none."""
+    params = self.params
+    backend = self.redshift_backend
+    cluster = _cluster(self)
+    skip = bool(params.get("SkipFinalClusterSnapshot"))
+    final = params.get("FinalClusterSnapshotIdentifier")
+    if skip and final:
+        raise InvalidParameterCombinationError(
+            "FinalClusterSnapshotIdentifier cannot be specified when SkipFinalClusterSnapshot is true."
+        )
+    if not skip and not final:
+        raise InvalidParameterCombinationError(  # moto's message
+            "FinalClusterSnapshotIdentifier is required unless SkipFinalClusterSnapshot is specified."
+        )
+    ident = cluster.cluster_identifier
+    if final:
+        _final_snapshot(backend, cluster, final, params.get("FinalClusterSnapshotRetentionPeriod"))
+    for snapshot_id in [s.snapshot_identifier for s in backend.snapshots.values()
+                        if s.cluster_identifier == ident and s.snapshot_type == "automated"]:
+        del backend.snapshots[snapshot_id]
+    del backend.clusters[ident]
+    cluster.status = "deleting"
+    return ActionResult({"Cluster": cluster})
+
+
+def _final_snapshot(backend: RedshiftBackend, cluster: Cluster, ident: str, retention: Any) -> None:
+    """DeleteCluster's final snapshot: manual, with the cluster's tags, of an available cluster."""
+    if cluster.status != "available":
+        raise _fault("InvalidClusterState", f"The cluster {cluster.cluster_identifier} is not in the available "
+                                            f"state (it is {cluster.status}).")
+    if ident in backend.snapshots:
+        raise ClusterSnapshotAlreadyExistsError(ident)
+    period = check_manual_retention(retention)
+    snapshot = backend.create_cluster_snapshot(cluster.cluster_identifier, ident, backend.region_name, cluster.tags)
+    snapshot.manual_snapshot_retention_period = period
+
+
+def _patch_restore_status() -> None:
+    """RestoreStatus.Status follows the restore phase (moto: always completed)."""
+    stock = Cluster.restore_status
+
+    def restore_status(self: Cluster) -> dict[str, Any] | None:
+        status = stock.fget(self)
+        if status is not None:
+            status["Status"] = RESTORE_STATUS.get(self.status, "completed")
+        return status
+
+    Cluster.restore_status = property(restore_status)
+
+
+def _patch_tag_lookup() -> None:
+    """CreateTags, DeleteTags and DescribeTags name a resource by ARN; stock
+    moto looked it up in the caller's account and region whatever the ARN
+    said. Another account's or region's resource is ResourceNotFoundFault."""
+    stock = RedshiftBackend._get_resource_from_arn
+
+    def get_resource(self: RedshiftBackend, arn: str) -> Any:
+        parts = arn.split(":")
+        if len(parts) >= 6 and parts[0] == "arn" and (parts[3], parts[4]) != (self.region_name, self.account_id):
+            raise ResourceNotFoundFaultError(message=f"Resource {arn} not found.")
+        return stock(self, arn)
+
+    RedshiftBackend._get_resource_from_arn = get_resource
+
+
 # --- automated snapshot names ------------------------------------------------------------
 
 def _patch_automated_names() -> None:
@@ -687,7 +888,11 @@ def install() -> None:
     _patch_models()
     _patch_automated_names()
     _patch_dispatch()
+    _patch_restore_status()
+    _patch_tag_lookup()
     r = RedshiftResponse
+    r.restore_from_cluster_snapshot = _restore_from_cluster_snapshot
+    r.delete_cluster = _delete_cluster
     r.describe_clusters = _describe_clusters
     r.describe_cluster_snapshots = _describe_cluster_snapshots
     r.create_cluster_snapshot = _create_cluster_snapshot

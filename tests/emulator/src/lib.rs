@@ -188,7 +188,8 @@ impl Emulator {
         response.body_mut().read_json().unwrap_or(Value::Null)
     }
 
-    /// Merge into the emulator's config: creating_reads, stuck, throttle_rate, throttle_seed.
+    /// Merge into the emulator's config: creating_reads, stuck, restore_reads, restore_failures,
+    /// throttle_rate, throttle_seed, ... (see the README).
     pub fn configure(&self, settings: Value) {
         self.post("/snapcourier/config", &settings);
     }

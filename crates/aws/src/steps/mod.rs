@@ -6,6 +6,7 @@
 //! cluster's configuration, and cannot copy into another account).
 
 mod destination;
+pub mod drill;
 mod redshift;
 mod source;
 
