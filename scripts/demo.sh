@@ -50,12 +50,11 @@ echo
 echo "== destination account 222222222222: copy in, copy to eu-west-1, clean up, expire"
 "$bin" run --side destination -c "$config" --profile snapcourier-destination
 echo
-echo "== an on-demand snapshot before a deploy, shared at once, kept 2 days on both sides"
+echo "== an on-demand snapshot before a deploy, kept 2 days on both sides: shared and copied"
+echo "   into every destination region at once (the schedule's destination run, made now)"
 "$bin" snapshot-now -c "$config" --profile snapcourier-source --schedule aurora-daily \
-  --database orders-db --label "before deploy 42" --keep 2d --wait
-echo
-echo "== the destination copies it with its next run"
-"$bin" run --side destination -c "$config" --profile snapcourier-destination | grep -E "run of schedule|AWS calls"
+  --database orders-db --label "before deploy 42" --keep 2d --wait \
+  --destination-profile snapcourier-destination
 echo
 echo "== a restore drill in the vault region: the newest copy of a database of each engine"
 echo "   restored, timed until available, deleted, and recorded"

@@ -106,11 +106,20 @@ enum Command {
         /// How long both sides keep it, such as 12h or 30d (whole hours, at least 1h).
         #[arg(long, default_value = "7d")]
         keep: String,
-        /// Wait until it is available and shared with every destination account.
+        /// Wait until it is available and shared with every destination account; with
+        /// --destination-profile, also until it is copied into every destination region.
         #[arg(long)]
         wait: bool,
         #[arg(long, env = "AWS_PROFILE")]
         profile: Option<String>,
+        /// With --wait: the destination accounts' profile. The schedule's destination run is
+        /// made at once (as its next run would: other due shares are copied too), and the
+        /// command waits until this snapshot is copied into every destination region.
+        #[arg(long, requires = "wait")]
+        destination_profile: Option<String>,
+        /// With --destination-profile: only this destination account (default: every one).
+        #[arg(long, requires = "destination_profile")]
+        destination: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -614,6 +623,8 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             keep,
             wait,
             profile,
+            destination_profile,
+            destination,
             json,
         } => {
             let c = load(&config)?;
@@ -621,10 +632,23 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             let schedule = on_demand_schedule(&c, schedule);
             let keep_hours = keep_hours(&keep);
             let label_ok = label.as_deref().map_or(Ok(()), check_label);
+            let accounts: Result<Vec<String>, Error> = match &destination {
+                Some(account) => c.destination(account).map(|d| vec![d.account.clone()]),
+                None => Ok(c.destinations.iter().map(|d| d.account.clone()).collect()),
+            };
+            let accounts_ok = accounts.as_ref().map(|_| ()).map_err(|e| {
+                Error::config(
+                    "--destination",
+                    e.problems()
+                        .first()
+                        .map_or(String::new(), |p| p.rule.clone()),
+                )
+            });
             let problems: Vec<snapcourier_core::error::FieldProblem> = [
                 schedule.as_ref().err(),
                 keep_hours.as_ref().err(),
                 label_ok.as_ref().err(),
+                accounts_ok.as_ref().err(),
             ]
             .into_iter()
             .flatten()
@@ -650,6 +674,30 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             if wait {
                 shared = wait_until_shared(&ctx, &run, &snapshot.id).await?;
             }
+            // Followed into every destination region: the schedule's destination run, now.
+            let mut copied_to: std::collections::BTreeMap<String, bool> = Default::default();
+            if let (true, Some(dprofile)) = (shared, destination_profile.as_deref()) {
+                let dctx = AwsContext::from_env(Some(dprofile), client_options(&c)).await;
+                for account in accounts? {
+                    let drun = DestinationRun::from_config(&c, &schedule, &account)?;
+                    let progress = TerminalProgress::new();
+                    let report = run_destination(&dctx, &drun, Timestamp::now, &progress).await;
+                    progress.finish();
+                    report?;
+                    for r in &drun.destination.regions {
+                        let copied = list_owned(&dctx, run.schedule.engine, &r.region)
+                            .await?
+                            .iter()
+                            .any(|s| {
+                                s.id == snapshot.id
+                                    && s.status.is_available()
+                                    && s.stage() == Some(snapcourier_core::tags::Stage::Destination)
+                                    && s.is_owned_by(&c.namespace)
+                            });
+                        copied_to.insert(format!("{account}/{}", r.region), copied);
+                    }
+                }
+            }
             let keep_until = snapshot.on_demand().map(|od| od.keep_until());
             if json {
                 let text = serde_json::to_string_pretty(&serde_json::json!({
@@ -660,6 +708,7 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                     "label": label,
                     "keep_until": keep_until.map(|t| t.to_string()),
                     "shared": shared,
+                    "copied_to": copied_to,
                 }))
                 .map_err(|e| Error::config("", e.to_string()))?;
                 println!("{text}");
@@ -667,15 +716,32 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                 println!(
                     "on-demand snapshot {} of {database} (schedule {schedule}): {}; kept until {}",
                     snapshot.id,
-                    if shared {
+                    if shared && !copied_to.is_empty() {
+                        "available, shared with every destination account, and followed into the destinations:"
+                    } else if shared {
                         "available and shared with every destination account; the destinations' next runs copy it"
                     } else {
                         "started; the source's next run shares it and the destinations' copy it"
                     },
                     keep_until.map_or_else(|| "?".to_string(), |t| t.to_string()),
                 );
+                for (place, copied) in &copied_to {
+                    println!(
+                        "  {place}: {}",
+                        if *copied {
+                            "copied"
+                        } else {
+                            "NOT copied (`snapcourier run --side destination` says why)"
+                        }
+                    );
+                }
             }
-            Ok(ExitCode::SUCCESS)
+            let all_copied = copied_to.values().all(|c| *c);
+            Ok(if all_copied {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Report {
             config,

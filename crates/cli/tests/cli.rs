@@ -407,3 +407,83 @@ fn drill_restores_and_deletes_through_the_binary_and_exits_1_when_a_drill_fails(
         "{shown}"
     );
 }
+
+#[test]
+fn snapshot_now_wait_with_the_destination_profile_follows_it_into_every_destination_region() {
+    let emu = Emulator::start(Seed::Demo);
+    let now = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_snapcourier"))
+            .args([
+                "snapshot-now",
+                "-c",
+                EXAMPLE,
+                "--profile",
+                "snapcourier-source",
+            ])
+            .args(args)
+            .env("AWS_CONFIG_FILE", &emu.state.aws_config_file)
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                &emu.state.aws_credentials_file,
+            )
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap()
+    };
+    // Following into the destinations needs --wait: refused before any call.
+    let out = now(&[
+        "--database",
+        "billing-pg",
+        "--schedule",
+        "rds-daily",
+        "--destination-profile",
+        "snapcourier-destination",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--wait"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = now(&[
+        "--database",
+        "billing-pg",
+        "--schedule",
+        "rds-daily",
+        "--wait",
+        "--destination-profile",
+        "snapcourier-destination",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["shared"], true, "{printed}");
+    assert_eq!(
+        printed["copied_to"],
+        serde_json::json!({"222222222222/eu-west-1": true}),
+        "{printed}"
+    );
+    // The copy is in the vault region, owned, at the destination stage.
+    let id = printed["snapshot_id"].as_str().unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let copy = rt.block_on(async {
+        emu.rds(
+            snapcourier_emulator::Side::Destination,
+            snapcourier_emulator::DESTINATION_REGION,
+        )
+        .describe_db_snapshots()
+        .db_snapshot_identifier(&id)
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()[0]
+            .clone()
+    });
+    assert_eq!(copy.status(), Some("available"));
+    assert!(
+        copy.tag_list()
+            .iter()
+            .any(|t| t.key() == Some("snapcourier:stage") && t.value() == Some("destination"))
+    );
+}
