@@ -1,6 +1,7 @@
 //! The port every copying engine's adapter implements (Aurora clusters, RDS instances): the
 //! calls the source and destination steps make, in the domain's words. The steps are written
-//! once against it; `aurora` and `rds` implement it with their own SDK calls.
+//! once against it; `aurora` and `rds` implement it with their own SDK calls. This module
+//! knows no implementation: `engines` is where an engine is chosen.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,73 +100,19 @@ pub trait SnapshotApi {
 
     /// Delete; a snapshot already gone counts as deleted.
     async fn delete_snapshot(&self, ctx: &AwsContext, region: &str, id: &str) -> Result<(), Error>;
-}
 
-/// Owned manual snapshots of any engine in a region (reports and tests).
-pub async fn list_owned(
-    ctx: &AwsContext,
-    engine: Engine,
-    region: &str,
-) -> Result<Vec<SnapshotRecord>, Error> {
-    match engine {
-        Engine::Aurora => {
-            crate::aurora::Aurora
-                .list_snapshots(ctx, region, false)
-                .await
-        }
-        Engine::Rds => crate::rds::Rds.list_snapshots(ctx, region, false).await,
-        Engine::Redshift => crate::redshift::list_snapshots(ctx, region, None).await,
-    }
-}
+    /// Add (or overwrite) tags on a snapshot, by ARN.
+    async fn add_tags(
+        &self,
+        ctx: &AwsContext,
+        region: &str,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), Error>;
 
-/// Aurora clusters or RDS instances in a region (plans): none for Redshift here.
-pub async fn list_resources(
-    ctx: &AwsContext,
-    engine: Engine,
-    region: &str,
-) -> Result<Vec<ResourceRecord>, Error> {
-    match engine {
-        Engine::Aurora => crate::aurora::Aurora.list_resources(ctx, region).await,
-        Engine::Rds => crate::rds::Rds.list_resources(ctx, region).await,
-        Engine::Redshift => Ok(Vec::new()),
-    }
-}
-
-/// Snapshots of Aurora or RDS shared with this account in a region (plans, reports): none for
-/// Redshift, whose destinations copy nothing.
-pub async fn list_shared(
-    ctx: &AwsContext,
-    engine: Engine,
-    region: &str,
-) -> Result<Vec<SnapshotRecord>, Error> {
-    match engine {
-        Engine::Aurora => {
-            crate::aurora::Aurora
-                .list_snapshots(ctx, region, true)
-                .await
-        }
-        Engine::Rds => crate::rds::Rds.list_snapshots(ctx, region, true).await,
-        Engine::Redshift => Ok(Vec::new()),
-    }
-}
-
-/// Accounts a snapshot of any engine is shared with (reports and tests).
-pub async fn shared_with(
-    ctx: &AwsContext,
-    engine: Engine,
-    region: &str,
-    id: &str,
-) -> Result<BTreeSet<String>, Error> {
-    match engine {
-        Engine::Aurora => {
-            crate::aurora::Aurora
-                .restore_accounts(ctx, region, id)
-                .await
-        }
-        Engine::Rds => crate::rds::Rds.restore_accounts(ctx, region, id).await,
-        Engine::Redshift => Ok(crate::redshift::find_snapshot(ctx, region, id, None)
-            .await?
-            .and_then(|s| s.restore_accounts)
-            .unwrap_or_default()),
+    /// Whether a KMS key is AWS managed (such as `aws/rds`): a snapshot encrypted with it can
+    /// never be shared with another account. Asked once per key per process.
+    async fn is_aws_managed_key(&self, ctx: &AwsContext, key_arn: &str) -> Result<bool, Error> {
+        ctx.is_aws_managed_key(key_arn).await
     }
 }

@@ -21,6 +21,16 @@ impl SnapshotApi for Aurora {
     const ENGINE: Engine = Engine::Aurora;
     const ENCRYPTS_ON_COPY: bool = false;
 
+    async fn add_tags(
+        &self,
+        ctx: &AwsContext,
+        region: &str,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        crate::rds::add_tags(ctx, region, arn, tags).await
+    }
+
     async fn list_resources(
         &self,
         ctx: &AwsContext,

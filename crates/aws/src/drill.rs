@@ -18,8 +18,9 @@ use snapcourier_core::naming::schedule_prefix;
 use snapcourier_core::tags::{self, Stage};
 use snapcourier_core::{Engine, Error};
 
-use crate::adapter::{PAGE_SIZE, list_owned};
+use crate::adapter::PAGE_SIZE;
 use crate::client::AwsContext;
+use crate::engines::list_owned;
 use crate::errors::{classify, is_already_exists, is_not_found};
 use crate::rds::{tag_map, to_tags};
 use crate::redshift;

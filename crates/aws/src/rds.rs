@@ -21,6 +21,16 @@ impl SnapshotApi for Rds {
     const ENGINE: Engine = Engine::Rds;
     const ENCRYPTS_ON_COPY: bool = true;
 
+    async fn add_tags(
+        &self,
+        ctx: &AwsContext,
+        region: &str,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        crate::rds::add_tags(ctx, region, arn, tags).await
+    }
+
     /// Stand-alone instances: members of a cluster (Aurora, Multi-AZ DB clusters, DocumentDB,
     /// Neptune) are left out, their data is in cluster snapshots.
     async fn list_resources(

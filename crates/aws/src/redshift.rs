@@ -22,16 +22,8 @@ pub struct RedshiftCluster {
     pub copies_to: Option<String>,
 }
 
-/// The partition of a region's ARNs.
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
+/// The partition of a region's ARNs (the one rule, in core).
+pub use snapcourier_core::config::partition;
 
 pub async fn list_clusters(
     ctx: &AwsContext,

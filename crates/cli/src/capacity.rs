@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use jiff::SignedDuration;
 use serde::Serialize;
 use snapcourier_aws::AwsContext;
-use snapcourier_aws::adapter::list_owned;
+use snapcourier_aws::engines::list_owned;
 use snapcourier_aws::rds::account_quotas;
 use snapcourier_core::retention::steady_state;
 use snapcourier_core::{Config, Engine, Error};
@@ -63,11 +63,7 @@ impl Capacity {
 }
 
 fn quota_name(engine: Engine) -> Option<&'static str> {
-    match engine {
-        Engine::Aurora => Some("ManualClusterSnapshots"),
-        Engine::Rds => Some("ManualSnapshots"),
-        Engine::Redshift => None,
-    }
+    engine.facts().manual_snapshot_quota
 }
 
 /// Steady-state snapshots per engine, with the settings that decide them: per schedule,
@@ -187,10 +183,7 @@ pub async fn destination_capacity(
         let passing: BTreeMap<Engine, Need> = needs
             .keys()
             .map(|e| {
-                let setting = match e {
-                    Engine::Aurora => "settings.aurora_copy_concurrency",
-                    _ => "settings.rds_copy_concurrency",
-                };
+                let setting = e.facts().copy_concurrency_setting.unwrap_or("settings");
                 (
                     *e,
                     Need {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use snapcourier_aws::AwsContext;
-use snapcourier_aws::adapter::{list_owned, list_resources};
+use snapcourier_aws::engines::{list_owned, list_resources};
 use snapcourier_core::config::{ResourceFilter, Schedule};
 use snapcourier_core::drill::DrillRecord;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};

@@ -71,6 +71,8 @@ pub struct Inputs {
     pub vault: Vault,
     pub source: Vec<ScheduledInput<SourceRun>>,
     pub destinations: Vec<DestinationInputs>,
+    /// The engine table (`snapcourier_core::engine::EngineFacts`), for the stacks.
+    pub engines: Vec<&'static snapcourier_core::engine::EngineFacts>,
 }
 
 impl Inputs {
@@ -121,6 +123,10 @@ impl Inputs {
             },
             source,
             destinations,
+            engines: snapcourier_core::Engine::ALL
+                .iter()
+                .map(|e| e.facts())
+                .collect(),
         })
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
-use snapcourier_aws::adapter::list_owned;
+use snapcourier_aws::engines::list_owned;
 use snapcourier_aws::{AwsContext, ClientOptions};
 use snapcourier_cli::capacity::{destination_capacity, source_capacity};
 use snapcourier_cli::inputs::Inputs;
@@ -339,7 +339,7 @@ async fn wait_until_shared(ctx: &AwsContext, run: &SourceRun, id: &str) -> Resul
         let pass = snapcourier_aws::steps::share(ctx, run, &look, Timestamp::now()).await?;
         look.looks_before += 1;
         let now_shared =
-            snapcourier_aws::adapter::shared_with(ctx, run.schedule.engine, &run.source.region, id)
+            snapcourier_aws::engines::shared_with(ctx, run.schedule.engine, &run.source.region, id)
                 .await?;
         if wanted.is_subset(&now_shared) {
             return Ok(true);

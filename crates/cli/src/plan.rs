@@ -5,7 +5,7 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
-use snapcourier_aws::adapter::{list_resources, list_shared};
+use snapcourier_aws::engines::{list_resources, list_shared};
 use snapcourier_aws::steps::Assumed;
 use snapcourier_aws::withhold::{WITHHELD, Withheld};
 use snapcourier_aws::{AwsContext, steps};

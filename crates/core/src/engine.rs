@@ -26,10 +26,15 @@ impl Engine {
     pub const ALL: [Engine; 3] = [Engine::Aurora, Engine::Rds, Engine::Redshift];
 
     pub fn name(self) -> &'static str {
+        self.facts().name
+    }
+
+    /// This engine's row of the engine table.
+    pub fn facts(self) -> &'static EngineFacts {
         match self {
-            Engine::Aurora => "aurora",
-            Engine::Rds => "rds",
-            Engine::Redshift => "redshift",
+            Engine::Aurora => &FACTS[0],
+            Engine::Rds => &FACTS[1],
+            Engine::Redshift => &FACTS[2],
         }
     }
 
@@ -52,18 +57,68 @@ impl Engine {
     /// Whether a destination account can make its own copy of a shared snapshot. Redshift
     /// cannot: its destination side verifies the shares instead.
     pub fn copies_into_destination(self) -> bool {
-        !matches!(self, Engine::Redshift)
+        self.facts().copies_into_destination
     }
 
     /// What one protected resource is called in messages.
     pub fn resource_kind(self) -> &'static str {
-        match self {
-            Engine::Aurora => "Aurora cluster",
-            Engine::Rds => "DB instance",
-            Engine::Redshift => "Redshift cluster",
-        }
+        self.facts().resource_kind
     }
 }
+
+/// What snapcourier knows about an engine, in one place: a new engine is one more row (and
+/// its adapter, `snapcourier_aws::engines`). `snapcourier inputs` prints the table, so the
+/// stacks read these facts instead of restating them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EngineFacts {
+    pub engine: Engine,
+    pub name: &'static str,
+    /// What one protected resource is called in messages.
+    pub resource_kind: &'static str,
+    /// A destination account makes its own copy of a shared snapshot (else it verifies).
+    pub copies_into_destination: bool,
+    /// AWS's limit of copies in flight per account and region, where destinations copy.
+    pub aws_copy_limit: Option<u32>,
+    /// The setting that bounds this engine's copies in flight.
+    pub copy_concurrency_setting: Option<&'static str>,
+    /// RDS `DescribeAccountAttributes` quota its manual snapshots count against.
+    pub manual_snapshot_quota: Option<&'static str>,
+    /// `snapcourier snapshot-now` can take an on-demand snapshot.
+    pub on_demand_snapshots: bool,
+}
+
+const FACTS: [EngineFacts; 3] = [
+    EngineFacts {
+        engine: Engine::Aurora,
+        name: "aurora",
+        resource_kind: "Aurora cluster",
+        copies_into_destination: true,
+        aws_copy_limit: Some(crate::config::AURORA_COPY_LIMIT),
+        copy_concurrency_setting: Some("settings.aurora_copy_concurrency"),
+        manual_snapshot_quota: Some("ManualClusterSnapshots"),
+        on_demand_snapshots: true,
+    },
+    EngineFacts {
+        engine: Engine::Rds,
+        name: "rds",
+        resource_kind: "DB instance",
+        copies_into_destination: true,
+        aws_copy_limit: Some(crate::config::RDS_COPY_LIMIT),
+        copy_concurrency_setting: Some("settings.rds_copy_concurrency"),
+        manual_snapshot_quota: Some("ManualSnapshots"),
+        on_demand_snapshots: true,
+    },
+    EngineFacts {
+        engine: Engine::Redshift,
+        name: "redshift",
+        resource_kind: "Redshift cluster",
+        copies_into_destination: false,
+        aws_copy_limit: None,
+        copy_concurrency_setting: None,
+        manual_snapshot_quota: None,
+        on_demand_snapshots: false,
+    },
+];
 
 impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,6 +151,18 @@ mod tests {
             assert!(!Engine::Rds.covers_engine_name(name), "{name:?}");
         }
         assert!(Engine::Aurora.covers_engine_name("aurora-postgresql"));
+    }
+
+    #[test]
+    fn every_engine_has_its_own_row_of_the_table() {
+        for e in Engine::ALL {
+            assert_eq!(e.facts().engine, e);
+            // A copying engine has a copy limit and the setting that bounds it.
+            assert_eq!(
+                e.copies_into_destination(),
+                e.facts().aws_copy_limit.is_some() && e.facts().copy_concurrency_setting.is_some()
+            );
+        }
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use snapcourier_aws::adapter::{list_owned, shared_with};
 use snapcourier_aws::deployed::put_deployed_run;
+use snapcourier_aws::engines::{list_owned, shared_with};
 use snapcourier_aws::{AwsContext, ClientOptions};
 use snapcourier_core::deployed::parameter_prefix;
 use snapcourier_core::events::{DestinationRun, SourceRun};

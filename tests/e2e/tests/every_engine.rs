@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use snapcourier_aws::adapter::{list_owned, shared_with};
+use snapcourier_aws::engines::{list_owned, shared_with};
 use snapcourier_core::events::{DestinationRun, SourceRun};
 use snapcourier_core::{Config, Engine};
 use snapcourier_e2e::*;

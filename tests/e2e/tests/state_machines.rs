@@ -30,7 +30,7 @@ fn destination_input(c: &Config) -> Value {
 }
 
 async fn owned_ids(d: &Deployment, side: Side, region: &str) -> BTreeSet<String> {
-    snapcourier_aws::adapter::list_owned(&d.context(side), snapcourier_core::Engine::Aurora, region)
+    snapcourier_aws::engines::list_owned(&d.context(side), snapcourier_core::Engine::Aurora, region)
         .await
         .unwrap()
         .into_iter()
@@ -92,7 +92,7 @@ async fn both_sides_through_the_state_machines() {
     let taken = owned_ids(&d, Side::Source, SOURCE_REGION).await;
     assert_eq!(taken.len(), 3);
     for id in &taken {
-        let accounts = snapcourier_aws::adapter::shared_with(
+        let accounts = snapcourier_aws::engines::shared_with(
             &d.context(Side::Source),
             snapcourier_core::Engine::Aurora,
             SOURCE_REGION,
@@ -261,7 +261,7 @@ async fn a_snapshot_stuck_beyond_the_bound_fails_the_execution_and_is_reported()
     assert_eq!(body["coverage"]["unprotected"], 1, "{body}");
     // The other two were shared.
     for id in owned_ids(&d, Side::Source, SOURCE_REGION).await {
-        let shared = snapcourier_aws::adapter::shared_with(
+        let shared = snapcourier_aws::engines::shared_with(
             &d.context(Side::Source),
             snapcourier_core::Engine::Aurora,
             SOURCE_REGION,
@@ -347,7 +347,7 @@ async fn a_denied_share_fails_the_execution_with_a_report_and_the_others_are_sha
         d.emu.requests()
     );
     for id in owned_ids(&d, Side::Source, SOURCE_REGION).await {
-        let shared = snapcourier_aws::adapter::shared_with(
+        let shared = snapcourier_aws::engines::shared_with(
             &d.context(Side::Source),
             snapcourier_core::Engine::Aurora,
             SOURCE_REGION,
@@ -459,7 +459,7 @@ async fn an_on_demand_snapshot_is_shared_and_copied_by_the_deployed_state_machin
         .run(Side::Source, "with-on-demand", &source_input(&c))
         .await;
     assert_eq!(source.status, "SUCCEEDED", "{source:?}");
-    let shared = snapcourier_aws::adapter::shared_with(
+    let shared = snapcourier_aws::engines::shared_with(
         &d.context(Side::Source),
         snapcourier_core::Engine::Aurora,
         SOURCE_REGION,

@@ -237,7 +237,7 @@ fn unusable_failures(run: &DestinationRun, plan: &CopyPassPlan) -> Vec<ItemFailu
 /// region), re-encrypted with this account's key, as far as the copy slots allow, and report
 /// where every share stands, including the copies into other regions the cross-region step
 /// should start now.
-pub(super) async fn copy_in<A: SnapshotApi>(
+pub(crate) async fn copy_in<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &DestinationRun,
@@ -285,7 +285,7 @@ pub(super) async fn copy_in<A: SnapshotApi>(
 /// One look of the cross-region step: from every copy in the source region that is
 /// available, start the copies into the other destination regions that are missing, with
 /// each region's key, as far as the copy slots there allow.
-pub(super) async fn cross_region_copy<A: SnapshotApi>(
+pub(crate) async fn cross_region_copy<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &DestinationRun,
@@ -311,7 +311,7 @@ pub(super) async fn cross_region_copy<A: SnapshotApi>(
 
 /// Delete intermediate copies whose regional copies are all available, then apply the
 /// destination's retention in each of its regions.
-pub(super) async fn delete_destination<A: SnapshotApi>(
+pub(crate) async fn delete_destination<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &DestinationRun,

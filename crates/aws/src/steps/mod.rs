@@ -5,24 +5,23 @@
 //! has its own (it shares by authorizing accounts, copies across regions through the
 //! cluster's configuration, and cannot copy into another account).
 
-mod destination;
+pub(crate) mod destination;
 pub mod drill;
-mod redshift;
-mod source;
+pub(crate) mod redshift;
+pub(crate) mod source;
 
 use jiff::Timestamp;
 use snapcourier_core::config::Settings;
 use snapcourier_core::events::{
-    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, ExecutionContext,
-    ItemFailure, Look, RegionalPass, SharePass, SourceItem, SourceRun, TakePass,
+    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, ExecutionContext, ItemFailure, Look,
+    RegionalPass, SharePass, SourceItem, SourceRun, TakePass,
 };
 use snapcourier_core::snapshot::SnapshotRecord;
-use snapcourier_core::{Engine, Error, ItemError};
+use snapcourier_core::{Error, ItemError};
 
-use crate::aurora::Aurora;
 use crate::client::AwsContext;
+use crate::engines::{EngineSteps, on_engine};
 use crate::executions::older_running_execution;
-use crate::rds::Rds;
 
 /// Under a state machine, an older execution of the same schedule still running (its ARN),
 /// in which case this one does nothing.
@@ -55,11 +54,9 @@ pub async fn take(
         out.api_calls = (ctx.calls() - before).calls;
         return Ok(out);
     }
-    let mut out = match run.schedule.engine {
-        Engine::Aurora => source::take(&Aurora, ctx, run, now).await?,
-        Engine::Rds => source::take(&Rds, ctx, run, now).await?,
-        Engine::Redshift => redshift::take(ctx, run, now).await?,
-    };
+    let mut out = on_engine!(run.schedule.engine, |steps| steps
+        .take(ctx, run, now)
+        .await?);
     out.api_calls = (ctx.calls() - before).calls;
     tracing::info!(schedule = %run.schedule.name, engine = %run.schedule.engine, created = out.created.len(), to_share = out.to_share(), skipped = out.skipped.len(), api_calls = out.api_calls, "take done");
     log_failures(&out.failures());
@@ -76,19 +73,9 @@ pub async fn snapshot_now(
     label: Option<&str>,
     now: Timestamp,
 ) -> Result<snapcourier_core::snapshot::SnapshotRecord, Error> {
-    match run.schedule.engine {
-        Engine::Aurora => {
-            source::snapshot_now(&Aurora, ctx, run, database, keep_hours, label, now).await
-        }
-        Engine::Rds => source::snapshot_now(&Rds, ctx, run, database, keep_hours, label, now).await,
-        Engine::Redshift => Err(Error::config(
-            "--schedule",
-            format!(
-                "schedule {} is a Redshift schedule: snapshot-now takes Aurora and RDS snapshots (a Redshift cluster's manual snapshot, taken in the console, is not snapcourier's to share or expire)",
-                run.schedule.name
-            ),
-        )),
-    }
+    on_engine!(run.schedule.engine, |steps| steps
+        .snapshot_now(ctx, run, database, keep_hours, label, now)
+        .await)
 }
 
 /// Where one owned snapshot stands after a look of the share step.
@@ -111,11 +98,7 @@ pub async fn share(
     now: Timestamp,
 ) -> Result<SharePass, Error> {
     let before = ctx.calls();
-    let outcomes = match run.schedule.engine {
-        Engine::Aurora => source::share(&Aurora, ctx, run).await?,
-        Engine::Rds => source::share(&Rds, ctx, run).await?,
-        Engine::Redshift => redshift::share(ctx, run).await?,
-    };
+    let outcomes = on_engine!(run.schedule.engine, |steps| steps.share(ctx, run).await?);
     let mut out = SharePass::empty();
     out.due = outcomes.len();
     for (mut item, outcome) in outcomes {
@@ -198,11 +181,9 @@ pub async fn delete_source_assuming(
     assumed: &[Assumed],
 ) -> Result<DeleteOutput, Error> {
     let before = ctx.calls();
-    let mut out = match run.schedule.engine {
-        Engine::Aurora => source::delete_source(&Aurora, ctx, run, now, assumed).await?,
-        Engine::Rds => source::delete_source(&Rds, ctx, run, now, assumed).await?,
-        Engine::Redshift => redshift::delete_source(ctx, run, now, assumed).await?,
-    };
+    let mut out = on_engine!(run.schedule.engine, |steps| steps
+        .delete_source(ctx, run, now, assumed)
+        .await?);
     out.api_calls = (ctx.calls() - before).calls;
     out.deleted_count = out.deleted.len();
     out.failed = out.failures.len();
@@ -239,11 +220,9 @@ pub async fn copy_in(
         out.api_calls = (ctx.calls() - before).calls;
         return Ok(out);
     }
-    let mut out = match run.schedule.engine {
-        Engine::Aurora => destination::copy_in(&Aurora, ctx, run, now).await?,
-        Engine::Rds => destination::copy_in(&Rds, ctx, run, now).await?,
-        Engine::Redshift => redshift::verify_shares(ctx, run, now).await?,
-    };
+    let mut out = on_engine!(run.schedule.engine, |steps| steps
+        .copy_in(ctx, run, now)
+        .await?);
     out.next = look.decide(
         out.pending(),
         now,
@@ -277,16 +256,9 @@ pub async fn cross_region_copy(
     now: Timestamp,
 ) -> Result<RegionalPass, Error> {
     let before = ctx.calls();
-    let mut out = match run.schedule.engine {
-        Engine::Aurora => destination::cross_region_copy(&Aurora, ctx, run, now).await?,
-        Engine::Rds => destination::cross_region_copy(&Rds, ctx, run, now).await?,
-        Engine::Redshift => RegionalPass {
-            started: Vec::new(),
-            waiting: Vec::new(),
-            failures: Vec::new(),
-            api_calls: 0,
-        },
-    };
+    let mut out = on_engine!(run.schedule.engine, |steps| steps
+        .cross_region_copy(ctx, run, now)
+        .await?);
     out.api_calls = (ctx.calls() - before).calls;
     tracing::info!(
         started = out.started.len(),
@@ -317,22 +289,9 @@ pub async fn delete_destination_assuming(
     assumed: &[Assumed],
 ) -> Result<DeleteOutput, Error> {
     let before = ctx.calls();
-    let mut out = match run.schedule.engine {
-        Engine::Aurora => destination::delete_destination(&Aurora, ctx, run, now, assumed).await?,
-        Engine::Rds => destination::delete_destination(&Rds, ctx, run, now, assumed).await?,
-        // The heartbeat came with the copy-in step, which lists the shares anyway.
-        Engine::Redshift => DeleteOutput {
-            version: EVENT_VERSION,
-            deleted: Vec::new(),
-            deleted_count: 0,
-            failed: 0,
-            kept: 0,
-            failures: Vec::new(),
-            api_calls: 0,
-            heartbeat: None,
-            coverage: None,
-        },
-    };
+    let mut out = on_engine!(run.schedule.engine, |steps| steps
+        .delete_destination(ctx, run, now, assumed)
+        .await?);
     out.api_calls = (ctx.calls() - before).calls;
     out.deleted_count = out.deleted.len();
     out.failed = out.failures.len();

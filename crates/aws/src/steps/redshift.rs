@@ -129,7 +129,7 @@ impl CopySetup<'_> {
     }
 }
 
-pub(super) async fn take(
+pub(crate) async fn take(
     ctx: &AwsContext,
     run: &SourceRun,
     now: Timestamp,
@@ -340,7 +340,7 @@ fn check_usable(s: &SnapshotRecord, region: &str) -> Result<bool, Error> {
 /// One look of the share step: list the owned snapshots here and in the copy region (a call
 /// per page each), then authorize every destination account on each snapshot not yet shared
 /// and, once Redshift has copied it, on its copy (tagging the copy as ours first).
-pub(super) async fn share(
+pub(crate) async fn share(
     ctx: &AwsContext,
     run: &SourceRun,
 ) -> Result<Vec<(SourceItem, Result<Shared, Error>)>, Error> {
@@ -449,7 +449,7 @@ async fn authorize_missing(
 
 /// Apply the schedule's retention in the source region and to the copies in the copy region;
 /// each expired snapshot's restore access is revoked first (Redshift refuses otherwise).
-pub(super) async fn delete_source(
+pub(crate) async fn delete_source(
     ctx: &AwsContext,
     run: &SourceRun,
     now: Timestamp,
@@ -535,7 +535,7 @@ fn copy_regions(run: &DestinationRun) -> Vec<&str> {
 /// seen everywhere are done (`verified`); the rest are in flight (the source cluster's own
 /// copy is on its way) and the run looks again; a database whose newest share is older than
 /// two intervals is reported as failed.
-pub(super) async fn verify_shares(
+pub(crate) async fn verify_shares(
     ctx: &AwsContext,
     run: &DestinationRun,
     now: Timestamp,

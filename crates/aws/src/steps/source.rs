@@ -18,7 +18,7 @@ use crate::client::AwsContext;
 
 /// Snapshot every covered database that has none in the current slot; report every owned
 /// snapshot that still has to be shared.
-pub(super) async fn take<A: SnapshotApi>(
+pub(crate) async fn take<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
@@ -36,7 +36,7 @@ pub(super) async fn take<A: SnapshotApi>(
         let Some(key) = p.kms_key_id.as_deref() else {
             return Ok(());
         };
-        if ctx.is_aws_managed_key(key).await? {
+        if api.is_aws_managed_key(ctx, key).await? {
             return Err(aws_managed_key(
                 A::ENGINE.resource_kind(),
                 &p.resource_id,
@@ -169,7 +169,7 @@ pub(super) fn errored_item(resource: &str, id: &str, e: &Error) -> SourceItem {
 /// snapshots not yet shared with every destination account, `call_concurrency` at a time.
 /// Per new snapshot that is two calls (share, record the share) after the one that created
 /// it.
-pub(super) async fn share<A: SnapshotApi>(
+pub(crate) async fn share<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
@@ -208,7 +208,7 @@ async fn share_found<A: SnapshotApi>(
     let missing = missing_shares(&s, &run.destination_accounts);
     if !missing.is_empty() {
         if let Some(key) = s.kms_key_id.as_deref().filter(|_| s.encrypted)
-            && ctx.is_aws_managed_key(key).await?
+            && api.is_aws_managed_key(ctx, key).await?
         {
             return Err(aws_managed_key(
                 A::ENGINE.resource_kind(),
@@ -229,7 +229,7 @@ async fn share_found<A: SnapshotApi>(
             tags::shared_with_value(&marker),
         )]
         .into();
-        crate::rds::add_tags(ctx, region, &s.arn, &tag).await?;
+        api.add_tags(ctx, region, &s.arn, &tag).await?;
     }
     current.shared = true;
     tracing::info!(snapshot = id, added = missing.len(), "shared");
@@ -237,7 +237,7 @@ async fn share_found<A: SnapshotApi>(
 }
 
 /// Apply the schedule's retention to owned source snapshots.
-pub(super) async fn delete_source<A: SnapshotApi>(
+pub(crate) async fn delete_source<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
@@ -296,7 +296,7 @@ pub(super) async fn delete_source<A: SnapshotApi>(
 /// long and no interval slot or policy counts it. Refused, before anything is created, for a
 /// database the schedule does not cover, a read replica, one that is not available, or one on
 /// the AWS managed key.
-pub(super) async fn snapshot_now<A: SnapshotApi>(
+pub(crate) async fn snapshot_now<A: SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     run: &SourceRun,
@@ -343,7 +343,7 @@ pub(super) async fn snapshot_now<A: SnapshotApi>(
         });
     }
     if let Some(key) = r.kms_key_id.as_deref()
-        && ctx.is_aws_managed_key(key).await?
+        && api.is_aws_managed_key(ctx, key).await?
     {
         return Err(aws_managed_key(
             A::ENGINE.resource_kind(),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 use serde_json::json;
-use snapcourier_aws::adapter::list_owned;
+use snapcourier_aws::engines::list_owned;
 use snapcourier_cli::output::{render_execution, render_snapshots};
 use snapcourier_core::Config;
 use snapcourier_core::Engine;
