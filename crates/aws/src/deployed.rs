@@ -59,8 +59,8 @@ pub async fn put_deployed_run<R: Serialize>(
     run: &R,
 ) -> Result<(), Error> {
     let name = parameter_name(prefix, schedule);
-    let text = serde_json::to_string(run)
-        .map_err(|e| Error::config(&name, format!("the run does not serialise: {e}")))?;
+    let text =
+        serde_json::to_string(run).map_err(|e| Error::internal(format!("the run of {name}"), e))?;
     ctx.ssm()
         .put_parameter()
         .name(&name)

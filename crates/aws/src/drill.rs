@@ -582,7 +582,7 @@ pub async fn write_record(
         &record.database,
     );
     let text = serde_json::to_string(record)
-        .map_err(|e| Error::config(&name, format!("the drill record does not serialise: {e}")))?;
+        .map_err(|e| Error::internal(format!("the drill record {name}"), e))?;
     ctx.ssm_in(records_region)
         .put_parameter()
         .name(&name)

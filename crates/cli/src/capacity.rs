@@ -217,14 +217,7 @@ pub async fn destination_capacity(
             })
             .sum()
     };
-    let mut regions = vec![config.source.region.clone()];
-    regions.extend(
-        d.regions
-            .iter()
-            .map(|r| r.region.clone())
-            .filter(|r| *r != config.source.region),
-    );
-    for region in regions {
+    for region in d.touched_regions(&config.source.region) {
         for engine in needs.keys() {
             let Some(slots) = config.settings.copy_limit(*engine) else {
                 continue;

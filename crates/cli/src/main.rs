@@ -16,7 +16,6 @@ use snapcourier_cli::output::{
 };
 use snapcourier_cli::plan::{plan_destination, plan_source};
 use snapcourier_cli::runner::{RunReport, run_destination, run_source, run_state_machine};
-use snapcourier_core::config::other_regions;
 use snapcourier_core::events::{DestinationRun, SourceRun};
 use snapcourier_core::{Config, Engine, Error};
 
@@ -394,7 +393,7 @@ async fn coverage_report(
     }
     if json {
         let text =
-            serde_json::to_string_pretty(&report).map_err(|e| Error::config("", e.to_string()))?;
+            serde_json::to_string_pretty(&report).map_err(|e| Error::internal("the output", e))?;
         println!("{text}");
     } else {
         print!("{}", snapcourier_cli::output::render_coverage(&report));
@@ -406,18 +405,8 @@ async fn coverage_report(
     })
 }
 
-fn destination_regions(config: &Config, account: &str) -> Result<Vec<String>, Error> {
-    let mut regions = vec![config.source.region.clone()];
-    for r in &config.destination(account)?.regions {
-        if !regions.contains(&r.region) {
-            regions.push(r.region.clone());
-        }
-    }
-    Ok(regions)
-}
-
 fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Error> {
-    serde_json::to_value(value).map_err(|e| Error::config("", e.to_string()))
+    serde_json::to_value(value).map_err(|e| Error::internal("the output", e))
 }
 
 /// The outcomes of a run, as JSON or as tables.
@@ -428,7 +417,7 @@ fn print_outcomes<T: serde::Serialize>(
 ) -> Result<(), Error> {
     if json {
         let text =
-            serde_json::to_string_pretty(outcomes).map_err(|e| Error::config("", e.to_string()))?;
+            serde_json::to_string_pretty(outcomes).map_err(|e| Error::internal("the output", e))?;
         println!("{text}");
     } else {
         for o in outcomes {
@@ -462,7 +451,7 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&out)
-                        .map_err(|e| Error::config("", e.to_string()))?
+                        .map_err(|e| Error::internal("the output", e))?
                 );
             } else {
                 print!("{}", snapcourier_cli::output::render_drill(&out));
@@ -485,14 +474,14 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
         }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&snapcourier_core::config_schema())
-                .map_err(|e| Error::config("", e.to_string()))?;
+                .map_err(|e| Error::internal("the output", e))?;
             println!("{schema}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Inputs { config } => {
             let inputs = Inputs::from_config(&load(&config)?)?;
             let text = serde_json::to_string_pretty(&inputs)
-                .map_err(|e| Error::config("", e.to_string()))?;
+                .map_err(|e| Error::internal("the output", e))?;
             println!("{text}");
             Ok(ExitCode::SUCCESS)
         }
@@ -600,7 +589,7 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                 let text = serde_json::to_string_pretty(
                     &serde_json::json!({ "plans": plans, "capacity": capacity }),
                 )
-                .map_err(|e| Error::config("", e.to_string()))?;
+                .map_err(|e| Error::internal("the output", e))?;
                 println!("{text}");
             } else {
                 for p in &plans {
@@ -710,7 +699,7 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                     "shared": shared,
                     "copied_to": copied_to,
                 }))
-                .map_err(|e| Error::config("", e.to_string()))?;
+                .map_err(|e| Error::internal("the output", e))?;
                 println!("{text}");
             } else {
                 println!(
@@ -771,20 +760,11 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             let engines: std::collections::BTreeSet<Engine> =
                 c.schedules.iter().map(|s| s.engine).collect();
             let (account, regions) = match side {
-                Side::Source => {
-                    let mut regions = vec![c.source.region.clone()];
-                    // Redshift's cross-region copies stay in the source account.
-                    if engines.contains(&Engine::Redshift) {
-                        regions.extend(other_regions(
-                            &c.source,
-                            c.destination_regions().iter().map(String::as_str),
-                        ));
-                    }
-                    (c.source.account.clone(), regions)
-                }
+                // Redshift's cross-region copies stay in the source account.
+                Side::Source => (c.source.account.clone(), c.source_regions(&engines)),
                 Side::Destination => {
                     let account = destination_account(&c, destination)?;
-                    let regions = destination_regions(&c, &account)?;
+                    let regions = c.destination(&account)?.touched_regions(&c.source.region);
                     (account, regions)
                 }
             };

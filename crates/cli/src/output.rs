@@ -88,8 +88,8 @@ fn push_failures(out: &mut String, header: &str, failures: &[ItemFailure]) {
     let mut t = table(&[header, "stage", "error", "message"]);
     for f in failures {
         t.add_row(vec![
-            &f.resource,
-            &f.stage,
+            f.resource.as_str(),
+            f.stage.as_str(),
             &f.error.error_type,
             &f.error.message,
         ]);
@@ -273,7 +273,7 @@ pub fn render_report(r: &RunReport) -> String {
     if !r.deleted.is_empty() {
         let mut t = table(&["deleted snapshot", "region", "why"]);
         for d in &r.deleted {
-            t.add_row(vec![&d.snapshot_id, &d.region, &d.reason]);
+            t.add_row(vec![d.snapshot_id.as_str(), &d.region, d.reason.as_str()]);
         }
         out.push_str(&format!("{t}\n"));
     }

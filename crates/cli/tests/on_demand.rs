@@ -101,7 +101,11 @@ async fn an_on_demand_snapshot_is_shared_copied_kept_its_time_and_then_expired()
         .iter()
         .find(|d| d.snapshot_id == snapshot.id)
         .expect("expired at the end of its keep");
-    assert!(gone.reason.starts_with("on-demand"), "{}", gone.reason);
+    assert!(
+        gone.reason.as_str().starts_with("on-demand"),
+        "{}",
+        gone.reason
+    );
     // This slot's scheduled snapshot of orders-db stays (two days old, policy keeps 7).
     let left = snapshots(&emu, Side::Source, SOURCE_REGION).await;
     assert!(
@@ -127,7 +131,7 @@ async fn an_on_demand_snapshot_is_shared_copied_kept_its_time_and_then_expired()
         expired
             .deleted
             .iter()
-            .any(|d| d.snapshot_id == snapshot.id && d.reason.starts_with("on-demand")),
+            .any(|d| d.snapshot_id == snapshot.id && d.reason.as_str().starts_with("on-demand")),
         "{:?}",
         expired.deleted
     );

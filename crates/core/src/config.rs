@@ -291,6 +291,19 @@ pub fn other_regions<'a>(
 }
 
 impl Config {
+    /// Every region the source account writes to: its own, and for Redshift (which copies
+    /// in the source account) the destinations' other regions.
+    pub fn source_regions(&self, engines: &BTreeSet<Engine>) -> Vec<String> {
+        let mut regions = vec![self.source.region.clone()];
+        if engines.contains(&Engine::Redshift) {
+            regions.extend(other_regions(
+                &self.source,
+                self.destination_regions().iter().map(String::as_str),
+            ));
+        }
+        regions
+    }
+
     /// Every region any destination keeps copies in.
     pub fn destination_regions(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -611,6 +624,18 @@ impl Destination {
             ));
         }
         d
+    }
+
+    /// Every region this destination writes to: the source region first (copies come in
+    /// there), then its own regions. The one rule for every step, report and plan.
+    pub fn touched_regions(&self, source_region: &str) -> Vec<String> {
+        let mut all = vec![source_region.to_string()];
+        for r in &self.regions {
+            if !all.contains(&r.region) {
+                all.push(r.region.clone());
+            }
+        }
+        all
     }
 
     /// Regions whose key the destination stack creates (the config names none for them),

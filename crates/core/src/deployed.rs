@@ -49,7 +49,10 @@ where
     })?;
     let (Ok(run), Ok(deployed)) = (serde_json::to_value(run), serde_json::to_value(&deployed))
     else {
-        return Err(Error::config(path, "the run does not serialise"));
+        return Err(Error::internal(
+            format!("the run at {path}"),
+            "it does not serialise",
+        ));
     };
     let mut p = Problems::default();
     for (field, problem) in differences(&run, &deployed, path) {

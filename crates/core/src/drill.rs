@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use crate::config::{self, Config, Problems, Rule, Settings, SourceAccount, is_match};
 use crate::duration::HumanDuration;
 use crate::engine::Engine;
-use crate::error::{Error, ItemError};
-use crate::events::{EVENT_VERSION, ExecutionContext, ItemFailure, StepInput};
+use crate::error::Error;
+use crate::events::{EVENT_VERSION, ExecutionContext, FailureStage, ItemFailure, StepInput};
 use crate::naming::ID_PREFIX;
 
 /// The drill section of the config.
@@ -480,13 +480,13 @@ impl Drill {
     }
 
     /// Record a failure at `stage` (the first one wins: it is the cause) and go on to clean.
-    pub fn fail(&mut self, stage: &str, error: &Error) {
+    pub fn fail(&mut self, stage: FailureStage, error: &Error) {
         if self.failure.is_none() {
-            self.failure = Some(ItemFailure {
-                resource: format!("{} ({})", self.database, self.region),
-                stage: stage.to_string(),
-                error: ItemError::from(error),
-            });
+            self.failure = Some(ItemFailure::new(
+                format!("{} ({})", self.database, self.region),
+                stage,
+                error,
+            ));
         }
         if self.phase == DrillPhase::Restoring {
             self.phase = DrillPhase::Cleaning;

@@ -82,6 +82,13 @@ pub enum Error {
         code: String,
         message: String,
     },
+
+    /// snapcourier itself failed (an output or record that does not serialise): a bug to
+    /// report, not a config or AWS problem. Not retried.
+    #[error(
+        "internal error in {what}: {message}. This is a bug in snapcourier: report it with this message"
+    )]
+    Internal { what: String, message: String },
 }
 
 impl Error {
@@ -97,6 +104,7 @@ impl Error {
             Error::ServiceUnavailable { .. } => "ServiceUnavailable",
             Error::QuotaExceeded { .. } => "QuotaExceeded",
             Error::AwsRejected { .. } => "AwsRejected",
+            Error::Internal { .. } => "Internal",
         }
     }
 
@@ -108,6 +116,13 @@ impl Error {
                 | Error::ServiceUnavailable { .. }
                 | Error::QuotaExceeded { .. }
         )
+    }
+
+    pub fn internal(what: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Internal {
+            what: what.into(),
+            message: message.to_string(),
+        }
     }
 
     pub fn config(field: impl Into<String>, rule: impl Into<String>) -> Self {
@@ -126,7 +141,7 @@ impl Error {
 }
 
 /// Every `errorType` string, in one place for the state machines and their tests.
-pub const ERROR_TYPES: [&str; 9] = [
+pub const ERROR_TYPES: [&str; 10] = [
     "ConfigInvalid",
     "AccessDenied",
     "KmsKeyUnusable",
@@ -136,6 +151,7 @@ pub const ERROR_TYPES: [&str; 9] = [
     "ServiceUnavailable",
     "QuotaExceeded",
     "AwsRejected",
+    "Internal",
 ];
 
 /// A failure recorded against one item (resource or snapshot) so that the other items go on.
@@ -200,6 +216,7 @@ mod tests {
                 code: "c".into(),
                 message: "m".into(),
             },
+            Error::internal("w", "m"),
         ];
         let types: Vec<_> = all.iter().map(Error::error_type).collect();
         assert_eq!(types, ERROR_TYPES.to_vec());

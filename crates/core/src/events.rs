@@ -355,7 +355,7 @@ impl TakePass {
             .filter_map(|i| {
                 i.error.as_ref().map(|e| ItemFailure {
                     resource: i.resource_id.clone(),
-                    stage: "take".into(),
+                    stage: FailureStage::Take,
                     error: e.clone(),
                 })
             })
@@ -471,7 +471,7 @@ impl SharePass {
             .iter()
             .map(|i| ItemFailure {
                 resource: i.resource_id.clone(),
-                stage: "share".into(),
+                stage: FailureStage::Share,
                 error: ItemError {
                     error_type: "InvalidState".into(),
                     message: format!(
@@ -542,10 +542,10 @@ pub struct ShareOutput {
 
 /// A copy that failed to start or that AWS reports as failed, or work a run left when it
 /// stopped, as a destination look reports it.
-fn pending_failure(p: &PendingCopy, stage: &str, error: ItemError) -> ItemFailure {
+fn pending_failure(p: &PendingCopy, stage: FailureStage, error: ItemError) -> ItemFailure {
     ItemFailure {
         resource: p.resource_id.clone(),
-        stage: stage.to_string(),
+        stage,
         error,
     }
 }
@@ -609,9 +609,9 @@ impl CopyPass {
         }
     }
 
-    fn stage(&self, p: &PendingCopy, source_region: &str) -> &'static str {
+    fn stage(&self, p: &PendingCopy, source_region: &str) -> FailureStage {
         if self.verifies_only {
-            "verify"
+            FailureStage::Verify
         } else {
             crate::plan::copy_stage(&p.region, source_region)
         }
@@ -808,16 +808,102 @@ pub enum DeleteInput {
 pub struct DeletedSnapshot {
     pub region: String,
     pub snapshot_id: String,
-    /// `expired` (retention) or `intermediate` (regional copies exist).
-    pub reason: String,
+    pub reason: DeletionReason,
 }
+
+/// Why a snapshot was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeletionReason {
+    /// The retention policy let it go.
+    Expired,
+    /// An intermediate copy in the source region, once every regional copy exists.
+    Intermediate,
+    /// An on-demand snapshot whose keep ended.
+    #[serde(rename = "on-demand, kept as long as asked")]
+    OnDemand,
+}
+
+/// The stage an item failed at (the reports' `stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureStage {
+    Take,
+    Share,
+    CopyIn,
+    CrossRegionCopy,
+    /// Redshift's destination: a share not visible or not available.
+    Verify,
+    Delete,
+    /// A drill's choice of databases (a named one without a copy).
+    Choose,
+    Restore,
+    Validate,
+    /// Deleting what an earlier drill left.
+    Cleanup,
+}
+
+/// The strings both enums are written as, for messages and comparisons.
+macro_rules! named {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$v => $s),*
+                }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+    };
+}
+named!(DeletionReason {
+    Expired => "expired",
+    Intermediate => "intermediate",
+    OnDemand => "on-demand, kept as long as asked",
+});
+named!(FailureStage {
+    Take => "take",
+    Share => "share",
+    CopyIn => "copy-in",
+    CrossRegionCopy => "cross-region-copy",
+    Verify => "verify",
+    Delete => "delete",
+    Choose => "choose",
+    Restore => "restore",
+    Validate => "validate",
+    Cleanup => "cleanup",
+});
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemFailure {
     pub resource: String,
-    pub stage: String,
+    pub stage: FailureStage,
     pub error: ItemError,
+}
+
+impl ItemFailure {
+    pub fn new(resource: impl Into<String>, stage: FailureStage, e: &Error) -> Self {
+        ItemFailure {
+            resource: resource.into(),
+            stage,
+            error: ItemError::from(e),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -975,7 +1061,7 @@ mod tests {
         let failures: Vec<ItemFailure> = (0..1000)
             .map(|i| ItemFailure {
                 resource: format!("orders-cluster-with-a-long-name-{i:04}"),
-                stage: "copy-in".into(),
+                stage: FailureStage::CopyIn,
                 error: ItemError {
                     error_type: "AccessDenied".into(),
                     message: "x".repeat(400),

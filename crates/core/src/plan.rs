@@ -185,11 +185,11 @@ pub const WAITING_FOR_A_SLOT: &str = "waiting for a copy slot";
 
 /// The stage a copy into `region` belongs to, in reports: into the source region it is the
 /// copy-in, anywhere else a cross-region copy.
-pub fn copy_stage(region: &str, source_region: &str) -> &'static str {
+pub fn copy_stage(region: &str, source_region: &str) -> crate::events::FailureStage {
     if region == source_region {
-        "copy-in"
+        crate::events::FailureStage::CopyIn
     } else {
-        "cross-region-copy"
+        crate::events::FailureStage::CrossRegionCopy
     }
 }
 /// The status of a copy whose id is held, where it should go, by a snapshot not ours.

@@ -321,11 +321,11 @@ fn a_failure_report_for_thousands_of_failed_items_fits_sns_and_counts_them_all()
         message: "x".repeat(400),
         retryable: false,
     };
-    let failures = |stage: &str| -> Vec<ItemFailure> {
+    let failures = |stage: FailureStage| -> Vec<ItemFailure> {
         (0..1000)
             .map(|i| ItemFailure {
                 resource: name(i),
-                stage: stage.into(),
+                stage,
                 error: error.clone(),
             })
             .collect()
@@ -347,7 +347,7 @@ fn a_failure_report_for_thousands_of_failed_items_fits_sns_and_counts_them_all()
             deleted: Vec::new(),
             deleted_count: 0,
             kept: 0,
-            failures: failures("delete"),
+            failures: failures(FailureStage::Delete),
             failed: 0,
             api_calls: 0,
             heartbeat: None,
@@ -373,7 +373,7 @@ fn a_failure_report_for_thousands_of_failed_items_fits_sns_and_counts_them_all()
         api_calls: 0,
     };
     let share = SharePass {
-        failures: failures("share"),
+        failures: failures(FailureStage::Share),
         next: NextLook::Finished,
         ..SharePass::empty()
     };
@@ -391,7 +391,7 @@ fn a_failure_report_for_thousands_of_failed_items_fits_sns_and_counts_them_all()
         status: "copying".into(),
     };
     let look = CopyPass {
-        failures: failures("copy-in"),
+        failures: failures(FailureStage::CopyIn),
         in_flight: (0..1000).map(pending).collect(),
         next: NextLook::OutOfTime("the run's deadline passed".into()),
         coverage: Some(coverage),
@@ -400,7 +400,7 @@ fn a_failure_report_for_thousands_of_failed_items_fits_sns_and_counts_them_all()
     let regional = RegionalPass {
         started: Vec::new(),
         waiting: Vec::new(),
-        failures: failures("cross-region-copy"),
+        failures: failures(FailureStage::CrossRegionCopy),
         api_calls: 0,
     };
     let destination_state = json!({

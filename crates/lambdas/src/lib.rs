@@ -36,8 +36,7 @@ impl From<StepError> for Diagnostic {
 }
 
 fn to_json<T: Serialize>(output: T) -> Result<Value, Error> {
-    serde_json::to_value(output)
-        .map_err(|e| Error::config("", format!("output did not serialise: {e}")))
+    serde_json::to_value(output).map_err(|e| Error::internal("the step's output", e))
 }
 
 pub async fn handle_take(ctx: &AwsContext, event: Value, now: Timestamp) -> Result<Value, Error> {

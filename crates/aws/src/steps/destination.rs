@@ -7,7 +7,8 @@ use snapcourier_core::Error;
 use snapcourier_core::config::ResourceFilter;
 use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
-    CopyPass, DeleteOutput, DestinationRun, EVENT_VERSION, ItemFailure, RegionalPass,
+    CopyPass, DeleteOutput, DeletionReason, DestinationRun, EVENT_VERSION, FailureStage,
+    ItemFailure, RegionalPass,
 };
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::NextLook;
@@ -25,13 +26,7 @@ use crate::client::AwsContext;
 
 /// Every region this destination touches: the source region first, then its own regions.
 fn regions(run: &DestinationRun) -> Vec<String> {
-    let mut all = vec![run.source.region.clone()];
-    for r in &run.destination.regions {
-        if !all.contains(&r.region) {
-            all.push(r.region.clone());
-        }
-    }
-    all
+    run.destination.touched_regions(&run.source.region)
 }
 
 async fn local_snapshots<A: SnapshotApi>(
@@ -207,7 +202,7 @@ fn unusable_failures(run: &DestinationRun, plan: &CopyPassPlan) -> Vec<ItemFailu
             resource: l.snapshot_id.clone(),
             message: format!("the share {} is not copied: {}", l.snapshot_id, l.why),
         };
-        failure(&l.resource_id, "copy-in", &e)
+        failure(&l.resource_id, FailureStage::CopyIn, &e)
     });
     let unusable = plan
         .unusable
@@ -319,9 +314,15 @@ pub(crate) async fn delete_destination<A: SnapshotApi>(
     assumed: &[super::Assumed],
 ) -> Result<DeleteOutput, Error> {
     let local = local_snapshots(api, ctx, run).await?;
-    let mut plan: Vec<(String, String, &str)> = finished_intermediates(run, &local)
+    let mut plan: Vec<(String, String, DeletionReason)> = finished_intermediates(run, &local)
         .into_iter()
-        .map(|s| (run.source.region.clone(), s.id, "intermediate"))
+        .map(|s| {
+            (
+                run.source.region.clone(),
+                s.id,
+                DeletionReason::Intermediate,
+            )
+        })
         .collect();
     let mut kept = 0;
     let mut floor_refusals = Vec::new();
@@ -352,14 +353,14 @@ pub(crate) async fn delete_destination<A: SnapshotApi>(
                     floor.map_or_else(|| "(none set)".to_string(), |d| d.to_string()),
                 ),
             };
-            floor_refusals.push(failure(&id, "delete", &refused));
+            floor_refusals.push(failure(&id, FailureStage::Delete, &refused));
         }
         kept += retention.keep.len();
         plan.extend(
             retention
                 .delete
                 .into_iter()
-                .map(|id| (target.region.clone(), id, "expired")),
+                .map(|id| (target.region.clone(), id, DeletionReason::Expired)),
         );
         // On-demand copies go when the keep their id names ends, never before the floor.
         plan.extend(
@@ -372,13 +373,7 @@ pub(crate) async fn delete_destination<A: SnapshotApi>(
                 now,
             )
             .into_iter()
-            .map(|(id, _)| {
-                (
-                    target.region.clone(),
-                    id,
-                    "on-demand, kept as long as asked",
-                )
-            }),
+            .map(|(id, _)| (target.region.clone(), id, DeletionReason::OnDemand)),
         );
     }
     let (deleted, mut failures) = delete_all(api, ctx, &run.settings, plan).await;

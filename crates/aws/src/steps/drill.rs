@@ -12,8 +12,8 @@ use snapcourier_core::drill::{
     Drill, DrillDatabases, DrillInput, DrillOutput, DrillPhase, DrillRecord, choose, drill_age,
     drill_instance_id, drill_resource_id, is_due, records_by_database,
 };
-use snapcourier_core::events::ItemFailure;
-use snapcourier_core::{Engine, Error, ItemError};
+use snapcourier_core::events::{FailureStage, ItemFailure};
+use snapcourier_core::{Engine, Error};
 
 use crate::client::AwsContext;
 use crate::drill::{
@@ -32,14 +32,6 @@ pub struct DrillPass {
     pub output: DrillOutput,
     pub finished: Vec<Drill>,
     pub drill_age: Option<i64>,
-}
-
-fn failure(resource: &str, stage: &str, e: &Error) -> ItemFailure {
-    ItemFailure {
-        resource: resource.to_string(),
-        stage: stage.to_string(),
-        error: ItemError::from(e),
-    }
 }
 
 /// One look of a drill run. `now` is injected; the restored resources' ids come from the
@@ -98,9 +90,11 @@ pub async fn drill(
                     tracing::warn!(resource = %r.id, region = %region, status = %r.status, "deleted a leftover of an earlier drill");
                     leftovers_deleted.push(format!("{} ({region})", r.id));
                 }
-                Err(e) => {
-                    extra_failures.push(failure(&format!("{} ({region})", r.id), "cleanup", &e))
-                }
+                Err(e) => extra_failures.push(ItemFailure::new(
+                    format!("{} ({region})", r.id),
+                    FailureStage::Cleanup,
+                    &e,
+                )),
             }
         }
     }
@@ -115,7 +109,7 @@ pub async fn drill(
             .iter_mut()
             .filter(|d| d.phase == DrillPhase::Restoring)
         {
-            d.fail("restore", &e);
+            d.fail(FailureStage::Restore, &e);
         }
     }
 
@@ -147,9 +141,9 @@ pub async fn drill(
             let (chosen, missing) =
                 choose(&candidates, &records_by_database(&records), &choice, region);
             for name in missing {
-                extra_failures.push(failure(
-                    &format!("{name} ({region})"),
-                    "choose",
+                extra_failures.push(ItemFailure::new(
+                    format!("{name} ({region})"),
+                    FailureStage::Choose,
                     &Error::NotFound {
                         resource: name.clone(),
                         message: format!(
@@ -181,7 +175,7 @@ pub async fn drill(
                     Ok(()) => {
                         tracing::info!(database = %d.database, region = %d.region, restored = %d.resource, snapshot = %d.snapshot, "restore started")
                     }
-                    Err(e) => d.fail("restore", &e),
+                    Err(e) => d.fail(FailureStage::Restore, &e),
                 }
                 drills.push(d);
             }
@@ -280,7 +274,7 @@ async fn follow(
     };
     let Some(main) = main else {
         d.fail(
-            "restore",
+            FailureStage::Restore,
             &Error::NotFound {
                 resource: d.resource.clone(),
                 message: format!(
@@ -294,7 +288,7 @@ async fn follow(
     for r in [Some(main), instance].into_iter().flatten() {
         if r.has_failed() {
             d.fail(
-                "restore",
+                FailureStage::Restore,
                 &Error::InvalidState {
                     resource: r.id.clone(),
                     message: format!(
@@ -308,7 +302,7 @@ async fn follow(
     }
     if d.engine == Engine::Aurora && instance.is_none() && main.is_available() {
         if let Err(e) = add_aurora_instance(ctx, run, d).await {
-            d.fail("restore", &e);
+            d.fail(FailureStage::Restore, &e);
         }
         return;
     }
@@ -329,7 +323,7 @@ async fn follow(
                 Ok(v) => {
                     d.validation = Some(v.message.clone());
                     d.fail(
-                        "validate",
+                        FailureStage::Validate,
                         &Error::InvalidState {
                             resource: d.resource.clone(),
                             message: format!(
@@ -339,7 +333,7 @@ async fn follow(
                         },
                     );
                 }
-                Err(e) => d.fail("validate", &e),
+                Err(e) => d.fail(FailureStage::Validate, &e),
             }
         }
         d.phase = DrillPhase::Cleaning;
@@ -347,7 +341,7 @@ async fn follow(
     }
     if now.duration_since(d.started_at) >= run.timeout() {
         d.fail(
-            "restore",
+            FailureStage::Restore,
             &Error::InvalidState {
                 resource: d.resource.clone(),
                 message: format!(
@@ -427,7 +421,7 @@ fn retry_or_give_up(d: &mut Drill, e: &Error, now: Timestamp) -> bool {
             " (and {} could not be deleted: {e}; the next drill deletes it)",
             d.resource
         )),
-        None => d.fail("delete", e),
+        None => d.fail(FailureStage::Delete, e),
     }
     true
 }

@@ -11,13 +11,13 @@ pub(crate) mod redshift;
 pub(crate) mod source;
 
 use jiff::Timestamp;
+use snapcourier_core::Error;
 use snapcourier_core::config::Settings;
 use snapcourier_core::events::{
-    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, ExecutionContext, ItemFailure, Look,
-    RegionalPass, SharePass, SourceItem, SourceRun, TakePass,
+    CopyPass, DeleteOutput, DeletedSnapshot, DeletionReason, DestinationRun, ExecutionContext,
+    FailureStage, ItemFailure, Look, RegionalPass, SharePass, SourceItem, SourceRun, TakePass,
 };
 use snapcourier_core::snapshot::SnapshotRecord;
-use snapcourier_core::{Error, ItemError};
 
 use crate::client::AwsContext;
 use crate::engines::{EngineSteps, on_engine};
@@ -109,7 +109,9 @@ pub async fn share(
                 item.status = format!("{} (retried next look)", e.error_type());
                 out.pending.push(item);
             }
-            Err(e) => out.failures.push(failure(&item.resource_id, "share", &e)),
+            Err(e) => out
+                .failures
+                .push(failure(&item.resource_id, FailureStage::Share, &e)),
         }
     }
     out.next = look.decide(
@@ -364,7 +366,7 @@ async fn delete_all<A: crate::adapter::SnapshotApi>(
     api: &A,
     ctx: &AwsContext,
     settings: &Settings,
-    deletions: impl IntoIterator<Item = (String, String, &'static str)>,
+    deletions: impl IntoIterator<Item = (String, String, DeletionReason)>,
 ) -> (Vec<DeletedSnapshot>, Vec<ItemFailure>) {
     let attempts = deletions
         .into_iter()
@@ -380,18 +382,14 @@ async fn delete_all<A: crate::adapter::SnapshotApi>(
             Ok(()) => deleted.push(DeletedSnapshot {
                 region,
                 snapshot_id: id,
-                reason: reason.into(),
+                reason,
             }),
-            Err(e) => failures.push(failure(&id, "delete", &e)),
+            Err(e) => failures.push(failure(&id, FailureStage::Delete, &e)),
         }
     }
     (deleted, failures)
 }
 
-fn failure(resource: &str, stage: &str, e: &Error) -> ItemFailure {
-    ItemFailure {
-        resource: resource.to_string(),
-        stage: stage.to_string(),
-        error: ItemError::from(e),
-    }
+fn failure(resource: &str, stage: FailureStage, e: &Error) -> ItemFailure {
+    ItemFailure::new(resource, stage, e)
 }

@@ -11,8 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use snapcourier_core::config::{REDSHIFT_COPY_GRANT_PREFIX, ResourceFilter};
 use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
-    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, SkippedResource,
-    SourceItem, SourceRun, TakePass,
+    CopyPass, DeleteOutput, DeletedSnapshot, DeletionReason, DestinationRun, EVENT_VERSION,
+    FailureStage, SkippedResource, SourceItem, SourceRun, TakePass,
 };
 use snapcourier_core::heartbeat::{Heartbeat, Side};
 use snapcourier_core::looks::NextLook;
@@ -483,9 +483,9 @@ pub(crate) async fn delete_source(
                 Ok(()) => deleted.push(DeletedSnapshot {
                     region: region.to_string(),
                     snapshot_id: id.clone(),
-                    reason: "expired".into(),
+                    reason: DeletionReason::Expired,
                 }),
-                Err(e) => failures.push(failure(id, "delete", &e)),
+                Err(e) => failures.push(failure(id, FailureStage::Delete, &e)),
             }
         }
         if region == run.source.region {
@@ -600,7 +600,7 @@ pub(crate) async fn verify_shares(
                     run.schedule.name
                 ),
             };
-            failures.push(failure(&s.resource_id, "verify", &err));
+            failures.push(failure(&s.resource_id, FailureStage::Verify, &err));
         } else if missing.is_empty() {
             verified.push(s.id.clone());
         } else {

@@ -2,7 +2,9 @@
 
 use jiff::Timestamp;
 use snapcourier_core::config::ResourceFilter;
-use snapcourier_core::events::{DeleteOutput, EVENT_VERSION, SourceItem, SourceRun, TakePass};
+use snapcourier_core::events::{
+    DeleteOutput, DeletionReason, EVENT_VERSION, SourceItem, SourceRun, TakePass,
+};
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::plan::{
     missing_shares, on_demand_expired, plan_take, source_coverage, to_share,
@@ -268,11 +270,11 @@ pub(crate) async fn delete_source<A: SnapshotApi>(
     let deletions = plan
         .delete
         .iter()
-        .map(|id| (region.to_string(), id.clone(), "expired"))
+        .map(|id| (region.to_string(), id.clone(), DeletionReason::Expired))
         .chain(
             on_demand
                 .into_iter()
-                .map(|(id, _)| (region.to_string(), id, "on-demand, kept as long as asked")),
+                .map(|(id, _)| (region.to_string(), id, DeletionReason::OnDemand)),
         );
     let (deleted, failures) = delete_all(api, ctx, &run.settings, deletions).await;
     let remaining = after_deletions(region, snapshots, &deleted);

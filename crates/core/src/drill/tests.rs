@@ -363,7 +363,7 @@ fn a_record_keeps_the_last_success_through_a_failure() {
     );
     d.started_at = t("2026-12-09T03:00:00Z");
     d.fail(
-        "restore",
+        crate::events::FailureStage::Restore,
         &Error::InvalidState {
             resource: "x".into(),
             message: "status failed".into(),
