@@ -39,6 +39,7 @@ export function buildStacks(app: App, options: AppOptions): Built {
     config,
     lambdaDir: options.lambdaDir,
     runs: inputs.source,
+    regions: inputs.source_regions,
     deployedRuns: inputs.deployed_runs.source,
   });
   const regionStacks: DestinationRegionStack[] = [];
@@ -52,12 +53,12 @@ export function buildStacks(app: App, options: AppOptions): Built {
       stackKeyRegions: d.stack_key_regions,
       lambdaDir: options.lambdaDir,
       runs: d.runs,
+      regions: d.regions,
       deployedRuns: inputs.deployed_runs.destination,
       vault: inputs.vault,
       drill: d.drill,
     });
-    const regions = config.destinations.find((x) => x.account === d.account)?.regions ?? [];
-    for (const region of regions.map((r) => r.region).filter((r) => r !== config.source.region)) {
+    for (const region of d.regions.filter((r) => r !== config.source.region)) {
       // The id keeps its first name ("-keys-"): renaming it would replace the stack, and a new
       // stack could not create the alias that the retained key of the old one still holds.
       const regional = new DestinationRegionStack(app, `snapcourier-${ns}-destination-${d.account}-keys-${region}`, {

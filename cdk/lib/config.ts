@@ -95,6 +95,8 @@ export interface ScheduledDrill {
 
 export interface DestinationInputs {
   account: string;
+  /** Every region this destination writes to: the source region first, then its own. */
+  regions: string[];
   /** Regions whose KMS key this destination's stacks create. */
   stack_key_regions: string[];
   runs: ScheduledInput[];
@@ -102,8 +104,26 @@ export interface DestinationInputs {
   drill?: ScheduledDrill;
 }
 
+/** One row of the engine table (crates/core/src/engine.rs `EngineFacts`). */
+export interface EngineFacts {
+  engine: "aurora" | "rds" | "redshift";
+  name: string;
+  resource_kind: string;
+  copies_into_destination: boolean;
+  aws_copy_limit: number | null;
+  copy_concurrency_setting: string | null;
+  manual_snapshot_quota: string | null;
+  on_demand_snapshots: boolean;
+}
+
 export interface Inputs {
   namespace: string;
+  /** The AWS partition of the deployment's ARNs. */
+  partition: string;
+  /** Regions the source account writes to: its own, and Redshift's copy region. */
+  source_regions: string[];
+  /** The engine table, so the stacks restate no engine fact. */
+  engines: EngineFacts[];
   vault: VaultInputs;
   /** SSM parameter path of each side's deployed runs (one parameter per schedule). */
   deployed_runs: { source: string; destination: string };
@@ -224,5 +244,13 @@ export function loadConfig(path: string, cli: string): Loaded {
       `${abs}: ${stderr.replace(/^error \[ConfigInvalid\]: /, "") || (err as Error).message}`,
     );
   }
-  return { path: abs, config: document as Config, inputs: JSON.parse(printed) as Inputs };
+  const config = document as Config;
+  const inputs = JSON.parse(printed) as Inputs;
+  // The stacks build ARNs with partitionOf; the CLI's rule is the reference.
+  if (partitionOf(config.source.region) !== inputs.partition) {
+    throw new ConfigError(
+      `partition of ${config.source.region}: the CDK says ${partitionOf(config.source.region)}, snapcourier ${inputs.partition}; build both from one checkout`,
+    );
+  }
+  return { path: abs, config, inputs };
 }

@@ -83,6 +83,9 @@ export interface SnapcourierStackProps extends StackProps {
   /** SSM parameter path of this side's deployed runs (`snapcourier inputs`, deployed_runs):
    * the functions run only these. */
   deployedRuns: string;
+  /** The regions this side writes to (`snapcourier inputs`: source_regions, or the
+   * destination's regions, source region first). */
+  regions: string[];
 }
 
 /** Longest SSM parameter value: 4 KB in the standard tier, 8 KB in the advanced one. */
@@ -623,11 +626,6 @@ function engines(config: Config): Set<Engine> {
   return new Set(config.schedules.map((s) => s.engine));
 }
 
-function otherRegions(config: Config): string[] {
-  const all = config.destinations.flatMap((d) => d.regions.map((r) => r.region));
-  return [...new Set(all)].filter((r) => r !== config.source.region);
-}
-
 export class SourceStack extends SnapcourierStack {
   constructor(scope: Construct, id: string, props: SnapcourierStackProps) {
     const c = props.config;
@@ -639,7 +637,8 @@ export class SourceStack extends SnapcourierStack {
       regions: [c.source.region],
       sourceAccount: c.source.account,
       sourceRegion: c.source.region,
-      redshiftCopyRegions: redshift.length > 0 ? otherRegions(c) : [],
+      // `snapcourier inputs`: the source's regions include Redshift's copy region.
+      redshiftCopyRegions: redshift.length > 0 ? props.regions.filter((r) => r !== c.source.region) : [],
       redshiftCopyKey: c.source.redshift_copy_kms_key ?? undefined,
       redshiftCopyAutomated: redshift.some(
         (s) => (s as { redshift?: { copy_automated?: boolean } }).redshift?.copy_automated === true,
@@ -789,7 +788,7 @@ export class DestinationStack extends SnapcourierStack {
     const c = props.config;
     const d = c.destinations.find((x) => x.account === props.account);
     if (!d) throw new Error(`destination account ${props.account} is not in the config`);
-    const regions = [c.source.region, ...d.regions.map((r) => r.region).filter((r) => r !== c.source.region)];
+    const regions = props.regions;
     // The keys each run uses, omitted ones resolved to the stack-created key's alias.
     const resolved = (props.runs[0]?.input as { destination?: Config["destinations"][number] } | undefined)
       ?.destination;

@@ -29,6 +29,9 @@ pub struct ScheduledInput<T> {
 #[derive(Debug, Serialize)]
 pub struct DestinationInputs {
     pub account: String,
+    /// Every region this destination writes to: the source region first, then its own
+    /// (`Destination::touched_regions`).
+    pub regions: Vec<String>,
     /// Regions where the destination stack creates the KMS key (alias
     /// `alias/snapcourier-<namespace>`) because the config names none there.
     pub stack_key_regions: Vec<String>,
@@ -65,6 +68,10 @@ pub struct DeployedRuns {
 #[derive(Debug, Serialize)]
 pub struct Inputs {
     pub namespace: String,
+    /// The AWS partition of the deployment's ARNs (`config::partition`).
+    pub partition: String,
+    /// Regions the source account writes to (its own, and Redshift's copy region).
+    pub source_regions: Vec<String>,
     /// The functions run only these runs (`snapcourier_core::deployed`).
     pub deployed_runs: DeployedRuns,
     /// The vault's exceptions, defaults applied: the guardrails of the destination accounts.
@@ -109,13 +116,18 @@ impl Inputs {
             });
             destinations.push(DestinationInputs {
                 account: d.account.clone(),
+                regions: d.touched_regions(&config.source.region),
                 stack_key_regions: d.stack_key_regions(&config.source.region),
                 runs,
                 drill,
             });
         }
+        let engines: std::collections::BTreeSet<snapcourier_core::Engine> =
+            config.schedules.iter().map(|s| s.engine).collect();
         Ok(Inputs {
             namespace: config.namespace.clone(),
+            partition: snapcourier_core::config::partition(&config.source.region).to_string(),
+            source_regions: config.source_regions(&engines),
             vault: config.vault.clone(),
             deployed_runs: DeployedRuns {
                 source: parameter_prefix(&config.namespace, Side::Source),
