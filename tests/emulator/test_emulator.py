@@ -2062,6 +2062,468 @@ class LambdaRoutingTest(EmulatorTest):
         self.assertEqual(control("/snapcourier/lambda-routes", {"take": None}), {})
 
 
+# --- ElastiCache and S3 ------------------------------------------------------------
+
+SERVICE = "us-east-1.elasticache-snapshot.amazonaws.com"
+EXPORT_GRANTS = ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:GetBucketAcl"]
+
+
+def policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(principal: Any, actions: list[str], *resources: str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Principal": principal, "Action": actions, "Resource": list(resources)}
+
+
+def sha256_b64(body: bytes) -> str:
+    import base64
+    import hashlib
+    return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+class ElastiCacheTest(EmulatorTest):
+    def setUp(self) -> None:
+        super().setUp()
+        self.ec = client("source", "elasticache")
+        self.s3 = client("source", "s3")
+        self.ds3 = client("destination", "s3")
+
+    def export_bucket(self, name: str, grants: list[str] | None = None, kms_key: str | None = None,
+                      *extra: dict[str, Any]) -> None:
+        """A source bucket in us-east-1 whose policy grants the ElastiCache service `grants`."""
+        self.s3.create_bucket(Bucket=name)
+        statements = [allow({"Service": SERVICE}, grants if grants is not None else EXPORT_GRANTS,
+                            f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"), *extra]
+        self.s3.put_bucket_policy(Bucket=name, Policy=policy(*statements))
+        if kms_key:
+            self.s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key}}]})
+
+    def snapshot(self, group: str, name: str) -> dict[str, Any]:
+        return self.ec.create_snapshot(ReplicationGroupId=group, SnapshotName=name)["Snapshot"]
+
+    def body(self, bucket: str, key: str, s3: Any = None) -> bytes:
+        return (s3 or self.s3).get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def group(self, ident: str, **spec: Any) -> str:
+        return control("/snapcourier/clusters", {"kind": "elasticache", "account": SOURCE, "region": "us-east-1",
+                                                 "id": ident, **spec})["arn"]
+
+
+class ElastiCacheDescribeTest(ElastiCacheTest):
+    def test_demo_caches_cluster_modes_and_tags(self) -> None:
+        groups = {g["ReplicationGroupId"]: g for g in self.ec.describe_replication_groups()["ReplicationGroups"]}
+        self.assertLessEqual({"sessions-valkey", "carts-valkey", "legacy-redis", "tiny-redis"}, set(groups))
+        sessions, carts = groups["sessions-valkey"], groups["carts-valkey"]
+        self.assertEqual((sessions["ClusterEnabled"], sessions["MemberClusters"]),
+                         (False, ["sessions-valkey-001", "sessions-valkey-002"]))
+        self.assertEqual((carts["ClusterEnabled"], len(carts["NodeGroups"]), len(carts["MemberClusters"])),
+                         (True, 3, 6))
+        self.assertEqual(groups["legacy-redis"]["Engine"], "redis")
+        self.assertNotIn("Tags", sessions)  # tags are not inline: ListTagsForResource
+        self.assertEqual(self.ec.list_tags_for_resource(ResourceName=sessions["ARN"])["TagList"],
+                         [{"Key": "team", "Value": "web"}])
+        serverless = self.ec.describe_serverless_caches(ServerlessCacheName="profiles-serverless")["ServerlessCaches"]
+        self.assertEqual((serverless[0]["Status"], serverless[0]["Engine"]), ("available", "valkey"))
+        self.assertEqual(self.ec.list_tags_for_resource(ResourceName=serverless[0]["ARN"])["TagList"],
+                         [{"Key": "team", "Value": "identity"}])
+        self.assertError("ReplicationGroupNotFoundFault", self.ec.list_tags_for_resource,
+                         ResourceName=f"arn:aws:elasticache:us-east-1:{SOURCE}:replicationgroup:nope")
+        self.assertError("InvalidARN", client("destination", "elasticache").list_tags_for_resource,
+                         ResourceName=sessions["ARN"])
+        self.assertError("ReplicationGroupNotFoundFault", self.ec.describe_replication_groups, ReplicationGroupId="nope")
+        self.assertError("ServerlessCacheNotFoundFault", self.ec.describe_serverless_caches, ServerlessCacheName="no")
+
+    def test_paging(self) -> None:
+        for n in range(22):
+            self.group(f"page-rg-{n:02d}", replicas=0)
+        seen, marker = [], None
+        while True:
+            page = self.ec.describe_replication_groups(MaxRecords=20, **({"Marker": marker} if marker else {}))
+            seen += [g["ReplicationGroupId"] for g in page["ReplicationGroups"]]
+            marker = page.get("Marker")
+            if not marker:
+                break
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertLessEqual({f"page-rg-{n:02d}" for n in range(22)}, set(seen))
+        self.assertError("InvalidParameterValue", self.ec.describe_replication_groups, MaxRecords=10)
+        self.assertError("InvalidParameterValue", self.ec.describe_snapshots, MaxRecords=51)
+        for n in range(3):
+            self.snapshot("page-rg-00", f"page-snap-{n}")
+        first = self.ec.describe_snapshots(ReplicationGroupId="page-rg-00", MaxRecords=20)
+        self.assertEqual([s["SnapshotName"] for s in first["Snapshots"]], [f"page-snap-{n}" for n in range(3)])
+        self.assertNotIn("Marker", first)
+        for n in range(3):
+            self.ec.create_serverless_cache_snapshot(ServerlessCacheName="profiles-serverless",
+                                                     ServerlessCacheSnapshotName=f"page-sl-{n}")
+        page = self.ec.describe_serverless_cache_snapshots(ServerlessCacheName="profiles-serverless", MaxResults=2)
+        rest = self.ec.describe_serverless_cache_snapshots(ServerlessCacheName="profiles-serverless",
+                                                           NextToken=page["NextToken"])
+        names = [s["ServerlessCacheSnapshotName"] for s in page["ServerlessCacheSnapshots"] +
+                 rest["ServerlessCacheSnapshots"]]
+        self.assertLessEqual({f"page-sl-{n}" for n in range(3)}, set(names))
+        self.assertNotIn("NextToken", rest)
+
+    def test_control_route_validation(self) -> None:
+        for bad in [{"id": "v1", "engine": "memcached"}, {"id": "v2", "shards": 2},
+                    {"id": "v3", "replicas": 6}, {"id": "v4", "status": "sleepy"},
+                    {"id": "v5", "serverless": True, "shards": 2}, {"id": "sessions-valkey"}]:
+            code, _ = control_error("/snapcourier/clusters", {"kind": "elasticache", "account": SOURCE,
+                                                              "region": "us-east-1", **bad})
+            self.assertEqual(code, 400, bad)
+        arn = self.group("route-sl", serverless=True, keys_per_shard=3)
+        self.assertEqual(arn, f"arn:aws:elasticache:us-east-1:{SOURCE}:serverlesscache:route-sl")
+
+
+class ElastiCacheSnapshotTest(ElastiCacheTest):
+    def test_create_takes_replicas_and_goes_through_creating(self) -> None:
+        control("/snapcourier/config", {"creating_reads": 1})
+        answer = self.ec.create_snapshot(ReplicationGroupId="carts-valkey", SnapshotName="Carts-Snap-1",
+                                         Tags=[{"Key": "snapcourier:plan", "Value": "daily"}])["Snapshot"]
+        self.assertEqual((answer["SnapshotName"], answer["SnapshotStatus"]), ("carts-snap-1", "creating"))
+        nodes = answer["NodeSnapshots"]
+        self.assertEqual([(n["NodeGroupId"], n["CacheClusterId"]) for n in nodes],
+                         [(f"000{i}", f"carts-valkey-000{i}-002") for i in (1, 2, 3)])
+        described = lambda: self.ec.describe_snapshots(SnapshotName="carts-snap-1")["Snapshots"][0]  # noqa: E731
+        self.assertEqual(described()["SnapshotStatus"], "creating")
+        self.assertError("InvalidSnapshotState", self.ec.delete_snapshot, SnapshotName="carts-snap-1")
+        self.assertEqual(described()["SnapshotStatus"], "available")
+        self.assertEqual(self.ec.list_tags_for_resource(ResourceName=answer["ARN"])["TagList"],
+                         [{"Key": "snapcourier:plan", "Value": "daily"}])
+        sessions = self.snapshot("sessions-valkey", "sessions-snap-1")
+        self.assertEqual(sessions["CacheClusterId"], "sessions-valkey-002")  # the replica
+        legacy = self.snapshot("legacy-redis", "legacy-snap-1")
+        self.assertEqual(legacy["CacheClusterId"], "legacy-redis-001")  # no replica: the primary
+
+    def test_faults_and_stuck(self) -> None:
+        self.snapshot("legacy-redis", "dup-snap")
+        self.assertError("SnapshotAlreadyExistsFault", self.snapshot, "legacy-redis", "dup-snap")
+        error = self.assertError("SnapshotFeatureNotSupportedFault", self.snapshot, "tiny-redis", "tiny-snap")
+        self.assertIn("cache.t1.micro", str(error))
+        self.assertError("ReplicationGroupNotFoundFault", self.snapshot, "no-such-group", "x-snap")
+        control("/snapcourier/config", {"stuck": ["^stuck-"]})
+        self.snapshot("legacy-redis", "stuck-snap")
+        for _ in range(2):
+            self.assertEqual(self.ec.describe_snapshots(SnapshotName="stuck-snap")["Snapshots"][0]["SnapshotStatus"],
+                             "creating")
+        control("/snapcourier/config", {"stuck": []})
+        self.assertEqual(self.ec.describe_snapshots(SnapshotName="stuck-snap")["Snapshots"][0]["SnapshotStatus"],
+                         "available")
+        self.ec.delete_snapshot(SnapshotName="stuck-snap")
+        self.assertError("SnapshotNotFoundFault", self.ec.describe_snapshots, SnapshotName="stuck-snap")
+
+    def test_copy_within_elasticache(self) -> None:
+        self.snapshot("sessions-valkey", "copy-src")
+        copied = self.ec.copy_snapshot(SourceSnapshotName="copy-src", TargetSnapshotName="copy-dst",
+                                       Tags=[{"Key": "k", "Value": "v"}])["Snapshot"]
+        self.assertEqual((copied["SnapshotName"], copied["SnapshotStatus"]), ("copy-dst", "creating"))
+        self.assertEqual(self.ec.describe_snapshots(SnapshotName="copy-dst")["Snapshots"][0]["SnapshotStatus"],
+                         "available")
+        self.assertError("SnapshotAlreadyExistsFault", self.ec.copy_snapshot, SourceSnapshotName="copy-src",
+                         TargetSnapshotName="copy-dst")
+        self.assertError("SnapshotNotFoundFault", self.ec.copy_snapshot, SourceSnapshotName="nope",
+                         TargetSnapshotName="x")
+
+    def test_serverless_snapshots(self) -> None:
+        control("/snapcourier/config", {"creating_reads": 1})
+        answer = self.ec.create_serverless_cache_snapshot(
+            ServerlessCacheName="profiles-serverless", ServerlessCacheSnapshotName="Profiles-1",
+            Tags=[{"Key": "a", "Value": "b"}])["ServerlessCacheSnapshot"]
+        self.assertEqual((answer["ServerlessCacheSnapshotName"], answer["Status"]), ("profiles-1", "creating"))
+        self.assertEqual(answer["ServerlessCacheConfiguration"]["ServerlessCacheName"], "profiles-serverless")
+        describe = lambda: self.ec.describe_serverless_cache_snapshots(  # noqa: E731
+            ServerlessCacheSnapshotName="profiles-1")["ServerlessCacheSnapshots"][0]["Status"]
+        self.assertEqual(describe(), "creating")
+        self.assertError("InvalidServerlessCacheSnapshotStateFault", self.ec.delete_serverless_cache_snapshot,
+                         ServerlessCacheSnapshotName="profiles-1")
+        self.assertEqual(describe(), "available")
+        self.assertEqual(self.ec.list_tags_for_resource(ResourceName=answer["ARN"])["TagList"],
+                         [{"Key": "a", "Value": "b"}])
+        self.assertError("ServerlessCacheSnapshotAlreadyExistsFault", self.ec.create_serverless_cache_snapshot,
+                         ServerlessCacheName="profiles-serverless", ServerlessCacheSnapshotName="profiles-1")
+        self.assertError("ServerlessCacheNotFoundFault", self.ec.create_serverless_cache_snapshot,
+                         ServerlessCacheName="nope", ServerlessCacheSnapshotName="profiles-2")
+        gone = self.ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName="profiles-1")
+        self.assertEqual(gone["ServerlessCacheSnapshot"]["Status"], "deleting")
+        self.assertError("ServerlessCacheSnapshotNotFoundFault", self.ec.describe_serverless_cache_snapshots,
+                         ServerlessCacheSnapshotName="profiles-1")
+        self.assertError("ServerlessCacheSnapshotNotFoundFault", self.ec.list_tags_for_resource,
+                         ResourceName=answer["ARN"])
+
+    def test_delete_replication_group_with_final_snapshot(self) -> None:
+        arn = self.group("doomed-rg", tags=[{"Key": "x", "Value": "y"}])
+        answer = self.ec.delete_replication_group(ReplicationGroupId="doomed-rg",
+                                                  FinalSnapshotIdentifier="doomed-final")
+        self.assertEqual(answer["ReplicationGroup"]["Status"], "deleting")
+        self.assertError("ReplicationGroupNotFoundFault", self.ec.describe_replication_groups,
+                         ReplicationGroupId="doomed-rg")
+        final = self.ec.describe_snapshots(SnapshotName="doomed-final")["Snapshots"][0]
+        self.assertEqual((final["ReplicationGroupId"], final["SnapshotStatus"]), ("doomed-rg", "available"))
+        self.group("doomed-rg")  # same name again: the old group's tags are gone
+        self.assertEqual(self.ec.list_tags_for_resource(ResourceName=arn)["TagList"], [])
+        self.assertError("ReplicationGroupNotFoundFault", self.ec.delete_replication_group, ReplicationGroupId="nope")
+
+
+class ElastiCacheExportTest(ElastiCacheTest):
+    def test_export_writes_one_rdb_object_per_shard(self) -> None:
+        self.export_bucket("ec-export-a", kms_key=cmk(SOURCE))
+        self.snapshot("carts-valkey", "carts-exp-1")
+        answer = self.ec.copy_snapshot(SourceSnapshotName="carts-exp-1", TargetSnapshotName="carts-exp-1",
+                                       TargetBucket="ec-export-a")["Snapshot"]
+        self.assertEqual(answer["SnapshotStatus"], "copying")
+        keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket="ec-export-a")["Contents"]]
+        self.assertEqual(keys, ["carts-exp-1-0001.rdb", "carts-exp-1-0002.rdb", "carts-exp-1-0003.rdb"])
+        head = self.s3.head_object(Bucket="ec-export-a", Key="carts-exp-1-0002.rdb", ChecksumMode="ENABLED")
+        body = self.body("ec-export-a", "carts-exp-1-0002.rdb")
+        self.assertTrue(body.startswith(b"REDIS0011"))
+        self.assertEqual((head["ContentLength"], head["ChecksumSHA256"]), (len(body), sha256_b64(body)))
+        self.assertEqual((head["ServerSideEncryption"], head["SSEKMSKeyId"]), ("aws:kms", cmk(SOURCE)))
+        # Deterministic: the same data exports the same bytes; shards differ.
+        self.snapshot("carts-valkey", "carts-exp-2")
+        self.ec.copy_snapshot(SourceSnapshotName="carts-exp-2", TargetSnapshotName="again",
+                              TargetBucket="ec-export-a")
+        self.assertEqual(self.body("ec-export-a", "again-0002.rdb"), body)
+        self.assertNotEqual(self.body("ec-export-a", "again-0001.rdb"), body)
+        self.snapshot("sessions-valkey", "sessions-exp-1")
+        self.ec.copy_snapshot(SourceSnapshotName="sessions-exp-1", TargetSnapshotName="sessions-exp-1",
+                              TargetBucket="ec-export-a")
+        self.assertTrue(self.body("ec-export-a", "sessions-exp-1-0001.rdb").startswith(b"REDIS"))
+        self.assertError("InvalidParameterValue", self.ec.copy_snapshot, SourceSnapshotName="sessions-exp-1",
+                         TargetSnapshotName="sessions-exp-1", TargetBucket="ec-export-a")
+
+    def test_export_phase_writes_objects_when_done(self) -> None:
+        self.export_bucket("ec-export-phase")
+        self.snapshot("legacy-redis", "phase-snap")
+        control("/snapcourier/config", {"creating_reads": 1})
+        self.ec.copy_snapshot(SourceSnapshotName="phase-snap", TargetSnapshotName="phase",
+                              TargetBucket="ec-export-phase")
+        self.assertNotIn("Contents", self.s3.list_objects_v2(Bucket="ec-export-phase"))
+        status = lambda: self.ec.describe_snapshots(SnapshotName="phase-snap")["Snapshots"][0]["SnapshotStatus"]  # noqa: E731
+        self.assertEqual(status(), "copying")
+        self.assertError("InvalidSnapshotState", self.ec.copy_snapshot, SourceSnapshotName="phase-snap",
+                         TargetSnapshotName="phase2", TargetBucket="ec-export-phase")
+        self.assertEqual(status(), "available")
+        self.assertEqual([o["Key"] for o in self.s3.list_objects_v2(Bucket="ec-export-phase")["Contents"]],
+                         ["phase-0001.rdb"])
+
+    def test_export_refusals(self) -> None:
+        self.snapshot("legacy-redis", "refused-snap")
+
+        def refused(bucket: str, needle: str) -> None:
+            error = self.assertError("InvalidParameterValue", self.ec.copy_snapshot, SourceSnapshotName="refused-snap",
+                                     TargetSnapshotName="refused", TargetBucket=bucket)
+            self.assertIn(needle, error.response["Error"]["Message"])
+
+        refused("ec-no-such-bucket", "does not exist")
+        client("source", "s3", "eu-west-1").create_bucket(
+            Bucket="ec-export-eu", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        refused("ec-export-eu", "outside of the region")
+        self.ds3.create_bucket(Bucket="ec-export-theirs")
+        refused("ec-export-theirs", "not owned by the authenticated user")
+        self.s3.create_bucket(Bucket="ec-export-nopolicy")
+        refused("ec-export-nopolicy", "not been granted READ permissions")
+        self.export_bucket("ec-export-readonly", ["s3:GetObject", "s3:ListBucket", "s3:GetBucketAcl"])
+        refused("ec-export-readonly", "not been granted WRITE permissions")
+        self.export_bucket("ec-export-noacl", ["s3:GetObject", "s3:ListBucket", "s3:PutObject"])
+        refused("ec-export-noacl", "not been granted READ_ACP permissions")
+        self.export_bucket("ec-export-taken")
+        self.s3.put_object(Bucket="ec-export-taken", Key="refused-0001.rdb", Body=b"x")
+        refused("ec-export-taken", "already contains an object with key refused-0001.rdb")
+        control("/snapcourier/config", {"deny": [{"account": SOURCE, "action": "s3:PutObject",
+                                                  "resource": "^ec-export-denied/"}]})
+        self.export_bucket("ec-export-denied")
+        refused("ec-export-denied", "does not have sufficient permissions")
+
+    def test_serverless_export(self) -> None:
+        self.export_bucket("ec-export-sl")
+        self.ec.create_serverless_cache_snapshot(ServerlessCacheName="profiles-serverless",
+                                                 ServerlessCacheSnapshotName="sl-exp")
+        answer = self.ec.export_serverless_cache_snapshot(ServerlessCacheSnapshotName="sl-exp",
+                                                          S3BucketName="ec-export-sl")
+        self.assertEqual(answer["ServerlessCacheSnapshot"]["Status"], "exporting")
+        body = self.body("ec-export-sl", "sl-exp-0001.rdb")
+        self.assertEqual(str(len(body)), answer["ServerlessCacheSnapshot"]["BytesUsedForCache"])
+        self.assertError("InvalidParameterValue", self.ec.export_serverless_cache_snapshot,
+                         ServerlessCacheSnapshotName="sl-exp", S3BucketName="ec-no-such-bucket")
+        self.assertError("ServerlessCacheSnapshotNotFoundFault", self.ec.export_serverless_cache_snapshot,
+                         ServerlessCacheSnapshotName="nope", S3BucketName="ec-export-sl")
+
+
+class S3CrossAccountTest(ElastiCacheTest):
+    def exported(self, bucket: str, *extra: dict[str, Any], kms_key: str | None = None) -> str:
+        """A bucket with the export of sessions-valkey as `<bucket>-snap-0001.rdb`."""
+        self.export_bucket(bucket, None, kms_key, *extra)
+        self.snapshot("sessions-valkey", f"{bucket}-snap")
+        self.ec.copy_snapshot(SourceSnapshotName=f"{bucket}-snap", TargetSnapshotName=f"{bucket}-snap",
+                              TargetBucket=bucket)
+        return f"{bucket}-snap-0001.rdb"
+
+    def test_reads_across_accounts_need_the_bucket_policy(self) -> None:
+        key = self.exported("xacct-a")
+        self.assertError("AccessDenied", self.ds3.get_object, Bucket="xacct-a", Key=key)
+        self.assertError("AccessDenied", self.ds3.list_objects_v2, Bucket="xacct-a")
+        grant = allow({"AWS": f"arn:aws:iam::{DEST}:root"}, ["s3:GetObject"], "arn:aws:s3:::xacct-a/xacct-a-*")
+        listing = allow({"AWS": DEST}, ["s3:ListBucket"], "arn:aws:s3:::xacct-a")
+        service = allow({"Service": SERVICE}, EXPORT_GRANTS, "arn:aws:s3:::xacct-a", "arn:aws:s3:::xacct-a/*")
+        self.s3.put_bucket_policy(Bucket="xacct-a", Policy=policy(service, grant, listing))
+        self.assertEqual(self.body("xacct-a", key, self.ds3), self.body("xacct-a", key))
+        self.assertEqual(self.ds3.list_objects_v2(Bucket="xacct-a")["KeyCount"], 1)
+        self.s3.put_object(Bucket="xacct-a", Key="other/file", Body=b"x")
+        self.assertError("AccessDenied", self.ds3.get_object, Bucket="xacct-a", Key="other/file")
+        self.assertError("AccessDenied", self.ds3.put_object, Bucket="xacct-a", Key="xacct-a-new", Body=b"x")
+        deny = {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::xacct-a/{key}"}
+        self.s3.put_bucket_policy(Bucket="xacct-a", Policy=policy(service, grant, listing, deny))
+        self.assertError("AccessDenied", self.ds3.get_object, Bucket="xacct-a", Key=key)
+        self.assertError("AccessDenied", self.s3.get_object, Bucket="xacct-a", Key=key)  # the owner too
+
+    def test_kms_key_policy_for_cross_account_reads(self) -> None:
+        key = self.exported("xacct-kms", kms_key=cmk(SOURCE))
+        grant = allow({"AWS": DEST}, ["s3:GetObject"], "arn:aws:s3:::xacct-kms/*")
+        service = allow({"Service": SERVICE}, EXPORT_GRANTS, "arn:aws:s3:::xacct-kms", "arn:aws:s3:::xacct-kms/*")
+        self.s3.put_bucket_policy(Bucket="xacct-kms", Policy=policy(service, grant))
+        self.ds3.head_object(Bucket="xacct-kms", Key=key)  # no decryption
+        self.assertError("AccessDenied", self.ds3.get_object, Bucket="xacct-kms", Key=key)
+        kms = client("source", "kms")
+        original = kms.get_key_policy(KeyId=cmk(SOURCE), PolicyName="default")["Policy"]
+        try:
+            document = json.loads(original)
+            document["Statement"].append(allow({"AWS": f"arn:aws:iam::{DEST}:root"}, ["kms:Decrypt"], "*"))
+            kms.put_key_policy(KeyId=cmk(SOURCE), PolicyName="default", Policy=json.dumps(document))
+            self.assertTrue(self.body("xacct-kms", key, self.ds3).startswith(b"REDIS"))
+        finally:
+            kms.put_key_policy(KeyId=cmk(SOURCE), PolicyName="default", Policy=original)
+        self.s3.put_object(Bucket="xacct-kms", Key="managed", Body=b"x", ServerSideEncryption="aws:kms")
+        head = self.s3.head_object(Bucket="xacct-kms", Key="managed")
+        self.assertIn(":key/", head["SSEKMSKeyId"])  # the aws/s3 key, as an ARN
+        self.assertError("AccessDenied", self.ds3.get_object, Bucket="xacct-kms", Key="managed")
+
+    def test_copy_across_accounts_and_regions_into_an_object_lock_vault(self) -> None:
+        key = self.exported("xacct-src", kms_key=cmk(SOURCE))
+        vault = client("destination", "s3", "eu-west-1")
+        vault.create_bucket(Bucket="vault-eu-1", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+                            ObjectLockEnabledForBucket=True)
+        until = datetime.now(timezone.utc) + timedelta(days=2)
+        copy = lambda target, **extra: vault.copy_object(  # noqa: E731
+            Bucket="vault-eu-1", Key=target, CopySource={"Bucket": "xacct-src", "Key": key},
+            ServerSideEncryption="aws:kms", SSEKMSKeyId=cmk(DEST, "eu-west-1"), **extra)
+        self.assertError("AccessDenied", copy, "v/denied.rdb")  # no bucket policy grant yet
+        service = allow({"Service": SERVICE}, EXPORT_GRANTS, "arn:aws:s3:::xacct-src", "arn:aws:s3:::xacct-src/*")
+        grant = allow({"AWS": DEST}, ["s3:GetObject"], "arn:aws:s3:::xacct-src/*")
+        self.s3.put_bucket_policy(Bucket="xacct-src", Policy=policy(service, grant))
+        kms = client("source", "kms")
+        original = kms.get_key_policy(KeyId=cmk(SOURCE), PolicyName="default")["Policy"]
+        document = json.loads(original)
+        document["Statement"].append(allow({"AWS": DEST}, ["kms:Decrypt"], "*"))
+        kms.put_key_policy(KeyId=cmk(SOURCE), PolicyName="default", Policy=json.dumps(document))
+        try:
+            result = copy("v/gov.rdb", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until)
+            copy("v/comp.rdb", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)
+        finally:
+            kms.put_key_policy(KeyId=cmk(SOURCE), PolicyName="default", Policy=original)
+        source = self.s3.head_object(Bucket="xacct-src", Key=key, ChecksumMode="ENABLED")
+        head = vault.head_object(Bucket="vault-eu-1", Key="v/gov.rdb", ChecksumMode="ENABLED")
+        self.assertEqual(result["CopyObjectResult"]["ChecksumSHA256"], source["ChecksumSHA256"])
+        self.assertEqual((head["ChecksumSHA256"], head["ETag"], head["ContentLength"]),
+                         (source["ChecksumSHA256"], source["ETag"], source["ContentLength"]))
+        self.assertEqual((head["SSEKMSKeyId"], head["ObjectLockMode"]), (cmk(DEST, "eu-west-1"), "GOVERNANCE"))
+        retention = vault.get_object_retention(Bucket="vault-eu-1", Key="v/gov.rdb")["Retention"]
+        self.assertEqual(retention["Mode"], "GOVERNANCE")
+        self.assertAlmostEqual(retention["RetainUntilDate"].timestamp(), until.timestamp(), delta=1)
+        gov, comp = head["VersionId"], vault.head_object(Bucket="vault-eu-1", Key="v/comp.rdb")["VersionId"]
+        self.assertError("AccessDenied", vault.delete_object, Bucket="vault-eu-1", Key="v/gov.rdb", VersionId=gov)
+        self.assertError("AccessDenied", vault.delete_object, Bucket="vault-eu-1", Key="v/gov.rdb", VersionId=gov,
+                         BypassGovernanceRetention=False)
+        control("/snapcourier/config", {"deny": [{"account": DEST, "action": "s3:BypassGovernanceRetention",
+                                                  "resource": "^vault-eu-1/"}]})
+        self.assertError("AccessDenied", vault.delete_object, Bucket="vault-eu-1", Key="v/gov.rdb", VersionId=gov,
+                         BypassGovernanceRetention=True)
+        control("/snapcourier/config", {"deny": []})
+        self.assertError("AccessDenied", vault.delete_object, Bucket="vault-eu-1", Key="v/comp.rdb", VersionId=comp,
+                         BypassGovernanceRetention=True)
+        vault.delete_object(Bucket="vault-eu-1", Key="v/gov.rdb", VersionId=gov, BypassGovernanceRetention=True)
+        marker = vault.delete_object(Bucket="vault-eu-1", Key="v/comp.rdb")  # a delete marker, the version stays
+        self.assertTrue(marker["DeleteMarker"])
+        vault.head_object(Bucket="vault-eu-1", Key="v/comp.rdb", VersionId=comp)
+        # The bucket's default retention applies to copies without lock headers (the bucket holds objects).
+        vault.put_object_lock_configuration(Bucket="vault-eu-1", ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}})
+        vault.copy_object(Bucket="vault-eu-1", Key="v/default.rdb", CopySource={"Bucket": "vault-eu-1",
+                                                                               "Key": "v/comp.rdb",
+                                                                               "VersionId": comp})
+        self.assertEqual(vault.head_object(Bucket="vault-eu-1", Key="v/default.rdb")["ObjectLockMode"], "COMPLIANCE")
+        unlocked = client("destination", "s3", "eu-west-1")
+        unlocked.create_bucket(Bucket="plain-eu-1", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        self.assertError("InvalidRequest", unlocked.copy_object, Bucket="plain-eu-1", Key="x",
+                         CopySource={"Bucket": "vault-eu-1", "Key": "v/default.rdb"},
+                         ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until)
+
+    def test_list_objects_v2_pages(self) -> None:
+        self.s3.create_bucket(Bucket="list-pages")
+        for n in range(5):
+            self.s3.put_object(Bucket="list-pages", Key=f"p/{n}", Body=b"x")
+        keys, token = [], None
+        while True:
+            page = self.s3.list_objects_v2(Bucket="list-pages", Prefix="p/", MaxKeys=2,
+                                           **({"ContinuationToken": token} if token else {}))
+            keys += [o["Key"] for o in page["Contents"]]
+            token = page.get("NextContinuationToken")
+            if not page["IsTruncated"]:
+                break
+        self.assertEqual(keys, [f"p/{n}" for n in range(5)])
+
+
+class ElastiCacheSeedTest(ElastiCacheTest):
+    def test_seed_from_exported_objects_round_trips(self) -> None:
+        self.export_bucket("seed-src")
+        self.snapshot("carts-valkey", "seed-snap")
+        self.ec.copy_snapshot(SourceSnapshotName="seed-snap", TargetSnapshotName="seed", TargetBucket="seed-src")
+        arns = [f"arn:aws:s3:::seed-src/seed-000{i}.rdb" for i in (1, 2, 3)]
+        control("/snapcourier/config", {"restore_reads": 1})
+        answer = self.ec.create_replication_group(
+            ReplicationGroupId="seeded-carts", ReplicationGroupDescription="seeded", Engine="valkey",
+            CacheNodeType="cache.t4g.micro", ClusterMode="enabled", NumNodeGroups=3, ReplicasPerNodeGroup=1,
+            SnapshotArns=arns)["ReplicationGroup"]
+        self.assertEqual(answer["Status"], "creating")
+        status = lambda: self.ec.describe_replication_groups(  # noqa: E731
+            ReplicationGroupId="seeded-carts")["ReplicationGroups"][0]["Status"]
+        self.assertEqual(status(), "creating")
+        self.assertError("InvalidReplicationGroupState", self.snapshot, "seeded-carts", "too-early")
+        self.assertEqual(status(), "available")
+        self.snapshot("seeded-carts", "seeded-snap")
+        self.ec.copy_snapshot(SourceSnapshotName="seeded-snap", TargetSnapshotName="again", TargetBucket="seed-src")
+        for i in (1, 2, 3):
+            self.assertEqual(self.body("seed-src", f"again-000{i}.rdb"), self.body("seed-src", f"seed-000{i}.rdb"))
+
+    def test_seed_refusals_and_a_bad_object(self) -> None:
+        dec = client("destination", "elasticache")
+
+        def create(ec: Any, ident: str, arn: str) -> Any:
+            return ec.create_replication_group(ReplicationGroupId=ident, ReplicationGroupDescription="d",
+                                               Engine="valkey", CacheNodeType="cache.t4g.micro", SnapshotArns=[arn])
+
+        self.s3.create_bucket(Bucket="seed-nopolicy")
+        self.s3.put_object(Bucket="seed-nopolicy", Key="a.rdb", Body=b"REDIS0011\xff")
+        for arn, needle in [("arn:aws:s3:::seed-nopolicy/missing.rdb", "No object"),
+                            ("arn:aws:s3:::seed-nopolicy/a.rdb", "READ permissions"),
+                            ("not-an-arn", "Invalid S3 ARN")]:
+            error = self.assertError("InvalidParameterValue", create, self.ec, "seed-refused", arn)
+            self.assertIn(needle, error.response["Error"]["Message"])
+        self.export_bucket("seed-granted", ["s3:GetObject"])
+        self.s3.put_object(Bucket="seed-granted", Key="a.rdb", Body=b"REDIS0011\xff")
+        self.s3.put_object(Bucket="seed-granted", Key="junk.rdb", Body=b"not an rdb file")
+        error = self.assertError("InvalidParameterValue", create, dec, "seed-other", "arn:aws:s3:::seed-granted/a.rdb")
+        self.assertIn("does not have access", error.response["Error"]["Message"])
+        self.assertError("InvalidParameterValue", create, client("source", "elasticache", "eu-west-1"),
+                         "seed-eu", "arn:aws:s3:::seed-granted/a.rdb")
+        self.assertEqual(create(self.ec, "seed-ok", "arn:aws:s3:::seed-granted/a.rdb")["ReplicationGroup"]["Status"],
+                         "creating")
+        create(self.ec, "seed-junk", "arn:aws:s3:::seed-granted/junk.rdb")
+        self.assertEqual(self.ec.describe_replication_groups(ReplicationGroupId="seed-junk")["ReplicationGroups"][0]
+                         ["Status"], "create-failed")
+        self.assertError("ReplicationGroupAlreadyExists", create, self.ec, "seed-ok", "arn:aws:s3:::seed-granted/a.rdb")
+
+
 @unittest.skipUnless(os.environ.get("SNAPCOURIER_CARGO_LAMBDA") == "1",
                      "set SNAPCOURIER_CARGO_LAMBDA=1 to run the project's lambdas under cargo lambda watch")
 class CargoLambdaSmokeTest(EmulatorTest):

@@ -2,7 +2,7 @@
 the control routes, request counting, throttling and Lambda routing, and the
 serve loop.
 
-RDS and Redshift requests and control routes run one at a time under WORLD_LOCK: moto's
+RDS, Redshift, ElastiCache and S3 requests and control routes run one at a time under WORLD_LOCK: moto's
 backends are plain dicts that a describe iterates while another request
 thread may insert, and the creating-phase counters must see each describe
 once. Other services keep moto's own concurrency.
@@ -31,7 +31,8 @@ from moto.iam.models import get_account_id_from
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from . import REGIONS, kms_keys, lambda_routes, rds_ext, redshift_ext, redshift_world, sfn_ext, world
+from . import (REGIONS, elasticache_ext, elasticache_world, kms_keys, lambda_routes, rds_ext, redshift_ext,
+               redshift_world, s3_ext, sfn_ext, world)
 from .control import CONFIG, REQUESTS, WORLD_LOCK, ConfigError
 from .lambda_routes import ROUTES, RouteError
 
@@ -57,9 +58,13 @@ class AwsRequest:
 RESOURCE_PARAMS = ("DBClusterSnapshotIdentifier", "DBSnapshotIdentifier", "TargetDBClusterSnapshotIdentifier",
                    "ResourceName", "DBClusterIdentifier", "DBInstanceIdentifier",
                    "SnapshotIdentifier", "TargetSnapshotIdentifier", "SourceSnapshotIdentifier", "SnapshotArn",
-                   "ClusterIdentifier", "SnapshotCopyGrantName")
-# Services whose requests run one at a time (see the module docstring).
-LOCKED_SERVICES = frozenset({"rds", "redshift"})
+                   "ClusterIdentifier", "SnapshotCopyGrantName",
+                   # ElastiCache
+                   "SnapshotName", "SourceSnapshotName", "ServerlessCacheSnapshotName", "ReplicationGroupId",
+                   "ServerlessCacheName")
+# Services whose requests run one at a time (see the module docstring). S3 with
+# ElastiCache: an export writes objects into S3's backend.
+LOCKED_SERVICES = frozenset({"rds", "redshift", "elasticache", "s3"})
 
 
 def _read_form_body(environ: dict[str, Any]) -> dict[str, list[str]]:
@@ -258,7 +263,10 @@ def _insert_snapshot(spec: Any) -> str:
 
 
 def _create_cluster(spec: Any) -> str:
-    """An Aurora cluster by default, a Redshift one with "kind": "redshift"."""
+    """An Aurora cluster by default, a Redshift one with "kind": "redshift", an
+    ElastiCache replication group or serverless cache with "kind": "elasticache"."""
+    if elasticache_world.is_elasticache_spec(spec):
+        return elasticache_world.create_cache(spec)
     if redshift_world.is_redshift_spec(spec):
         return redshift_world.create_cluster(spec)
     return world.create_cluster(spec)
@@ -333,6 +341,8 @@ def serve(state_file: Path, port: int, seed: str, watch_pid: int | None, stdin_l
     kms_keys.install()
     rds_ext.install()
     redshift_ext.install()
+    elasticache_ext.install()
+    s3_ext.install()
     sfn_ext.install()
     seeded = world.seed(seed)
     app = EmulatorApp()

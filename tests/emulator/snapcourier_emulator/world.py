@@ -107,6 +107,8 @@ def _seed_demo(cmks: dict[str, dict[str, str]]) -> None:
     for ident, key in [("warehouse-main", source_cmk), ("warehouse-raw", None), ("scratch-dw", None)]:
         redshift_world.create_cluster({"account": SOURCE_ACCOUNT, "region": "us-east-1", "id": ident,
                                        "encrypted": key is not None, "kms_key_id": key})
+    from . import elasticache_world  # imports this module's helpers
+    elasticache_world.seed_demo()
 
 
 def _option_group(account: str, region: str, name: str) -> None:
