@@ -10,7 +10,7 @@ use snapcourier_core::{Engine, Error};
 
 use crate::adapter::{CopyRequest, PAGE_SIZE, SnapshotApi, Started};
 use crate::client::AwsContext;
-use crate::errors::{classify, is_already_exists, is_not_found};
+use crate::errors::{classify, unless_exists, unless_missing};
 use crate::rds::{restore_values, tag_map, to_tags};
 
 /// Aurora cluster snapshots through the RDS API.
@@ -84,11 +84,10 @@ impl SnapshotApi for Aurora {
             .db_cluster_snapshot_identifier(id)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(out.db_cluster_snapshots().first().map(snapshot_record)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(classify(e, "rds:DescribeDBClusterSnapshots", id)),
-        }
+        Ok(
+            unless_missing(result, "rds:DescribeDBClusterSnapshots", id)?
+                .and_then(|out| out.db_cluster_snapshots().first().map(snapshot_record)),
+        )
     }
 
     async fn create_snapshot(
@@ -107,11 +106,12 @@ impl SnapshotApi for Aurora {
             .set_tags(Some(to_tags(tags)))
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(started(out.db_cluster_snapshot())),
-            Err(e) if is_already_exists(&e) => Ok(Started::AlreadyExists),
-            Err(e) => Err(classify(e, "rds:CreateDBClusterSnapshot", cluster)),
-        }
+        Ok(
+            unless_exists(result, "rds:CreateDBClusterSnapshot", cluster)?
+                .map_or(Started::AlreadyExists, |out| {
+                    started(out.db_cluster_snapshot())
+                }),
+        )
     }
 
     async fn restore_accounts(
@@ -173,11 +173,12 @@ impl SnapshotApi for Aurora {
             .set_tags(Some(to_tags(copy.tags)))
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(started(out.db_cluster_snapshot())),
-            Err(e) if is_already_exists(&e) => Ok(Started::AlreadyExists),
-            Err(e) => Err(classify(e, "rds:CopyDBClusterSnapshot", copy.target_id)),
-        }
+        Ok(
+            unless_exists(result, "rds:CopyDBClusterSnapshot", copy.target_id)?
+                .map_or(Started::AlreadyExists, |out| {
+                    started(out.db_cluster_snapshot())
+                }),
+        )
     }
 
     async fn delete_snapshot(&self, ctx: &AwsContext, region: &str, id: &str) -> Result<(), Error> {
@@ -187,12 +188,8 @@ impl SnapshotApi for Aurora {
             .db_cluster_snapshot_identifier(id)
             .send()
             .await;
-        match result {
-            // Already gone: the goal of the call is reached.
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(classify(e, "rds:DeleteDBClusterSnapshot", id)),
-        }
+        // Already gone: the goal of the call is reached.
+        unless_missing(result, "rds:DeleteDBClusterSnapshot", id).map(|_| ())
     }
 }
 

@@ -21,7 +21,7 @@ use snapcourier_core::{Engine, Error};
 use crate::adapter::PAGE_SIZE;
 use crate::client::AwsContext;
 use crate::engines::list_owned;
-use crate::errors::{classify, is_already_exists, is_not_found};
+use crate::errors::{classify, unless_exists, unless_missing};
 use crate::rds::{tag_map, to_tags};
 use crate::redshift;
 
@@ -245,22 +245,6 @@ pub fn drill_tags(namespace: &str, drill: &Drill) -> BTreeMap<String, String> {
     ])
 }
 
-fn created_or_exists<T, E>(
-    result: Result<T, aws_sdk_rds::error::SdkError<E, aws_smithy_runtime_api::http::Response>>,
-    action: &str,
-    resource: &str,
-) -> Result<(), Error>
-where
-    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    match result {
-        Ok(_) => Ok(()),
-        // The same run asked before (a retried look): the restore is under way.
-        Err(e) if is_already_exists(&e) => Ok(()),
-        Err(e) => Err(classify(e, action, resource)),
-    }
-}
-
 /// Start the restore of `drill` (an already started one is left as it is).
 pub async fn start_restore(ctx: &AwsContext, run: &DrillRun, drill: &Drill) -> Result<(), Error> {
     let region = drill.region.as_str();
@@ -298,7 +282,7 @@ pub async fn start_restore(ctx: &AwsContext, run: &DrillRun, drill: &Drill) -> R
                 .set_tags(Some(to_tags(&tags)))
                 .send()
                 .await;
-            created_or_exists(result, "rds:RestoreDBClusterFromSnapshot", &drill.resource)
+            unless_exists(result, "rds:RestoreDBClusterFromSnapshot", &drill.resource).map(|_| ())
         }
         Engine::Rds => {
             let result = ctx
@@ -315,11 +299,12 @@ pub async fn start_restore(ctx: &AwsContext, run: &DrillRun, drill: &Drill) -> R
                 .set_tags(Some(to_tags(&tags)))
                 .send()
                 .await;
-            created_or_exists(
+            unless_exists(
                 result,
                 "rds:RestoreDBInstanceFromDBSnapshot",
                 &drill.resource,
             )
+            .map(|_| ())
         }
         Engine::Redshift => {
             let result = ctx
@@ -333,17 +318,11 @@ pub async fn start_restore(ctx: &AwsContext, run: &DrillRun, drill: &Drill) -> R
                 .publicly_accessible(false)
                 .send()
                 .await;
-            match result {
-                Ok(_) => {}
-                Err(e) if is_already_exists(&e) => {}
-                Err(e) => {
-                    return Err(classify(
-                        e,
-                        "redshift:RestoreFromClusterSnapshot",
-                        &drill.resource,
-                    ));
-                }
-            }
+            unless_exists(
+                result,
+                "redshift:RestoreFromClusterSnapshot",
+                &drill.resource,
+            )?;
             // Redshift's restore takes no tags: tag it at once (its id marks it ours even
             // if this call fails, and the next drill cleans it up).
             let arn = format!(
@@ -409,7 +388,7 @@ pub async fn add_aurora_instance(
         .set_tags(Some(to_tags(&drill_tags(&run.namespace, drill))))
         .send()
         .await;
-    created_or_exists(result, "rds:CreateDBInstance", &id)
+    unless_exists(result, "rds:CreateDBInstance", &id).map(|_| ())
 }
 
 /// Delete a restored resource, skipping any final snapshot; one already gone counts as
@@ -429,39 +408,41 @@ pub async fn delete_restored(
             ),
         ));
     }
-    let result = match kind {
-        RestoredKind::AuroraCluster => ctx
-            .rds(region)
-            .delete_db_cluster()
-            .db_cluster_identifier(id)
-            .skip_final_snapshot(true)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| (is_not_found(&e), classify(e, "rds:DeleteDBCluster", id))),
-        RestoredKind::DbInstance => ctx
-            .rds(region)
-            .delete_db_instance()
-            .db_instance_identifier(id)
-            .skip_final_snapshot(true)
-            .delete_automated_backups(true)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| (is_not_found(&e), classify(e, "rds:DeleteDBInstance", id))),
-        RestoredKind::RedshiftCluster => ctx
-            .redshift(region)
-            .delete_cluster()
-            .cluster_identifier(id)
-            .skip_final_cluster_snapshot(true)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| (is_not_found(&e), classify(e, "redshift:DeleteCluster", id))),
-    };
-    match result {
-        Ok(()) | Err((true, _)) => Ok(()),
-        Err((false, e)) => Err(e),
+    match kind {
+        RestoredKind::AuroraCluster => unless_missing(
+            ctx.rds(region)
+                .delete_db_cluster()
+                .db_cluster_identifier(id)
+                .skip_final_snapshot(true)
+                .send()
+                .await,
+            "rds:DeleteDBCluster",
+            id,
+        )
+        .map(|_| ()),
+        RestoredKind::DbInstance => unless_missing(
+            ctx.rds(region)
+                .delete_db_instance()
+                .db_instance_identifier(id)
+                .skip_final_snapshot(true)
+                .delete_automated_backups(true)
+                .send()
+                .await,
+            "rds:DeleteDBInstance",
+            id,
+        )
+        .map(|_| ()),
+        RestoredKind::RedshiftCluster => unless_missing(
+            ctx.redshift(region)
+                .delete_cluster()
+                .cluster_identifier(id)
+                .skip_final_cluster_snapshot(true)
+                .send()
+                .await,
+            "redshift:DeleteCluster",
+            id,
+        )
+        .map(|_| ()),
     }
 }
 

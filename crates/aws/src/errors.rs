@@ -20,6 +20,41 @@ pub fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) ->
     code(err).is_some_and(|c| c.contains("NotFound"))
 }
 
+/// A call whose target may already exist (a create or copy to a deterministic id, made
+/// before by this run or a concurrent one): `Ok(None)` when it does, else the response or the
+/// classified error.
+pub fn unless_exists<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    action: &str,
+    resource: &str,
+) -> Result<Option<T>, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if is_already_exists(&e) => Ok(None),
+        Err(e) => Err(classify(e, action, resource)),
+    }
+}
+
+/// A call whose target may be gone (a describe of one thing, or a delete whose goal is then
+/// reached): `Ok(None)` when it is, else the response or the classified error.
+pub fn unless_missing<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    action: &str,
+    resource: &str,
+) -> Result<Option<T>, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(classify(e, action, resource)),
+    }
+}
+
 /// Map an SDK error for `action` on `resource` to the taxonomy.
 pub fn classify<E>(err: SdkError<E, HttpResponse>, action: &str, resource: &str) -> Error
 where

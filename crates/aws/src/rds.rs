@@ -11,7 +11,7 @@ use snapcourier_core::{Engine, Error};
 
 use crate::adapter::{CopyRequest, PAGE_SIZE, SnapshotApi, Started};
 use crate::client::AwsContext;
-use crate::errors::{classify, is_already_exists, is_not_found};
+use crate::errors::{classify, unless_exists, unless_missing};
 
 /// RDS DB instance snapshots.
 #[derive(Debug, Clone, Copy)]
@@ -90,11 +90,8 @@ impl SnapshotApi for Rds {
             .db_snapshot_identifier(id)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(out.db_snapshots().first().map(snapshot_record)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(classify(e, "rds:DescribeDBSnapshots", id)),
-        }
+        Ok(unless_missing(result, "rds:DescribeDBSnapshots", id)?
+            .and_then(|out| out.db_snapshots().first().map(snapshot_record)))
     }
 
     async fn create_snapshot(
@@ -113,11 +110,8 @@ impl SnapshotApi for Rds {
             .set_tags(Some(to_tags(tags)))
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(started(out.db_snapshot())),
-            Err(e) if is_already_exists(&e) => Ok(Started::AlreadyExists),
-            Err(e) => Err(classify(e, "rds:CreateDBSnapshot", instance)),
-        }
+        Ok(unless_exists(result, "rds:CreateDBSnapshot", instance)?
+            .map_or(Started::AlreadyExists, |out| started(out.db_snapshot())))
     }
 
     async fn restore_accounts(
@@ -180,11 +174,8 @@ impl SnapshotApi for Rds {
             .set_tags(Some(to_tags(copy.tags)))
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(started(out.db_snapshot())),
-            Err(e) if is_already_exists(&e) => Ok(Started::AlreadyExists),
-            Err(e) => Err(classify(e, "rds:CopyDBSnapshot", copy.target_id)),
-        }
+        Ok(unless_exists(result, "rds:CopyDBSnapshot", copy.target_id)?
+            .map_or(Started::AlreadyExists, |out| started(out.db_snapshot())))
     }
 
     async fn delete_snapshot(&self, ctx: &AwsContext, region: &str, id: &str) -> Result<(), Error> {
@@ -194,11 +185,8 @@ impl SnapshotApi for Rds {
             .db_snapshot_identifier(id)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(classify(e, "rds:DeleteDBSnapshot", id)),
-        }
+        // Already gone: the goal of the call is reached.
+        unless_missing(result, "rds:DeleteDBSnapshot", id).map(|_| ())
     }
 }
 

@@ -11,7 +11,7 @@ use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus}
 
 use crate::adapter::{PAGE_SIZE, Started};
 use crate::client::AwsContext;
-use crate::errors::{classify, code, is_already_exists, is_not_found};
+use crate::errors::{classify, code, unless_exists, unless_missing};
 
 /// A Redshift cluster with what the copy set-up needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,15 +104,14 @@ pub async fn find_snapshot(
         .set_owner_account(owner.map(str::to_string))
         .send()
         .await;
-    match result {
-        Ok(out) => Ok(out
-            .snapshots()
-            .iter()
-            .find(|s| s.snapshot_type() != Some("automated"))
-            .map(|s| snapshot_record(s, region))),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(classify(e, "redshift:DescribeClusterSnapshots", id)),
-    }
+    Ok(
+        unless_missing(result, "redshift:DescribeClusterSnapshots", id)?.and_then(|out| {
+            out.snapshots()
+                .iter()
+                .find(|s| s.snapshot_type() != Some("automated"))
+                .map(|s| snapshot_record(s, region))
+        }),
+    )
 }
 
 /// A manual snapshot with a retention period (days, `-1` = indefinitely) and tags.
@@ -133,11 +132,12 @@ pub async fn create_snapshot(
         .set_tags(Some(to_tags(tags)))
         .send()
         .await;
-    match result {
-        Ok(out) => Ok(started(out.snapshot(), region)),
-        Err(e) if is_already_exists(&e) => Ok(Started::AlreadyExists),
-        Err(e) => Err(classify(e, "redshift:CreateClusterSnapshot", cluster)),
-    }
+    Ok(
+        unless_exists(result, "redshift:CreateClusterSnapshot", cluster)?
+            .map_or(Started::AlreadyExists, |out| {
+                started(out.snapshot(), region)
+            }),
+    )
 }
 
 /// A manual copy of a snapshot in the same region (the API takes no tags: tag it after).
@@ -157,11 +157,12 @@ pub async fn copy_snapshot(
         .manual_snapshot_retention_period(retention_days)
         .send()
         .await;
-    match result {
-        Ok(out) => Ok(started(out.snapshot(), region)),
-        Err(e) if is_already_exists(&e) => Ok(Started::AlreadyExists),
-        Err(e) => Err(classify(e, "redshift:CopyClusterSnapshot", target_id)),
-    }
+    Ok(
+        unless_exists(result, "redshift:CopyClusterSnapshot", target_id)?
+            .map_or(Started::AlreadyExists, |out| {
+                started(out.snapshot(), region)
+            }),
+    )
 }
 
 pub async fn add_tags(
@@ -242,11 +243,8 @@ pub async fn delete_snapshot(
         .snapshot_cluster_identifier(&snapshot.resource_id)
         .send()
         .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(classify(e, "redshift:DeleteClusterSnapshot", &snapshot.id)),
-    }
+    // Already gone: the goal of the call is reached.
+    unless_missing(result, "redshift:DeleteClusterSnapshot", &snapshot.id).map(|_| ())
 }
 
 /// Whether the snapshot copy grant exists in `region`.
@@ -257,11 +255,10 @@ pub async fn copy_grant_exists(ctx: &AwsContext, region: &str, name: &str) -> Re
         .snapshot_copy_grant_name(name)
         .send()
         .await;
-    match result {
-        Ok(out) => Ok(!out.snapshot_copy_grants().is_empty()),
-        Err(e) if is_not_found(&e) => Ok(false),
-        Err(e) => Err(classify(e, "redshift:DescribeSnapshotCopyGrants", name)),
-    }
+    Ok(
+        unless_missing(result, "redshift:DescribeSnapshotCopyGrants", name)?
+            .is_some_and(|out| !out.snapshot_copy_grants().is_empty()),
+    )
 }
 
 /// Create the snapshot copy grant for `kms_key` in `region`; one that exists counts as done.
@@ -278,11 +275,7 @@ pub async fn create_copy_grant(
         .kms_key_id(kms_key)
         .send()
         .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_already_exists(&e) => Ok(()),
-        Err(e) => Err(classify(e, "redshift:CreateSnapshotCopyGrant", name)),
-    }
+    unless_exists(result, "redshift:CreateSnapshotCopyGrant", name).map(|_| ())
 }
 
 /// Turn on the cluster's cross-region snapshot copy to `destination`.
