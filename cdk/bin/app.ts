@@ -18,7 +18,7 @@ try {
   app.synth();
   const out = process.env.SNAPCOURIER_KEY_POLICY_OUT;
   if (out) {
-    writeFileSync(out, `${JSON.stringify(sourceKeyPolicyStatements(built.loaded.config), null, 2)}\n`);
+    writeFileSync(out, `${JSON.stringify(sourceKeyPolicyStatements(built.loaded.config, built.loaded.inputs.engines), null, 2)}\n`);
   }
   const scpOut = process.env.SNAPCOURIER_SCP_OUT;
   if (scpOut) {

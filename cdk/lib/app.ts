@@ -40,6 +40,7 @@ export function buildStacks(app: App, options: AppOptions): Built {
     lambdaDir: options.lambdaDir,
     runs: inputs.source,
     regions: inputs.source_regions,
+    engines: inputs.engines,
     deployedRuns: inputs.deployed_runs.source,
   });
   const regionStacks: DestinationRegionStack[] = [];
@@ -54,6 +55,7 @@ export function buildStacks(app: App, options: AppOptions): Built {
       lambdaDir: options.lambdaDir,
       runs: d.runs,
       regions: d.regions,
+      engines: inputs.engines,
       deployedRuns: inputs.deployed_runs.destination,
       vault: inputs.vault,
       drill: d.drill,

@@ -48,7 +48,14 @@ import { ParameterTier, StringParameter } from "aws-cdk-lib/aws-ssm";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine } from "aws-cdk-lib/aws-stepfunctions";
 import type { Construct } from "constructs";
-import { type Config, partitionOf, type ScheduledDrill, type ScheduledInput, type VaultInputs } from "./config";
+import {
+  type Config,
+  type EngineFacts,
+  partitionOf,
+  type ScheduledDrill,
+  type ScheduledInput,
+  type VaultInputs,
+} from "./config";
 import { addTamperingRules, copyKeyGuardStatement, namedKeyArns } from "./vault";
 import type { Rule } from "aws-cdk-lib/aws-events";
 import { type Engine, type Scope, type Step, NAMESPACE_TAG, statementsFor } from "./permissions";
@@ -86,6 +93,8 @@ export interface SnapcourierStackProps extends StackProps {
   /** The regions this side writes to (`snapcourier inputs`: source_regions, or the
    * destination's regions, source region first). */
   regions: string[];
+  /** The engine table (`snapcourier inputs`: engines). */
+  engines: EngineFacts[];
 }
 
 /** Longest SSM parameter value: 4 KB in the standard tier, 8 KB in the advanced one. */
@@ -647,7 +656,7 @@ export class SourceStack extends SnapcourierStack {
       stateMachineName: `snapcourier-${c.namespace}-source`,
     };
     super(scope, id, "source", ["take", "share", "delete"], permissions, props);
-    const statements = sourceKeyPolicyStatements(c);
+    const statements = sourceKeyPolicyStatements(c, props.engines);
     const text = JSON.stringify(statements);
     new CfnOutput(this, "SourceKeyPolicyStatements", {
       description:
@@ -670,8 +679,10 @@ export { partitionOf } from "./config";
  * which it does when copying a shared encrypted snapshot. Empty without Aurora/RDS schedules
  * (Redshift copies stay in the source account).
  */
-export function sourceKeyPolicyStatements(config: Config): Record<string, unknown>[] {
-  if (!config.schedules.some((s) => s.engine === "aurora" || s.engine === "rds")) return [];
+export function sourceKeyPolicyStatements(config: Config, engines: EngineFacts[]): Record<string, unknown>[] {
+  // Only engines whose destinations copy read the source's keys (the engine table says which).
+  const copying = new Set(engines.filter((e) => e.copies_into_destination).map((e) => e.engine));
+  if (!config.schedules.some((s) => copying.has(s.engine))) return [];
   const p = partitionOf(config.source.region);
   const accounts = config.destinations.map((d) => d.account);
   const roles = accounts.map(
