@@ -13,9 +13,7 @@ use serde_json::json;
 use snapcourier_aws::drill::read_records;
 use snapcourier_aws::steps::drill::{DrillPass, drill};
 use snapcourier_cli::coverage_report::{Row, Status, coverage};
-use snapcourier_core::drill::{
-    DrillDatabases, DrillInput, DrillPhase, DrillRun, Drills, drill_instance_id,
-};
+use snapcourier_core::drill::{DrillDatabases, DrillInput, DrillPhase, DrillRun, Drills};
 use snapcourier_core::{Config, Engine};
 
 const PREFIX: &str = "sc-demo-dr-";
@@ -481,8 +479,47 @@ async fn scheduled_drills_take_turns_and_do_nothing_when_not_due() {
     unique.dedup();
     assert_eq!(unique.len(), 7, "every database had its turn: {drilled:?}");
     assert!(restored(&emu).await.is_empty());
-    // Aurora's instance went with its cluster.
-    assert!(drill_instance_id("x").ends_with("-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_records_are_read_through_every_page() {
+    // SSM returns at most 10 parameters per GetParametersByPath page: 25 records take three.
+    let emu = Emulator::start(Seed::Demo);
+    let ctx = context(&emu, Side::Destination);
+    let at: Timestamp = "2026-12-01T03:00:00Z".parse().unwrap();
+    for i in 0..25 {
+        let record = snapcourier_core::drill::DrillRecord {
+            version: 1,
+            region: DESTINATION_REGION.into(),
+            schedule: "rds-daily".into(),
+            database: format!("db-{i:02}"),
+            at,
+            succeeded: true,
+            snapshot: format!("sc-demo-rdsdaily-db-{i:02}-20261201-0000"),
+            restore_seconds: Some(60 + i),
+            recovery_point_age_seconds: Some(3600),
+            error: None,
+            last_success: Some(at),
+            last_success_restore_seconds: Some(60 + i),
+        };
+        snapcourier_aws::drill::write_record(&ctx, SOURCE_REGION, "demo", &record)
+            .await
+            .unwrap();
+    }
+    emu.reset_requests();
+    let records = read_records(&ctx, SOURCE_REGION, "demo", DESTINATION_REGION)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 25);
+    let mut names: Vec<&str> = records.iter().map(|r| r.database.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 25);
+    assert!(
+        emu.requests()["ssm:GetParametersByPath"] >= 3,
+        "{:?}",
+        emu.requests()
+    );
 }
 
 /// A validation function on loopback, as the emulator's Lambda routes reach one: answers each

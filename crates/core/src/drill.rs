@@ -288,7 +288,12 @@ impl DrillRun {
         if regions.is_empty() {
             return Ok(None);
         }
-        Ok(Some(DrillRun {
+        Ok(Some(DrillRun::of(config, account, regions, drills.clone())))
+    }
+
+    /// The run of `account` over `regions` with `drills`, the rest from the config.
+    fn of(config: &Config, account: &str, regions: Vec<String>, drills: Drills) -> Self {
+        DrillRun {
             version: EVENT_VERSION,
             namespace: config.namespace.clone(),
             source: config.source.clone(),
@@ -302,9 +307,9 @@ impl DrillRun {
                     engine: s.engine,
                 })
                 .collect(),
-            drills: drills.clone(),
+            drills,
             settings: config.settings.clone(),
-        }))
+        }
     }
 
     fn check(&self, path: &str, p: &mut Problems) {
@@ -388,23 +393,7 @@ impl DrillRun {
                 ),
             ));
         }
-        Ok(DrillRun {
-            version: EVENT_VERSION,
-            namespace: config.namespace.clone(),
-            source: config.source.clone(),
-            destination_account: account.to_string(),
-            regions,
-            schedules: config
-                .schedules
-                .iter()
-                .map(|s| DrillSchedule {
-                    name: s.name.clone(),
-                    engine: s.engine,
-                })
-                .collect(),
-            drills,
-            settings: config.settings.clone(),
-        })
+        Ok(DrillRun::of(config, account, regions, drills))
     }
 
     pub fn schedule(&self, name: &str) -> Option<&DrillSchedule> {
@@ -475,6 +464,28 @@ pub struct Drill {
 }
 
 impl Drill {
+    /// The drill of candidate copy `c`, restored into `resource` by a call made at `now`.
+    pub fn start(c: Candidate, resource: String, now: Timestamp) -> Self {
+        Drill {
+            resource,
+            region: c.region,
+            schedule: c.schedule,
+            engine: c.engine,
+            database: c.database,
+            snapshot: c.snapshot,
+            snapshot_arn: c.snapshot_arn,
+            captured: c.captured,
+            started_at: now,
+            phase: DrillPhase::Restoring,
+            available_at: None,
+            restore_seconds: None,
+            recovery_point_age_seconds: None,
+            endpoint: None,
+            validation: None,
+            failure: None,
+        }
+    }
+
     pub fn succeeded(&self) -> bool {
         self.failure.is_none() && self.restore_seconds.is_some()
     }

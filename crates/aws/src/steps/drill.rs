@@ -153,24 +153,8 @@ pub async fn drill(
                 ));
             }
             for c in chosen {
-                let mut d = Drill {
-                    resource: drill_resource_id(&run.namespace, &c.database, started),
-                    region: c.region,
-                    schedule: c.schedule,
-                    engine: c.engine,
-                    database: c.database,
-                    snapshot: c.snapshot,
-                    snapshot_arn: c.snapshot_arn,
-                    captured: c.captured,
-                    started_at: now,
-                    phase: DrillPhase::Restoring,
-                    available_at: None,
-                    restore_seconds: None,
-                    recovery_point_age_seconds: None,
-                    endpoint: None,
-                    validation: None,
-                    failure: None,
-                };
+                let resource = drill_resource_id(&run.namespace, &c.database, started);
+                let mut d = Drill::start(c, resource, now);
                 match start_restore(ctx, run, &d).await {
                     Ok(()) => {
                         tracing::info!(database = %d.database, region = %d.region, restored = %d.resource, snapshot = %d.snapshot, "restore started")
