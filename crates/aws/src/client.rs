@@ -112,6 +112,8 @@ pub struct AwsContext {
     sfn: Mutex<HashMap<String, aws_sdk_sfn::Client>>,
     ssm: Mutex<HashMap<String, aws_sdk_ssm::Client>>,
     lambda: Mutex<HashMap<String, aws_sdk_lambda::Client>>,
+    elasticache: Mutex<HashMap<String, aws_sdk_elasticache::Client>>,
+    s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
     /// Set by `with_withheld_mutations`: every client refuses, and records here, each call
     /// that is not a read (a plan).
     withheld: Option<Arc<Mutex<Vec<Withheld>>>>,
@@ -165,6 +167,8 @@ impl AwsContext {
             sfn: Mutex::new(HashMap::new()),
             ssm: Mutex::new(HashMap::new()),
             lambda: Mutex::new(HashMap::new()),
+            elasticache: Mutex::new(HashMap::new()),
+            s3: Mutex::new(HashMap::new()),
             deployed_runs: None,
             withheld: None,
             aws_managed_keys: Mutex::new(HashMap::new()),
@@ -247,6 +251,35 @@ impl AwsContext {
                 config = config.interceptor(Withhold::new(region, Arc::clone(log)));
             }
             aws_sdk_lambda::Client::from_conf(config.build())
+        })
+    }
+
+    pub fn elasticache(&self, region: &str) -> aws_sdk_elasticache::Client {
+        cached(&self.elasticache, region, || {
+            let mut config = aws_sdk_elasticache::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .retry_config(self.retry.clone())
+                .interceptor(self.counter.clone());
+            if let Some(log) = &self.withheld {
+                config = config.interceptor(Withhold::new(region, Arc::clone(log)));
+            }
+            aws_sdk_elasticache::Client::from_conf(config.build())
+        })
+    }
+
+    /// S3 in a region. Path-style addressing where an endpoint is configured (an emulator has
+    /// no per-bucket host names).
+    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        cached(&self.s3, region, || {
+            let mut config = aws_sdk_s3::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .retry_config(self.retry.clone())
+                .force_path_style(self.sdk.endpoint_url().is_some())
+                .interceptor(self.counter.clone());
+            if let Some(log) = &self.withheld {
+                config = config.interceptor(Withhold::new(region, Arc::clone(log)));
+            }
+            aws_sdk_s3::Client::from_conf(config.build())
         })
     }
 

@@ -7,6 +7,7 @@ pub mod aurora;
 pub mod client;
 pub mod deployed;
 pub mod drill;
+pub mod elasticache;
 pub mod engines;
 pub mod errors;
 pub mod executions;

@@ -1,0 +1,376 @@
+//! ElastiCache (Valkey, Redis OSS): replication groups and serverless caches, their
+//! snapshots, and the export of a snapshot's `.rdb` files to S3, the only way its data leaves
+//! its account and region (a snapshot cannot be shared or copied across regions). The calls
+//! of issue 13's engine; the steps over them come next.
+//!
+//! Describes page at their largest and read no tags: ElastiCache returns none inline, so
+//! ownership goes by the deterministic name (`sc-<ns>-...`), and a cache's tags are read only
+//! when a schedule selects caches by tag (`with_tags`).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticache::types::{
+    ReplicationGroup, ServerlessCache, ServerlessCacheSnapshot, Snapshot,
+};
+use snapcourier_core::Error;
+use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus, arn_account};
+
+use crate::adapter::Started;
+use crate::client::AwsContext;
+use crate::errors::{classify, unless_exists, unless_missing};
+
+/// What a cache is: its snapshots and exports are made by different calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheKind {
+    ReplicationGroup,
+    Serverless,
+}
+
+/// One object of an export, as S3 lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedObject {
+    pub key: String,
+    pub size: i64,
+    pub etag: Option<String>,
+}
+
+fn tags_of(list: &[aws_sdk_elasticache::types::Tag]) -> BTreeMap<String, String> {
+    list.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn to_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_elasticache::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_elasticache::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
+        .collect()
+}
+
+fn group_record(g: &ReplicationGroup) -> ResourceRecord {
+    ResourceRecord {
+        id: g.replication_group_id().unwrap_or_default().to_string(),
+        arn: g.arn().unwrap_or_default().to_string(),
+        engine: g.engine().unwrap_or("redis").to_string(),
+        status: g.status().unwrap_or_default().to_string(),
+        tags: BTreeMap::new(),
+        replica_of: None,
+        kms_key_id: g.kms_key_id().map(str::to_string),
+    }
+}
+
+fn serverless_record(c: &ServerlessCache) -> ResourceRecord {
+    ResourceRecord {
+        id: c.serverless_cache_name().unwrap_or_default().to_string(),
+        arn: c.arn().unwrap_or_default().to_string(),
+        engine: c.engine().unwrap_or("valkey").to_string(),
+        status: c.status().unwrap_or_default().to_string(),
+        tags: BTreeMap::new(),
+        replica_of: None,
+        kms_key_id: c.kms_key_id().map(str::to_string),
+    }
+}
+
+/// Which kind a listed cache is (by its ARN: `...:replicationgroup:...` or
+/// `...:serverlesscache:...`).
+pub fn kind_of(cache: &ResourceRecord) -> CacheKind {
+    if cache.arn.contains(":serverlesscache:") {
+        CacheKind::Serverless
+    } else {
+        CacheKind::ReplicationGroup
+    }
+}
+
+/// Every replication group and serverless cache in a region; their tags only `with_tags`
+/// (one ListTagsForResource per cache, for a schedule with an opt-in tag).
+pub async fn list_caches(
+    ctx: &AwsContext,
+    region: &str,
+    with_tags: bool,
+) -> Result<Vec<ResourceRecord>, Error> {
+    let client = ctx.elasticache(region);
+    let groups: Vec<ReplicationGroup> = client
+        .describe_replication_groups()
+        .into_paginator()
+        .page_size(100)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(e, "elasticache:DescribeReplicationGroups", region))?;
+    let serverless: Vec<ServerlessCache> = client
+        .describe_serverless_caches()
+        .into_paginator()
+        .page_size(100)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(e, "elasticache:DescribeServerlessCaches", region))?;
+    let mut out: Vec<ResourceRecord> = groups.iter().map(group_record).collect();
+    out.extend(serverless.iter().map(serverless_record));
+    if with_tags {
+        for cache in &mut out {
+            let listed = client
+                .list_tags_for_resource()
+                .resource_name(&cache.arn)
+                .send()
+                .await
+                .map_err(|e| classify(e, "elasticache:ListTagsForResource", &cache.arn))?;
+            cache.tags = tags_of(listed.tag_list());
+        }
+    }
+    Ok(out)
+}
+
+fn snapshot_record(s: &Snapshot) -> SnapshotRecord {
+    let arn = s.arn().unwrap_or_default().to_string();
+    SnapshotRecord {
+        id: s.snapshot_name().unwrap_or_default().to_string(),
+        owner_account: arn_account(&arn).unwrap_or_default().to_string(),
+        resource_id: s.replication_group_id().unwrap_or_default().to_string(),
+        status: SnapshotStatus::from_api(s.snapshot_status().unwrap_or("unknown")),
+        created: s
+            .node_snapshots()
+            .iter()
+            .filter_map(|n| n.snapshot_create_time().and_then(crate::timestamp))
+            .min(),
+        encrypted: s.kms_key_id().is_some(),
+        kms_key_id: s.kms_key_id().map(str::to_string),
+        tags: BTreeMap::new(),
+        option_group: None,
+        restore_accounts: None,
+        source_region: None,
+        arn,
+    }
+}
+
+fn serverless_snapshot_record(s: &ServerlessCacheSnapshot) -> SnapshotRecord {
+    let arn = s.arn().unwrap_or_default().to_string();
+    SnapshotRecord {
+        id: s
+            .serverless_cache_snapshot_name()
+            .unwrap_or_default()
+            .to_string(),
+        owner_account: arn_account(&arn).unwrap_or_default().to_string(),
+        resource_id: s
+            .serverless_cache_configuration()
+            .and_then(|c| c.serverless_cache_name())
+            .unwrap_or_default()
+            .to_string(),
+        status: SnapshotStatus::from_api(s.status().unwrap_or("unknown")),
+        created: s.create_time().and_then(crate::timestamp),
+        encrypted: s.kms_key_id().is_some(),
+        kms_key_id: s.kms_key_id().map(str::to_string),
+        tags: BTreeMap::new(),
+        option_group: None,
+        restore_accounts: None,
+        source_region: None,
+        arn,
+    }
+}
+
+/// Manual snapshots of both kinds in a region whose name starts with `prefix` (ours: the
+/// deterministic ids), without their tags.
+pub async fn list_snapshots(
+    ctx: &AwsContext,
+    region: &str,
+    prefix: &str,
+) -> Result<Vec<SnapshotRecord>, Error> {
+    let client = ctx.elasticache(region);
+    let snapshots: Vec<Snapshot> = client
+        .describe_snapshots()
+        .snapshot_source("user")
+        .into_paginator()
+        .page_size(50)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(e, "elasticache:DescribeSnapshots", region))?;
+    let serverless: Vec<ServerlessCacheSnapshot> = client
+        .describe_serverless_cache_snapshots()
+        .snapshot_type("manual")
+        .into_paginator()
+        .page_size(50)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(e, "elasticache:DescribeServerlessCacheSnapshots", region))?;
+    let mut out: Vec<SnapshotRecord> = snapshots.iter().map(snapshot_record).collect();
+    out.extend(serverless.iter().map(serverless_snapshot_record));
+    out.retain(|s| s.id.starts_with(prefix));
+    Ok(out)
+}
+
+/// A cache on a node type ElastiCache cannot snapshot, said so with what to do.
+fn too_small(cache: &str, e: Error) -> Error {
+    match &e {
+        Error::AwsRejected { code, .. } if code == "SnapshotFeatureNotSupportedFault" => {
+            Error::InvalidState {
+                resource: cache.to_string(),
+                message: format!(
+                    "its node type cannot be snapshotted (cache.t1.micro and some others): move it to a larger node type, or exclude it from the schedule ({e})"
+                ),
+            }
+        }
+        _ => e,
+    }
+}
+
+/// Snapshot a cache under `name` with `tags`; a name already taken is `AlreadyExists`.
+pub async fn create_snapshot(
+    ctx: &AwsContext,
+    region: &str,
+    cache: &ResourceRecord,
+    name: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<Started, Error> {
+    let client = ctx.elasticache(region);
+    match kind_of(cache) {
+        CacheKind::ReplicationGroup => {
+            let result = client
+                .create_snapshot()
+                .replication_group_id(&cache.id)
+                .snapshot_name(name)
+                .set_tags(Some(to_tags(tags)))
+                .send()
+                .await;
+            let created = unless_exists(result, "elasticache:CreateSnapshot", &cache.id)
+                .map_err(|e| too_small(&cache.id, e))?;
+            Ok(created.map_or(Started::AlreadyExists, |out| {
+                out.snapshot().map_or(Started::AlreadyExists, |s| {
+                    Started::New(Box::new(snapshot_record(s)))
+                })
+            }))
+        }
+        CacheKind::Serverless => {
+            let result = client
+                .create_serverless_cache_snapshot()
+                .serverless_cache_name(&cache.id)
+                .serverless_cache_snapshot_name(name)
+                .set_tags(Some(to_tags(tags)))
+                .send()
+                .await;
+            let created = unless_exists(
+                result,
+                "elasticache:CreateServerlessCacheSnapshot",
+                &cache.id,
+            )?;
+            Ok(created.map_or(Started::AlreadyExists, |out| {
+                out.serverless_cache_snapshot()
+                    .map_or(Started::AlreadyExists, |s| {
+                        Started::New(Box::new(serverless_snapshot_record(s)))
+                    })
+            }))
+        }
+    }
+}
+
+/// Export an available snapshot's `.rdb` files to `bucket` (the caller's, in `region`).
+/// A replication group's objects are `<target>-<shard>.rdb`; a serverless cache's
+/// `<snapshot>-<shard>.rdb`. An export already made (its objects exist) is left as it is.
+pub async fn export(
+    ctx: &AwsContext,
+    region: &str,
+    snapshot: &SnapshotRecord,
+    serverless: bool,
+    bucket: &str,
+    target: &str,
+) -> Result<(), Error> {
+    if !list_objects(ctx, region, bucket, target).await?.is_empty() {
+        return Ok(());
+    }
+    let client = ctx.elasticache(region);
+    let result = if serverless {
+        client
+            .export_serverless_cache_snapshot()
+            .serverless_cache_snapshot_name(&snapshot.id)
+            .s3_bucket_name(bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "elasticache:ExportServerlessCacheSnapshot", &snapshot.id))
+    } else {
+        client
+            .copy_snapshot()
+            .source_snapshot_name(&snapshot.id)
+            .target_snapshot_name(target)
+            .target_bucket(bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "elasticache:CopySnapshot", &snapshot.id))
+    };
+    result.map_err(|e| match e {
+        Error::AwsRejected {
+            code, message, ..
+        } if code == "InvalidParameterValue" => Error::AccessDenied {
+            action: "elasticache export".into(),
+            resource: format!("s3://{bucket}"),
+            message: format!(
+                "{message}: the bucket must be this account's, in {region}, and its policy must let ElastiCache (<region>.elasticache-snapshot.amazonaws.com) read, write and read the ACL; the source stack's bucket policy does"
+            ),
+        },
+        other => other,
+    })
+}
+
+/// The objects under `prefix` in `bucket` (every page).
+pub async fn list_objects(
+    ctx: &AwsContext,
+    region: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ExportedObject>, Error> {
+    let pages: Vec<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output> = ctx
+        .s3(region)
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(e, "s3:ListBucket", bucket))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.contents())
+        .map(|o| ExportedObject {
+            key: o.key().unwrap_or_default().to_string(),
+            size: o.size().unwrap_or_default(),
+            etag: o.e_tag().map(str::to_string),
+        })
+        .collect())
+}
+
+/// Delete a snapshot of either kind; one already gone counts as deleted.
+pub async fn delete_snapshot(
+    ctx: &AwsContext,
+    region: &str,
+    id: &str,
+    serverless: bool,
+) -> Result<(), Error> {
+    let client = ctx.elasticache(region);
+    if serverless {
+        let result = client
+            .delete_serverless_cache_snapshot()
+            .serverless_cache_snapshot_name(id)
+            .send()
+            .await;
+        unless_missing(result, "elasticache:DeleteServerlessCacheSnapshot", id).map(|_| ())
+    } else {
+        let result = client.delete_snapshot().snapshot_name(id).send().await;
+        unless_missing(result, "elasticache:DeleteSnapshot", id).map(|_| ())
+    }
+}
