@@ -23,6 +23,8 @@ $(STAMP): tests/emulator/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
 	touch $(STAMP)
 
+## Always the whole workspace: building one package alone resolves other features and compiles
+## the AWS SDK a second time (see "One build" in crates/aws/Cargo.toml).
 build:
 	cargo build --workspace --bins
 
@@ -59,7 +61,7 @@ CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/kms.t
 ## The CDK app: TypeScript type check, then the Node test runner over the synthesized stacks
 ## (the config checks need the snapcourier binary, which prints each schedule's input).
 test-cdk: setup
-	cargo build -q -p snapcourier-cli --bin snapcourier
+	cargo build -q --workspace --bins
 	cd cdk && npx --no-install tsc --noEmit
 	cd cdk && node --import tsx --test $(CDK_TESTS) 2>&1 | tail -n 12
 	@# cfn-lint (pinned with moto in tests/emulator/requirements.txt) on the synthesized templates,
@@ -77,7 +79,7 @@ CONFIG ?= examples/snapcourier.yaml
 LAMBDAS := take share copy_in_destination cross_region_copy delete drill
 templates: setup
 	rustup target add aarch64-unknown-linux-gnu
-	cargo build -q -p snapcourier-cli --bin snapcourier
+	cargo build -q --workspace --bins
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip -p snapcourier-lambdas
 	rm -rf dist && mkdir -p dist/lambda
 	for f in $(LAMBDAS); do cp target/lambda/$$f/bootstrap.zip dist/lambda/$$f.zip; done
@@ -101,7 +103,7 @@ fmt:
 ## snapshots per side and engine, 1,000 new databases at 30 ms per call, and the largest schedule
 ## one execution per side handles in about ten minutes (SNAPCOURIER_BENCH_CLUSTERS).
 bench: setup
-	cargo build -q -p snapcourier-lambdas
+	cargo build -q --workspace --bins
 	cargo test -p snapcourier-e2e --test bench -- --ignored --nocapture
 
 ## The emulator in the foreground with the demo world (state in .emulator/state.json).
