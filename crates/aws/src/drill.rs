@@ -199,6 +199,9 @@ pub async fn list_candidates(
             Engine::Redshift => {
                 redshift::list_snapshots(ctx, region, Some(&run.source.account)).await?
             }
+            // Not drilled yet: a cache is seeded from the vault's objects by hand
+            // (docs/restore.md), so its databases are never chosen.
+            Engine::ElastiCache => continue,
         };
         for schedule in run.schedules.iter().filter(|s| s.engine == engine) {
             for s in &snapshots {
@@ -251,6 +254,10 @@ pub async fn start_restore(ctx: &AwsContext, run: &DrillRun, drill: &Drill) -> R
     let network = run.network(region);
     let tags = drill_tags(&run.namespace, drill);
     match drill.engine {
+        Engine::ElastiCache => Err(Error::InvalidState {
+            resource: drill.database.clone(),
+            message: "restore drills do not cover ElastiCache yet: seed a replication group from the vault's objects by hand (docs/restore.md)".into(),
+        }),
         Engine::Aurora => {
             // RDS needs the engine of the cluster to restore: the copy knows it.
             let snapshot = ctx

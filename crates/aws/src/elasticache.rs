@@ -32,7 +32,31 @@ pub struct ExportedObject {
     pub key: String,
     pub size: i64,
     pub etag: Option<String>,
+    pub last_modified: Option<jiff::Timestamp>,
 }
+
+/// One version of an object in a vault bucket (versioned, Object Lock), as S3 lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultVersion {
+    pub key: String,
+    pub version_id: String,
+    pub size: i64,
+    pub last_modified: Option<jiff::Timestamp>,
+    /// The current version of its key (not hidden by a delete marker).
+    pub is_latest: bool,
+}
+
+/// What HeadObject says about an object: its size and the checksums S3 keeps for it, by
+/// algorithm (`SHA256`, `CRC64NVME`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectFacts {
+    pub size: i64,
+    pub checksums: BTreeMap<&'static str, String>,
+}
+
+/// The largest object one CopyObject call copies (S3's limit); larger ones need a multipart
+/// copy.
+pub const MAX_COPY_OBJECT_BYTES: i64 = 5 * 1024 * 1024 * 1024;
 
 fn tags_of(list: &[aws_sdk_elasticache::types::Tag]) -> BTreeMap<String, String> {
     list.iter()
@@ -279,7 +303,8 @@ pub async fn create_snapshot(
 
 /// Export an available snapshot's `.rdb` files to `bucket` (the caller's, in `region`).
 /// A replication group's objects are `<target>-<shard>.rdb`; a serverless cache's
-/// `<snapshot>-<shard>.rdb`. An export already made (its objects exist) is left as it is.
+/// `<snapshot>-<shard>.rdb`. An export another run already made (ElastiCache refuses to
+/// overwrite its objects) counts as done.
 pub async fn export(
     ctx: &AwsContext,
     region: &str,
@@ -288,9 +313,6 @@ pub async fn export(
     bucket: &str,
     target: &str,
 ) -> Result<(), Error> {
-    if !list_objects(ctx, region, bucket, target).await?.is_empty() {
-        return Ok(());
-    }
     let client = ctx.elasticache(region);
     let result = if serverless {
         client
@@ -312,7 +334,13 @@ pub async fn export(
             .map(|_| ())
             .map_err(|e| classify(e, "elasticache:CopySnapshot", &snapshot.id))
     };
-    result.map_err(|e| match e {
+    match result {
+        Err(Error::AwsRejected { message, .. }) if message.contains("already contains an object") => {
+            return Ok(());
+        }
+        other => other,
+    }
+    .map_err(|e| match e {
         Error::AwsRejected {
             code, message, ..
         } if code == "InvalidParameterValue" => Error::AccessDenied {
@@ -350,8 +378,200 @@ pub async fn list_objects(
             key: o.key().unwrap_or_default().to_string(),
             size: o.size().unwrap_or_default(),
             etag: o.e_tag().map(str::to_string),
+            last_modified: o.last_modified().and_then(crate::timestamp),
         })
         .collect())
+}
+
+/// Every version under `prefix` in a versioned bucket (every page; delete markers are not
+/// versions of data and are left out).
+pub async fn list_versions(
+    ctx: &AwsContext,
+    region: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<VaultVersion>, Error> {
+    let client = ctx.s3(region);
+    let mut out = Vec::new();
+    let mut key_marker: Option<String> = None;
+    let mut version_marker: Option<String> = None;
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(|e| classify(e, "s3:ListBucketVersions", bucket))?;
+        out.extend(page.versions().iter().map(|v| VaultVersion {
+            key: v.key().unwrap_or_default().to_string(),
+            version_id: v.version_id().unwrap_or("null").to_string(),
+            size: v.size().unwrap_or_default(),
+            last_modified: v.last_modified().and_then(crate::timestamp),
+            is_latest: v.is_latest().unwrap_or(false),
+        }));
+        if page.is_truncated() != Some(true) {
+            return Ok(out);
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+        if key_marker.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Size and checksums of one object (HeadObject with checksum mode).
+pub async fn object_facts(
+    ctx: &AwsContext,
+    region: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<ObjectFacts, Error> {
+    let head = ctx
+        .s3(region)
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .map_err(|e| classify(e, "s3:GetObject", &format!("s3://{bucket}/{key}")))?;
+    let mut checksums = BTreeMap::new();
+    for (name, value) in [
+        ("SHA256", head.checksum_sha256()),
+        ("SHA1", head.checksum_sha1()),
+        ("CRC64NVME", head.checksum_crc64_nvme()),
+        ("CRC32C", head.checksum_crc32_c()),
+        ("CRC32", head.checksum_crc32()),
+    ] {
+        if let Some(v) = value {
+            checksums.insert(name, v.to_string());
+        }
+    }
+    Ok(ObjectFacts {
+        size: head.content_length().unwrap_or_default(),
+        checksums,
+    })
+}
+
+/// A copy of one object into a vault bucket (in `to_region`, possibly another region and
+/// account than the source's), re-encrypted with `kms_key` and locked until `retain_until`.
+pub struct VaultCopy<'a> {
+    pub from_bucket: &'a str,
+    pub key: &'a str,
+    pub to_region: &'a str,
+    pub to_bucket: &'a str,
+    pub kms_key: &'a str,
+    pub lock_mode: &'a str,
+    pub retain_until: jiff::Timestamp,
+    /// The checksum algorithm S3 computes for the copy (the source's, to compare).
+    pub checksum: Option<&'a str>,
+}
+
+/// CopyObject for a vault copy (at most `MAX_COPY_OBJECT_BYTES`).
+pub async fn copy_to_vault(ctx: &AwsContext, copy: &VaultCopy<'_>) -> Result<(), Error> {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectLockMode, ServerSideEncryption};
+    let until = aws_smithy_types::DateTime::from_secs(copy.retain_until.as_second());
+    let target = format!("s3://{}/{}", copy.to_bucket, copy.key);
+    ctx.s3(copy.to_region)
+        .copy_object()
+        .copy_source(format!("{}/{}", copy.from_bucket, copy.key))
+        .bucket(copy.to_bucket)
+        .key(copy.key)
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(copy.kms_key)
+        .object_lock_mode(ObjectLockMode::from(copy.lock_mode))
+        .object_lock_retain_until_date(until)
+        .set_checksum_algorithm(copy.checksum.map(ChecksumAlgorithm::from))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| classify(e, "s3:PutObject", &target))
+}
+
+/// Delete objects (a version each where given) from `bucket`, up to 1,000 per call. Each
+/// key's own outcome: a locked version is refused, and the others still go.
+pub async fn delete_objects(
+    ctx: &AwsContext,
+    region: &str,
+    bucket: &str,
+    objects: &[(String, Option<String>)],
+) -> Result<Vec<(String, Result<(), Error>)>, Error> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let mut out = Vec::new();
+    for chunk in objects.chunks(1000) {
+        let ids = chunk
+            .iter()
+            .map(|(key, version)| {
+                ObjectIdentifier::builder()
+                    .key(key)
+                    .set_version_id(version.clone())
+                    .build()
+                    .map_err(|e| Error::Internal {
+                        what: "an S3 DeleteObjects request".into(),
+                        message: format!("{key}: {e}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let delete = Delete::builder()
+            .set_objects(Some(ids))
+            .quiet(true)
+            .build()
+            .map_err(|e| Error::Internal {
+                what: "an S3 DeleteObjects request".into(),
+                message: e.to_string(),
+            })?;
+        let result = ctx
+            .s3(region)
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| classify(e, "s3:DeleteObject", bucket))?;
+        for (key, _) in chunk {
+            let refused = result.errors().iter().find(|e| e.key() == Some(key));
+            let outcome = match refused {
+                None => Ok(()),
+                Some(e) => Err(Error::AccessDenied {
+                    action: "s3:DeleteObject".into(),
+                    resource: format!("s3://{bucket}/{key}"),
+                    message: format!(
+                        "{}: {}",
+                        e.code().unwrap_or("refused"),
+                        e.message().unwrap_or_default()
+                    ),
+                }),
+            };
+            out.push((key.clone(), outcome));
+        }
+    }
+    Ok(out)
+}
+
+/// A snapshot's tags (ElastiCache lists none inline): read before changing or deleting one,
+/// to confirm it is ours.
+pub async fn snapshot_tags(
+    ctx: &AwsContext,
+    region: &str,
+    arn: &str,
+) -> Result<BTreeMap<String, String>, Error> {
+    let listed = ctx
+        .elasticache(region)
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| classify(e, "elasticache:ListTagsForResource", arn))?;
+    Ok(tags_of(listed.tag_list()))
+}
+
+/// Whether a snapshot ARN is a serverless cache's snapshot.
+pub fn is_serverless_snapshot(arn: &str) -> bool {
+    arn.contains(":serverlesscachesnapshot:")
 }
 
 /// Delete a snapshot of either kind; one already gone counts as deleted.

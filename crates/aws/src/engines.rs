@@ -360,6 +360,10 @@ macro_rules! on_engine {
                 let $steps = &$crate::engines::RedshiftSteps;
                 $body
             }
+            snapcourier_core::Engine::ElastiCache => {
+                let $steps = &$crate::steps::elasticache::ElastiCacheSteps;
+                $body
+            }
         }
     };
 }

@@ -199,6 +199,7 @@ pub async fn run_destination(
         for p in pass
             .started
             .iter()
+            .chain(&pass.copied)
             .chain(&pass.in_flight)
             .chain(&pass.waiting)
         {

@@ -142,6 +142,31 @@ pub struct Destination {
     /// How long copies are kept in this account (per region, per database). `days` is
     /// required here: it is the vault's floor, and no copy younger than it is ever deleted.
     pub retention: RetentionPolicy,
+    /// ElastiCache: the S3 Object Lock mode of this account's vault buckets, whose copies are
+    /// locked for `retention.days` from the copy. `governance`: a role with
+    /// s3:BypassGovernanceRetention (the break-glass role) can still delete a copy early;
+    /// `compliance`: nobody can, the root user included, until the lock expires.
+    #[serde(default)]
+    pub object_lock: ObjectLockMode,
+}
+
+/// S3 Object Lock retention mode of the vault buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectLockMode {
+    #[default]
+    Governance,
+    Compliance,
+}
+
+impl ObjectLockMode {
+    /// The API's spelling (`x-amz-object-lock-mode`).
+    pub fn as_api(self) -> &'static str {
+        match self {
+            ObjectLockMode::Governance => "GOVERNANCE",
+            ObjectLockMode::Compliance => "COMPLIANCE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -271,7 +296,7 @@ impl Settings {
         match engine {
             Engine::Aurora => Some(self.aurora_copy_concurrency),
             Engine::Rds => Some(self.rds_copy_concurrency),
-            Engine::Redshift => None,
+            Engine::Redshift | Engine::ElastiCache => None,
         }
     }
 }

@@ -20,10 +20,21 @@ pub enum Engine {
     /// Redshift provisioned clusters: manual cluster snapshots, shared with the destination
     /// accounts and copied to one other region by the cluster's snapshot copy configuration.
     Redshift,
+    /// ElastiCache replication groups (Valkey, Redis OSS; cluster mode on or off) and
+    /// serverless caches: manual snapshots, exported as `.rdb` objects to the source stack's
+    /// bucket and copied into each destination's vault buckets (a snapshot cannot be shared
+    /// or copied across regions).
+    #[serde(rename = "elasticache")]
+    ElastiCache,
 }
 
 impl Engine {
-    pub const ALL: [Engine; 3] = [Engine::Aurora, Engine::Rds, Engine::Redshift];
+    pub const ALL: [Engine; 4] = [
+        Engine::Aurora,
+        Engine::Rds,
+        Engine::Redshift,
+        Engine::ElastiCache,
+    ];
 
     pub fn name(self) -> &'static str {
         self.facts().name
@@ -35,6 +46,7 @@ impl Engine {
             Engine::Aurora => &FACTS[0],
             Engine::Rds => &FACTS[1],
             Engine::Redshift => &FACTS[2],
+            Engine::ElastiCache => &FACTS[3],
         }
     }
 
@@ -51,6 +63,8 @@ impl Engine {
                         .any(|p| engine_name.starts_with(p))
             }
             Engine::Redshift => true,
+            // Memcached has no snapshots.
+            Engine::ElastiCache => matches!(engine_name, "valkey" | "redis"),
         }
     }
 
@@ -85,9 +99,24 @@ pub struct EngineFacts {
     pub manual_snapshot_quota: Option<&'static str>,
     /// `snapcourier snapshot-now` can take an on-demand snapshot.
     pub on_demand_snapshots: bool,
+    /// How a snapshot leaves the source account.
+    pub transport: Transport,
 }
 
-const FACTS: [EngineFacts; 3] = [
+/// How an engine's snapshots reach the destination accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// Shared with the accounts (a restore attribute), copied by each destination.
+    SnapshotShare,
+    /// Access authorized per account; copied across regions by the source's cluster.
+    AccountAuthorization,
+    /// Exported as objects to the source stack's bucket, which the destination accounts
+    /// read and copy into their vault buckets (S3 Object Lock).
+    S3Export,
+}
+
+const FACTS: [EngineFacts; 4] = [
     EngineFacts {
         engine: Engine::Aurora,
         name: "aurora",
@@ -97,6 +126,7 @@ const FACTS: [EngineFacts; 3] = [
         copy_concurrency_setting: Some("settings.aurora_copy_concurrency"),
         manual_snapshot_quota: Some("ManualClusterSnapshots"),
         on_demand_snapshots: true,
+        transport: Transport::SnapshotShare,
     },
     EngineFacts {
         engine: Engine::Rds,
@@ -107,6 +137,7 @@ const FACTS: [EngineFacts; 3] = [
         copy_concurrency_setting: Some("settings.rds_copy_concurrency"),
         manual_snapshot_quota: Some("ManualSnapshots"),
         on_demand_snapshots: true,
+        transport: Transport::SnapshotShare,
     },
     EngineFacts {
         engine: Engine::Redshift,
@@ -117,6 +148,19 @@ const FACTS: [EngineFacts; 3] = [
         copy_concurrency_setting: None,
         manual_snapshot_quota: None,
         on_demand_snapshots: false,
+        transport: Transport::AccountAuthorization,
+    },
+    EngineFacts {
+        engine: Engine::ElastiCache,
+        name: "elasticache",
+        resource_kind: "ElastiCache cache",
+        copies_into_destination: true,
+        // S3 has no copy slots: CopyObject calls go `settings.call_concurrency` at a time.
+        aws_copy_limit: None,
+        copy_concurrency_setting: None,
+        manual_snapshot_quota: None,
+        on_demand_snapshots: false,
+        transport: Transport::S3Export,
     },
 ];
 
@@ -157,20 +201,31 @@ mod tests {
     fn every_engine_has_its_own_row_of_the_table() {
         for e in Engine::ALL {
             assert_eq!(e.facts().engine, e);
-            // A copying engine has a copy limit and the setting that bounds it.
+            // An engine that copies snapshots has a copy limit and the setting that bounds it.
             assert_eq!(
-                e.copies_into_destination(),
+                e.facts().transport == Transport::SnapshotShare,
                 e.facts().aws_copy_limit.is_some() && e.facts().copy_concurrency_setting.is_some()
             );
         }
     }
 
     #[test]
-    fn only_redshift_cannot_copy_into_a_destination() {
+    fn only_redshift_makes_no_copy_in_a_destination() {
         let copying: Vec<_> = Engine::ALL
             .into_iter()
             .filter(|e| e.copies_into_destination())
             .collect();
-        assert_eq!(copying, [Engine::Aurora, Engine::Rds]);
+        assert_eq!(copying, [Engine::Aurora, Engine::Rds, Engine::ElastiCache]);
+    }
+
+    #[test]
+    fn elasticache_covers_valkey_and_redis_but_not_memcached() {
+        assert!(Engine::ElastiCache.covers_engine_name("valkey"));
+        assert!(Engine::ElastiCache.covers_engine_name("redis"));
+        assert!(!Engine::ElastiCache.covers_engine_name("memcached"));
+        assert_eq!(
+            serde_json::to_string(&Engine::ElastiCache).unwrap(),
+            "\"elasticache\""
+        );
     }
 }

@@ -563,6 +563,9 @@ pub struct CopyPass {
     pub done: Vec<String>,
     /// Copies this look started (copy-in, and cross-region when the step makes them).
     pub started: Vec<PendingCopy>,
+    /// Copies this look made and finished (ElastiCache: one CopyObject call makes a vault
+    /// copy, so nothing is left in flight).
+    pub copied: Vec<PendingCopy>,
     pub in_flight: Vec<PendingCopy>,
     /// Copies due with no free slot in their region.
     pub waiting: Vec<PendingCopy>,
@@ -592,9 +595,18 @@ impl CopyPass {
     pub fn overlapping(older: String) -> CopyPass {
         CopyPass {
             overlapping_execution: Some(older),
+            ..CopyPass::empty()
+        }
+    }
+
+    /// A look that found nothing, yet.
+    pub fn empty() -> CopyPass {
+        CopyPass {
+            overlapping_execution: None,
             due: 0,
             done: Vec::new(),
             started: Vec::new(),
+            copied: Vec::new(),
             in_flight: Vec::new(),
             waiting: Vec::new(),
             regional_wanted: 0,
@@ -692,6 +704,7 @@ impl CopyPass {
             due: self.due,
             done: self.done.len(),
             started: self.started.len(),
+            copied: self.copied.len(),
             in_flight: self.in_flight.len(),
             waiting: self.waiting.len(),
             regional_wanted: self.regional_wanted,
@@ -729,6 +742,9 @@ pub struct CopyInOutput {
     pub due: usize,
     pub done: usize,
     pub started: usize,
+    /// Copies made and finished this look (ElastiCache).
+    #[serde(default)]
+    pub copied: usize,
     pub in_flight: usize,
     pub waiting: usize,
     pub regional_wanted: usize,
@@ -1071,6 +1087,7 @@ mod tests {
             .collect();
         let pass = CopyPass {
             overlapping_execution: None,
+            copied: Vec::new(),
             due: 5000,
             done: (0..3000).map(|i| format!("done-{i}")).collect(),
             started: Vec::new(),

@@ -30,6 +30,19 @@ pub fn namespace_prefix(namespace: &str) -> String {
     format!("{ID_PREFIX}-{namespace}-")
 }
 
+/// ElastiCache: the source stack's export bucket in `region` (the only bucket ElastiCache may
+/// export to: the exporting account's, in the snapshot's region). `sc-<ns>-export-<account>-<region>`,
+/// at most 55 characters.
+pub fn export_bucket(namespace: &str, account: &str, region: &str) -> String {
+    format!("{ID_PREFIX}-{namespace}-export-{account}-{region}")
+}
+
+/// ElastiCache: a destination account's vault bucket in `region` (versioned, Object Lock).
+/// `sc-<ns>-vault-<account>-<region>`, at most 54 characters.
+pub fn vault_bucket(namespace: &str, account: &str, region: &str) -> String {
+    format!("{ID_PREFIX}-{namespace}-vault-{account}-{region}")
+}
+
 /// The part of an id that names the schedule: its name without hyphens.
 pub fn schedule_part(schedule: &str) -> String {
     schedule.replace('-', "")
@@ -124,6 +137,39 @@ pub fn parse_on_demand(id: &str) -> Option<OnDemand> {
     })
 }
 
+/// What a slot id of one schedule says, read back from the id alone (ElastiCache's exported
+/// objects carry nothing else a listing shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotId {
+    /// The resource part: the resource id when it was canonical, else its sanitised form and
+    /// hash (`<sanitised>-<hash>`): the same for every slot of one resource either way.
+    pub resource: String,
+    /// The slot's start.
+    pub slot: Timestamp,
+}
+
+static SLOT: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^(.+)-(\d{8}-\d{4})(?:-([0-9a-f]{16}))?$").ok()
+});
+
+/// The resource and slot of `id` when it is a slot id of the schedule (`snapshot_id`'s
+/// shape under `schedule_prefix`); `None` for anything else, on-demand ids included.
+pub fn parse_slot_id(namespace: &str, schedule: &str, id: &str) -> Option<SlotId> {
+    let rest = id.strip_prefix(&schedule_prefix(namespace, schedule))?;
+    if parse_on_demand(id).is_some() || !is_valid_snapshot_id(id) {
+        return None;
+    }
+    let caps = SLOT.as_ref()?.captures(rest)?;
+    let at = jiff::civil::DateTime::strptime("%Y%m%d-%H%M", caps.get(2)?.as_str()).ok()?;
+    let slot = at.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    let part = caps.get(1)?.as_str();
+    let resource = match caps.get(3) {
+        Some(hash) => format!("{part}-{}", hash.as_str()),
+        None => part.to_string(),
+    };
+    Some(SlotId { resource, slot })
+}
+
 /// Whether an id satisfies the identifier rules shared by every engine.
 pub fn is_valid_snapshot_id(id: &str) -> bool {
     !id.is_empty()
@@ -187,6 +233,65 @@ pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_slot_id_reads_back_its_resource_and_slot() {
+        let slot: Timestamp = "2026-12-02T06:00:00Z".parse().unwrap();
+        let id = super::snapshot_id("demo", "cache-hourly", "carts-valkey", slot);
+        assert_eq!(
+            super::parse_slot_id("demo", "cache-hourly", &id),
+            Some(super::SlotId {
+                resource: "carts-valkey".into(),
+                slot
+            })
+        );
+        // Not canonical: the sanitised part and the hash, the same for every slot.
+        let a = super::snapshot_id("demo", "cache-hourly", "Carts_Valkey", slot);
+        let b = super::snapshot_id(
+            "demo",
+            "cache-hourly",
+            "Carts_Valkey",
+            slot + jiff::SignedDuration::from_hours(1),
+        );
+        let (pa, pb) = (
+            super::parse_slot_id("demo", "cache-hourly", &a).unwrap(),
+            super::parse_slot_id("demo", "cache-hourly", &b).unwrap(),
+        );
+        assert_eq!(pa.resource, pb.resource);
+        assert_ne!(pa.resource, "carts-valkey");
+        assert_eq!(pa.slot, slot);
+        // Another schedule's, an on-demand one, and anything else: not this schedule's.
+        assert_eq!(super::parse_slot_id("demo", "other", &id), None);
+        let od = super::on_demand_id("demo", "cache-hourly", "carts-valkey", slot, 24);
+        assert_eq!(super::parse_slot_id("demo", "cache-hourly", &od), None);
+        for junk in [
+            "sc-demo-cachehourly-",
+            "sc-demo-cachehourly-x-2026",
+            "sc-demo-cachehourly-x-20261302-9999",
+        ] {
+            assert_eq!(
+                super::parse_slot_id("demo", "cache-hourly", junk),
+                None,
+                "{junk}"
+            );
+        }
+    }
+
+    #[test]
+    fn bucket_names_are_valid_s3_names_at_the_longest_namespace_and_region() {
+        let ns = "a".repeat(crate::config::MAX_NAMESPACE_LEN);
+        for name in [
+            super::export_bucket(&ns, "111111111111", "ap-southeast-5"),
+            super::vault_bucket(&ns, "222222222222", "ap-southeast-5"),
+        ] {
+            assert!(name.len() <= 63, "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -8,8 +8,12 @@ from typing import Any
 
 from moto.elasticache.models import elasticache_backends
 
-from . import SOURCE_ACCOUNT
-from .elasticache_ext import DEFAULT_KEYS_PER_SHARD, create_serverless_cache, default_data
+import json
+
+from moto.kms.models import kms_backends
+
+from . import DESTINATION_ACCOUNT, REGIONS, SOURCE_ACCOUNT, kms_keys, s3_ext
+from .elasticache_ext import DEFAULT_KEYS_PER_SHARD, SERVICE_PRINCIPALS, create_serverless_cache, default_data
 from .world import InsertError, _tags, _where
 
 KIND = "elasticache"
@@ -129,3 +133,72 @@ def seed_demo() -> None:
          "tags": [{"Key": "team", "Value": "identity"}]},
     ]:
         create_cache({"account": SOURCE_ACCOUNT, "region": region, "kind": KIND, **spec})
+    seed_buckets()
+
+
+# The demo deployment's namespace (examples/snapcourier.yaml) and the number of its
+# export key in kms_keys' id scheme.
+DEMO_NAMESPACE = "demo"
+EXPORT_KEY_NUMBER = 0x301
+EXPORT_GRANTS = ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:GetBucketAcl"]
+
+
+def export_bucket_name(namespace: str, account: str, region: str) -> str:
+    """snapcourier_core::naming::export_bucket."""
+    return f"sc-{namespace}-export-{account}-{region}"
+
+
+def vault_bucket_name(namespace: str, account: str, region: str) -> str:
+    """snapcourier_core::naming::vault_bucket."""
+    return f"sc-{namespace}-vault-{account}-{region}"
+
+
+def _allow(principal: dict[str, str], actions: list[str], *resources: str) -> dict[str, object]:
+    return {"Effect": "Allow", "Principal": principal, "Action": actions, "Resource": list(resources)}
+
+
+def seed_buckets(namespace: str = DEMO_NAMESPACE) -> dict[str, str]:
+    """What the stacks create for ElastiCache (cdk/lib): in the source account's
+    us-east-1 the export bucket, encrypted by default with an export key whose
+    policy lets the destination account decrypt, its policy granting the
+    ElastiCache service what an export needs and the destination account reads of
+    the namespace's objects; in the destination account a vault bucket per region,
+    versioned with Object Lock, encrypted with that region's key. Returns the
+    export key's ARN."""
+    region = "us-east-1"
+    kms = kms_backends[SOURCE_ACCOUNT][region]
+    kid = kms_keys.key_id(EXPORT_KEY_NUMBER, SOURCE_ACCOUNT)
+    if kid not in kms.keys:
+        key = kms_keys._create_key(kms, kid, "snapcourier ElastiCache exports", "CUSTOMER")
+        key.policy = json.dumps({"Version": "2012-10-17", "Statement": [
+            _allow({"AWS": f"arn:aws:iam::{SOURCE_ACCOUNT}:root"}, ["kms:*"], "*"),
+            _allow({"AWS": f"arn:aws:iam::{DESTINATION_ACCOUNT}:root"}, ["kms:Decrypt", "kms:DescribeKey"], "*"),
+        ]})
+        kms.create_alias(kid, f"alias/snapcourier-{namespace}-exports")
+    export_key = kms.keys[kid].arn
+    s3 = s3_ext.backend_of(SOURCE_ACCOUNT)
+    name = export_bucket_name(namespace, SOURCE_ACCOUNT, region)
+    if name not in s3.buckets:
+        s3.create_bucket(name, region)
+        arn = f"arn:aws:s3:::{name}"
+        services = [_allow({"Service": principal.format(region=region)}, EXPORT_GRANTS, arn, f"{arn}/*")
+                    for principal in SERVICE_PRINCIPALS[:1]]
+        readers = _allow({"AWS": f"arn:aws:iam::{DESTINATION_ACCOUNT}:root"}, ["s3:GetObject"],
+                         f"{arn}/sc-{namespace}-*")
+        lister = _allow({"AWS": f"arn:aws:iam::{DESTINATION_ACCOUNT}:root"}, ["s3:ListBucket"], arn)
+        s3.put_bucket_policy(name, json.dumps({"Version": "2012-10-17",
+                                               "Statement": [*services, readers, lister]}).encode())
+        s3.put_bucket_encryption(name, {"Rule": {"ApplyServerSideEncryptionByDefault": {
+            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": export_key}}})
+    vaults = s3_ext.backend_of(DESTINATION_ACCOUNT)
+    for vault_region in REGIONS:
+        name = vault_bucket_name(namespace, DESTINATION_ACCOUNT, vault_region)
+        if name in vaults.buckets:
+            continue
+        vaults.create_bucket(name, vault_region)
+        vaults.put_bucket_versioning(name, "Enabled")
+        vaults.put_object_lock_configuration(name, True)
+        key = kms_keys.ensure_cmk(DESTINATION_ACCOUNT, vault_region)
+        vaults.put_bucket_encryption(name, {"Rule": {"ApplyServerSideEncryptionByDefault": {
+            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}})
+    return export_key

@@ -260,6 +260,7 @@ pub(crate) async fn copy_in<A: SnapshotApi>(
     in_flight.extend(attempts.in_flight);
     Ok(CopyPass {
         overlapping_execution: None,
+        copied: Vec::new(),
         due: plan.due,
         done: plan.done,
         copies_in_flight: in_flight_before + attempts.started.len(),

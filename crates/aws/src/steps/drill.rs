@@ -353,6 +353,8 @@ async fn clean(
         ),
         Engine::Rds => (RestoredKind::DbInstance, None),
         Engine::Redshift => (RestoredKind::RedshiftCluster, None),
+        // Never started (start_restore refuses it): nothing to delete.
+        Engine::ElastiCache => return true,
     };
     // The Aurora instance first: RDS refuses to delete a cluster with members.
     if let Some(instance_id) = &instance {

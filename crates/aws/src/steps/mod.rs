@@ -7,6 +7,7 @@
 
 pub(crate) mod destination;
 pub mod drill;
+pub(crate) mod elasticache;
 pub(crate) mod redshift;
 pub(crate) mod source;
 

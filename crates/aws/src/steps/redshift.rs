@@ -630,6 +630,7 @@ pub(crate) async fn verify_shares(
     let coverage = Coverage::of(&protected_by_db, run.schedule.interval.as_signed(), now);
     Ok(CopyPass {
         overlapping_execution: None,
+        copied: Vec::new(),
         due: newest.len(),
         done: verified,
         started: Vec::new(),

@@ -321,12 +321,145 @@ pub async fn redshift_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec
         .collect()
 }
 
+/// ElastiCache: an account's manual snapshots (both kinds) in a region, with their tags (one
+/// ListTagsForResource each: a test may).
+pub async fn cache_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Seen> {
+    let ctx = context(emu, side);
+    let ec = ctx.elasticache(region);
+    let mut out = Vec::new();
+    let groups = ec
+        .describe_snapshots()
+        .snapshot_source("user")
+        .send()
+        .await
+        .unwrap();
+    for s in groups.snapshots() {
+        out.push(Seen {
+            id: s.snapshot_name().unwrap().to_string(),
+            arn: s.arn().unwrap().to_string(),
+            cluster: s.replication_group_id().unwrap_or_default().to_string(),
+            status: s.snapshot_status().unwrap().to_string(),
+            encrypted: s.kms_key_id().is_some(),
+            kms_key: s.kms_key_id().map(str::to_string),
+            created: None,
+            tags: BTreeMap::new(),
+            option_group: None,
+        });
+    }
+    let serverless = ec
+        .describe_serverless_cache_snapshots()
+        .send()
+        .await
+        .unwrap();
+    for s in serverless.serverless_cache_snapshots() {
+        out.push(Seen {
+            id: s.serverless_cache_snapshot_name().unwrap().to_string(),
+            arn: s.arn().unwrap().to_string(),
+            cluster: s
+                .serverless_cache_configuration()
+                .and_then(|c| c.serverless_cache_name())
+                .unwrap_or_default()
+                .to_string(),
+            status: s.status().unwrap().to_string(),
+            encrypted: s.kms_key_id().is_some(),
+            kms_key: s.kms_key_id().map(str::to_string),
+            created: None,
+            tags: BTreeMap::new(),
+            option_group: None,
+        });
+    }
+    for s in &mut out {
+        let tags = ec
+            .list_tags_for_resource()
+            .resource_name(&s.arn)
+            .send()
+            .await
+            .unwrap();
+        s.tags = tags
+            .tag_list()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+    }
+    out
+}
+
+/// One current object of a bucket, as GetObject's headers and GetObjectRetention show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub key: String,
+    pub size: i64,
+    pub kms_key: Option<String>,
+    pub sha256: Option<String>,
+    pub lock_mode: Option<String>,
+    pub retain_until: Option<Timestamp>,
+}
+
+/// Every current object under `prefix` in a bucket, read as `side`.
+pub async fn objects(
+    emu: &Emulator,
+    side: Side,
+    region: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Vec<Object> {
+    let ctx = context(emu, side);
+    let s3 = ctx.s3(region);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for o in listed.contents() {
+        let key = o.key().unwrap().to_string();
+        let head = s3
+            .head_object()
+            .bucket(bucket)
+            .key(&key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        out.push(Object {
+            size: head.content_length().unwrap_or_default(),
+            kms_key: head.ssekms_key_id().map(str::to_string),
+            sha256: head.checksum_sha256().map(str::to_string),
+            lock_mode: head.object_lock_mode().map(|m| m.as_str().to_string()),
+            retain_until: head
+                .object_lock_retain_until_date()
+                .and_then(snapcourier_aws::timestamp),
+            key,
+        });
+    }
+    out
+}
+
+/// The ids of the exports whose objects a bucket holds (`<id>-<shard>.rdb`).
+pub fn export_ids(objects: &[Object]) -> std::collections::BTreeSet<String> {
+    objects
+        .iter()
+        .filter_map(|o| {
+            let stem = o.key.strip_suffix(".rdb")?;
+            Some(stem.rsplit_once('-')?.0.to_string())
+        })
+        .collect()
+}
+
 /// Manual snapshots of an engine's kind in an account and region.
 pub async fn snapshots_of(emu: &Emulator, engine: Engine, side: Side, region: &str) -> Vec<Seen> {
     match engine {
         Engine::Aurora => snapshots(emu, side, region).await,
         Engine::Rds => instance_snapshots(emu, side, region).await,
         Engine::Redshift => redshift_snapshots(emu, side, region).await,
+        Engine::ElastiCache => cache_snapshots(emu, side, region).await,
     }
 }
 
@@ -341,6 +474,16 @@ pub async fn shared_with_of(emu: &Emulator, engine: Engine, region: &str, id: &s
             .find(|s| s.id == id)
             .map(|s| s.restore.into_iter().collect())
             .unwrap_or_default(),
+        // Exported: the destination accounts read the export bucket.
+        Engine::ElastiCache => {
+            let bucket = snapcourier_core::naming::export_bucket("demo", SOURCE_ACCOUNT, region);
+            let found = objects(emu, Side::Source, region, &bucket, id).await;
+            if found.is_empty() {
+                Vec::new()
+            } else {
+                vec![DESTINATION_ACCOUNT.to_string()]
+            }
+        }
     }
 }
 
@@ -399,6 +542,7 @@ impl Case {
             Engine::Aurora => {}
             Engine::Rds => s["engine"] = "postgres".into(),
             Engine::Redshift => s["cluster"] = resource.into(),
+            Engine::ElastiCache => {}
         }
         s
     }

@@ -368,9 +368,9 @@ fn copy_limits_per_engine() {
 #[test]
 fn unknown_engine_names_the_choices() {
     expect_problem(
-        |d| set(d, &["schedules", "0", "engine"], y("elasticache")),
+        |d| set(d, &["schedules", "0", "engine"], y("memcached")),
         "schedules[0].engine",
-        "aurora",
+        "elasticache",
     );
 }
 
