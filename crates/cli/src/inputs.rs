@@ -36,6 +36,9 @@ pub struct DestinationInputs {
     /// `alias/snapcourier-<namespace>`) because the config names none there.
     pub stack_key_regions: Vec<String>,
     pub runs: Vec<ScheduledInput<DestinationRun>>,
+    /// ElastiCache: the vault bucket the destination stack creates in each of its regions
+    /// (empty without an ElastiCache schedule).
+    pub vaults: Vec<VaultBucket>,
     /// The restore drill of this destination, when the config has drills that it keeps copies
     /// for: its own state machine, started on `expression` with `input`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +57,32 @@ pub struct ScheduledDrill {
     /// The drill state machine's `TimeoutSeconds`: the restore timeout plus an hour to clean up.
     pub execution_timeout_seconds: u64,
     pub input: DrillRun,
+}
+
+/// ElastiCache: the source stack's export bucket. ElastiCache writes a snapshot's objects to
+/// it (`<region>.elasticache-snapshot.amazonaws.com` needs s3:PutObject, s3:GetObject,
+/// s3:ListBucket and s3:GetBucketAcl); the destination accounts may list it and read the
+/// objects under `key_prefix`, whose key (created by the stack) they may decrypt.
+#[derive(Debug, Serialize)]
+pub struct ExportBucket {
+    pub bucket: String,
+    pub region: String,
+    pub key_prefix: String,
+    pub readers: Vec<String>,
+}
+
+/// ElastiCache: one vault bucket of a destination account: versioned, S3 Object Lock in
+/// `object_lock` mode with a default retention of `lock_days` (each copy also carries its own
+/// retain-until date), encrypted with `kms_key`.
+#[derive(Debug, Serialize)]
+pub struct VaultBucket {
+    pub region: String,
+    pub bucket: String,
+    pub kms_key: Option<String>,
+    pub object_lock: String,
+    pub lock_days: u32,
+    /// Objects snapcourier writes and expires (`sc-<namespace>-`).
+    pub key_prefix: String,
 }
 
 /// Where each side's stack writes its deployed runs: one SSM parameter per schedule, named
@@ -80,6 +109,9 @@ pub struct Inputs {
     pub destinations: Vec<DestinationInputs>,
     /// The engine table (`snapcourier_core::engine::EngineFacts`), for the stacks.
     pub engines: Vec<&'static snapcourier_core::engine::EngineFacts>,
+    /// ElastiCache: the source stack's export bucket (absent without an ElastiCache schedule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_bucket: Option<ExportBucket>,
 }
 
 impl Inputs {
@@ -95,6 +127,10 @@ impl Inputs {
                 input: SourceRun::from_config(config, &s.name)?,
             });
         }
+        let engines: std::collections::BTreeSet<snapcourier_core::Engine> =
+            config.schedules.iter().map(|s| s.engine).collect();
+        let elasticache = engines.contains(&snapcourier_core::Engine::ElastiCache);
+        let key_prefix = snapcourier_core::naming::namespace_prefix(&config.namespace);
         let mut destinations = Vec::new();
         for d in &config.destinations {
             let mut runs = Vec::new();
@@ -114,16 +150,36 @@ impl Inputs {
                 execution_timeout_seconds: drill::execution_timeout_seconds(&input.drills),
                 input,
             });
+            let with_keys = d.with_keys(&config.namespace, &config.source.region);
+            let vaults = if elasticache {
+                with_keys
+                    .regions
+                    .iter()
+                    .map(|r| VaultBucket {
+                        region: r.region.clone(),
+                        bucket: snapcourier_core::naming::vault_bucket(
+                            &config.namespace,
+                            &d.account,
+                            &r.region,
+                        ),
+                        kms_key: r.kms_key.clone(),
+                        object_lock: d.object_lock.as_api().to_string(),
+                        lock_days: d.retention.days.unwrap_or(1),
+                        key_prefix: key_prefix.clone(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             destinations.push(DestinationInputs {
                 account: d.account.clone(),
                 regions: d.touched_regions(&config.source.region),
                 stack_key_regions: d.stack_key_regions(&config.source.region),
                 runs,
+                vaults,
                 drill,
             });
         }
-        let engines: std::collections::BTreeSet<snapcourier_core::Engine> =
-            config.schedules.iter().map(|s| s.engine).collect();
         Ok(Inputs {
             namespace: config.namespace.clone(),
             partition: snapcourier_core::config::partition(&config.source.region).to_string(),
@@ -139,6 +195,20 @@ impl Inputs {
                 .iter()
                 .map(|e| e.facts())
                 .collect(),
+            export_bucket: elasticache.then(|| ExportBucket {
+                bucket: snapcourier_core::naming::export_bucket(
+                    &config.namespace,
+                    &config.source.account,
+                    &config.source.region,
+                ),
+                region: config.source.region.clone(),
+                key_prefix: key_prefix.clone(),
+                readers: config
+                    .destinations
+                    .iter()
+                    .map(|d| d.account.clone())
+                    .collect(),
+            }),
         })
     }
 }

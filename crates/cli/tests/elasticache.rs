@@ -13,20 +13,11 @@ use snapcourier_core::naming::{export_bucket, schedule_prefix, vault_bucket};
 
 const SCHEDULE: &str = "cache-daily";
 
-/// The example config with an ElastiCache schedule covering the demo world's caches but
-/// tiny-redis (cache.t1.micro, which ElastiCache cannot snapshot).
+/// The example config: its ElastiCache schedule covers the demo world's caches but tiny-redis
+/// (cache.t1.micro, which ElastiCache cannot snapshot).
 fn cache_config() -> Config {
-    let mut c = config();
-    let schedule = serde_json::from_value(serde_json::json!({
-        "name": SCHEDULE,
-        "engine": "elasticache",
-        "include": ["-valkey$", "^legacy-", "^profiles-"],
-        "interval": "24h",
-        "retention": {"days": 7, "keep_last": 2},
-    }))
-    .unwrap();
-    c.schedules.push(schedule);
-    c.validate().unwrap();
+    let c = config();
+    assert!(c.schedule(SCHEDULE).is_ok());
     c
 }
 
