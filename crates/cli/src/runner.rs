@@ -144,13 +144,15 @@ pub async fn run_source(
                 status: "available".into(),
                 outcome: "shared".into(),
             }));
-            report.failures.extend(pass.failures.iter().cloned());
             match pass.next {
                 NextLook::After(seconds) => {
                     progress.waiting(pass.pending.len(), look.looks_before, MAX_LOOKS);
                     pause(seconds).await;
                 }
                 _ => {
+                    // The last look's failures, as the state machine reports them: a snapshot
+                    // that fails every look is one failure, not one per look.
+                    report.failures.extend(pass.failures.iter().cloned());
                     report.failures.extend(pass.left_over());
                     break;
                 }

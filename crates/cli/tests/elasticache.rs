@@ -151,3 +151,166 @@ async fn caches_are_exported_and_copied_into_the_locked_vault_with_the_vaults_ke
         exported.len()
     );
 }
+
+/// The example's schedule, covering tiny-redis too.
+fn with_tiny_redis() -> Config {
+    let mut c = config();
+    let i = c.schedules.iter().position(|s| s.name == SCHEDULE).unwrap();
+    c.schedules[i].include.push("^tiny-".into());
+    c.validate().unwrap();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_too_small_to_snapshot_is_named_and_the_others_are_protected() {
+    let emu = Emulator::start(Seed::Demo);
+    let c = with_tiny_redis();
+    let (src, dst) = run_schedule(&emu, &c, SCHEDULE).await;
+    assert_eq!(src.failures.len(), 1, "{:?}", src.failures);
+    let f = &src.failures[0];
+    assert_eq!(f.resource, "tiny-redis");
+    assert_eq!(f.stage, "take");
+    assert_eq!(f.error.error_type, "InvalidState");
+    assert!(f.error.message.contains("node type"), "{}", f.error.message);
+    assert!(dst.failures.is_empty(), "{:?}", dst.failures);
+    let caches: BTreeSet<String> = owned(&cache_snapshots(&emu, Side::Source, SOURCE_REGION).await)
+        .into_iter()
+        .map(|s| s.cluster)
+        .collect();
+    assert_eq!(caches, PROTECTED.into_iter().map(String::from).collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_bucket_elasticache_cannot_write_fails_each_export_with_what_to_do() {
+    let emu = Emulator::start(Seed::Demo);
+    emu.configure(serde_json::json!({"deny": [{
+        "account": SOURCE_ACCOUNT,
+        "action": "s3:PutObject",
+        "resource": export_bucket_name(),
+    }]}));
+    let c = config();
+    let (src, _) = run_schedule(&emu, &c, SCHEDULE).await;
+    let failed: BTreeSet<&str> = src.failures.iter().map(|f| f.resource.as_str()).collect();
+    assert_eq!(
+        failed,
+        PROTECTED.into_iter().collect(),
+        "{:?}",
+        src.failures
+    );
+    for f in &src.failures {
+        assert_eq!(f.stage, "share");
+        assert_eq!(f.error.error_type, "AccessDenied");
+        assert!(
+            f.error
+                .message
+                .contains("elasticache-snapshot.amazonaws.com"),
+            "{}",
+            f.error.message
+        );
+    }
+    // Nothing was exported; the snapshots stay for the next run.
+    assert!(
+        objects(
+            &emu,
+            Side::Source,
+            SOURCE_REGION,
+            &export_bucket_name(),
+            &prefix()
+        )
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        owned(&cache_snapshots(&emu, Side::Source, SOURCE_REGION).await).len(),
+        PROTECTED.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_named_like_ours_but_not_tagged_ours_is_never_exported_and_foreign_objects_are_never_copied()
+ {
+    let emu = Emulator::start(Seed::Demo);
+    let ctx = context(&emu, Side::Source);
+    let slot =
+        snapcourier_core::interval::slot_start(Timestamp::now(), SignedDuration::from_hours(24));
+    // Someone in the source account takes this slot's snapshot of sessions-valkey by hand,
+    // under snapcourier's id, without its tags.
+    let squatted = snapcourier_core::naming::snapshot_id("demo", SCHEDULE, "sessions-valkey", slot);
+    ctx.elasticache(SOURCE_REGION)
+        .create_snapshot()
+        .replication_group_id("sessions-valkey")
+        .snapshot_name(&squatted)
+        .send()
+        .await
+        .unwrap();
+    // And puts objects in the export bucket: one that is no export, and one named like an
+    // export of a slot long before it was written.
+    let s3 = ctx.s3(SOURCE_REGION);
+    let old_slot = snapcourier_core::naming::snapshot_id(
+        "demo",
+        SCHEDULE,
+        "carts-valkey",
+        slot - SignedDuration::from_hours(24 * 400),
+    );
+    for key in [
+        format!("{}junk.rdb", prefix()),
+        format!("{old_slot}-0001.rdb"),
+    ] {
+        s3.put_object()
+            .bucket(export_bucket_name())
+            .key(&key)
+            .body(b"REDIS0011".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let c = config();
+    let (src, dst) = run_schedule(&emu, &c, SCHEDULE).await;
+    // Reported, not exported, not deleted.
+    let squat: Vec<_> = src
+        .failures
+        .iter()
+        .filter(|f| f.resource == "sessions-valkey")
+        .collect();
+    assert_eq!(squat.len(), 1, "{:?}", src.failures);
+    assert_eq!(squat[0].error.error_type, "InvalidState");
+    assert!(
+        squat[0].error.message.contains("not tagged"),
+        "{}",
+        squat[0].error.message
+    );
+    let exported = objects(
+        &emu,
+        Side::Source,
+        SOURCE_REGION,
+        &export_bucket_name(),
+        &prefix(),
+    )
+    .await;
+    assert!(!exported.iter().any(|o| o.key.starts_with(&squatted)));
+    assert!(
+        cache_snapshots(&emu, Side::Source, SOURCE_REGION)
+            .await
+            .iter()
+            .any(|s| s.id == squatted)
+    );
+    // The other caches are protected; the foreign objects stay in the source bucket and never
+    // reach the vault (the old slot's is too old for the vault's floor, the junk no export).
+    assert!(dst.failures.is_empty(), "{:?}", dst.failures);
+    let vault = objects(
+        &emu,
+        Side::Destination,
+        "eu-west-1",
+        &vault_bucket_name("eu-west-1"),
+        &prefix(),
+    )
+    .await;
+    assert_eq!(export_ids(&vault).len(), 3, "{vault:?}");
+    assert!(
+        !vault
+            .iter()
+            .any(|o| o.key.contains("junk") || o.key.starts_with(&old_slot))
+    );
+    assert!(exported.iter().any(|o| o.key.contains("junk")));
+    assert!(dst.too_old.contains(&old_slot), "{:?}", dst.too_old);
+}
