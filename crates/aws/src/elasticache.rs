@@ -552,6 +552,62 @@ pub async fn delete_objects(
     Ok(out)
 }
 
+/// Write a small object (an export's manifest) with a SHA-256 checksum, encrypted as the
+/// bucket's default encryption says.
+pub async fn put_small_object(
+    ctx: &AwsContext,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), Error> {
+    ctx.s3(region)
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+        .body(body.into())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| classify(e, "s3:PutObject", &format!("s3://{bucket}/{key}")))
+}
+
+/// Read a small object (an export's manifest), refusing one over `max_bytes`.
+pub async fn get_small_object(
+    ctx: &AwsContext,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    max_bytes: i64,
+) -> Result<Vec<u8>, Error> {
+    let target = format!("s3://{bucket}/{key}");
+    let out = ctx
+        .s3(region)
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| classify(e, "s3:GetObject", &target))?;
+    if out.content_length().unwrap_or_default() > max_bytes {
+        return Err(Error::InvalidState {
+            resource: target,
+            message: format!("larger than {max_bytes} bytes: not a snapcourier manifest"),
+        });
+    }
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::ServiceUnavailable {
+            action: "s3:GetObject".into(),
+            message: format!("reading {target}: {e}"),
+        })?;
+    Ok(bytes.into_bytes().to_vec())
+}
+
 /// A snapshot's tags (ElastiCache lists none inline): read before changing or deleting one,
 /// to confirm it is ours.
 pub async fn snapshot_tags(

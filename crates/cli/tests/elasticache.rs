@@ -60,7 +60,8 @@ async fn caches_are_exported_and_copied_into_the_locked_vault_with_the_vaults_ke
         assert_eq!(s.status, "available");
     }
 
-    // Exported: one object per shard (carts-valkey has three), under the export key.
+    // Exported: one object per shard (carts-valkey has three), then the manifest that says
+    // the export is complete and when its data was captured (the snapshot's creation time).
     let exported = objects(
         &emu,
         Side::Source,
@@ -71,7 +72,8 @@ async fn caches_are_exported_and_copied_into_the_locked_vault_with_the_vaults_ke
     .await;
     let ids: BTreeSet<String> = snapshots.iter().map(|s| s.id.clone()).collect();
     assert_eq!(export_ids(&exported), ids);
-    assert_eq!(exported.len(), 6, "{exported:?}");
+    let shards = exported.iter().filter(|o| o.key.ends_with(".rdb")).count();
+    assert_eq!(shards, 6, "{exported:?}");
     let carts = snapshots
         .iter()
         .find(|s| s.cluster == "carts-valkey")
@@ -84,6 +86,12 @@ async fn caches_are_exported_and_copied_into_the_locked_vault_with_the_vaults_ke
             "{shard}"
         );
     }
+    for s in &snapshots {
+        let captured = s.created.expect("creation time");
+        let manifest = snapcourier_core::export::manifest_key(&s.id, captured);
+        assert!(exported.iter().any(|o| o.key == manifest), "{manifest}");
+    }
+    assert_eq!(exported.len(), shards + snapshots.len());
 
     // In the vault of every destination region: the same objects, re-encrypted with that
     // region's key, locked (governance, the example's default) until the floor has passed,
@@ -106,14 +114,24 @@ async fn caches_are_exported_and_copied_into_the_locked_vault_with_the_vaults_ke
             assert_eq!(o.kms_key.as_deref(), Some(key.as_str()), "{}", o.key);
             assert_ne!(o.kms_key, source.kms_key);
             assert_eq!(o.lock_mode.as_deref(), Some("GOVERNANCE"));
-            let until = o.retain_until.unwrap();
+            // Locked until the floor has passed since the capture (the snapshot's creation).
+            let id = match o.key.split_once(".manifest-") {
+                Some((id, _)) => id,
+                None => &o.key[..o.key.len() - "-0001.rdb".len()],
+            };
+            let captured = snapshots
+                .iter()
+                .find(|s| s.id == id)
+                .and_then(|s| s.created)
+                .unwrap();
             let floor = SignedDuration::from_hours(24 * 35);
-            // The lock ends the floor after the capture: the slot's start.
-            let slot = snapcourier_core::interval::slot_start(
-                Timestamp::now(),
-                SignedDuration::from_hours(24),
+            // (Manifests and locks keep whole seconds.)
+            assert_eq!(
+                o.retain_until.map(|t| t.as_second()),
+                Some((captured + floor).as_second()),
+                "{}",
+                o.key
             );
-            assert_eq!(until, slot + floor, "{}", o.key);
         }
     }
     let copied: BTreeSet<&str> = dst
@@ -123,8 +141,14 @@ async fn caches_are_exported_and_copied_into_the_locked_vault_with_the_vaults_ke
         .map(|i| i.snapshot_id.as_str())
         .collect();
     assert_eq!(copied.len(), 4, "{:?}", dst.items);
-    let heartbeat = dst.heartbeat.expect("destination heartbeat");
-    assert!(heartbeat.age_seconds.is_some(), "{heartbeat:?}");
+    // The recovery point is the newest snapshot's capture, on both sides.
+    let newest = snapshots.iter().filter_map(|s| s.created).max().unwrap();
+    for report in [&src, &dst] {
+        let heartbeat = report.heartbeat.clone().expect("heartbeat");
+        assert!(heartbeat.missing_in.is_empty(), "{heartbeat:?}");
+        let got = heartbeat.newest.expect("newest");
+        assert_eq!(got.as_second(), newest.as_second(), "{heartbeat:?}");
+    }
 
     // The second run costs its listings: nothing created, exported or copied.
     let (src2, dst2) = run_schedule(&emu, &c, SCHEDULE).await;
@@ -243,26 +267,47 @@ async fn a_snapshot_named_like_ours_but_not_tagged_ours_is_never_exported_and_fo
         .send()
         .await
         .unwrap();
-    // And puts objects in the export bucket: one that is no export, and one named like an
-    // export of a slot long before it was written.
+    // And puts objects in the export bucket: one that is no export; a forged export of a slot
+    // 400 days ago, complete with a manifest saying it was captured now (not in its slot);
+    // and one whose manifest puts its capture inside that old slot (too old for the vault).
     let s3 = ctx.s3(SOURCE_REGION);
-    let old_slot = snapcourier_core::naming::snapshot_id(
-        "demo",
-        SCHEDULE,
-        "carts-valkey",
-        slot - SignedDuration::from_hours(24 * 400),
-    );
-    for key in [
-        format!("{}junk.rdb", prefix()),
-        format!("{old_slot}-0001.rdb"),
+    let day = SignedDuration::from_hours(24);
+    let forged = |resource: &str| {
+        snapcourier_core::naming::snapshot_id("demo", SCHEDULE, resource, slot - day * 400)
+    };
+    let put = |key: String, body: Vec<u8>| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket(export_bucket_name())
+                .key(&key)
+                .body(body.into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    put(format!("{}junk.rdb", prefix()), b"REDIS0011".to_vec()).await;
+    for (resource, captured) in [
+        ("carts-valkey", Timestamp::now()),
+        (
+            "legacy-redis",
+            slot - day * 400 + SignedDuration::from_hours(1),
+        ),
     ] {
-        s3.put_object()
-            .bucket(export_bucket_name())
-            .key(&key)
-            .body(b"REDIS0011".to_vec().into())
-            .send()
-            .await
-            .unwrap();
+        let id = forged(resource);
+        put(format!("{id}-0001.rdb"), b"REDIS0011".to_vec()).await;
+        let manifest = snapcourier_core::export::ExportManifest {
+            version: snapcourier_core::export::MANIFEST_VERSION,
+            snapshot: id.clone(),
+            cache: resource.into(),
+            captured,
+            objects: vec![snapcourier_core::export::ExportedFile {
+                key: format!("{id}-0001.rdb"),
+                size: 9,
+            }],
+        };
+        put(manifest.key(), serde_json::to_vec(&manifest).unwrap()).await;
     }
     let c = config();
     let (src, dst) = run_schedule(&emu, &c, SCHEDULE).await;
@@ -294,8 +339,7 @@ async fn a_snapshot_named_like_ours_but_not_tagged_ours_is_never_exported_and_fo
             .iter()
             .any(|s| s.id == squatted)
     );
-    // The other caches are protected; the foreign objects stay in the source bucket and never
-    // reach the vault (the old slot's is too old for the vault's floor, the junk no export).
+    // The other caches are protected; the foreign objects never reach the vault.
     assert!(dst.failures.is_empty(), "{:?}", dst.failures);
     let vault = objects(
         &emu,
@@ -306,11 +350,14 @@ async fn a_snapshot_named_like_ours_but_not_tagged_ours_is_never_exported_and_fo
     )
     .await;
     assert_eq!(export_ids(&vault).len(), 3, "{vault:?}");
-    assert!(
-        !vault
-            .iter()
-            .any(|o| o.key.contains("junk") || o.key.starts_with(&old_slot))
-    );
-    assert!(exported.iter().any(|o| o.key.contains("junk")));
-    assert!(dst.too_old.contains(&old_slot), "{:?}", dst.too_old);
+    assert!(!vault.iter().any(|o| o.key.contains("junk")
+        || o.key.starts_with(&forged("carts-valkey"))
+        || o.key.starts_with(&forged("legacy-redis"))));
+    // Every foreign object is still in the source bucket: the junk, two forged exports (an
+    // object and a manifest each), and beside them the three real exports (five shard objects,
+    // three manifests).
+    assert_eq!(exported.len(), 1 + 2 * 2 + 5 + 3, "{exported:?}");
+    // The export captured inside its old slot is real but older than the floor; the one
+    // captured outside its slot is no export at all.
+    assert_eq!(dst.too_old, vec![forged("legacy-redis")]);
 }

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod heartbeat;
 pub mod interval;
 pub mod looks;

@@ -2,13 +2,16 @@
 //! account or copied to another region, so it leaves through S3:
 //! - source: take a snapshot per slot; "share" is the export of its `.rdb` objects to the
 //!   source stack's bucket (`naming::export_bucket`), which the destination accounts may read
-//!   (the bucket and key policies say so; nothing is granted per object); expire snapshots and
-//!   their exported objects together;
-//! - destination: copy each export's objects into this account's vault bucket in every
-//!   destination region (`naming::vault_bucket`), re-encrypted with the region's key and
-//!   locked (S3 Object Lock) until the vault's floor has passed, and verify size and checksum;
-//!   there is no intermediate copy, so the cross-region step has nothing to do; expire vault
-//!   objects by the destination's retention, never before their lock ends.
+//!   (the bucket and key policies say so; nothing is granted per object), completed by the
+//!   export's manifest (`snapcourier_core::export`) once the snapshot is available again;
+//!   expire snapshots, their objects and manifests together;
+//! - destination: copy each export that has a manifest, and whose capture falls in the slot
+//!   its id names, into this account's vault bucket in every destination region
+//!   (`naming::vault_bucket`): the objects, re-encrypted with the region's key, locked (S3
+//!   Object Lock) until the vault's floor has passed since the capture and verified (size and
+//!   checksum), then the manifest; there is no intermediate copy, so the cross-region step has
+//!   nothing to do; expire vault exports by the destination's retention, never before their
+//!   lock ends.
 //!
 //! Cost: ElastiCache's describes carry no tags, so a snapshot of the schedule is recognised
 //! by its deterministic id (`naming::schedule_prefix`), and its tags are read (one call) only
@@ -24,6 +27,10 @@ use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
     CopyPass, DeleteOutput, DeletedSnapshot, DeletionReason, DestinationRun, EVENT_VERSION,
     FailureStage, ItemFailure, RegionalPass, SourceItem, SourceRun, TakePass,
+};
+use snapcourier_core::export::{
+    ExportManifest, ExportedFile, MANIFEST_VERSION, captured_in_slot, manifest_key,
+    parse_manifest_key, shard_object_of,
 };
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::NextLook;
@@ -48,22 +55,33 @@ pub(crate) struct ElastiCacheSteps;
 /// Objects to delete: key, and version where the bucket is versioned.
 type ObjectRefs = Vec<(String, Option<String>)>;
 
-/// The snapshot id an exported object belongs to: `<id>-<shard>.rdb`.
-fn export_of(key: &str) -> Option<&str> {
-    let stem = key.strip_suffix(".rdb")?;
-    let (id, shard) = stem.rsplit_once('-')?;
-    (!shard.is_empty() && shard.chars().all(|c| c.is_ascii_digit())).then_some(id)
+/// Largest manifest a step reads (a 500-shard export's is about 60 KB).
+const MAX_MANIFEST_BYTES: i64 = 1024 * 1024;
+
+/// A bucket's objects of one schedule, by export: each export's shard objects and, once it is
+/// complete, its manifest (key and capture time). Objects of no export are left out.
+#[derive(Debug, Default)]
+struct Exports<T> {
+    shards: BTreeMap<String, Vec<T>>,
+    manifests: BTreeMap<String, (String, Timestamp)>,
 }
 
-/// Objects grouped by the snapshot id they belong to (objects of no export are left out).
-fn by_export<T>(objects: Vec<T>, key: impl Fn(&T) -> &str) -> BTreeMap<String, Vec<T>> {
-    let mut out: BTreeMap<String, Vec<T>> = BTreeMap::new();
-    for o in objects {
-        if let Some(id) = export_of(key(&o)).map(str::to_string) {
-            out.entry(id).or_default().push(o);
+impl<T> Exports<T> {
+    fn of(objects: Vec<T>, key: impl Fn(&T) -> &str) -> Self {
+        let mut out = Exports {
+            shards: BTreeMap::new(),
+            manifests: BTreeMap::new(),
+        };
+        for o in objects {
+            let k = key(&o).to_string();
+            if let Some((id, captured)) = parse_manifest_key(&k) {
+                out.manifests.insert(id.to_string(), (k.clone(), captured));
+            } else if let Some(id) = shard_object_of(&k) {
+                out.shards.entry(id.to_string()).or_default().push(o);
+            }
         }
+        out
     }
-    out
 }
 
 /// The source's export bucket.
@@ -74,10 +92,10 @@ fn source_bucket(ns: &str, source: &snapcourier_core::config::SourceAccount) -> 
 /// The schedule's snapshots in the source region and the exports in its bucket. A snapshot
 /// under the schedule's prefix counts as this schedule's source snapshot (ElastiCache lists
 /// no tags; its tags are checked before anything is done to it), and as shared with every
-/// destination account once it is available and its objects are in the bucket.
+/// destination account once its export's manifest is in the bucket.
 struct SourceListing {
     snapshots: Vec<SnapshotRecord>,
-    exports: BTreeMap<String, Vec<ExportedObject>>,
+    exports: Exports<ExportedObject>,
 }
 
 async fn list_source(ctx: &AwsContext, run: &SourceRun) -> Result<SourceListing, Error> {
@@ -91,7 +109,7 @@ async fn list_source(ctx: &AwsContext, run: &SourceRun) -> Result<SourceListing,
         &prefix,
     )
     .await?;
-    let exports = by_export(objects, |o| o.key.as_str());
+    let exports = Exports::of(objects, |o| o.key.as_str());
     for s in &mut snapshots {
         let mut claimed = OwnershipTags {
             namespace: run.namespace.clone(),
@@ -103,7 +121,7 @@ async fn list_source(ctx: &AwsContext, run: &SourceRun) -> Result<SourceListing,
         }
         .to_map();
         claimed.remove(tags::SOURCE_ARN);
-        if s.status.is_available() && exports.contains_key(&s.id) {
+        if s.status.is_available() && exports.manifests.contains_key(&s.id) {
             let accounts: BTreeSet<String> = run.destination_accounts.iter().cloned().collect();
             claimed.insert(
                 tags::SHARED_WITH.to_string(),
@@ -141,12 +159,31 @@ async fn confirm_ours(
     }
 }
 
-/// The destination's view of one export in one vault region.
+/// One vault region's exports: every version of the schedule's objects, by export (all
+/// versions, for deletes) and the current ones (for what the vault holds).
+struct Vault {
+    all: Vec<VaultVersion>,
+    current: Exports<VaultVersion>,
+}
+
+async fn list_vault(ctx: &AwsContext, run: &DestinationRun, region: &str) -> Result<Vault, Error> {
+    let bucket = vault_bucket(&run.namespace, &run.destination.account, region);
+    let prefix = schedule_prefix(&run.namespace, &run.schedule.name);
+    let versions = ec::list_versions(ctx, region, &bucket, &prefix).await?;
+    let current: Vec<VaultVersion> = versions.iter().filter(|v| v.is_latest).cloned().collect();
+    Ok(Vault {
+        all: versions,
+        current: Exports::of(current, |v| v.key.as_str()),
+    })
+}
+
+/// The destination's view of one complete export in a vault region (its manifest is there):
+/// a record the domain's retention, heartbeat and coverage rules read.
 fn vault_record(
     run: &DestinationRun,
     region: &str,
     id: &str,
-    versions: &[VaultVersion],
+    captured: Timestamp,
 ) -> Option<SnapshotRecord> {
     let slot = parse_slot_id(&run.namespace, &run.schedule.name, id)?;
     let tags = OwnershipTags {
@@ -155,7 +192,7 @@ fn vault_record(
         stage: Stage::Destination,
         resource: slot.resource.clone(),
         source_arn: String::new(),
-        source_created: Some(slot.slot),
+        source_created: Some(captured),
     }
     .to_map();
     Some(SnapshotRecord {
@@ -166,12 +203,8 @@ fn vault_record(
         ),
         owner_account: run.destination.account.clone(),
         resource_id: slot.resource,
-        status: if versions.is_empty() {
-            SnapshotStatus::from_api("missing")
-        } else {
-            SnapshotStatus::Available
-        },
-        created: Some(slot.slot),
+        status: SnapshotStatus::Available,
+        created: Some(captured),
         encrypted: true,
         kms_key_id: None,
         tags,
@@ -181,27 +214,13 @@ fn vault_record(
     })
 }
 
-/// One vault region's current versions, by export.
-async fn list_vault(
-    ctx: &AwsContext,
-    run: &DestinationRun,
-    region: &str,
-) -> Result<BTreeMap<String, Vec<VaultVersion>>, Error> {
-    let bucket = vault_bucket(&run.namespace, &run.destination.account, region);
-    let prefix = schedule_prefix(&run.namespace, &run.schedule.name);
-    let versions = ec::list_versions(ctx, region, &bucket, &prefix).await?;
-    Ok(by_export(versions, |v| v.key.as_str()))
-}
-
-/// An export the destination copies: a slot id of the schedule whose objects were all
-/// written after its slot began (a compromised source cannot pass an old slot's id off as a
-/// new export), not on-demand (ElastiCache has none).
-fn real_export(run: &DestinationRun, id: &str, objects: &[ExportedObject]) -> Option<Timestamp> {
-    let slot = parse_slot_id(&run.namespace, &run.schedule.name, id)?.slot;
-    objects
-        .iter()
-        .all(|o| o.last_modified.is_some_and(|t| t >= slot))
-        .then_some(slot)
+/// An export the destination copies: complete (its manifest is listed), its id a slot id of
+/// the schedule, and its capture inside that slot, as a share's creation time must be (a
+/// compromised source can neither pass an old slot's id off as a new export nor make two per
+/// cache and slot).
+fn real_export(run: &DestinationRun, id: &str, captured: Timestamp) -> bool {
+    parse_slot_id(&run.namespace, &run.schedule.name, id)
+        .is_some_and(|slot| captured_in_slot(&slot, captured, run.schedule.interval.as_signed()))
 }
 
 /// When a vault copy's lock ends: the floor (`retention.days`) after its capture, the moment
@@ -211,6 +230,52 @@ fn lock_until(run: &DestinationRun, captured: Timestamp) -> Timestamp {
     captured + SignedDuration::from_hours(24 * days)
 }
 
+/// Read and check an export's manifest in the source bucket: well formed, of this export, and
+/// every object it lists is in the bucket with the size it records.
+async fn read_manifest(
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    from_bucket: &str,
+    id: &str,
+    key: &str,
+    listed: &[ExportedObject],
+) -> Result<ExportManifest, Error> {
+    let bytes = ec::get_small_object(
+        ctx,
+        &run.source.region,
+        from_bucket,
+        key,
+        MAX_MANIFEST_BYTES,
+    )
+    .await?;
+    let target = format!("s3://{from_bucket}/{key}");
+    let manifest: ExportManifest =
+        serde_json::from_slice(&bytes).map_err(|e| Error::InvalidState {
+            resource: target.clone(),
+            message: format!("not a snapcourier export manifest ({e}); the export is not copied"),
+        })?;
+    if manifest.snapshot != id || !manifest.is_well_formed() {
+        return Err(Error::InvalidState {
+            resource: target,
+            message: format!(
+                "the manifest does not describe export {id}'s objects; the export is not copied"
+            ),
+        });
+    }
+    for o in &manifest.objects {
+        if !listed.iter().any(|l| l.key == o.key && l.size == o.size) {
+            return Err(Error::InvalidState {
+                resource: format!("s3://{from_bucket}/{}", o.key),
+                message: format!(
+                    "listed by the manifest of {id} with {} bytes, but not in the export bucket with that size; the export is not copied",
+                    o.size
+                ),
+            });
+        }
+    }
+    Ok(manifest)
+}
+
 /// Copy one object into one vault region and verify the copy: same size, and the same
 /// checksum as the source's under an algorithm S3 keeps for both.
 async fn copy_object(
@@ -218,7 +283,7 @@ async fn copy_object(
     run: &DestinationRun,
     region: &str,
     from_bucket: &str,
-    object: &ExportedObject,
+    key: &str,
     captured: Timestamp,
 ) -> Result<(), Error> {
     let to_bucket = vault_bucket(&run.namespace, &run.destination.account, region);
@@ -234,10 +299,10 @@ async fn copy_object(
                 format!("no key for {region}: build the input with `snapcourier inputs`"),
             )
         })?;
-    let source = ec::object_facts(ctx, &run.source.region, from_bucket, &object.key).await?;
+    let source = ec::object_facts(ctx, &run.source.region, from_bucket, key).await?;
     if source.size > MAX_COPY_OBJECT_BYTES {
         return Err(Error::InvalidState {
-            resource: format!("s3://{from_bucket}/{}", object.key),
+            resource: format!("s3://{from_bucket}/{key}"),
             message: format!(
                 "{} bytes: objects over 5 GiB need a multipart copy, which snapcourier does not make yet; copy it by hand (aws s3 cp) into s3://{to_bucket}",
                 source.size
@@ -249,7 +314,7 @@ async fn copy_object(
         ctx,
         &VaultCopy {
             from_bucket,
-            key: &object.key,
+            key,
             to_region: region,
             to_bucket: &to_bucket,
             kms_key,
@@ -259,11 +324,11 @@ async fn copy_object(
         },
     )
     .await?;
-    let copy = ec::object_facts(ctx, region, &to_bucket, &object.key).await?;
+    let copy = ec::object_facts(ctx, region, &to_bucket, key).await?;
     let same_checksum = algorithm.is_some_and(|a| copy.checksums.get(a) == source.checksums.get(a));
     if copy.size != source.size || !same_checksum {
         return Err(Error::InvalidState {
-            resource: format!("s3://{to_bucket}/{}", object.key),
+            resource: format!("s3://{to_bucket}/{key}"),
             message: format!(
                 "the copy does not match its source (size {} vs {}, checksums {:?} vs {:?}); it is locked in the vault, so it stays: restore from another copy, and report this",
                 copy.size, source.size, copy.checksums, source.checksums
@@ -271,6 +336,30 @@ async fn copy_object(
         });
     }
     Ok(())
+}
+
+/// One export into one vault region: the objects the vault lacks, then the manifest, which
+/// makes the export complete there.
+async fn copy_export(
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    region: &str,
+    from_bucket: &str,
+    manifest: &ExportManifest,
+    held: &BTreeSet<String>,
+) -> Result<(), Error> {
+    for o in manifest.objects.iter().filter(|o| !held.contains(&o.key)) {
+        copy_object(ctx, run, region, from_bucket, &o.key, manifest.captured).await?;
+    }
+    copy_object(
+        ctx,
+        run,
+        region,
+        from_bucket,
+        &manifest.key(),
+        manifest.captured,
+    )
+    .await
 }
 
 impl EngineSteps for ElastiCacheSteps {
@@ -377,9 +466,9 @@ impl EngineSteps for ElastiCacheSteps {
         ))
     }
 
-    /// Export each available snapshot not yet exported. An export runs in the background
-    /// (the snapshot is `exporting` meanwhile): the snapshot is shared once it is available
-    /// again and its objects are in the bucket.
+    /// Export each available snapshot not yet exported; once the export is done (the
+    /// snapshot is available again and its objects are in the bucket), write its manifest: the
+    /// snapshot is then shared.
     async fn share(
         &self,
         ctx: &AwsContext,
@@ -389,7 +478,7 @@ impl EngineSteps for ElastiCacheSteps {
         let bucket = source_bucket(&run.namespace, &run.source);
         let listing = list_source(ctx, run).await?;
         let due = to_share(run, &listing.snapshots);
-        let exported = &listing.exports;
+        let shards = &listing.exports.shards;
         let looks = due.into_iter().map(|s| {
             let bucket = bucket.as_str();
             async move {
@@ -402,31 +491,34 @@ impl EngineSteps for ElastiCacheSteps {
                             "status is `{status}`; it cannot be exported. Delete it so the next run takes a new one"
                         ),
                     }),
-                    // Objects of an export still being written (the snapshot is not
-                    // available while it runs): wait.
-                    SnapshotStatus::Available if exported.contains_key(&s.id) => {
-                        Ok(Shared::NotYet(item.clone()))
-                    }
                     SnapshotStatus::Available => {
-                        match confirm_ours(ctx, region, &run.namespace, &run.schedule.name, s)
-                            .await
+                        match confirm_ours(ctx, region, &run.namespace, &run.schedule.name, s).await
                         {
                             Err(e) => Err(e),
-                            Ok(()) => ec::export(
-                                ctx,
-                                region,
-                                s,
-                                ec::is_serverless_snapshot(&s.arn),
-                                bucket,
-                                &s.id,
-                            )
-                            .await
-                            .map(|()| {
-                                tracing::info!(snapshot = %s.id, bucket, "export started");
-                                let mut waiting = item.clone();
-                                waiting.status = "exporting".into();
-                                Shared::NotYet(waiting)
-                            }),
+                            Ok(()) => match shards.get(&s.id) {
+                                Some(objects) => {
+                                    write_manifest(ctx, region, bucket, s, objects).await.map(|()| {
+                                        let mut done = item.clone();
+                                        done.shared = true;
+                                        Shared::Now(done)
+                                    })
+                                }
+                                None => ec::export(
+                                    ctx,
+                                    region,
+                                    s,
+                                    ec::is_serverless_snapshot(&s.arn),
+                                    bucket,
+                                    &s.id,
+                                )
+                                .await
+                                .map(|()| {
+                                    tracing::info!(snapshot = %s.id, bucket, "export started");
+                                    let mut waiting = item.clone();
+                                    waiting.status = "exporting".into();
+                                    Shared::NotYet(waiting)
+                                }),
+                            },
                         }
                     }
                 };
@@ -436,7 +528,7 @@ impl EngineSteps for ElastiCacheSteps {
         Ok(bounded(&run.settings, looks).await)
     }
 
-    /// Retention over the schedule's snapshots; an expired snapshot's exported objects go
+    /// Retention over the schedule's snapshots; an expired snapshot's manifest and objects go
     /// first, then the snapshot (a failure leaves the snapshot, so the next run finishes).
     async fn delete_source(
         &self,
@@ -471,10 +563,19 @@ impl EngineSteps for ElastiCacheSteps {
                 let bucket = bucket.as_str();
                 let objects: ObjectRefs = listing
                     .exports
+                    .manifests
                     .get(&s.id)
+                    .map(|(key, _)| (key.clone(), None))
                     .into_iter()
-                    .flatten()
-                    .map(|o| (o.key.clone(), None))
+                    .chain(
+                        listing
+                            .exports
+                            .shards
+                            .get(&s.id)
+                            .into_iter()
+                            .flatten()
+                            .map(|o| (o.key.clone(), None)),
+                    )
                     .collect();
                 async move {
                     let outcome = async {
@@ -523,8 +624,9 @@ impl EngineSteps for ElastiCacheSteps {
         })
     }
 
-    /// Copy every export not yet in a vault region into it, `call_concurrency` objects at a
-    /// time. CopyObject finishes the copy in the call, so nothing is left in flight.
+    /// Copy every complete, real export not yet complete in a vault region into it,
+    /// `call_concurrency` exports and regions at a time. CopyObject finishes the copy in the
+    /// call, so nothing is left in flight.
     async fn copy_in(
         &self,
         ctx: &AwsContext,
@@ -534,7 +636,7 @@ impl EngineSteps for ElastiCacheSteps {
         let from_bucket = source_bucket(&run.namespace, &run.source);
         let prefix = schedule_prefix(&run.namespace, &run.schedule.name);
         let objects = ec::list_objects(ctx, &run.source.region, &from_bucket, &prefix).await?;
-        let exports = by_export(objects, |o| o.key.as_str());
+        let exports = Exports::of(objects, |o| o.key.as_str());
         let mut vaults = BTreeMap::new();
         for r in &run.destination.regions {
             vaults.insert(r.region.clone(), list_vault(ctx, run, &r.region).await?);
@@ -545,73 +647,99 @@ impl EngineSteps for ElastiCacheSteps {
             .days
             .map(|d| now - SignedDuration::from_hours(24 * i64::from(d)));
         let mut out = CopyPass::empty();
-        let mut work = Vec::new();
-        for (id, objects) in &exports {
-            let Some(captured) = real_export(run, id, objects) else {
+        // Per export: the regions whose vault lacks it.
+        let mut wanted: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+        for (id, (key, captured)) in &exports.manifests {
+            if !real_export(run, id, *captured) {
                 continue;
-            };
+            }
             out.due += 1;
-            if floor.is_some_and(|f| captured < f) {
+            if floor.is_some_and(|f| *captured < f) {
                 out.too_old.push(id.clone());
                 continue;
             }
-            for r in &run.destination.regions {
-                let held: BTreeSet<&str> = vaults
-                    .get(&r.region)
-                    .and_then(|v| v.get(id))
-                    .into_iter()
-                    .flatten()
-                    .filter(|v| v.is_latest)
-                    .map(|v| v.key.as_str())
-                    .collect();
-                for o in objects.iter().filter(|o| !held.contains(o.key.as_str())) {
-                    work.push((id.clone(), r.region.clone(), o, captured));
-                }
+            let missing: Vec<&str> = run
+                .destination
+                .regions
+                .iter()
+                .filter(|r| {
+                    vaults
+                        .get(&r.region)
+                        .is_none_or(|v| !v.current.manifests.contains_key(id))
+                })
+                .map(|r| r.region.as_str())
+                .collect();
+            if missing.is_empty() {
+                out.done.push(id.clone());
+            } else {
+                wanted.push((id.as_str(), key.as_str(), missing));
             }
         }
-        let copies = work.into_iter().map(|(id, region, o, captured)| {
+        let copies = wanted.into_iter().map(|(id, key, regions)| {
             let from_bucket = from_bucket.as_str();
+            let listed = exports
+                .shards
+                .get(id)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let vaults = &vaults;
             async move {
-                let outcome = copy_object(ctx, run, &region, from_bucket, o, captured).await;
-                (id, region, outcome)
+                let manifest = match read_manifest(ctx, run, from_bucket, id, key, listed).await {
+                    Ok(m) => m,
+                    Err(e) => return vec![(id, None, Err(e))],
+                };
+                let mut outcomes = Vec::new();
+                for region in regions {
+                    let held: BTreeSet<String> = vaults
+                        .get(region)
+                        .and_then(|v| v.current.shards.get(id))
+                        .into_iter()
+                        .flatten()
+                        .map(|v| v.key.clone())
+                        .collect();
+                    let outcome =
+                        copy_export(ctx, run, region, from_bucket, &manifest, &held).await;
+                    outcomes.push((id, Some(region), outcome));
+                }
+                outcomes
             }
         });
-        let outcomes = bounded(&run.settings, copies).await;
-        let mut failed: BTreeSet<String> = BTreeSet::new();
+        let outcomes: Vec<_> = bounded(&run.settings, copies)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut failed: BTreeSet<&str> = BTreeSet::new();
+        let mut copied: BTreeSet<&str> = BTreeSet::new();
         for (id, region, outcome) in outcomes {
             match outcome {
                 Ok(()) => {
-                    if !out
-                        .copied
-                        .iter()
-                        .any(|p| p.snapshot_id == id && p.region == region)
-                    {
-                        out.copied.push(PendingCopy {
-                            resource_id: resource_of(run, &id),
-                            snapshot_id: id,
-                            region,
-                            status: "copied".into(),
-                        });
-                    }
+                    copied.insert(id);
+                    out.copied.push(PendingCopy {
+                        resource_id: resource_of(run, id),
+                        snapshot_id: id.to_string(),
+                        region: region.unwrap_or_default().to_string(),
+                        status: "copied".into(),
+                    });
                 }
                 Err(e) => {
-                    failed.insert(id.clone());
-                    let stage = FailureStage::CopyIn;
-                    out.failures.push(ItemFailure::new(
-                        format!("{} ({region})", resource_of(run, &id)),
-                        stage,
-                        &e,
-                    ));
+                    failed.insert(id);
+                    let what = match region {
+                        Some(r) => format!("{} ({r})", resource_of(run, id)),
+                        None => resource_of(run, id),
+                    };
+                    out.failures
+                        .push(ItemFailure::new(what, FailureStage::CopyIn, &e));
                 }
             }
         }
         // Every copy is finished when its call returns: those made this look are done too.
-        out.done = exports
-            .keys()
-            .filter(|id| real_export(run, id, &exports[*id]).is_some())
-            .filter(|id| !failed.contains(*id) && !out.too_old.contains(*id))
-            .cloned()
-            .collect();
+        out.done.extend(
+            copied
+                .into_iter()
+                .filter(|id| !failed.contains(id))
+                .map(str::to_string),
+        );
         out.next = NextLook::Finished;
         Ok(out)
     }
@@ -632,7 +760,7 @@ impl EngineSteps for ElastiCacheSteps {
     }
 
     /// The destination's retention per vault region, never before the floor (whose end is
-    /// each copy's lock): the expired exports' object versions are deleted.
+    /// each copy's lock): every version of an expired export's objects and manifest goes.
     async fn delete_destination(
         &self,
         ctx: &AwsContext,
@@ -649,12 +777,10 @@ impl EngineSteps for ElastiCacheSteps {
             let bucket = vault_bucket(&run.namespace, &run.destination.account, region);
             let vault = list_vault(ctx, run, region).await?;
             let records: Vec<SnapshotRecord> = vault
+                .current
+                .manifests
                 .iter()
-                .filter_map(|(id, versions)| {
-                    let current: Vec<VaultVersion> =
-                        versions.iter().filter(|v| v.is_latest).cloned().collect();
-                    vault_record(run, region, id, &current)
-                })
+                .filter_map(|(id, (_, captured))| vault_record(run, region, id, *captured))
                 .collect();
             let candidates = candidates_in(
                 &records,
@@ -671,33 +797,35 @@ impl EngineSteps for ElastiCacheSteps {
                 tracing::warn!(copy = %id, region, "kept: younger than the vault's floor");
             }
             kept += plan.keep.len() + refused.len();
-            let expired: Vec<(String, ObjectRefs)> = plan
-                .delete
-                .iter()
-                .map(|id| {
-                    let versions = vault
-                        .get(id)
-                        .into_iter()
-                        .flatten()
-                        .map(|v| (v.key.clone(), Some(v.version_id.clone())))
-                        .collect();
-                    (id.clone(), versions)
-                })
-                .collect();
             let mut gone: Vec<DeletedSnapshot> = Vec::new();
-            for (id, versions) in expired {
-                let outcome = match ec::delete_objects(ctx, region, &bucket, &versions).await {
+            for id in &plan.delete {
+                // Every version of the export's keys, the manifest's first: an export cut
+                // short reads as incomplete.
+                let mut refs: ObjectRefs = vault
+                    .all
+                    .iter()
+                    .filter(|v| parse_manifest_key(&v.key).is_some_and(|(m, _)| m == id))
+                    .map(|v| (v.key.clone(), Some(v.version_id.clone())))
+                    .collect();
+                refs.extend(
+                    vault
+                        .all
+                        .iter()
+                        .filter(|v| shard_object_of(&v.key) == Some(id.as_str()))
+                        .map(|v| (v.key.clone(), Some(v.version_id.clone()))),
+                );
+                let outcome = match ec::delete_objects(ctx, region, &bucket, &refs).await {
                     Ok(results) => results.into_iter().try_for_each(|(_, r)| r),
                     Err(e) => Err(e),
                 };
                 match outcome {
                     Ok(()) => gone.push(DeletedSnapshot {
                         region: region.to_string(),
-                        snapshot_id: id,
+                        snapshot_id: id.clone(),
                         reason: DeletionReason::Expired,
                     }),
                     Err(e) => failures.push(failure(
-                        &format!("{} ({region})", resource_of(run, &id)),
+                        &format!("{} ({region})", resource_of(run, id)),
                         FailureStage::Delete,
                         &e,
                     )),
@@ -762,34 +890,70 @@ fn resource_of(run: &DestinationRun, id: &str) -> String {
         .map_or_else(|| id.to_string(), |s| s.resource)
 }
 
-/// Each database's newest copy held in every vault region.
+/// Each database's newest capture held in every vault region.
 fn vault_coverage(
     run: &DestinationRun,
     local: &BTreeMap<String, Vec<SnapshotRecord>>,
     now: Timestamp,
 ) -> Coverage {
-    let mut newest: BTreeMap<String, Option<Timestamp>> = BTreeMap::new();
     let regions = run.destination.regions.len();
-    let mut held: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut held: BTreeMap<(&str, &str), (usize, Option<Timestamp>)> = BTreeMap::new();
+    let mut newest: BTreeMap<String, Option<Timestamp>> = BTreeMap::new();
     for s in local.values().flatten() {
         newest.entry(s.resource_id.clone()).or_insert(None);
-        if s.status.is_available() {
-            *held
-                .entry((s.resource_id.as_str(), s.id.as_str()))
-                .or_default() += 1;
-        }
+        let entry = held
+            .entry((s.resource_id.as_str(), s.id.as_str()))
+            .or_default();
+        entry.0 += 1;
+        entry.1 = s.captured_at();
     }
-    for ((resource, id), count) in held {
-        if count < regions {
-            continue;
-        }
-        let Some(slot) = parse_slot_id(&run.namespace, &run.schedule.name, id) else {
-            continue;
-        };
+    for ((resource, _), (count, captured)) in held {
         let entry = newest.entry(resource.to_string()).or_insert(None);
-        if entry.is_none_or(|t| slot.slot > t) {
-            *entry = Some(slot.slot);
+        if count >= regions && captured > *entry {
+            *entry = captured;
         }
     }
     Coverage::of(&newest, run.schedule.interval.as_signed(), now)
+}
+
+/// The manifest of a finished export: its objects as the bucket lists them and the snapshot's
+/// capture time, written after them, so that its presence says the export is complete.
+async fn write_manifest(
+    ctx: &AwsContext,
+    region: &str,
+    bucket: &str,
+    s: &SnapshotRecord,
+    objects: &[ExportedObject],
+) -> Result<(), Error> {
+    // Whole seconds, as the manifest's key says it.
+    let Some(captured) = s
+        .created
+        .and_then(|t| Timestamp::from_second(t.as_second()).ok())
+    else {
+        return Err(Error::InvalidState {
+            resource: s.id.clone(),
+            message: "ElastiCache reports no creation time for it; the next look tries again"
+                .into(),
+        });
+    };
+    let mut files: Vec<ExportedFile> = objects
+        .iter()
+        .map(|o| ExportedFile {
+            key: o.key.clone(),
+            size: o.size,
+        })
+        .collect();
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    let manifest = ExportManifest {
+        version: MANIFEST_VERSION,
+        snapshot: s.id.clone(),
+        cache: s.resource_id.clone(),
+        captured,
+        objects: files,
+    };
+    let body =
+        serde_json::to_vec(&manifest).map_err(|e| Error::internal("an export manifest", e))?;
+    ec::put_small_object(ctx, region, bucket, &manifest_key(&s.id, captured), body).await?;
+    tracing::info!(snapshot = %s.id, objects = manifest.objects.len(), "export complete");
+    Ok(())
 }

@@ -341,7 +341,14 @@ pub async fn cache_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Se
             status: s.snapshot_status().unwrap().to_string(),
             encrypted: s.kms_key_id().is_some(),
             kms_key: s.kms_key_id().map(str::to_string),
-            created: None,
+            created: s
+                .node_snapshots()
+                .iter()
+                .filter_map(|n| {
+                    n.snapshot_create_time()
+                        .and_then(snapcourier_aws::timestamp)
+                })
+                .min(),
             tags: BTreeMap::new(),
             option_group: None,
         });
@@ -363,7 +370,7 @@ pub async fn cache_snapshots(emu: &Emulator, side: Side, region: &str) -> Vec<Se
             status: s.status().unwrap().to_string(),
             encrypted: s.kms_key_id().is_some(),
             kms_key: s.kms_key_id().map(str::to_string),
-            created: None,
+            created: s.create_time().and_then(snapcourier_aws::timestamp),
             tags: BTreeMap::new(),
             option_group: None,
         });
@@ -442,14 +449,12 @@ pub async fn objects(
     out
 }
 
-/// The ids of the exports whose objects a bucket holds (`<id>-<shard>.rdb`).
+/// The ids of the complete exports a bucket holds (those with a manifest).
 pub fn export_ids(objects: &[Object]) -> std::collections::BTreeSet<String> {
     objects
         .iter()
-        .filter_map(|o| {
-            let stem = o.key.strip_suffix(".rdb")?;
-            Some(stem.rsplit_once('-')?.0.to_string())
-        })
+        .filter_map(|o| snapcourier_core::export::parse_manifest_key(&o.key))
+        .map(|(id, _)| id.to_string())
         .collect()
 }
 

@@ -1,0 +1,174 @@
+//! ElastiCache exports as objects: a snapshot's `.rdb` files, one per shard
+//! (`<snapshot id>-<shard>.rdb`, as ElastiCache names them), and the manifest the source
+//! writes once the export is complete, `<snapshot id>.manifest-<YYYYMMDDTHHMMSSZ>.json`.
+//!
+//! The manifest is the export's completion marker (ElastiCache writes the objects one by one,
+//! so objects alone may be a partial export) and says what a listing cannot: which objects,
+//! their sizes, and when the data was captured, which its key also carries so that one listing
+//! page tells a run the capture time of a thousand exports. The vault copies it last, so a
+//! vault export is complete exactly when its manifest is there.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::naming::SlotId;
+
+pub const MANIFEST_VERSION: u32 = 1;
+const MANIFEST_INFIX: &str = ".manifest-";
+const MANIFEST_SUFFIX: &str = ".json";
+const TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+
+/// One object of an export, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedFile {
+    pub key: String,
+    pub size: i64,
+}
+
+/// What an export holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportManifest {
+    pub version: u32,
+    /// The snapshot's id (the objects' prefix).
+    pub snapshot: String,
+    /// The cache it is a snapshot of.
+    pub cache: String,
+    /// When ElastiCache took the snapshot (its creation time).
+    pub captured: Timestamp,
+    pub objects: Vec<ExportedFile>,
+}
+
+impl ExportManifest {
+    /// The manifest's object key.
+    pub fn key(&self) -> String {
+        manifest_key(&self.snapshot, self.captured)
+    }
+
+    /// Whether the objects are those of the snapshot (`<snapshot>-<digits>.rdb`), at least one.
+    pub fn is_well_formed(&self) -> bool {
+        self.version == MANIFEST_VERSION
+            && !self.objects.is_empty()
+            && self
+                .objects
+                .iter()
+                .all(|o| shard_object_of(&o.key) == Some(self.snapshot.as_str()) && o.size >= 0)
+    }
+}
+
+/// `<snapshot>.manifest-<YYYYMMDDTHHMMSSZ>.json`.
+pub fn manifest_key(snapshot: &str, captured: Timestamp) -> String {
+    format!(
+        "{snapshot}{MANIFEST_INFIX}{}{MANIFEST_SUFFIX}",
+        captured.strftime(TIME_FORMAT)
+    )
+}
+
+/// The snapshot id and capture time a manifest's key names.
+pub fn parse_manifest_key(key: &str) -> Option<(&str, Timestamp)> {
+    let stem = key.strip_suffix(MANIFEST_SUFFIX)?;
+    let (snapshot, at) = stem.rsplit_once(MANIFEST_INFIX)?;
+    let captured = jiff::civil::DateTime::strptime(TIME_FORMAT, at)
+        .ok()?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()?
+        .timestamp();
+    (!snapshot.is_empty()).then_some((snapshot, captured))
+}
+
+/// The snapshot id a shard object belongs to: `<id>-<digits>.rdb`.
+pub fn shard_object_of(key: &str) -> Option<&str> {
+    let stem = key.strip_suffix(".rdb")?;
+    let (id, shard) = stem.rsplit_once('-')?;
+    (!id.is_empty() && !shard.is_empty() && shard.chars().all(|c| c.is_ascii_digit())).then_some(id)
+}
+
+/// Whether an export is one the destination takes as real: its capture time falls in the
+/// slot its id names (as a share's creation time must), so a compromised source cannot pass an
+/// old slot's id off as a new export or make more than one export per cache and slot.
+pub fn captured_in_slot(slot: &SlotId, captured: Timestamp, interval: SignedDuration) -> bool {
+    captured >= slot.slot && captured < slot.slot + interval
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_manifest_key_reads_back_its_snapshot_and_capture_time() {
+        let key = manifest_key(
+            "sc-demo-cachedaily-carts-valkey-20261202-0000",
+            at("2026-12-02T03:04:05Z"),
+        );
+        assert_eq!(
+            key,
+            "sc-demo-cachedaily-carts-valkey-20261202-0000.manifest-20261202T030405Z.json"
+        );
+        assert_eq!(
+            parse_manifest_key(&key),
+            Some((
+                "sc-demo-cachedaily-carts-valkey-20261202-0000",
+                at("2026-12-02T03:04:05Z")
+            ))
+        );
+        for junk in [
+            "sc-demo-x.manifest-2026.json",
+            "sc-demo-x-0001.rdb",
+            ".manifest-20261202T030405Z.json",
+            "sc-demo-x.manifest-20261202T030405Z.txt",
+        ] {
+            assert_eq!(parse_manifest_key(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn shard_objects_belong_to_their_snapshot_and_nothing_else_does() {
+        assert_eq!(
+            shard_object_of("sc-demo-x-20261202-0000-0003.rdb"),
+            Some("sc-demo-x-20261202-0000")
+        );
+        for junk in [
+            "sc-demo-x.rdb",
+            "sc-demo-x-junk.rdb",
+            "sc-demo-x-0001.rdb.tmp",
+            "-0001.rdb",
+        ] {
+            assert_eq!(shard_object_of(junk), None, "{junk}");
+        }
+        let m = ExportManifest {
+            version: MANIFEST_VERSION,
+            snapshot: "sc-demo-x-20261202-0000".into(),
+            cache: "x".into(),
+            captured: at("2026-12-02T03:04:05Z"),
+            objects: vec![ExportedFile {
+                key: "sc-demo-x-20261202-0000-0001.rdb".into(),
+                size: 10,
+            }],
+        };
+        assert!(m.is_well_formed());
+        let mut other = m.clone();
+        other.objects[0].key = "sc-demo-y-20261202-0000-0001.rdb".into();
+        assert!(!other.is_well_formed());
+        let mut empty = m.clone();
+        empty.objects.clear();
+        assert!(!empty.is_well_formed());
+    }
+
+    #[test]
+    fn only_a_capture_inside_the_named_slot_is_a_real_export() {
+        let slot = SlotId {
+            resource: "x".into(),
+            slot: at("2026-12-02T00:00:00Z"),
+        };
+        let day = SignedDuration::from_hours(24);
+        assert!(captured_in_slot(&slot, at("2026-12-02T00:00:00Z"), day));
+        assert!(captured_in_slot(&slot, at("2026-12-02T23:59:59Z"), day));
+        assert!(!captured_in_slot(&slot, at("2026-12-03T00:00:00Z"), day));
+        assert!(!captured_in_slot(&slot, at("2026-12-01T23:59:59Z"), day));
+    }
+}
