@@ -249,14 +249,19 @@ class EmulatorApp:
             for spec in body:
                 arns.append(_insert_snapshot(spec))
         except (world.InsertError, ServiceException):
-            world.remove_snapshots([arn for arn in arns if not redshift_world.is_redshift_arn(arn)])
+            ours = {"redshift": redshift_world.is_redshift_arn, "elasticache": elasticache_world.is_elasticache_arn}
+            world.remove_snapshots([arn for arn in arns if not any(test(arn) for test in ours.values())])
             redshift_world.remove_snapshots([arn for arn in arns if redshift_world.is_redshift_arn(arn)])
+            elasticache_world.remove_snapshots([arn for arn in arns if elasticache_world.is_elasticache_arn(arn)])
             raise
         return "200 OK", {"arns": arns}
 
 
 def _insert_snapshot(spec: Any) -> str:
-    """RDS snapshots by default, Redshift ones with "kind": "redshift"."""
+    """RDS snapshots by default, Redshift ones with "kind": "redshift", ElastiCache
+    ones (of a replication group or a serverless cache) with "kind": "elasticache"."""
+    if elasticache_world.is_elasticache_spec(spec):
+        return elasticache_world.insert_snapshot(spec)
     if redshift_world.is_redshift_spec(spec):
         return redshift_world.insert_snapshot(spec)
     return world.insert_snapshot(spec)
