@@ -2704,6 +2704,118 @@ class ElastiCacheInsertTest(ElastiCacheTest):
         self.assertEqual(len(arns), 3)
 
 
+def obj_insert(specs: Any) -> Any:
+    return control("/snapcourier/objects", specs)
+
+
+class S3InsertObjectTest(ElastiCacheTest):
+    def vault(self, name: str) -> None:
+        self.s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+
+    def test_inserted_objects_carry_their_time_body_checksum_and_key(self) -> None:
+        self.s3.create_bucket(Bucket="ins-plain")
+        answer = obj_insert({"bucket": "ins-plain", "key": "a.rdb", "last_modified": "2025-03-04T05:06:07Z"})
+        self.assertEqual(answer, {"version_id": None})
+        head = self.s3.head_object(Bucket="ins-plain", Key="a.rdb", ChecksumMode="ENABLED")
+        body = self.body("ins-plain", "a.rdb")
+        self.assertTrue(body.startswith(b"REDIS0011"))
+        self.assertEqual((head["LastModified"], head["ContentLength"], head["ChecksumSHA256"]),
+                         (datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc), len(body), sha256_b64(body)))
+        listed = self.s3.list_objects_v2(Bucket="ins-plain")["Contents"][0]
+        self.assertEqual(listed["LastModified"], datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc))
+        obj_insert([{"bucket": "ins-plain", "key": "sized", "size": 1000},
+                    {"bucket": "ins-plain", "key": "text", "body": "hello", "checksum": False},
+                    {"bucket": "ins-plain", "key": "kms", "body": "k", "kms_key_id": cmk(SOURCE)}])
+        self.assertEqual(self.s3.head_object(Bucket="ins-plain", Key="sized")["ContentLength"], 1000)
+        self.assertEqual(self.body("ins-plain", "text"), b"hello")
+        self.assertNotIn("ChecksumSHA256", self.s3.head_object(Bucket="ins-plain", Key="text", ChecksumMode="ENABLED"))
+        head = self.s3.head_object(Bucket="ins-plain", Key="kms")
+        self.assertEqual((head["ServerSideEncryption"], head["SSEKMSKeyId"]), ("aws:kms", cmk(SOURCE)))
+        # Without kms_key_id: the bucket's default encryption, as for a PutObject.
+        self.export_bucket("ins-encrypted", kms_key=cmk(SOURCE))
+        obj_insert({"bucket": "ins-encrypted", "key": "d"})
+        self.assertEqual(self.s3.head_object(Bucket="ins-encrypted", Key="d")["SSEKMSKeyId"], cmk(SOURCE))
+        # As its owner: another account's bucket is found by name.
+        self.ds3.create_bucket(Bucket="ins-theirs")
+        obj_insert({"bucket": "ins-theirs", "key": "x", "body": "x"})
+        self.assertEqual(self.body("ins-theirs", "x", self.ds3), b"x")
+
+    def test_locks_expired_and_held(self) -> None:
+        self.vault("ins-vault")
+        past = datetime.now(timezone.utc) - timedelta(days=1)
+        future = datetime.now(timezone.utc) + timedelta(days=2)
+        iso = lambda t: t.replace(microsecond=0).isoformat()  # noqa: E731
+        ids = obj_insert([
+            {"bucket": "ins-vault", "key": "expired", "lock_mode": "COMPLIANCE", "lock_until": iso(past),
+             "last_modified": iso(past - timedelta(days=30))},
+            {"bucket": "ins-vault", "key": "held", "lock_mode": "COMPLIANCE", "lock_until": iso(future)},
+            {"bucket": "ins-vault", "key": "gov", "lock_mode": "GOVERNANCE", "lock_until": iso(future)},
+        ])["version_ids"]
+        self.assertTrue(all(ids))
+        head = self.s3.head_object(Bucket="ins-vault", Key="held", VersionId=ids[1])
+        self.assertEqual((head["ObjectLockMode"], head["ObjectLockRetainUntilDate"]),
+                         ("COMPLIANCE", future.replace(microsecond=0)))
+        retention = self.s3.get_object_retention(Bucket="ins-vault", Key="expired", VersionId=ids[0])["Retention"]
+        self.assertEqual((retention["Mode"], retention["RetainUntilDate"]), ("COMPLIANCE", past.replace(microsecond=0)))
+        self.assertEqual(self.s3.get_object_retention(Bucket="ins-vault", Key="gov")["Retention"]["Mode"], "GOVERNANCE")
+        self.s3.delete_object(Bucket="ins-vault", Key="expired", VersionId=ids[0])  # the lock has expired
+        self.assertError("AccessDenied", self.s3.delete_object, Bucket="ins-vault", Key="held", VersionId=ids[1])
+        self.assertError("AccessDenied", self.s3.delete_object, Bucket="ins-vault", Key="gov", VersionId=ids[2])
+        self.s3.delete_object(Bucket="ins-vault", Key="gov", VersionId=ids[2], BypassGovernanceRetention=True)
+        # The bucket's default retention counts from last_modified.
+        self.s3.put_object_lock_configuration(Bucket="ins-vault", ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}})
+        old = obj_insert({"bucket": "ins-vault", "key": "old", "last_modified": iso(past - timedelta(days=2))})
+        new = obj_insert({"bucket": "ins-vault", "key": "new"})
+        self.assertEqual(self.s3.head_object(Bucket="ins-vault", Key="new")["ObjectLockMode"], "COMPLIANCE")
+        self.s3.delete_object(Bucket="ins-vault", Key="old", VersionId=old["version_id"])
+        self.assertError("AccessDenied", self.s3.delete_object, Bucket="ins-vault", Key="new",
+                         VersionId=new["version_id"])
+
+    def test_versions_take_their_place_in_history(self) -> None:
+        self.s3.create_bucket(Bucket="ins-versioned")
+        self.s3.put_bucket_versioning(Bucket="ins-versioned", VersioningConfiguration={"Status": "Enabled"})
+        first = self.s3.put_object(Bucket="ins-versioned", Key="k", Body=b"api")["VersionId"]
+        newest = obj_insert({"bucket": "ins-versioned", "key": "k", "body": "newest"})["version_id"]
+        older = obj_insert({"bucket": "ins-versioned", "key": "k", "body": "older",
+                            "last_modified": "2020-01-01T00:00:00Z"})["version_id"]
+        self.assertEqual(len({first, newest, older}), 3)
+        self.assertEqual(self.body("ins-versioned", "k"), b"newest")
+        versions = self.s3.list_object_versions(Bucket="ins-versioned", Prefix="k")["Versions"]
+        self.assertEqual([(v["VersionId"], v["IsLatest"]) for v in versions],
+                         [(newest, True), (first, False), (older, False)])
+
+    def test_object_insert_validation_and_bulk_rollback(self) -> None:
+        self.s3.create_bucket(Bucket="ins-checks")
+        self.vault("ins-checks-vault")
+        future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+        for bad, field in [({"bucket": "ins-nowhere", "key": "k"}, "bucket"),
+                           ({"key": "k"}, "bucket"),
+                           ({"bucket": "ins-checks"}, "key"),
+                           ({"bucket": "ins-checks", "key": "k", "body": "x", "size": 1}, "size"),
+                           ({"bucket": "ins-checks", "key": "k", "size": -1}, "size"),
+                           ({"bucket": "ins-checks", "key": "k", "body": 5}, "body"),
+                           ({"bucket": "ins-checks", "key": "k", "last_modified": "2025-01-01T00:00:00"},
+                            "last_modified"),
+                           ({"bucket": "ins-checks-vault", "key": "k", "lock_mode": "FOREVER", "lock_until": future},
+                            "lock_mode"),
+                           ({"bucket": "ins-checks-vault", "key": "k", "lock_mode": "GOVERNANCE"}, "lock_until"),
+                           ({"bucket": "ins-checks-vault", "key": "k", "lock_mode": "GOVERNANCE",
+                             "lock_until": "soon"}, "lock_until"),
+                           ({"bucket": "ins-checks", "key": "k", "lock_mode": "GOVERNANCE", "lock_until": future},
+                            "lock_mode"),
+                           ({"bucket": "ins-checks", "key": "k", "kms_key_id": "alias/nope"}, "kms_key_id"),
+                           ({"bucket": "ins-checks", "key": "k", "checksum": "yes"}, "checksum"),
+                           ({"bucket": "ins-checks", "key": "k", "lock_untill": future}, "lock_untill")]:
+            code, message = control_error("/snapcourier/objects", bad)
+            self.assertEqual(code, 400, bad)
+            self.assertIn(field, message, bad)
+        code, message = control_error("/snapcourier/objects", [{"bucket": "ins-checks", "key": "ok", "body": "x"},
+                                                               {"bucket": "ins-checks", "key": "bad", "size": "big"}])
+        self.assertEqual((code, "size" in message), (400, True))
+        self.assertNotIn("Contents", self.s3.list_objects_v2(Bucket="ins-checks"))
+
+
 @unittest.skipUnless(os.environ.get("SNAPCOURIER_CARGO_LAMBDA") == "1",
                      "set SNAPCOURIER_CARGO_LAMBDA=1 to run the project's lambdas under cargo lambda watch")
 class CargoLambdaSmokeTest(EmulatorTest):

@@ -32,7 +32,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from . import (REGIONS, elasticache_ext, elasticache_world, kms_keys, lambda_routes, rds_ext, redshift_ext,
-               redshift_world, s3_ext, sfn_ext, world)
+               redshift_world, s3_ext, s3_world, sfn_ext, world)
 from .control import CONFIG, REQUESTS, WORLD_LOCK, ConfigError
 from .lambda_routes import ROUTES, RouteError
 
@@ -160,6 +160,7 @@ class EmulatorApp:
             ("POST", "/snapcourier/requests/reset"): self._reset_requests,
             ("POST", "/snapcourier/snapshots"): self._insert_snapshots,
             ("POST", "/snapcourier/clusters"): lambda body: ("200 OK", {"arn": _create_cluster(body)}),
+            ("POST", "/snapcourier/objects"): lambda body: ("200 OK", s3_world.insert_objects(body)),
             ("GET", "/snapcourier/lambda-routes"): lambda _: ("200 OK", ROUTES.as_dict()),
             ("POST", "/snapcourier/lambda-routes"): lambda body: ("200 OK", ROUTES.update(body)),
         }
