@@ -2580,13 +2580,15 @@ class ElastiCacheInsertTest(ElastiCacheTest):
 
     def test_inserted_serverless_snapshots(self) -> None:
         arn = ec_insert({"id": "Old-SL", "resource_id": "gone-sl", "serverless": True,
-                         "created": "2025-02-03T04:05:06+01:00", "tags": [{"Key": "a", "Value": "b"}]})["arn"]
+                         "created": "2025-02-03T04:05:06+01:00", "tags": [{"Key": "a", "Value": "b"}],
+                         "kms_key_id": "alias/snapcourier"})["arn"]
         self.assertEqual(arn, f"arn:aws:elasticache:us-east-1:{SOURCE}:serverlesscachesnapshot:old-sl")
         got = self.ec.describe_serverless_cache_snapshots(ServerlessCacheSnapshotName="old-sl")[
             "ServerlessCacheSnapshots"][0]
         self.assertEqual((got["Status"], got["SnapshotType"], got["ServerlessCacheConfiguration"]["ServerlessCacheName"],
                           got["CreateTime"]),
                          ("available", "manual", "gone-sl", datetime(2025, 2, 3, 3, 5, 6, tzinfo=timezone.utc)))
+        self.assertEqual(got["KmsKeyId"], cmk(SOURCE))  # an alias is reported as the key's ARN
         self.assertEqual(self.ec.list_tags_for_resource(ResourceName=arn)["TagList"], [{"Key": "a", "Value": "b"}])
         self.export_bucket("ec-insert-sl")
         answer = self.ec.export_serverless_cache_snapshot(ServerlessCacheSnapshotName="old-sl",

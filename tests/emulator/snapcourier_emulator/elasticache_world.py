@@ -277,10 +277,10 @@ def insert_snapshot(spec: Any) -> str:
     key = _snapshot_key(spec, account, region)
     backend = elasticache_backends[account][region]
     if serverless:
-        if "shards" in spec and spec["shards"] != 1:
+        if "shards" in spec and (spec["shards"] != 1 or isinstance(spec["shards"], bool)):
             raise InsertError("shards must be 1 for a serverless cache snapshot (one shard of data)")
         return _insert_serverless_snapshot(backend, account, region, name, resource_id, engine, created, status,
-                                           reads, tags, key)
+                                           reads, tags, key, "kms_key_id" in spec)
     shards = _int(spec, "shards", 0, 1, 500) if "shards" in spec else None
     if name in backend.snapshots:
         raise InsertError(f"ElastiCache snapshot {name} already exists in {account}/{region}")
@@ -341,12 +341,14 @@ def _stand_in_group(ident: str, shards: int, created: Any) -> Any:
 
 def _insert_serverless_snapshot(backend: Any, account: str, region: str, name: str, cache_name: str,
                                 engine: str | None, created: Any, status: str, reads: int | None,
-                                tags: list[dict[str, str]], key: str | None) -> str:
+                                tags: list[dict[str, str]], key: str | None, key_given: bool) -> str:
     if name in serverless_snapshots(backend):
         raise InsertError(f"serverless cache snapshot {name} already exists in {account}/{region}")
     cache = serverless_caches(backend).get(cache_name) or ServerlessCache(
         account, region, cache_name, engine or "valkey", None, None, None)
     snapshot = ServerlessSnapshot(cache, name, key, region, account)
+    if key_given:  # null: unencrypted even if the cache has a key
+        snapshot.kms_key_id = key
     if engine is not None:
         snapshot.serverless_cache_configuration["Engine"] = engine
     snapshot.create_time = created
