@@ -1,5 +1,6 @@
 """Direct creation of ElastiCache replication groups and serverless caches (the
-control route's `"kind": "elasticache"`) and the demo seed's caches, through
+control route's `"kind": "elasticache"`), direct insertion of their snapshots
+(POST /snapcourier/snapshots with that kind) and the demo seed's caches, through
 moto's backends in-process, as world.py does for RDS."""
 
 from __future__ import annotations
