@@ -2524,6 +2524,300 @@ class ElastiCacheSeedTest(ElastiCacheTest):
         self.assertError("ReplicationGroupAlreadyExists", create, self.ec, "seed-ok", "arn:aws:s3:::seed-granted/a.rdb")
 
 
+def ec_insert(specs: Any) -> Any:
+    """POST /snapcourier/snapshots with ElastiCache snapshot entries (kind added)."""
+    def one(spec: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": "elasticache", "account": SOURCE, "region": "us-east-1", **spec}
+
+    return control("/snapcourier/snapshots", [one(s) for s in specs] if isinstance(specs, list) else one(specs))
+
+
+class ElastiCacheInsertTest(ElastiCacheTest):
+    def node_times(self, name: str) -> list[datetime]:
+        snapshot = self.ec.describe_snapshots(SnapshotName=name)["Snapshots"][0]
+        return [n["SnapshotCreateTime"] for n in snapshot["NodeSnapshots"]]
+
+    def test_inserted_snapshots_are_listed_tagged_exported_and_deleted(self) -> None:
+        created = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        arn = ec_insert({"id": "Old-Carts", "resource_id": "gone-rg", "created": "2025-01-02T03:04:05Z",
+                         "shards": 3, "kms_key_id": cmk(SOURCE),
+                         "tags": [{"Key": "snapcourier:plan", "Value": "daily"}]})["arn"]
+        self.assertEqual(arn, f"arn:aws:elasticache:us-east-1:{SOURCE}:snapshot:old-carts")
+        got = self.ec.describe_snapshots(SnapshotName="old-carts")["Snapshots"][0]
+        self.assertEqual((got["SnapshotStatus"], got["SnapshotSource"], got["ReplicationGroupId"],
+                          got["NumNodeGroups"], got["KmsKeyId"], got["ARN"]),
+                         ("available", "manual", "gone-rg", 3, cmk(SOURCE), arn))
+        self.assertEqual([n["NodeGroupId"] for n in got["NodeSnapshots"]], ["0001", "0002", "0003"])
+        self.assertEqual(self.node_times("old-carts"), [created] * 3)
+        self.assertIn("old-carts", [s["SnapshotName"] for s in self.ec.describe_snapshots(
+            ReplicationGroupId="gone-rg", SnapshotSource="user")["Snapshots"]])
+        self.assertError("ReplicationGroupNotFoundFault", self.ec.describe_replication_groups,
+                         ReplicationGroupId="gone-rg")  # the group is not made
+        self.assertEqual(self.ec.list_tags_for_resource(ResourceName=arn)["TagList"],
+                         [{"Key": "snapcourier:plan", "Value": "daily"}])
+        self.ec.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "k", "Value": "v"}])
+        self.ec.remove_tags_from_resource(ResourceName=arn, TagKeys=["snapcourier:plan"])
+        self.assertEqual(self.ec.list_tags_for_resource(ResourceName=arn)["TagList"], [{"Key": "k", "Value": "v"}])
+        # Exported like a snapshot CreateSnapshot took: one object per shard.
+        self.export_bucket("ec-insert-exp")
+        self.ec.copy_snapshot(SourceSnapshotName="old-carts", TargetSnapshotName="old-carts",
+                              TargetBucket="ec-insert-exp")
+        keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket="ec-insert-exp")["Contents"]]
+        self.assertEqual(keys, [f"old-carts-000{i}.rdb" for i in (1, 2, 3)])
+        self.assertTrue(self.body("ec-insert-exp", "old-carts-0002.rdb").startswith(b"REDIS0011"))
+        self.ec.delete_snapshot(SnapshotName="old-carts")
+        self.assertError("SnapshotNotFoundFault", self.ec.describe_snapshots, SnapshotName="old-carts")
+        self.assertError("SnapshotNotFoundFault", self.ec.list_tags_for_resource, ResourceName=arn)
+        # Of an existing group: its shards, nodes (the replicas) and data, as CreateSnapshot records them.
+        ec_insert({"id": "old-carts-2", "resource_id": "carts-valkey", "created": "2025-01-02T03:04:05Z"})
+        nodes = self.ec.describe_snapshots(SnapshotName="old-carts-2")["Snapshots"][0]["NodeSnapshots"]
+        self.assertEqual([n["CacheClusterId"] for n in nodes], [f"carts-valkey-000{i}-002" for i in (1, 2, 3)])
+        self.snapshot("carts-valkey", "new-carts-2")
+        for name in ("old-carts-2", "new-carts-2"):
+            self.ec.copy_snapshot(SourceSnapshotName=name, TargetSnapshotName=name, TargetBucket="ec-insert-exp")
+        self.assertEqual(self.body("ec-insert-exp", "old-carts-2-0003.rdb"),
+                         self.body("ec-insert-exp", "new-carts-2-0003.rdb"))
+
+    def test_inserted_serverless_snapshots(self) -> None:
+        arn = ec_insert({"id": "Old-SL", "resource_id": "gone-sl", "serverless": True,
+                         "created": "2025-02-03T04:05:06+01:00", "tags": [{"Key": "a", "Value": "b"}],
+                         "kms_key_id": "alias/snapcourier"})["arn"]
+        self.assertEqual(arn, f"arn:aws:elasticache:us-east-1:{SOURCE}:serverlesscachesnapshot:old-sl")
+        got = self.ec.describe_serverless_cache_snapshots(ServerlessCacheSnapshotName="old-sl")[
+            "ServerlessCacheSnapshots"][0]
+        self.assertEqual((got["Status"], got["SnapshotType"], got["ServerlessCacheConfiguration"]["ServerlessCacheName"],
+                          got["CreateTime"]),
+                         ("available", "manual", "gone-sl", datetime(2025, 2, 3, 3, 5, 6, tzinfo=timezone.utc)))
+        self.assertEqual(got["KmsKeyId"], cmk(SOURCE))  # an alias is reported as the key's ARN
+        self.assertEqual(self.ec.list_tags_for_resource(ResourceName=arn)["TagList"], [{"Key": "a", "Value": "b"}])
+        self.export_bucket("ec-insert-sl")
+        answer = self.ec.export_serverless_cache_snapshot(ServerlessCacheSnapshotName="old-sl",
+                                                          S3BucketName="ec-insert-sl")["ServerlessCacheSnapshot"]
+        body = self.body("ec-insert-sl", "old-sl-0001.rdb")
+        self.assertEqual(str(len(body)), answer["BytesUsedForCache"])
+        self.ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName="old-sl")
+        self.assertError("ServerlessCacheSnapshotNotFoundFault", self.ec.describe_serverless_cache_snapshots,
+                         ServerlessCacheSnapshotName="old-sl")
+        self.assertError("ServerlessCacheSnapshotNotFoundFault", self.ec.list_tags_for_resource, ResourceName=arn)
+        # Of the existing serverless cache: its engine and data.
+        ec_insert({"id": "old-profiles", "resource_id": "profiles-serverless", "serverless": True})
+        self.ec.create_serverless_cache_snapshot(ServerlessCacheName="profiles-serverless",
+                                                 ServerlessCacheSnapshotName="new-profiles")
+        for name in ("old-profiles", "new-profiles"):
+            self.ec.export_serverless_cache_snapshot(ServerlessCacheSnapshotName=name, S3BucketName="ec-insert-sl")
+        self.assertEqual(self.body("ec-insert-sl", "old-profiles-0001.rdb"),
+                         self.body("ec-insert-sl", "new-profiles-0001.rdb"))
+
+    def test_inserted_statuses(self) -> None:
+        ec_insert([{"id": "ins-creating-1", "resource_id": "gone-rg", "status": "creating", "creating_reads": 1},
+                   {"id": "ins-creating", "resource_id": "gone-rg", "status": "creating"},
+                   {"id": "ins-failed", "resource_id": "gone-rg", "status": "failed"},
+                   {"id": "ins-sl-creating", "resource_id": "gone-sl", "serverless": True, "status": "creating",
+                    "creating_reads": 1}])
+        status = lambda name: self.ec.describe_snapshots(SnapshotName=name)["Snapshots"][0]["SnapshotStatus"]  # noqa: E731
+        self.assertEqual(status("ins-creating-1"), "creating")
+        self.assertError("InvalidSnapshotState", self.ec.delete_snapshot, SnapshotName="ins-creating-1")
+        self.assertError("InvalidSnapshotState", self.ec.copy_snapshot, SourceSnapshotName="ins-creating-1",
+                         TargetSnapshotName="x", TargetBucket="ec-insert-nowhere")
+        self.assertEqual(status("ins-creating-1"), "available")
+        for _ in range(3):  # no creating_reads: creating until further notice
+            self.assertEqual(status("ins-creating"), "creating")
+        self.assertEqual(status("ins-failed"), "failed")
+        self.ec.delete_snapshot(SnapshotName="ins-failed")  # a failed snapshot can be deleted
+        sl = lambda: self.ec.describe_serverless_cache_snapshots(  # noqa: E731
+            ServerlessCacheSnapshotName="ins-sl-creating")["ServerlessCacheSnapshots"][0]["Status"]
+        self.assertEqual(sl(), "creating")
+        self.assertError("InvalidServerlessCacheSnapshotStateFault", self.ec.delete_serverless_cache_snapshot,
+                         ServerlessCacheSnapshotName="ins-sl-creating")
+        self.assertEqual(sl(), "available")
+        # A stuck pattern holds an inserted snapshot too.
+        control("/snapcourier/config", {"stuck": ["^ins-stuck"]})
+        ec_insert({"id": "ins-stuck", "resource_id": "gone-rg", "status": "creating", "creating_reads": 0})
+        self.assertEqual(status("ins-stuck"), "creating")
+        control("/snapcourier/config", {"stuck": []})
+        self.assertEqual(status("ins-stuck"), "available")
+
+    def test_inserted_snapshots_page(self) -> None:
+        start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+        names = [f"paged-{n:03d}" for n in range(120)]
+        ec_insert([{"id": name, "resource_id": "paged-rg",
+                    "created": (start + timedelta(hours=n)).isoformat()} for n, name in enumerate(names)])
+        seen, marker, sizes = [], None, []
+        while True:
+            page = self.ec.describe_snapshots(ReplicationGroupId="paged-rg", MaxRecords=50,
+                                              **({"Marker": marker} if marker else {}))
+            sizes.append(len(page["Snapshots"]))
+            seen += [(s["SnapshotName"], s["NodeSnapshots"][0]["SnapshotCreateTime"]) for s in page["Snapshots"]]
+            marker = page.get("Marker")
+            if not marker:
+                break
+        self.assertEqual(sizes, [50, 50, 20])
+        self.assertEqual(seen, [(name, start + timedelta(hours=n)) for n, name in enumerate(names)])
+        ec_insert([{"id": f"sl-{name}", "resource_id": "paged-sl", "serverless": True} for name in names])
+        seen, token, sizes = [], None, []
+        while True:
+            page = self.ec.describe_serverless_cache_snapshots(ServerlessCacheName="paged-sl", MaxResults=50,
+                                                               **({"NextToken": token} if token else {}))
+            sizes.append(len(page["ServerlessCacheSnapshots"]))
+            seen += [s["ServerlessCacheSnapshotName"] for s in page["ServerlessCacheSnapshots"]]
+            token = page.get("NextToken")
+            if not token:
+                break
+        self.assertEqual((sizes, seen), ([50, 50, 20], [f"sl-{name}" for name in names]))
+
+    def test_insert_validation_and_bulk_rollback(self) -> None:
+        for bad, field in [({"id": "v", "resource_id": "r", "status": "sleepy"}, "status"),
+                           ({"id": "v", "resource_id": "r", "shards": 0}, "shards"),
+                           ({"id": "v", "resource_id": "r", "shards": 501}, "shards"),
+                           ({"id": "v", "resource_id": "r", "created": "yesterday"}, "created"),
+                           ({"id": "v", "resource_id": "r", "created": "2025-01-01T00:00:00"}, "created"),
+                           ({"id": "v", "resource_id": "r", "serverless": True, "shards": 2}, "shards"),
+                           ({"id": "v", "resource_id": "r", "kms_key_id": "alias/nope"}, "kms_key_id"),
+                           ({"id": "v", "resource_id": "r", "serverless": "yes"}, "serverless"),
+                           ({"id": "v", "resource_id": "r", "tags": {"a": "b"}}, "tags"),
+                           ({"id": "v", "resource_id": "r", "creating_reads": 2}, "creating_reads"),
+                           ({"id": "v"}, "resource_id"),
+                           ({"resource_id": "r"}, "id"),
+                           ({"id": "v", "resource_id": "r", "shard": 2}, "shard"),
+                           ({"id": "v", "resource_id": "r", "account": "me"}, "account")]:
+            code, message = control_error("/snapcourier/snapshots", {"kind": "elasticache", "account": SOURCE,
+                                                                      "region": "us-east-1", **bad})
+            self.assertEqual(code, 400, bad)
+            self.assertIn(field, message, bad)
+        ec_insert({"id": "taken-ec", "resource_id": "r"})
+        self.assertIn("already exists", control_error("/snapcourier/snapshots", {
+            "kind": "elasticache", "account": SOURCE, "region": "us-east-1", "id": "Taken-EC", "resource_id": "r"})[1])
+        specs = [{"kind": "elasticache", "account": SOURCE, "region": "us-east-1", "id": "bulk-ec",
+                  "resource_id": "r", "tags": [{"Key": "a", "Value": "b"}]},
+                 {"kind": "elasticache", "account": SOURCE, "region": "us-east-1", "id": "bulk-ec-sl",
+                  "resource_id": "r", "serverless": True},
+                 {"account": SOURCE, "region": "us-east-1", "id": "bulk-ec-rds"},
+                 {"kind": "elasticache", "account": SOURCE, "region": "us-east-1", "id": "bulk-ec-bad",
+                  "resource_id": "r", "status": "sleepy"}]
+        code, message = control_error("/snapcourier/snapshots", specs)
+        self.assertEqual((code, "status" in message), (400, True))
+        self.assertError("SnapshotNotFoundFault", self.ec.describe_snapshots, SnapshotName="bulk-ec")
+        self.assertError("SnapshotNotFoundFault", self.ec.list_tags_for_resource,
+                         ResourceName=f"arn:aws:elasticache:us-east-1:{SOURCE}:snapshot:bulk-ec")
+        self.assertError("ServerlessCacheSnapshotNotFoundFault", self.ec.describe_serverless_cache_snapshots,
+                         ServerlessCacheSnapshotName="bulk-ec-sl")
+        self.assertError("DBClusterSnapshotNotFoundFault", cluster_snapshot, self.src, "bulk-ec-rds")
+        arns = control("/snapcourier/snapshots", specs[:3])["arns"]
+        self.assertEqual(len(arns), 3)
+
+
+def obj_insert(specs: Any) -> Any:
+    return control("/snapcourier/objects", specs)
+
+
+class S3InsertObjectTest(ElastiCacheTest):
+    def vault(self, name: str) -> None:
+        self.s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+
+    def test_inserted_objects_carry_their_time_body_checksum_and_key(self) -> None:
+        self.s3.create_bucket(Bucket="ins-plain")
+        answer = obj_insert({"bucket": "ins-plain", "key": "a.rdb", "last_modified": "2025-03-04T05:06:07Z"})
+        self.assertEqual(answer, {"version_id": None})
+        head = self.s3.head_object(Bucket="ins-plain", Key="a.rdb", ChecksumMode="ENABLED")
+        body = self.body("ins-plain", "a.rdb")
+        self.assertTrue(body.startswith(b"REDIS0011"))
+        self.assertEqual((head["LastModified"], head["ContentLength"], head["ChecksumSHA256"]),
+                         (datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc), len(body), sha256_b64(body)))
+        listed = self.s3.list_objects_v2(Bucket="ins-plain")["Contents"][0]
+        self.assertEqual(listed["LastModified"], datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc))
+        obj_insert([{"bucket": "ins-plain", "key": "sized", "size": 1000},
+                    {"bucket": "ins-plain", "key": "text", "body": "hello", "checksum": False},
+                    {"bucket": "ins-plain", "key": "kms", "body": "k", "kms_key_id": cmk(SOURCE)}])
+        self.assertEqual(self.s3.head_object(Bucket="ins-plain", Key="sized")["ContentLength"], 1000)
+        self.assertEqual(self.body("ins-plain", "text"), b"hello")
+        self.assertNotIn("ChecksumSHA256", self.s3.head_object(Bucket="ins-plain", Key="text", ChecksumMode="ENABLED"))
+        head = self.s3.head_object(Bucket="ins-plain", Key="kms")
+        self.assertEqual((head["ServerSideEncryption"], head["SSEKMSKeyId"]), ("aws:kms", cmk(SOURCE)))
+        # Without kms_key_id: the bucket's default encryption, as for a PutObject.
+        self.export_bucket("ins-encrypted", kms_key=cmk(SOURCE))
+        obj_insert({"bucket": "ins-encrypted", "key": "d"})
+        self.assertEqual(self.s3.head_object(Bucket="ins-encrypted", Key="d")["SSEKMSKeyId"], cmk(SOURCE))
+        # As its owner: another account's bucket is found by name.
+        self.ds3.create_bucket(Bucket="ins-theirs")
+        obj_insert({"bucket": "ins-theirs", "key": "x", "body": "x"})
+        self.assertEqual(self.body("ins-theirs", "x", self.ds3), b"x")
+
+    def test_locks_expired_and_held(self) -> None:
+        self.vault("ins-vault")
+        past = datetime.now(timezone.utc) - timedelta(days=1)
+        future = datetime.now(timezone.utc) + timedelta(days=2)
+        iso = lambda t: t.replace(microsecond=0).isoformat()  # noqa: E731
+        ids = obj_insert([
+            {"bucket": "ins-vault", "key": "expired", "lock_mode": "COMPLIANCE", "lock_until": iso(past),
+             "last_modified": iso(past - timedelta(days=30))},
+            {"bucket": "ins-vault", "key": "held", "lock_mode": "COMPLIANCE", "lock_until": iso(future)},
+            {"bucket": "ins-vault", "key": "gov", "lock_mode": "GOVERNANCE", "lock_until": iso(future)},
+        ])["version_ids"]
+        self.assertTrue(all(ids))
+        head = self.s3.head_object(Bucket="ins-vault", Key="held", VersionId=ids[1])
+        self.assertEqual((head["ObjectLockMode"], head["ObjectLockRetainUntilDate"]),
+                         ("COMPLIANCE", future.replace(microsecond=0)))
+        retention = self.s3.get_object_retention(Bucket="ins-vault", Key="expired", VersionId=ids[0])["Retention"]
+        self.assertEqual((retention["Mode"], retention["RetainUntilDate"]), ("COMPLIANCE", past.replace(microsecond=0)))
+        self.assertEqual(self.s3.get_object_retention(Bucket="ins-vault", Key="gov")["Retention"]["Mode"], "GOVERNANCE")
+        self.s3.delete_object(Bucket="ins-vault", Key="expired", VersionId=ids[0])  # the lock has expired
+        self.assertError("AccessDenied", self.s3.delete_object, Bucket="ins-vault", Key="held", VersionId=ids[1])
+        self.assertError("AccessDenied", self.s3.delete_object, Bucket="ins-vault", Key="gov", VersionId=ids[2])
+        self.s3.delete_object(Bucket="ins-vault", Key="gov", VersionId=ids[2], BypassGovernanceRetention=True)
+        # The bucket's default retention counts from last_modified.
+        self.s3.put_object_lock_configuration(Bucket="ins-vault", ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}})
+        old = obj_insert({"bucket": "ins-vault", "key": "old", "last_modified": iso(past - timedelta(days=2))})
+        new = obj_insert({"bucket": "ins-vault", "key": "new"})
+        self.assertEqual(self.s3.head_object(Bucket="ins-vault", Key="new")["ObjectLockMode"], "COMPLIANCE")
+        self.s3.delete_object(Bucket="ins-vault", Key="old", VersionId=old["version_id"])
+        self.assertError("AccessDenied", self.s3.delete_object, Bucket="ins-vault", Key="new",
+                         VersionId=new["version_id"])
+
+    def test_versions_take_their_place_in_history(self) -> None:
+        self.s3.create_bucket(Bucket="ins-versioned")
+        self.s3.put_bucket_versioning(Bucket="ins-versioned", VersioningConfiguration={"Status": "Enabled"})
+        first = self.s3.put_object(Bucket="ins-versioned", Key="k", Body=b"api")["VersionId"]
+        newest = obj_insert({"bucket": "ins-versioned", "key": "k", "body": "newest"})["version_id"]
+        older = obj_insert({"bucket": "ins-versioned", "key": "k", "body": "older",
+                            "last_modified": "2020-01-01T00:00:00Z"})["version_id"]
+        self.assertEqual(len({first, newest, older}), 3)
+        self.assertEqual(self.body("ins-versioned", "k"), b"newest")
+        versions = self.s3.list_object_versions(Bucket="ins-versioned", Prefix="k")["Versions"]
+        self.assertEqual([(v["VersionId"], v["IsLatest"]) for v in versions],
+                         [(newest, True), (first, False), (older, False)])
+
+    def test_object_insert_validation_and_bulk_rollback(self) -> None:
+        self.s3.create_bucket(Bucket="ins-checks")
+        self.vault("ins-checks-vault")
+        future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+        for bad, field in [({"bucket": "ins-nowhere", "key": "k"}, "bucket"),
+                           ({"key": "k"}, "bucket"),
+                           ({"bucket": "ins-checks"}, "key"),
+                           ({"bucket": "ins-checks", "key": "k", "body": "x", "size": 1}, "size"),
+                           ({"bucket": "ins-checks", "key": "k", "size": -1}, "size"),
+                           ({"bucket": "ins-checks", "key": "k", "body": 5}, "body"),
+                           ({"bucket": "ins-checks", "key": "k", "last_modified": "2025-01-01T00:00:00"},
+                            "last_modified"),
+                           ({"bucket": "ins-checks-vault", "key": "k", "lock_mode": "FOREVER", "lock_until": future},
+                            "lock_mode"),
+                           ({"bucket": "ins-checks-vault", "key": "k", "lock_mode": "GOVERNANCE"}, "lock_until"),
+                           ({"bucket": "ins-checks-vault", "key": "k", "lock_mode": "GOVERNANCE",
+                             "lock_until": "soon"}, "lock_until"),
+                           ({"bucket": "ins-checks", "key": "k", "lock_mode": "GOVERNANCE", "lock_until": future},
+                            "lock_mode"),
+                           ({"bucket": "ins-checks", "key": "k", "kms_key_id": "alias/nope"}, "kms_key_id"),
+                           ({"bucket": "ins-checks", "key": "k", "checksum": "yes"}, "checksum"),
+                           ({"bucket": "ins-checks", "key": "k", "lock_untill": future}, "lock_untill")]:
+            code, message = control_error("/snapcourier/objects", bad)
+            self.assertEqual(code, 400, bad)
+            self.assertIn(field, message, bad)
+        code, message = control_error("/snapcourier/objects", [{"bucket": "ins-checks", "key": "ok", "body": "x"},
+                                                               {"bucket": "ins-checks", "key": "bad", "size": "big"}])
+        self.assertEqual((code, "size" in message), (400, True))
+        self.assertNotIn("Contents", self.s3.list_objects_v2(Bucket="ins-checks"))
+
+
 @unittest.skipUnless(os.environ.get("SNAPCOURIER_CARGO_LAMBDA") == "1",
                      "set SNAPCOURIER_CARGO_LAMBDA=1 to run the project's lambdas under cargo lambda watch")
 class CargoLambdaSmokeTest(EmulatorTest):

@@ -101,7 +101,8 @@ def shard_size(data: rdb.ShardData, shard: int) -> int:
 class Phase:
     """A snapshot's `creating` (or export) phase: `reads` more describe
     responses that include it, while its name matches no `stuck` pattern;
-    then `done` (if any) runs and the status becomes `available`."""
+    then `done` (if any) runs and the status becomes `available`. `reads`
+    None (inserted snapshots only): for ever."""
 
     busy: str
     reads: int | None
@@ -132,8 +133,8 @@ def begin(item: Any, busy: str, done: Callable[[], None] | None = None) -> None:
 def observe(item: Any) -> None:
     """A describe response is about to include this snapshot."""
     phase: Phase | None = getattr(item, "sc_phase", None)
-    if phase is None or CONFIG.is_stuck(_name(item)):
-        return
+    if phase is None or phase.reads is None or CONFIG.is_stuck(_name(item)):
+        return  # reads None: an inserted snapshot creating until further notice
     if phase.reads:
         phase.reads -= 1
         return
@@ -143,10 +144,14 @@ def observe(item: Any) -> None:
     setattr(item, _status_attr(item), "available")
 
 
-def _require_available(item: Any, code: str) -> None:
+def _require_available(item: Any, code: str, also: tuple[str, ...] = ()) -> None:
     status = getattr(item, _status_attr(item))
-    if status != "available":
+    if status != "available" and status not in also:
         raise fault(code, f"Snapshot {_name(item)} is not in the available state (it is {status}).")
+
+
+# A snapshot AWS could not complete stays listed, `failed`, until it is deleted.
+DELETABLE = ("failed",)
 
 
 # --- paging ------------------------------------------------------------------------
@@ -507,7 +512,7 @@ def _copy_snapshot(self: ElastiCacheResponse) -> ActionResult:
 def _delete_snapshot(self: ElastiCacheResponse) -> ActionResult:
     backend = self.elasticache_backend
     snapshot = _own_snapshot(backend, self._get_param("SnapshotName"))
-    _require_available(snapshot, "InvalidSnapshotState")
+    _require_available(snapshot, "InvalidSnapshotState", DELETABLE)
     del backend.snapshots[snapshot.snapshot_name]
     _untag(backend, snapshot.arn)
     return ActionResult({"Snapshot": _answer(snapshot, "deleting")})
@@ -651,7 +656,7 @@ def _create_serverless_cache_snapshot(self: ElastiCacheResponse) -> ActionResult
 def _delete_serverless_cache_snapshot(self: ElastiCacheResponse) -> ActionResult:
     backend = self.elasticache_backend
     snapshot = _serverless_snapshot(backend, self._get_param("ServerlessCacheSnapshotName"))
-    _require_available(snapshot, "InvalidServerlessCacheSnapshotStateFault")
+    _require_available(snapshot, "InvalidServerlessCacheSnapshotStateFault", DELETABLE)
     del serverless_snapshots(backend)[snapshot.serverless_cache_snapshot_name]
     _untag(backend, snapshot.arn)
     return ActionResult({"ServerlessCacheSnapshot": _answer(snapshot, "deleting")})

@@ -1,20 +1,23 @@
 """Direct creation of ElastiCache replication groups and serverless caches (the
-control route's `"kind": "elasticache"`) and the demo seed's caches, through
+control route's `"kind": "elasticache"`), direct insertion of their snapshots
+(POST /snapcourier/snapshots with that kind) and the demo seed's caches, through
 moto's backends in-process, as world.py does for RDS."""
 
 from __future__ import annotations
 
+import json
+import re
+from types import SimpleNamespace
 from typing import Any
 
-from moto.elasticache.models import elasticache_backends
-
-import json
-
+from moto.elasticache.models import Snapshot, elasticache_backends
 from moto.kms.models import kms_backends
 
 from . import DESTINATION_ACCOUNT, REGIONS, SOURCE_ACCOUNT, kms_keys, s3_ext
-from .elasticache_ext import DEFAULT_KEYS_PER_SHARD, SERVICE_PRINCIPALS, create_serverless_cache, default_data
-from .world import InsertError, _tags, _where
+from .elasticache_ext import (DEFAULT_KEYS_PER_SHARD, SERVICE_PRINCIPALS, Phase, ServerlessCache, ServerlessSnapshot,
+                              _node_snapshots, _tag, _untag, create_serverless_cache, default_data, group_data,
+                              serverless_caches, serverless_snapshots)
+from .world import InsertError, _parse_created, _tags, _where
 
 KIND = "elasticache"
 ENGINES = ("valkey", "redis")
@@ -202,3 +205,168 @@ def seed_buckets(namespace: str = DEMO_NAMESPACE) -> dict[str, str]:
         vaults.put_bucket_encryption(name, {"Rule": {"ApplyServerSideEncryptionByDefault": {
             "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}})
     return export_key
+
+
+# --- inserted snapshots (POST /snapcourier/snapshots with "kind": "elasticache") -------------
+
+SNAPSHOT_FIELDS = frozenset({"kind", "account", "region", "id", "resource_id", "serverless", "created", "status",
+                             "creating_reads", "shards", "tags", "kms_key_id", "engine"})
+SNAPSHOT_ARN_RE = re.compile(r"^arn:aws:elasticache:([^:]+):(\d{12}):(snapshot|serverlesscachesnapshot):(.+)$")
+SLOTS = 16384
+
+
+def is_elasticache_arn(arn: str) -> bool:
+    return SNAPSHOT_ARN_RE.match(arn) is not None
+
+
+def _snapshot_status(spec: dict[str, Any]) -> tuple[str, int | None]:
+    status = spec.get("status", "available")
+    if status not in ("available", "creating", "failed"):
+        raise InsertError('status must be "available", "creating" or "failed"')
+    reads = spec.get("creating_reads")
+    if reads is not None and (not isinstance(reads, int) or isinstance(reads, bool) or reads < 0):
+        raise InsertError("creating_reads must be an integer >= 0")
+    if reads is not None and status != "creating":
+        raise InsertError('creating_reads is for status "creating"')
+    return status, reads
+
+
+def _snapshot_key(spec: dict[str, Any], account: str, region: str) -> str | None:
+    key_ref = spec.get("kms_key_id")
+    if key_ref is None:
+        return None
+    if not isinstance(key_ref, str) or not key_ref:
+        raise InsertError("kms_key_id must be a KMS key id, alias or ARN, or null")
+    key = kms_keys.find_key(key_ref, account, region)
+    if key is None:
+        raise InsertError(f"kms_key_id {key_ref} is not a key of {account}/{region}")
+    return key.arn
+
+
+def _set_status(item: Any, status: str, reads: int | None, attr: str) -> None:
+    """available, failed, or creating through the extension's phase: `reads`
+    describes that include it (None: until further notice), and while stuck."""
+    if status == "creating":
+        item.sc_phase = Phase("creating", reads)
+    setattr(item, attr, status)
+
+
+def insert_snapshot(spec: Any) -> str:
+    """An ElastiCache manual snapshot put straight into an account's region
+    (README.md lists the fields): of a replication group, or with "serverless":
+    true of a serverless cache; neither need exist. Returns the snapshot ARN."""
+    if not isinstance(spec, dict):
+        raise InsertError("each snapshot must be a JSON object")
+    unknown = sorted(set(spec) - SNAPSHOT_FIELDS)
+    if unknown:
+        raise InsertError(f"unknown fields for an elasticache snapshot: {unknown}")
+    account, region = _where(spec)
+    name = _str(spec, "id", None)
+    if name is None:
+        raise InsertError("id is required (the snapshot name)")
+    name = name.lower()  # "This value is stored as a lowercase string"
+    resource_id = _str(spec, "resource_id", None)
+    if resource_id is None:
+        raise InsertError("resource_id is required (the replication group or serverless cache)")
+    engine = _str(spec, "engine", None)
+    if engine is not None and engine not in ENGINES:
+        raise InsertError(f"engine must be one of {list(ENGINES)}")
+    serverless = _bool(spec, "serverless")
+    created = _parse_created(spec.get("created"))
+    status, reads = _snapshot_status(spec)
+    tags = _tags(spec)
+    key = _snapshot_key(spec, account, region)
+    backend = elasticache_backends[account][region]
+    if serverless:
+        if "shards" in spec and (spec["shards"] != 1 or isinstance(spec["shards"], bool)):
+            raise InsertError("shards must be 1 for a serverless cache snapshot (one shard of data)")
+        return _insert_serverless_snapshot(backend, account, region, name, resource_id, engine, created, status,
+                                           reads, tags, key, "kms_key_id" in spec)
+    shards = _int(spec, "shards", 0, 1, 500) if "shards" in spec else None
+    if name in backend.snapshots:
+        raise InsertError(f"ElastiCache snapshot {name} already exists in {account}/{region}")
+    group = backend.replication_groups.get(resource_id)
+    if group is not None and (shards is None or shards == len(group.node_groups)):
+        shape, data = group, list(group_data(group))
+    else:
+        shape = _stand_in_group(resource_id, shards or 1, created)
+        data = default_data(account, region, resource_id, shards or 1)
+    snapshot = Snapshot(
+        account_id=account, region_name=region,
+        automatic_failover=getattr(group, "automatic_failover", None),
+        auto_minor_version_upgrade=getattr(group, "auto_minor_version_upgrade", None),
+        cache_cluster_create_time=shape.replication_group_create_time, cache_cluster_id=None,
+        cache_node_type=getattr(group, "cache_node_type", None) or DEFAULT_NODE_TYPE,
+        cache_parameter_group_name=getattr(group, "cache_parameter_group_name", None),
+        cache_subnet_group_name=getattr(group, "cache_subnet_group_name", None),
+        engine=engine or getattr(group, "engine", None) or "valkey", engine_version=None, kms_key_id=None,
+        num_cache_nodes=None, num_node_groups=len(shape.node_groups), port=getattr(group, "port", None) or 6379,
+        preferred_availability_zone=None, preferred_maintenance_window=None, preferred_outpost_arn=None,
+        replication_group_description=getattr(group, "description", None) or f"{resource_id} (snapcourier world)",
+        replication_group_id=resource_id, snapshot_name=name, snapshot_retention_limit=None,
+        snapshot_source="manual", snapshot_status="available", snapshot_window=None, topic_arn=None, tags=None,
+    )
+    snapshot.sc_data = data
+    snapshot.sc_shard_ids = [ng["node_group_id"] for ng in shape.node_groups]
+    snapshot.node_snapshots = _node_snapshots(shape, data, created)
+    for node in snapshot.node_snapshots:  # an old snapshot of a group made since: not after the snapshot
+        node["CacheNodeCreateTime"] = min(node["CacheNodeCreateTime"], created)
+    snapshot.cache_cluster_create_time = min(snapshot.cache_cluster_create_time, created)
+    snapshot.engine_version = getattr(group, "engine_version", None) or (
+        "8.0" if snapshot.engine == "valkey" else "7.1")
+    snapshot.kms_key_id = key if "kms_key_id" in spec else (getattr(group, "kms_key_id", None) or None)
+    if not shape.cluster_enabled:  # cluster mode disabled: the node it was taken from
+        snapshot.cache_cluster_id = snapshot.node_snapshots[0]["CacheClusterId"]
+    snapshot.sc_phase = None
+    _set_status(snapshot, status, reads, "snapshot_status")
+    backend.snapshots[name] = snapshot
+    _tag(backend, snapshot.arn, tags)
+    return snapshot.arn
+
+
+def _stand_in_group(ident: str, shards: int, created: Any) -> Any:
+    """The shape of a replication group that is not there: `shards` shards of a
+    primary each (cluster mode on when more than one), registered nowhere."""
+    cluster_enabled = shards > 1
+    node_groups = []
+    for n in range(1, shards + 1):
+        shard = f"{n:04d}"
+        member = f"{ident}-{shard}-001" if cluster_enabled else f"{ident}-001"
+        node_group: dict[str, Any] = {"node_group_id": shard, "node_group_members": [{"cache_cluster_id": member}]}
+        if cluster_enabled:
+            node_group["slots"] = f"{(n - 1) * SLOTS // shards}-{n * SLOTS // shards - 1}"
+        node_groups.append(node_group)
+    return SimpleNamespace(node_groups=node_groups, cluster_enabled=cluster_enabled,
+                           replication_group_create_time=created)
+
+
+def _insert_serverless_snapshot(backend: Any, account: str, region: str, name: str, cache_name: str,
+                                engine: str | None, created: Any, status: str, reads: int | None,
+                                tags: list[dict[str, str]], key: str | None, key_given: bool) -> str:
+    if name in serverless_snapshots(backend):
+        raise InsertError(f"serverless cache snapshot {name} already exists in {account}/{region}")
+    cache = serverless_caches(backend).get(cache_name) or ServerlessCache(
+        account, region, cache_name, engine or "valkey", None, None, None)
+    snapshot = ServerlessSnapshot(cache, name, key, region, account)
+    if key_given:  # null: unencrypted even if the cache has a key
+        snapshot.kms_key_id = key
+    if engine is not None:
+        snapshot.serverless_cache_configuration["Engine"] = engine
+    snapshot.create_time = created
+    _set_status(snapshot, status, reads, "status")
+    serverless_snapshots(backend)[name] = snapshot
+    _tag(backend, snapshot.arn, tags)
+    return snapshot.arn
+
+
+def remove_snapshots(arns: list[str]) -> None:
+    """Undo insertions (a bulk insert that failed part-way leaves nothing)."""
+    for arn in arns:
+        match = SNAPSHOT_ARN_RE.match(arn)
+        if match is None:
+            continue
+        region, account, kind, name = match.groups()
+        backend = elasticache_backends[account][region]
+        store = backend.snapshots if kind == "snapshot" else serverless_snapshots(backend)
+        store.pop(name, None)
+        _untag(backend, arn)

@@ -32,7 +32,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from . import (REGIONS, elasticache_ext, elasticache_world, kms_keys, lambda_routes, rds_ext, redshift_ext,
-               redshift_world, s3_ext, sfn_ext, world)
+               redshift_world, s3_ext, s3_world, sfn_ext, world)
 from .control import CONFIG, REQUESTS, WORLD_LOCK, ConfigError
 from .lambda_routes import ROUTES, RouteError
 
@@ -160,6 +160,7 @@ class EmulatorApp:
             ("POST", "/snapcourier/requests/reset"): self._reset_requests,
             ("POST", "/snapcourier/snapshots"): self._insert_snapshots,
             ("POST", "/snapcourier/clusters"): lambda body: ("200 OK", {"arn": _create_cluster(body)}),
+            ("POST", "/snapcourier/objects"): lambda body: ("200 OK", s3_world.insert_objects(body)),
             ("GET", "/snapcourier/lambda-routes"): lambda _: ("200 OK", ROUTES.as_dict()),
             ("POST", "/snapcourier/lambda-routes"): lambda body: ("200 OK", ROUTES.update(body)),
         }
@@ -249,14 +250,19 @@ class EmulatorApp:
             for spec in body:
                 arns.append(_insert_snapshot(spec))
         except (world.InsertError, ServiceException):
-            world.remove_snapshots([arn for arn in arns if not redshift_world.is_redshift_arn(arn)])
+            ours = {"redshift": redshift_world.is_redshift_arn, "elasticache": elasticache_world.is_elasticache_arn}
+            world.remove_snapshots([arn for arn in arns if not any(test(arn) for test in ours.values())])
             redshift_world.remove_snapshots([arn for arn in arns if redshift_world.is_redshift_arn(arn)])
+            elasticache_world.remove_snapshots([arn for arn in arns if elasticache_world.is_elasticache_arn(arn)])
             raise
         return "200 OK", {"arns": arns}
 
 
 def _insert_snapshot(spec: Any) -> str:
-    """RDS snapshots by default, Redshift ones with "kind": "redshift"."""
+    """RDS snapshots by default, Redshift ones with "kind": "redshift", ElastiCache
+    ones (of a replication group or a serverless cache) with "kind": "elasticache"."""
+    if elasticache_world.is_elasticache_spec(spec):
+        return elasticache_world.insert_snapshot(spec)
     if redshift_world.is_redshift_spec(spec):
         return redshift_world.insert_snapshot(spec)
     return world.insert_snapshot(spec)

@@ -232,7 +232,7 @@ def insert_snapshot(spec: dict[str, Any]) -> str:
     account, region = _where(spec)
     kind = {"cluster": CLUSTER, "instance": INSTANCE}.get(spec.get("kind", "cluster"))
     if kind is None:
-        raise InsertError('kind must be "cluster", "instance" or "redshift"')
+        raise InsertError('kind must be "cluster", "instance", "redshift" or "elasticache"')
     ident = spec.get("id")
     if not isinstance(ident, str) or not ident:
         raise InsertError("id is required")

@@ -1,7 +1,7 @@
 //! Test support: starts the local AWS world (moto plus the project's extension, see this
 //! folder's README) on a free loopback port and hands out what tests need: SDK configs with
 //! each account's own credentials, the seeded key ARNs, and the control routes (faults,
-//! creating phase, direct snapshot inserts, request counts).
+//! creating phase, direct snapshot and S3 object inserts, request counts).
 //!
 //! Every `Emulator` is its own process, so tests are isolated; it is killed when dropped and
 //! exits by itself if the test process dies.
@@ -195,9 +195,25 @@ impl Emulator {
     }
 
     /// Insert snapshots directly (ages and states the API cannot produce). Each entry as in
-    /// the control route's contract; returns what the route answered.
+    /// the control route's contract; returns what the route answered (`{"arns": [...]}`).
+    /// RDS by default; `"kind": "redshift"`; `"kind": "elasticache"` for an ElastiCache manual
+    /// snapshot: `{"account", "region", "id" (stored lower-case), "resource_id" (the replication
+    /// group, or with `"serverless": true` the serverless cache; need not exist), "created"
+    /// (RFC 3339), "status" ("available" | "creating" | "failed"), "creating_reads", "shards"
+    /// (1-500), "tags", "kms_key_id", "engine"}` (see the README).
     pub fn insert_snapshots(&self, snapshots: &[Value]) -> Value {
         self.post("/snapcourier/snapshots", &json!(snapshots))
+    }
+
+    /// Put S3 objects straight into their buckets, as each bucket's owner, with what the API
+    /// cannot set: `{"bucket", "key", "body" (a string; default a valid one-shard `.rdb`) or
+    /// "size" (that many bytes), "last_modified" (RFC 3339, default now), "lock_mode"
+    /// ("GOVERNANCE" | "COMPLIANCE") with "lock_until" (RFC 3339, may be past: an expired
+    /// lock), "kms_key_id" (SSE-KMS with that key; default the bucket's default encryption),
+    /// "checksum" (default true: a SHA-256 checksum as exports store it)}`. All or none;
+    /// returns `{"version_ids": [...]}` (null for an unversioned bucket). See the README.
+    pub fn insert_objects(&self, objects: &[Value]) -> Value {
+        self.post("/snapcourier/objects", &json!(objects))
     }
 
     pub fn create_cluster(&self, spec: Value) -> Value {
