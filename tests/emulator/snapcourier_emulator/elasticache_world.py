@@ -136,7 +136,6 @@ def seed_demo() -> None:
          "tags": [{"Key": "team", "Value": "identity"}]},
     ]:
         create_cache({"account": SOURCE_ACCOUNT, "region": region, "kind": KIND, **spec})
-    seed_buckets()
 
 
 # The demo deployment's namespace (examples/snapcourier.yaml) and the number of its

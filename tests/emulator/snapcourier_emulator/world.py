@@ -66,6 +66,9 @@ def seed(kind: str) -> dict[str, Any]:
             cmks.setdefault(account, {})[region] = kms_keys.ensure_cmk(account, region)
             default_keys.setdefault(account, {})[region] = kms_keys.ensure_default_rds_key(account, region)
             redshift_keys.setdefault(account, {})[region] = kms_keys.ensure_default_redshift_key(account, region)
+    from . import elasticache_world  # imports this module's helpers
+    # The ElastiCache export and vault buckets, as the stacks create them (like the keys).
+    elasticache_world.seed_buckets()
     if kind == "demo":
         _seed_demo(cmks)
     return {

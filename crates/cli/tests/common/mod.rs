@@ -464,8 +464,38 @@ pub async fn snapshots_of(emu: &Emulator, engine: Engine, side: Side, region: &s
         Engine::Aurora => snapshots(emu, side, region).await,
         Engine::Rds => instance_snapshots(emu, side, region).await,
         Engine::Redshift => redshift_snapshots(emu, side, region).await,
+        Engine::ElastiCache if side == Side::Destination => vault_exports(emu, region).await,
         Engine::ElastiCache => cache_snapshots(emu, side, region).await,
     }
+}
+
+/// ElastiCache: the complete exports in the destination's vault bucket of a region (their
+/// manifests), as `Seen`: namespace `demo` when the id is the demo's, the key of the manifest,
+/// the capture time its key names.
+pub async fn vault_exports(emu: &Emulator, region: &str) -> Vec<Seen> {
+    let bucket = snapcourier_core::naming::vault_bucket("demo", DESTINATION_ACCOUNT, region);
+    objects(emu, Side::Destination, region, &bucket, "")
+        .await
+        .into_iter()
+        .filter_map(|o| {
+            let (id, captured) = snapcourier_core::export::parse_manifest_key(&o.key)?;
+            let mut tags = BTreeMap::new();
+            if id.starts_with("sc-demo-") {
+                tags.insert("snapcourier:namespace".to_string(), "demo".to_string());
+            }
+            Some(Seen {
+                id: id.to_string(),
+                arn: format!("s3://{bucket}/{}", o.key),
+                cluster: String::new(),
+                status: "available".into(),
+                encrypted: o.kms_key.is_some(),
+                kms_key: o.kms_key.clone(),
+                created: Some(captured),
+                tags,
+                option_group: None,
+            })
+        })
+        .collect()
 }
 
 /// Accounts that may restore a source snapshot of an engine's kind.
@@ -479,14 +509,13 @@ pub async fn shared_with_of(emu: &Emulator, engine: Engine, region: &str, id: &s
             .find(|s| s.id == id)
             .map(|s| s.restore.into_iter().collect())
             .unwrap_or_default(),
-        // Exported: the destination accounts read the export bucket.
+        // Exported (its manifest is in the bucket): the destination accounts read the bucket.
         Engine::ElastiCache => {
             let bucket = snapcourier_core::naming::export_bucket("demo", SOURCE_ACCOUNT, region);
-            let found = objects(emu, Side::Source, region, &bucket, id).await;
-            if found.is_empty() {
-                Vec::new()
-            } else {
+            if export_ids(&objects(emu, Side::Source, region, &bucket, id).await).contains(id) {
                 vec![DESTINATION_ACCOUNT.to_string()]
+            } else {
+                Vec::new()
             }
         }
     }
@@ -505,7 +534,7 @@ pub struct Case {
     pub service: &'static str,
 }
 
-pub const CASES: [Case; 3] = [
+pub const CASES: [Case; 4] = [
     Case {
         schedule: "aurora-daily",
         engine: Engine::Aurora,
@@ -527,6 +556,18 @@ pub const CASES: [Case; 3] = [
         protected: &["warehouse-main", "warehouse-raw"],
         service: "redshift",
     },
+    Case {
+        schedule: "cache-daily",
+        engine: Engine::ElastiCache,
+        kind: "elasticache",
+        protected: &[
+            "carts-valkey",
+            "legacy-redis",
+            "profiles-serverless",
+            "sessions-valkey",
+        ],
+        service: "elasticache",
+    },
 ];
 
 impl Case {
@@ -547,9 +588,58 @@ impl Case {
             Engine::Aurora => {}
             Engine::Rds => s["engine"] = "postgres".into(),
             Engine::Redshift => s["cluster"] = resource.into(),
-            Engine::ElastiCache => {}
+            // ElastiCache's insert takes the snapshot's own fields only.
+            Engine::ElastiCache => {
+                let fields = s.as_object_mut().expect("an object");
+                fields.retain(|k, _| {
+                    [
+                        "kind",
+                        "account",
+                        "region",
+                        "id",
+                        "resource_id",
+                        "created",
+                        "tags",
+                    ]
+                    .contains(&k.as_str())
+                });
+            }
         }
         s
+    }
+
+    /// ElastiCache: an export of `id` as the source bucket holds it once it is complete or
+    /// done but not yet completed (`with_manifest`): one shard object, and the manifest that
+    /// names `captured`. For the direct object route (`Emulator::insert_objects`).
+    pub fn export_objects(
+        &self,
+        bucket: &str,
+        id: &str,
+        resource: &str,
+        captured: Timestamp,
+        with_manifest: bool,
+    ) -> Vec<serde_json::Value> {
+        let body = "REDIS0011-snapcourier-test";
+        let shard = format!("{id}-0001.rdb");
+        let mut out = vec![serde_json::json!({"bucket": bucket, "key": shard, "body": body})];
+        if with_manifest {
+            let manifest = snapcourier_core::export::ExportManifest {
+                version: snapcourier_core::export::MANIFEST_VERSION,
+                snapshot: id.to_string(),
+                cache: resource.to_string(),
+                captured: Timestamp::from_second(captured.as_second()).unwrap(),
+                objects: vec![snapcourier_core::export::ExportedFile {
+                    key: shard,
+                    size: body.len() as i64,
+                }],
+            };
+            out.push(serde_json::json!({
+                "bucket": bucket,
+                "key": manifest.key(),
+                "body": serde_json::to_string(&manifest).unwrap(),
+            }));
+        }
+        out
     }
 
     /// The schedule's id prefix.

@@ -1,0 +1,171 @@
+//! ElastiCache through both state machines, with the real Lambda functions: replication
+//! groups (one with three shards) and a serverless cache end with their exports in the source
+//! stack's bucket and the same objects in the destination's vault, locked, with the vault's
+//! key; a second execution of each side costs only its listings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+use snapcourier_core::Config;
+use snapcourier_core::events::{DestinationRun, SourceRun};
+use snapcourier_core::export::parse_manifest_key;
+use snapcourier_core::naming::{export_bucket, schedule_prefix, vault_bucket};
+use snapcourier_e2e::*;
+
+const EXAMPLE: &str = include_str!("../../../examples/snapcourier.yaml");
+const SCHEDULE: &str = "cache-daily";
+
+fn config() -> Config {
+    let mut c = Config::parse(EXAMPLE).unwrap();
+    c.settings.poll_interval_seconds = 1;
+    c.settings.deadline_seconds = Some(300);
+    c
+}
+
+fn input(c: &Config, side: Side) -> Value {
+    match side {
+        Side::Source => serde_json::to_value(SourceRun::from_config(c, SCHEDULE).unwrap()),
+        Side::Destination => serde_json::to_value(
+            DestinationRun::from_config(c, SCHEDULE, DESTINATION_ACCOUNT).unwrap(),
+        ),
+    }
+    .unwrap()
+}
+
+/// Every object under the schedule's prefix in a bucket: key → (size, KMS key, lock mode).
+async fn bucket_objects(
+    d: &Deployment,
+    side: Side,
+    region: &str,
+    bucket: &str,
+) -> BTreeMap<String, (i64, Option<String>, Option<String>)> {
+    let s3 = d.context(side).s3(region);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(schedule_prefix("demo", SCHEDULE))
+        .send()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for o in listed.contents() {
+        let key = o.key().unwrap().to_string();
+        let head = s3
+            .head_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        out.insert(
+            key,
+            (
+                head.content_length().unwrap_or_default(),
+                head.ssekms_key_id().map(str::to_string),
+                head.object_lock_mode().map(|m| m.as_str().to_string()),
+            ),
+        );
+    }
+    out
+}
+
+/// Requests of a service the emulator answered, by action.
+fn requests_of(d: &Deployment, service: &str) -> BTreeMap<String, u64> {
+    d.emu
+        .requests()
+        .into_iter()
+        .filter(|(action, _)| action.starts_with(&format!("{service}:")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_through_both_state_machines_end_locked_in_the_vault() {
+    let d = Deployment::start(Seed::Demo).await;
+    d.emu.configure(json!({"creating_reads": 2}));
+    let c = config();
+    let source = d
+        .run(Side::Source, "cache-1", &input(&c, Side::Source))
+        .await;
+    assert_eq!(source.status, "SUCCEEDED", "{source:?}");
+    let output: Value = serde_json::from_str(source.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["shared"], 4, "{output}");
+    let destination = d
+        .run(Side::Destination, "cache-1", &input(&c, Side::Destination))
+        .await;
+    assert_eq!(destination.status, "SUCCEEDED", "{destination:?}");
+
+    let exported = bucket_objects(
+        &d,
+        Side::Source,
+        SOURCE_REGION,
+        &export_bucket("demo", SOURCE_ACCOUNT, SOURCE_REGION),
+    )
+    .await;
+    let exports: BTreeSet<&str> = exported
+        .keys()
+        .filter_map(|k| parse_manifest_key(k).map(|(id, _)| id))
+        .collect();
+    // Three replication groups and the serverless cache, each complete with its manifest;
+    // six shard objects (carts-valkey has three shards).
+    assert_eq!(exports.len(), 4, "{exported:?}");
+    for cache in [
+        "carts-valkey",
+        "legacy-redis",
+        "profiles-serverless",
+        "sessions-valkey",
+    ] {
+        assert!(
+            exports.iter().any(|id| id.contains(&format!("-{cache}-"))),
+            "{cache}"
+        );
+    }
+    assert_eq!(exported.keys().filter(|k| k.ends_with(".rdb")).count(), 6);
+
+    let vault_key = c.destinations[0].regions[0].kms_key.clone();
+    let vault = bucket_objects(
+        &d,
+        Side::Destination,
+        DESTINATION_REGION,
+        &vault_bucket("demo", DESTINATION_ACCOUNT, DESTINATION_REGION),
+    )
+    .await;
+    assert_eq!(
+        vault.keys().collect::<Vec<_>>(),
+        exported.keys().collect::<Vec<_>>()
+    );
+    for (key, (size, kms, lock)) in &vault {
+        assert_eq!(*size, exported[key].0, "{key}");
+        assert_eq!(kms, &vault_key, "{key}");
+        assert_eq!(lock.as_deref(), Some("GOVERNANCE"), "{key}");
+    }
+    assert!(d.failure_reports(Side::Source).await.is_empty());
+    assert!(d.failure_reports(Side::Destination).await.is_empty());
+
+    // The second execution of each side: listings only.
+    d.emu.reset_requests();
+    let source = d
+        .run(Side::Source, "cache-2", &input(&c, Side::Source))
+        .await;
+    assert_eq!(source.status, "SUCCEEDED", "{source:?}");
+    let destination = d
+        .run(Side::Destination, "cache-2", &input(&c, Side::Destination))
+        .await;
+    assert_eq!(destination.status, "SUCCEEDED", "{destination:?}");
+    let mut calls = requests_of(&d, "elasticache");
+    calls.extend(requests_of(&d, "s3"));
+    for (action, count) in &calls {
+        // S3 requests are counted by method and path: a GET of a bucket is a listing.
+        let listing = action.contains(":Describe")
+            || action.contains(":List")
+            || (action.starts_with("s3:GET /") && action.ends_with('/'));
+        assert!(
+            listing,
+            "{action} x{count} in a steady-state run: {calls:?}"
+        );
+    }
+    // Source: take (2 cache and 2 snapshot describes, the bucket), retention (2 snapshot
+    // describes, the bucket); destination: copy-in (the source's bucket, the vault) and
+    // retention (the vault).
+    let total: u64 = calls.values().sum();
+    assert_eq!(total, 11, "{calls:?}");
+}
