@@ -12,6 +12,7 @@ use snapcourier_core::events::{
     TakePass,
 };
 use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord};
+use snapcourier_core::tags::Stage;
 use snapcourier_core::{Engine, Error};
 
 use crate::adapter::SnapshotApi;
@@ -103,6 +104,37 @@ pub(crate) trait EngineSteps {
         region: &str,
         id: &str,
     ) -> Result<BTreeSet<String>, Error>;
+
+    /// The schedule's snapshots in the source region as the steps see them, ownership tags
+    /// and progress marker included (reports).
+    async fn schedule_snapshots(
+        &self,
+        ctx: &AwsContext,
+        run: &SourceRun,
+    ) -> Result<Vec<SnapshotRecord>, Error> {
+        Ok(self
+            .list_owned(ctx, &run.source.region)
+            .await?
+            .into_iter()
+            .filter(|s| s.is_ours(&run.namespace, &run.schedule.name, Stage::Source))
+            .collect())
+    }
+
+    /// A destination's copies of the schedule in one of its regions as the steps see them
+    /// (reports).
+    async fn schedule_copies(
+        &self,
+        ctx: &AwsContext,
+        run: &DestinationRun,
+        region: &str,
+    ) -> Result<Vec<SnapshotRecord>, Error> {
+        Ok(self
+            .list_owned(ctx, region)
+            .await?
+            .into_iter()
+            .filter(|s| s.is_ours(&run.namespace, &run.schedule.name, Stage::Destination))
+            .collect())
+    }
 }
 
 /// An engine whose destinations copy: the shared steps over its adapter.
@@ -405,4 +437,26 @@ pub async fn shared_with(
     id: &str,
 ) -> Result<BTreeSet<String>, Error> {
     on_engine!(engine, |steps| steps.shared_with(ctx, region, id).await)
+}
+
+/// The schedule's snapshots in the source region as the steps see them (reports).
+pub async fn schedule_snapshots(
+    ctx: &AwsContext,
+    run: &SourceRun,
+) -> Result<Vec<SnapshotRecord>, Error> {
+    on_engine!(run.schedule.engine, |steps| steps
+        .schedule_snapshots(ctx, run)
+        .await)
+}
+
+/// A destination's copies of the schedule in one of its regions as the steps see them
+/// (reports).
+pub async fn schedule_copies(
+    ctx: &AwsContext,
+    run: &DestinationRun,
+    region: &str,
+) -> Result<Vec<SnapshotRecord>, Error> {
+    on_engine!(run.schedule.engine, |steps| steps
+        .schedule_copies(ctx, run, region)
+        .await)
 }

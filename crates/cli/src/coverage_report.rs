@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use snapcourier_aws::AwsContext;
-use snapcourier_aws::engines::{list_owned, list_resources};
+use snapcourier_aws::engines::list_resources;
 use snapcourier_core::config::{ResourceFilter, Schedule};
 use snapcourier_core::drill::DrillRecord;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
@@ -296,11 +296,8 @@ pub async fn source_view(
         })
         .map(|r| r.id)
         .collect();
-    let snapshots = list_owned(ctx, schedule.engine, region)
-        .await?
-        .into_iter()
-        .filter(|s| s.is_ours(&config.namespace, &schedule.name, Stage::Source))
-        .collect();
+    let run = snapcourier_core::events::SourceRun::from_config(config, &schedule.name)?;
+    let snapshots = snapcourier_aws::engines::schedule_snapshots(ctx, &run).await?;
     Ok(SourceView {
         databases,
         snapshots,
@@ -314,22 +311,20 @@ pub async fn destination_view(
     account: &str,
 ) -> Result<DestinationView, Error> {
     let d = config.destination(account)?;
-    let engines: BTreeSet<Engine> = config
-        .schedules
-        .iter()
-        .map(|s| s.engine)
-        .filter(|e| e.copies_into_destination())
-        .collect();
     let mut copies = BTreeMap::new();
     for r in &d.regions {
         let mut list = Vec::new();
-        for engine in &engines {
-            list.extend(
-                list_owned(ctx, *engine, &r.region)
-                    .await?
-                    .into_iter()
-                    .filter(|s| s.is_owned_by(&config.namespace)),
-            );
+        for schedule in config
+            .schedules
+            .iter()
+            .filter(|s| s.engine.copies_into_destination())
+        {
+            let run = snapcourier_core::events::DestinationRun::from_config(
+                config,
+                &schedule.name,
+                account,
+            )?;
+            list.extend(snapcourier_aws::engines::schedule_copies(ctx, &run, &r.region).await?);
         }
         copies.insert(r.region.clone(), list);
     }

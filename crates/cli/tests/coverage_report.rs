@@ -30,8 +30,8 @@ fn status_of(r: &CoverageReport, database: &str) -> Status {
 async fn every_covered_database_has_a_row_from_missing_to_ok_late_and_failing() {
     let emu = Emulator::start(Seed::Demo);
     let c = config();
-    // Before any run: the seven covered Aurora, RDS and Redshift databases, all missing (not
-    // the excluded scratch-tmp, not the read replica).
+    // Before any run: the eleven covered Aurora, RDS, Redshift and ElastiCache databases, all
+    // missing (not the excluded scratch-tmp, not the read replica, not tiny-redis).
     let before = report(&emu, &c, Timestamp::now()).await;
     let databases: Vec<&str> = before.rows.iter().map(|r| r.database.as_str()).collect();
     assert_eq!(
@@ -43,20 +43,24 @@ async fn every_covered_database_has_a_row_from_missing_to_ok_late_and_failing() 
             "billing-pg",
             "orders-mysql",
             "warehouse-main",
-            "warehouse-raw"
+            "warehouse-raw",
+            "carts-valkey",
+            "legacy-redis",
+            "profiles-serverless",
+            "sessions-valkey"
         ],
         "{before:?}"
     );
-    assert_eq!(before.missing, 7, "{before:?}");
+    assert_eq!(before.missing, 11, "{before:?}");
     assert!(!before.all_ok());
 
     // Both sides run every schedule: every row is ok, with a copy in the vault region.
-    for schedule in ["aurora-daily", "rds-daily", "warehouse-daily"] {
+    for schedule in ["aurora-daily", "rds-daily", "warehouse-daily", "cache-daily"] {
         run_schedule(&emu, &c, schedule).await;
     }
     let now = Timestamp::now();
     let after = report(&emu, &c, now).await;
-    assert_eq!(after.ok, 7, "{after:?}");
+    assert_eq!(after.ok, 11, "{after:?}");
     assert!(after.all_ok());
     let orders = after
         .rows
@@ -71,10 +75,24 @@ async fn every_covered_database_has_a_row_from_missing_to_ok_late_and_failing() 
         copy.snapshot_id,
         orders.newest_source.as_ref().unwrap().snapshot_id
     );
+    // An ElastiCache cache: its export is its share, the vault's export its copy.
+    let carts = after
+        .rows
+        .iter()
+        .find(|r| r.database == "carts-valkey")
+        .unwrap();
+    assert!(carts.shared, "{carts:?}");
+    let copy = carts.copies[&format!("{DESTINATION_ACCOUNT}/{DESTINATION_REGION}")]
+        .as_ref()
+        .expect("an export in the vault");
+    assert_eq!(
+        copy.snapshot_id,
+        carts.newest_source.as_ref().unwrap().snapshot_id
+    );
 
     // Three days on with no run (daily RPO, threshold two days): late.
     let later = report(&emu, &c, now + SignedDuration::from_hours(72)).await;
-    assert_eq!(later.late, 7, "{later:?}");
+    assert_eq!(later.late, 11, "{later:?}");
 
     // A newer snapshot of billing-db that failed in AWS: failing.
     let mut failed = owned_snapshot(
@@ -95,7 +113,7 @@ async fn every_covered_database_has_a_row_from_missing_to_ok_late_and_failing() 
     // Auditors' Markdown: a summary and one row per database.
     let md = failing.markdown("demo");
     assert!(
-        md.contains("7 database(s): 6 ok, 0 late, 0 missing, 1 failing"),
+        md.contains("11 database(s): 10 ok, 0 late, 0 missing, 1 failing"),
         "{md}"
     );
     assert_eq!(
@@ -148,7 +166,7 @@ fn the_binary_reports_coverage_as_json_and_markdown_and_exits_1_unless_all_ok() 
         String::from_utf8_lossy(&out.stderr)
     );
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(printed["missing"], 7, "{printed}");
+    assert_eq!(printed["missing"], 11, "{printed}");
     assert!(
         std::fs::read_to_string(&md)
             .unwrap()

@@ -857,6 +857,29 @@ impl EngineSteps for ElastiCacheSteps {
         ec::list_snapshots(ctx, region, "sc-").await
     }
 
+    async fn schedule_snapshots(
+        &self,
+        ctx: &AwsContext,
+        run: &SourceRun,
+    ) -> Result<Vec<SnapshotRecord>, Error> {
+        Ok(list_source(ctx, run).await?.snapshots)
+    }
+
+    async fn schedule_copies(
+        &self,
+        ctx: &AwsContext,
+        run: &DestinationRun,
+        region: &str,
+    ) -> Result<Vec<SnapshotRecord>, Error> {
+        let vault = list_vault(ctx, run, region).await?;
+        Ok(vault
+            .current
+            .manifests
+            .iter()
+            .filter_map(|(id, (_, captured))| vault_record(run, region, id, *captured))
+            .collect())
+    }
+
     async fn list_resources(
         &self,
         ctx: &AwsContext,
