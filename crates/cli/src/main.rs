@@ -776,6 +776,32 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                     if *engine == Engine::Redshift && side == Side::Destination {
                         continue; // a destination owns no Redshift snapshots
                     }
+                    if *engine == Engine::ElastiCache {
+                        // Exports, as each schedule's steps see them (ElastiCache lists no
+                        // tags): the source's snapshots, the vault's complete exports.
+                        for s in c.schedules.iter().filter(|s| s.engine == *engine) {
+                            match side {
+                                Side::Source if *region == c.source.region => {
+                                    let run = SourceRun::from_config(&c, &s.name)?;
+                                    owned.extend(
+                                        snapcourier_aws::engines::schedule_snapshots(&ctx, &run)
+                                            .await?,
+                                    );
+                                }
+                                Side::Destination => {
+                                    let run = DestinationRun::from_config(&c, &s.name, &account)?;
+                                    owned.extend(
+                                        snapcourier_aws::engines::schedule_copies(
+                                            &ctx, &run, region,
+                                        )
+                                        .await?,
+                                    );
+                                }
+                                Side::Source => {}
+                            }
+                        }
+                        continue;
+                    }
                     owned.extend(
                         list_owned(&ctx, *engine, region)
                             .await?

@@ -27,7 +27,7 @@ fn text(bytes: &[u8]) -> String {
 fn validate_accepts_the_example() {
     let out = snapcourier(&["validate", "-c", EXAMPLE]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("valid (3 schedule(s), 1 destination account(s))"));
+    assert!(text(&out.stdout).contains("valid (4 schedule(s), 1 destination account(s))"));
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn run_and_report_against_the_emulator_through_aws_profiles() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let plans = &printed["plans"];
-    assert_eq!(plans.as_array().unwrap().len(), 3, "{printed}");
+    assert_eq!(plans.as_array().unwrap().len(), 4, "{printed}");
     // The quotas of the source region, Aurora's and RDS's, are well within the emulator's.
     let quotas = printed["capacity"]["quotas"].as_array().unwrap();
     assert_eq!(quotas.len(), 2, "{printed}");
@@ -170,10 +170,19 @@ fn run_and_report_against_the_emulator_through_aws_profiles() {
         2,
         "{plans}"
     );
+    // ElastiCache: the take it plans, from the caches the schedule covers.
+    assert_eq!(creates(&plans[3], "CreateSnapshot"), 3, "{plans}");
+    assert_eq!(
+        creates(&plans[3], "CreateServerlessCacheSnapshot"),
+        1,
+        "{plans}"
+    );
     for action in emu.requests().keys() {
         let name = action.split(':').next_back().unwrap_or_default();
+        // The emulator names S3 requests by method and path.
+        let s3_read = name.starts_with("GET ") || name.starts_with("HEAD ");
         assert!(
-            snapcourier_aws::withhold::reads_only(name),
+            snapcourier_aws::withhold::reads_only(name) || s3_read,
             "plan sent {action}"
         );
     }
@@ -203,9 +212,11 @@ fn run_and_report_against_the_emulator_through_aws_profiles() {
         "snapcourier-destination",
     );
     let table = text(&out.stdout);
-    // Three Aurora and two RDS instance copies (the destination owns no Redshift snapshot).
-    assert_eq!(table.matches("eu-west-1").count(), 5, "{table}");
+    // Three Aurora and two RDS instance copies, and four ElastiCache exports in the vault
+    // bucket (the destination owns no Redshift snapshot).
+    assert_eq!(table.matches("eu-west-1").count(), 9, "{table}");
     assert_eq!(table.matches("sc-demo-rdsdaily-").count(), 2, "{table}");
+    assert_eq!(table.matches("sc-demo-cachedaily-").count(), 4, "{table}");
     assert!(
         table.contains("00000002-0000-4000-8000-222222222222"),
         "{table}"
@@ -223,7 +234,7 @@ fn inputs_prints_each_scheduled_run_as_run_builds_it() {
     let inputs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inputs["namespace"], "demo");
     let source = inputs["source"].as_array().unwrap();
-    assert_eq!(source.len(), 3);
+    assert_eq!(source.len(), 4);
     assert_eq!(source[0]["schedule"], "aurora-daily");
     assert_eq!(source[0]["expression"], "cron(0 3 * * ? *)");
     assert_eq!(source[2]["expression"], "rate(24 hours)");

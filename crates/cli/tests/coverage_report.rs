@@ -55,7 +55,12 @@ async fn every_covered_database_has_a_row_from_missing_to_ok_late_and_failing() 
     assert!(!before.all_ok());
 
     // Both sides run every schedule: every row is ok, with a copy in the vault region.
-    for schedule in ["aurora-daily", "rds-daily", "warehouse-daily", "cache-daily"] {
+    for schedule in [
+        "aurora-daily",
+        "rds-daily",
+        "warehouse-daily",
+        "cache-daily",
+    ] {
         run_schedule(&emu, &c, schedule).await;
     }
     let now = Timestamp::now();

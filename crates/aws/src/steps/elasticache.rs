@@ -871,6 +871,10 @@ impl EngineSteps for ElastiCacheSteps {
         run: &DestinationRun,
         region: &str,
     ) -> Result<Vec<SnapshotRecord>, Error> {
+        // Vault buckets exist only where the destination keeps copies.
+        if !run.destination.regions.iter().any(|r| r.region == region) {
+            return Ok(Vec::new());
+        }
         let vault = list_vault(ctx, run, region).await?;
         Ok(vault
             .current
