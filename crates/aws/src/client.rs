@@ -195,6 +195,12 @@ impl AwsContext {
         })
     }
 
+    /// Use a stubbed S3 client for a region (unit tests).
+    pub fn with_s3_client(self, region: &str, client: aws_sdk_s3::Client) -> Self {
+        lock(&self.s3).insert(region.to_string(), client);
+        self
+    }
+
     /// Use a stubbed Redshift client for a region (unit tests).
     pub fn with_redshift_client(self, region: &str, client: aws_sdk_redshift::Client) -> Self {
         lock(&self.redshift).insert(region.to_string(), client);
