@@ -5,11 +5,12 @@
 // namespace tag (create/copy: the request must set it); KMS only through RDS/Redshift.
 import { Aws } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
+import type { Engine } from "./config";
 
 export const NAMESPACE_TAG = "snapcourier:namespace";
 export const SHARED_WITH_TAG = "snapcourier:shared-with";
 
-export type Engine = "aurora" | "rds" | "redshift";
+export type { Engine } from "./config";
 export type Step = "take" | "share" | "copy_in_destination" | "cross_region_copy" | "delete" | "drill";
 
 /** What a destination's restore drill restores (`snapcourier inputs`, its drill's run). */

@@ -677,11 +677,14 @@ export { partitionOf } from "./config";
  * Key policy statements for the source account's database keys: each destination account's
  * copy-in role (and no other principal) may use the key only through RDS in the source region,
  * which it does when copying a shared encrypted snapshot. Empty without Aurora/RDS schedules
- * (Redshift copies stay in the source account).
+ * (Redshift copies stay in the source account; ElastiCache's exports use the export key).
  */
 export function sourceKeyPolicyStatements(config: Config, engines: EngineFacts[]): Record<string, unknown>[] {
-  // Only engines whose destinations copy read the source's keys (the engine table says which).
-  const copying = new Set(engines.filter((e) => e.copies_into_destination).map((e) => e.engine));
+  // Only engines whose destinations copy a shared snapshot read the source's keys (the engine
+  // table says which: ElastiCache copies too, but exported objects, under the stack's own key).
+  const copying = new Set(
+    engines.filter((e) => e.copies_into_destination && e.transport === "snapshot-share").map((e) => e.engine),
+  );
   if (!config.schedules.some((s) => copying.has(s.engine))) return [];
   const p = partitionOf(config.source.region);
   const accounts = config.destinations.map((d) => d.account);
