@@ -138,6 +138,38 @@ export function copyKeyGuardStatement(partition: string, account: string, vault:
   });
 }
 
+/** What would unlock, unversion, re-key, expire, re-policy or delete a vault bucket (or a copy
+ * in it before its lock ends): denied in every vault bucket's policy but to the break-glass and
+ * deploy roles (the deploy roles manage the bucket and its policy). */
+export const VAULT_BUCKET_ACTIONS = [
+  "s3:BypassGovernanceRetention",
+  "s3:PutBucketObjectLockConfiguration",
+  "s3:PutBucketVersioning",
+  "s3:PutEncryptionConfiguration",
+  "s3:PutLifecycleConfiguration",
+  "s3:PutBucketPolicy",
+  "s3:DeleteBucketPolicy",
+  "s3:DeleteBucket",
+];
+
+/** The statement every vault bucket's policy carries. (The account's root user may still
+ * change a bucket policy that denies it: S3's lockout safeguard.) */
+export function vaultBucketGuardStatement(
+  partition: string,
+  account: string,
+  vault: VaultInputs,
+  bucket: { bucketArn: string; arnForObjects(pattern: string): string },
+): PolicyStatement {
+  return new PolicyStatement({
+    sid: "VaultOnlyBreakGlassOrDeployRolesChangeThisVault",
+    effect: Effect.DENY,
+    principals: [new AnyPrincipal()],
+    actions: VAULT_BUCKET_ACTIONS,
+    resources: [bucket.bucketArn, bucket.arnForObjects("*")],
+    conditions: { ArnNotLike: { "aws:PrincipalArn": keyAdmins(partition, account, vault) } },
+  });
+}
+
 /** Key ARNs (not aliases) the config names for one destination account, or for all. */
 export function namedKeyArns(config: Config, account?: string): string[] {
   return config.destinations
