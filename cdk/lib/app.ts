@@ -42,6 +42,7 @@ export function buildStacks(app: App, options: AppOptions): Built {
     regions: inputs.source_regions,
     engines: inputs.engines,
     deployedRuns: inputs.deployed_runs.source,
+    exportBucket: inputs.export_bucket,
   });
   const regionStacks: DestinationRegionStack[] = [];
   const destinations = inputs.destinations.map((d) => {
@@ -57,7 +58,9 @@ export function buildStacks(app: App, options: AppOptions): Built {
       regions: d.regions,
       engines: inputs.engines,
       deployedRuns: inputs.deployed_runs.destination,
+      exportBucket: inputs.export_bucket,
       vault: inputs.vault,
+      vaults: d.vaults,
       drill: d.drill,
     });
     for (const region of d.regions.filter((r) => r !== config.source.region)) {
@@ -66,12 +69,13 @@ export function buildStacks(app: App, options: AppOptions): Built {
       const regional = new DestinationRegionStack(app, `snapcourier-${ns}-destination-${d.account}-keys-${region}`, {
         ...synth,
         env: { account: d.account, region },
-        description: `snapcourier ${ns}: destination ${d.account} in ${region} (the copy key where the config names none; the vault's tampering rules)`,
+        description: `snapcourier ${ns}: destination ${d.account} in ${region} (the copy key where the config names none; ${d.vaults.some((v) => v.region === region) ? "the vault bucket; " : ""}the vault's tampering rules)`,
         config,
         account: d.account,
         region,
         createKey: d.stack_key_regions.includes(region),
         vault: inputs.vault,
+        vaults: d.vaults,
       });
       // Deployed first: the first run copies into the region with its key.
       stack.addDependency(regional);

@@ -17,6 +17,17 @@ export class ConfigError extends Error {
   }
 }
 
+/** The engines a schedule names (crates/core/src/engine.rs `Engine`). */
+export type Engine = "aurora" | "rds" | "redshift" | "elasticache";
+
+/** How an engine's snapshots reach the destination accounts (crates/core/src/engine.rs
+ * `Transport`): shared and copied by each destination, access authorized per account, or
+ * exported to the source stack's bucket and copied into the destinations' vault buckets. */
+export type Transport = "snapshot-share" | "account-authorization" | "s3-export";
+
+/** S3 Object Lock mode of the vault buckets (the API's spelling). */
+export type ObjectLockMode = "GOVERNANCE" | "COMPLIANCE";
+
 /** One scheduled run as `snapcourier inputs` prints it. */
 export interface ScheduledInput {
   schedule: string;
@@ -76,7 +87,7 @@ export interface DrillRun {
   destination_account: string;
   /** The destination regions the drill restores in. */
   regions: string[];
-  schedules: { name: string; engine: "aurora" | "rds" | "redshift" }[];
+  schedules: { name: string; engine: Engine }[];
   drills: Drills;
 }
 
@@ -100,13 +111,41 @@ export interface DestinationInputs {
   /** Regions whose KMS key this destination's stacks create. */
   stack_key_regions: string[];
   runs: ScheduledInput[];
+  /** ElastiCache: the vault bucket of each destination region (empty without an
+   * ElastiCache schedule). */
+  vaults: VaultBucket[];
   /** Absent when the config has no drills or this destination keeps no copies where they run. */
   drill?: ScheduledDrill;
 }
 
+/** ElastiCache: the source stack's export bucket (crates/cli/src/inputs.rs `ExportBucket`).
+ * ElastiCache writes each snapshot's `.rdb` objects to it; the `readers` (the destination
+ * accounts) list it and read the objects under `key_prefix`. */
+export interface ExportBucket {
+  bucket: string;
+  region: string;
+  /** `sc-<namespace>-`: the objects snapcourier writes and expires. */
+  key_prefix: string;
+  readers: string[];
+}
+
+/** ElastiCache: one vault bucket of a destination account (crates/cli/src/inputs.rs
+ * `VaultBucket`): versioned, Object Lock `object_lock` with a default retention of
+ * `lock_days`, encrypted with `kms_key` (a key ARN, or the alias ARN of the key the stacks
+ * create in that region). */
+export interface VaultBucket {
+  region: string;
+  bucket: string;
+  kms_key: string | null;
+  object_lock: ObjectLockMode;
+  lock_days: number;
+  /** `sc-<namespace>-`: the objects snapcourier copies in and expires. */
+  key_prefix: string;
+}
+
 /** One row of the engine table (crates/core/src/engine.rs `EngineFacts`). */
 export interface EngineFacts {
-  engine: "aurora" | "rds" | "redshift";
+  engine: Engine;
   name: string;
   resource_kind: string;
   copies_into_destination: boolean;
@@ -114,6 +153,8 @@ export interface EngineFacts {
   copy_concurrency_setting: string | null;
   manual_snapshot_quota: string | null;
   on_demand_snapshots: boolean;
+  /** How its snapshots leave the source account. */
+  transport: Transport;
 }
 
 export interface Inputs {
@@ -128,8 +169,11 @@ export interface Inputs {
   /** SSM parameter path of each side's deployed runs (one parameter per schedule). */
   deployed_runs: { source: string; destination: string };
   source: ScheduledInput[];
-  /** Per destination account: its runs, the regions whose KMS key its stack creates, its drill. */
+  /** Per destination account: its runs, the regions whose KMS key its stack creates, its
+   * vault buckets, its drill. */
   destinations: DestinationInputs[];
+  /** ElastiCache: the source stack's export bucket (absent without an ElastiCache schedule). */
+  export_bucket?: ExportBucket;
 }
 
 /** The parts of the config the stacks read directly (the rest goes through `inputs`). */
@@ -140,8 +184,10 @@ export interface Config {
     account: string;
     copy_in_kms_key?: string | null;
     regions: { region: string; kms_key?: string | null }[];
+    /** ElastiCache: the Object Lock mode of the vault buckets (read through `inputs`). */
+    object_lock?: "governance" | "compliance";
   }[];
-  schedules: { name: string; engine: "aurora" | "rds" | "redshift" }[];
+  schedules: { name: string; engine: Engine }[];
   settings?: { max_attempts?: number };
   /** Read through `snapcourier inputs` (each destination's `drill`), like the schedules. */
   drills?: Drills | null;

@@ -21,7 +21,7 @@ export const ACCEPTED: Acceptance[] = [
     finding: /^AwsSolutions-IAM5\[Resource::\*\]$/,
     construct: STEP_ROLE,
     reason:
-      "Read-only Describe calls only (rds:Describe*, redshift:Describe*, as listed): listing snapshots, clusters and instances is authorized against '*' because the call names no resource. The statement holds no mutating action and is limited by aws:RequestedRegion to this deployment's regions; every mutating action is in other statements scoped to our snapshot prefix and namespace tag.",
+      "Read-only Describe calls only (rds:Describe*, redshift:Describe*, elasticache:Describe*, as listed): listing snapshots, clusters, instances, replication groups and serverless caches is authorized against '*' because the call names no resource. The statement holds no mutating action and is limited by aws:RequestedRegion to this deployment's regions; every mutating action is in other statements scoped to our snapshot prefix and namespace tag.",
   },
   {
     finding: /^AwsSolutions-IAM5\[Resource::\*\]$/,
@@ -49,6 +49,24 @@ export const ACCEPTED: Acceptance[] = [
       "snapcourier's own snapshot id prefix sc-<namespace>-*: ids are generated per interval slot, so the prefix is the narrowest name IAM can express. Every mutation is further conditioned on the snapcourier:namespace tag (the resource's tag, or at creation and copy the request's tag).",
   },
   {
+    finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:elasticache:[a-z0-9-]+:\d{12}:(snapshot|serverlesscachesnapshot):sc-[a-z0-9]+-\*\]$/,
+    construct: STEP_ROLE,
+    reason:
+      "ElastiCache snapshots of snapcourier's own id prefix sc-<namespace>-* (ids are generated per interval slot, so the prefix is the narrowest name IAM can express): created only with our namespace tag in the request, deleted only when they carry it (aws:ResourceTag); their tags read, and exported to the stack's own export bucket, only after the step has read the tags and found them ours (the export's target is no tagged resource).",
+  },
+  {
+    finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:elasticache:[a-z0-9-]+:\d{12}:(replicationgroup|cluster|serverlesscache):\*\]$/,
+    construct: STEP_ROLE,
+    reason:
+      "The caches to snapshot are chosen at run time by the schedule's include/exclude regular expressions, which IAM cannot express. Only in this account and region, only to create a snapshot (which must carry our namespace tag) and, for a schedule with an opt-in tag, to read a cache's tags; no other action on caches.",
+  },
+  {
+    finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:s3:::sc-[a-z0-9]+-(export|vault)-\d{12}-[a-z0-9-]+\/sc-[a-z0-9]+-\*\]$/,
+    construct: STEP_ROLE,
+    reason:
+      "Objects of snapcourier's own export or vault bucket (named exactly) under its snapshot id prefix sc-<namespace>-*: each ElastiCache export writes one object per shard, <snapshot id>-<shard>.rdb, so the prefix is the narrowest name IAM can express. The source's steps write (ElastiCache's export check) and delete its exports; the destination's copy-in step reads the source's exports and writes copies into the vaults (with Object Lock retention, never bypassing it), its delete step deletes expired versions, which Object Lock refuses until their retention ends.",
+  },
+  {
     finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:(rds:[a-z0-9-]+:\d{12}:(cluster|db)|redshift:[a-z0-9-]+:\d{12}:cluster):\*\]$/,
     construct: STEP_ROLE,
     reason:
@@ -70,7 +88,7 @@ export const ACCEPTED: Acceptance[] = [
     finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:kms:[a-z0-9-]+:\d{12}:key\/\*\]$/,
     construct: STEP_ROLE,
     reason:
-      "Take and share steps: kms:DescribeKey only (metadata, no cryptographic use) on the source account's keys, to take no snapshot of a database on the AWS managed aws/rds key and refuse snapshots encrypted with it: they cannot be shared. Copy-in step: on the source account's keys, kms:CreateGrant only through RDS (kms:ViaService) and only for AWS resources (kms:GrantIsForAWSResource), and kms:DescribeKey only through RDS: copying a shared encrypted snapshot uses the key of the source database, which the stack cannot know. Copy steps, when the config leaves a destination key to the stack: the same two statements on this account's keys in that region, only on keys carrying the alias alias/snapcourier-<namespace> (kms:ResourceAliases), because the key is created by another region's stack and IAM cannot name a key by its alias ARN.",
+      "Take and share steps: kms:DescribeKey only (metadata, no cryptographic use) on the source account's keys, to take no snapshot of a database on the AWS managed aws/rds key and refuse snapshots encrypted with it: they cannot be shared. Copy-in step: on the source account's keys, kms:CreateGrant only through RDS (kms:ViaService) and only for AWS resources (kms:GrantIsForAWSResource), and kms:DescribeKey only through RDS: copying a shared encrypted snapshot uses the key of the source database, which the stack cannot know; with ElastiCache, kms:Decrypt only through S3 in the source region, to read the exports, whose key the source stack creates (its key policy lets only this role use it so). Copy steps, when the config leaves a destination key to the stack: the same statements on this account's keys in that region (ElastiCache: kms:GenerateDataKey through S3 for the vault copies), only on keys carrying the alias alias/snapcourier-<namespace> (kms:ResourceAliases), because the key is created by another region's stack and IAM cannot name a key by its alias ARN.",
   },
   {
     finding: /^AwsSolutions-IAM5\[Resource::\*\]$/,
@@ -109,6 +127,12 @@ export const ACCEPTED: Acceptance[] = [
     construct: DRILL_ROLE,
     reason:
       "Restore drill records: one SSM parameter per drill region, schedule and database (/snapcourier/<namespace>/destination/drills/<region>/<schedule>/<database>), named from the databases found at run time, read by path and overwritten after each drill. No other parameter may be written (the deployed runs are read-only), and the service control policy lets this role change nothing else under /snapcourier/<namespace>/.",
+  },
+  {
+    finding: /^AwsSolutions-S1$/,
+    construct: /\/(ExportBucket|VaultBucket-[a-z0-9-]+)\/Resource$/,
+    reason:
+      "No server access logs: a log bucket in the same account would be no safer than the bucket it logs, and who read, wrote or deleted what is recorded by CloudTrail data events where the organization enables them. Every object snapcourier writes here is also listed and verified by its own steps, and in a vault bucket Object Lock keeps each copy until its retention ends whoever asks; the bucket policy denies changing the lock, versioning, encryption, lifecycle and policy to all but the break-glass and deploy roles.",
   },
   {
     finding: /^AwsSolutions-SQS3$/,

@@ -1,15 +1,18 @@
 // What each Lambda step may do, derived from the AWS calls it makes (crates/aws/src: aurora.rs,
-// rds.rs, redshift.rs, executions.rs, client.rs) and from the engines the config schedules.
-// Rules: no wildcard actions; every mutating snapshot action only on ids with our prefix
-// (sc-<namespace>-*) and, where the service evaluates tags, only on snapshots carrying our
-// namespace tag (create/copy: the request must set it); KMS only through RDS/Redshift.
+// rds.rs, redshift.rs, elasticache.rs, executions.rs, client.rs) and from the engines the config
+// schedules. Rules: no wildcard actions; every mutating snapshot action only on ids with our
+// prefix (sc-<namespace>-*) and, where the service evaluates tags, only on snapshots carrying
+// our namespace tag (create/copy: the request must set it); S3 only on the buckets the stacks
+// create, by exact name, and their sc-<namespace>-* objects; KMS only through RDS, Redshift or
+// S3 (ElastiCache's exports).
 import { Aws } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
+import type { Engine, ExportBucket, VaultBucket } from "./config";
 
 export const NAMESPACE_TAG = "snapcourier:namespace";
 export const SHARED_WITH_TAG = "snapcourier:shared-with";
 
-export type Engine = "aurora" | "rds" | "redshift";
+export type { Engine } from "./config";
 export type Step = "take" | "share" | "copy_in_destination" | "cross_region_copy" | "delete" | "drill";
 
 /** What a destination's restore drill restores (`snapcourier inputs`, its drill's run). */
@@ -42,6 +45,14 @@ export interface Scope {
   stateMachineName: string;
   /** Destination side, when the config has drills. */
   drill?: DrillScope;
+  /** Engines exported through S3 (transport `s3-export` in the engine table): the source's
+   * export bucket (`snapcourier inputs`: export_bucket), which the source writes and expires
+   * and the destinations read. Absent when no such engine is scheduled. */
+  exportBucket?: ExportBucket;
+  /** ElastiCache schedules select caches by tag (an opt-in tag): take reads cache tags. */
+  cacheTags?: boolean;
+  /** Destination side: this account's vault buckets (`snapcourier inputs`: vaults). */
+  vaults?: VaultBucket[];
 }
 
 const P = Aws.PARTITION;
@@ -301,6 +312,165 @@ function drillStatements(s: Scope, out: PolicyStatement[], reads: string[]): voi
   );
   if (d.validationFunction) {
     out.push(statement("InvokeValidationFunction", ["lambda:InvokeFunction"], [d.validationFunction]));
+  }
+}
+
+/** Our ElastiCache snapshots of both kinds (replication groups', serverless caches'). */
+function cacheSnapshots(s: Scope): string[] {
+  return [
+    arn("elasticache", s.sourceRegion, s.account, `snapshot:${prefix(s.namespace)}`),
+    arn("elasticache", s.sourceRegion, s.account, `serverlesscachesnapshot:${prefix(s.namespace)}`),
+  ];
+}
+
+const bucketArn = (name: string) => `arn:${P}:s3:::${name}`;
+/** The objects snapcourier writes and expires in a bucket: sc-<namespace>-*. */
+const ourObjects = (name: string, ns: string) => `arn:${P}:s3:::${name}/${prefix(ns)}`;
+/** A listing under our prefix only (every listing the steps make is by a schedule's prefix). */
+const listsOurPrefix = (ns: string) => ({ StringLike: { "s3:prefix": prefix(ns) } });
+
+/**
+ * KMS use (`actions`) of keys named by key ARN or alias ARN, only through S3 in `regions`
+ * (SSE-KMS on a bucket's objects). Aliases as in kmsKeysViaService: the keys of that account
+ * and region carrying the alias.
+ */
+function kmsViaS3(sid: string, actions: string[], keys: string[], regions: string[]): PolicyStatement[] {
+  const via = { "kms:ViaService": [...new Set(regions)].map((r) => `s3.${r}.amazonaws.com`) };
+  const byArn = keys.filter((k) => !ALIAS_ARN.test(k));
+  const out = byArn.length > 0 ? [statement(sid, actions, [...new Set(byArn)], { StringEquals: via })] : [];
+  let n = 0;
+  for (const [keyArns, aliases] of aliasedKeys(keys)) {
+    out.push(
+      statement(`${sid}ByAlias${n}`, actions, [keyArns], {
+        StringEquals: via,
+        "ForAnyValue:StringEquals": { "kms:ResourceAliases": [...aliases].sort() },
+      }),
+    );
+    n += 1;
+  }
+  return out;
+}
+
+/**
+ * ElastiCache on the source side (crates/aws/src/elasticache.rs, steps/elasticache.rs): take
+ * snapshots of the covered replication groups and serverless caches (tagged ours at
+ * creation), export the available ones to the export bucket, expire them and their objects.
+ * ElastiCache lists no tags inline: share and delete read a snapshot's tags before they act.
+ */
+function cacheSourceStatements(step: Step, s: Scope, out: PolicyStatement[], reads: string[]): void {
+  const ns = s.namespace;
+  const snapshots = cacheSnapshots(s);
+  const [replicationGroupSnapshots, serverlessSnapshots] = snapshots as [string, string];
+  const caches = (kind: string) => arn("elasticache", s.sourceRegion, s.account, `${kind}:*`);
+  reads.push("elasticache:DescribeServerlessCacheSnapshots", "elasticache:DescribeSnapshots");
+  switch (step) {
+    case "take":
+      reads.push("elasticache:DescribeReplicationGroups", "elasticache:DescribeServerlessCaches");
+      out.push(
+        // The caches are chosen at run time by the schedule's patterns. A replication group's
+        // snapshot is authorized on the group, its clusters (nodes) and the new snapshot.
+        statement(
+          "CreateOwnCacheSnapshots",
+          ["elasticache:CreateSnapshot"],
+          [caches("replicationgroup"), caches("cluster"), replicationGroupSnapshots],
+          requestTag(ns),
+        ),
+        statement(
+          "CreateOwnServerlessCacheSnapshots",
+          ["elasticache:CreateServerlessCacheSnapshot"],
+          [caches("serverlesscache"), serverlessSnapshots],
+          requestTag(ns),
+        ),
+        // Tags passed to a create are authorized as AddTagsToResource on the new snapshot.
+        statement("TagOwnCacheSnapshotsAtCreation", ["elasticache:AddTagsToResource"], snapshots, requestTag(ns)),
+      );
+      if (s.cacheTags) {
+        // A schedule with an opt-in tag: each cache's tags (ElastiCache lists none inline).
+        out.push(
+          statement("ReadCacheTags", ["elasticache:ListTagsForResource"], [caches("replicationgroup"), caches("serverlesscache")]),
+        );
+      }
+      break;
+    case "share":
+      out.push(
+        statement("ReadOwnCacheSnapshotTags", ["elasticache:ListTagsForResource"], snapshots),
+        // No tag condition: the step reads the snapshot's tags first and exports only ours,
+        // and an export's target (objects named like the snapshot) is no tagged resource.
+        statement(
+          "ExportOwnCacheSnapshots",
+          ["elasticache:CopySnapshot", "elasticache:ExportServerlessCacheSnapshot"],
+          snapshots,
+        ),
+      );
+      if (s.exportBucket) {
+        // What ElastiCache checks of the caller on the target bucket (its own writes are
+        // allowed by the bucket policy to its service principal).
+        out.push(
+          statement("ExportIntoTheExportBucket", ["s3:GetBucketAcl", "s3:GetBucketLocation"], [bucketArn(s.exportBucket.bucket)]),
+          statement("ExportObjectsIntoTheExportBucket", ["s3:PutObject"], [ourObjects(s.exportBucket.bucket, ns)]),
+        );
+      }
+      break;
+    case "delete":
+      out.push(
+        statement("ReadOwnCacheSnapshotTags", ["elasticache:ListTagsForResource"], snapshots),
+        statement(
+          "DeleteOwnCacheSnapshots",
+          ["elasticache:DeleteServerlessCacheSnapshot", "elasticache:DeleteSnapshot"],
+          snapshots,
+          { StringEquals: { [`aws:ResourceTag/${NAMESPACE_TAG}`]: ns } },
+        ),
+      );
+      if (s.exportBucket) {
+        // An expired snapshot's objects go first (the bucket is not versioned).
+        out.push(statement("DeleteOwnExports", ["s3:DeleteObject"], [ourObjects(s.exportBucket.bucket, ns)]));
+      }
+      break;
+    default:
+      break;
+  }
+  if (s.exportBucket) {
+    // Each step lists the schedule's exports (by the schedule's id prefix).
+    out.push(statement("ListOwnExports", ["s3:ListBucket"], [bucketArn(s.exportBucket.bucket)], listsOurPrefix(ns)));
+  }
+}
+
+/**
+ * Exports on the destination side: copy-in reads the source's exports (cross-account, in the
+ * source region, decrypted by S3 with the source's export key) and copies each object into
+ * every vault bucket (SSE-KMS with that region's key, Object Lock retention on the copy),
+ * then reads the copy back to compare checksums; delete removes expired copies' versions,
+ * which Object Lock refuses inside the retention. Never s3:BypassGovernanceRetention.
+ */
+function vaultStatements(step: Step, s: Scope, out: PolicyStatement[]): void {
+  const ns = s.namespace;
+  const vaults = s.vaults ?? [];
+  if (vaults.length === 0) return;
+  const buckets = vaults.map((v) => bucketArn(v.bucket));
+  const objects = vaults.map((v) => ourObjects(v.bucket, ns));
+  const listVaults = statement("ListVaultVersions", ["s3:ListBucketVersions"], buckets, listsOurPrefix(ns));
+  if (step === "copy_in_destination" && s.exportBucket) {
+    out.push(
+      statement("ListSourceExports", ["s3:ListBucket"], [bucketArn(s.exportBucket.bucket)], listsOurPrefix(ns)),
+      statement("ReadSourceExports", ["s3:GetObject"], [ourObjects(s.exportBucket.bucket, ns)]),
+      // The export key is the source stack's (alias/snapcourier-<ns>-exports); its policy lets
+      // only this role decrypt, only through S3 in the source region.
+      statement("DecryptSourceExportsViaS3", ["kms:Decrypt"], [arn("kms", s.exportBucket.region, s.sourceAccount, "key/*")], {
+        StringEquals: { "kms:ViaService": `s3.${s.exportBucket.region}.amazonaws.com` },
+      }),
+      listVaults,
+      // CopyObject with Object Lock headers needs s3:PutObjectRetention; HeadObject, GetObject.
+      statement("CopyIntoVaults", ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"], objects),
+      ...kmsViaS3(
+        "EncryptVaultCopiesViaS3",
+        ["kms:GenerateDataKey"],
+        vaults.flatMap((v) => (v.kms_key ? [v.kms_key] : [])),
+        vaults.map((v) => v.region),
+      ),
+    );
+  }
+  if (step === "delete") {
+    out.push(listVaults, statement("DeleteExpiredVaultCopies", ["s3:DeleteObjectVersion"], objects));
   }
 }
 
@@ -567,6 +737,13 @@ export function statementsFor(step: Step, s: Scope): PolicyStatement[] {
       drillStatements(s, out, reads);
       break;
     }
+  }
+  // Exports through S3 (ElastiCache): the source's snapshots and export bucket, the
+  // destination's vault buckets.
+  if (s.account === s.sourceAccount) {
+    if (s.engines.has("elasticache")) cacheSourceStatements(step, s, out, reads);
+  } else {
+    vaultStatements(step, s, out);
   }
   if (reads.length > 0) {
     // Source side: the source region (and Redshift's copy regions); destination: every region

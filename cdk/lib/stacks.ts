@@ -51,11 +51,15 @@ import type { Construct } from "constructs";
 import {
   type Config,
   type EngineFacts,
+  type ExportBucket,
   partitionOf,
   type ScheduledDrill,
   type ScheduledInput,
+  type VaultBucket,
   type VaultInputs,
 } from "./config";
+import { Alias, type IKey } from "aws-cdk-lib/aws-kms";
+import { type ExportResources, copyInRoleArns, exportBucket, vaultBucket } from "./buckets";
 import { addTamperingRules, copyKeyGuardStatement, namedKeyArns } from "./vault";
 import type { Rule } from "aws-cdk-lib/aws-events";
 import { type Engine, type Scope, type Step, NAMESPACE_TAG, statementsFor } from "./permissions";
@@ -95,6 +99,9 @@ export interface SnapcourierStackProps extends StackProps {
   regions: string[];
   /** The engine table (`snapcourier inputs`: engines). */
   engines: EngineFacts[];
+  /** The source's export bucket (`snapcourier inputs`: export_bucket), when a scheduled
+   * engine's transport is `s3-export`: the source stack creates it, the destinations read it. */
+  exportBucket?: ExportBucket;
 }
 
 /** Longest SSM parameter value: 4 KB in the standard tier, 8 KB in the advanced one. */
@@ -635,7 +642,40 @@ function engines(config: Config): Set<Engine> {
   return new Set(config.schedules.map((s) => s.engine));
 }
 
+/**
+ * The export bucket, when the engine table says a scheduled engine leaves the source account
+ * through S3 (transport `s3-export`); `snapcourier inputs` prints it exactly then.
+ */
+function exportsThroughS3(props: SnapcourierStackProps): ExportBucket | undefined {
+  const scheduled = engines(props.config);
+  const exported = props.engines.filter((e) => e.transport === "s3-export" && scheduled.has(e.engine));
+  if (exported.length === 0) return undefined;
+  if (!props.exportBucket) {
+    throw new Error(
+      `${exported.map((e) => e.name).join(", ")} schedules export through S3, but \`snapcourier inputs\` printed no export_bucket: build the snapcourier binary and the CDK app from one checkout`,
+    );
+  }
+  return props.exportBucket;
+}
+
+/** The vault buckets of one region, each encrypted with the region's copy key: the one this
+ * stack creates (`created`), else the key the config names (or, failing both, the alias). */
+function addVaultBuckets(scope: Construct, vaults: VaultBucket[], region: string, created: Key | undefined, vault: VaultInputs): Bucket[] {
+  return vaults
+    .filter((v) => v.region === region)
+    .map((v) => {
+      let key: IKey;
+      if (created) key = created;
+      else if (v.kms_key && /:key\//.test(v.kms_key)) key = Key.fromKeyArn(scope, `VaultKey-${v.region}`, v.kms_key);
+      else if (v.kms_key) key = Alias.fromAliasName(scope, `VaultKey-${v.region}`, `alias/${v.kms_key.split(":alias/")[1]}`);
+      else throw new Error(`vault bucket ${v.bucket}: no KMS key for ${v.region} (snapcourier inputs resolves one)`);
+      return vaultBucket(scope, `VaultBucket-${v.region}`, v, key, vault);
+    });
+}
+
 export class SourceStack extends SnapcourierStack {
+  /** The export bucket and its key, when a scheduled engine exports through S3. */
+  readonly exports?: ExportResources;
   constructor(scope: Construct, id: string, props: SnapcourierStackProps) {
     const c = props.config;
     const redshift = c.schedules.filter((s) => s.engine === "redshift");
@@ -654,8 +694,13 @@ export class SourceStack extends SnapcourierStack {
       ),
       destinationKeys: [],
       stateMachineName: `snapcourier-${c.namespace}-source`,
+      exportBucket: exportsThroughS3(props),
+      cacheTags: c.schedules.some(
+        (s) => s.engine === "elasticache" && (s as { opt_in_tag?: unknown }).opt_in_tag != null,
+      ),
     };
     super(scope, id, "source", ["take", "share", "delete"], permissions, props);
+    if (permissions.exportBucket) this.exports = exportBucket(this, c.namespace, permissions.exportBucket);
     const statements = sourceKeyPolicyStatements(c, props.engines);
     const text = JSON.stringify(statements);
     new CfnOutput(this, "SourceKeyPolicyStatements", {
@@ -677,17 +722,18 @@ export { partitionOf } from "./config";
  * Key policy statements for the source account's database keys: each destination account's
  * copy-in role (and no other principal) may use the key only through RDS in the source region,
  * which it does when copying a shared encrypted snapshot. Empty without Aurora/RDS schedules
- * (Redshift copies stay in the source account).
+ * (Redshift copies stay in the source account; ElastiCache's exports use the export key).
  */
 export function sourceKeyPolicyStatements(config: Config, engines: EngineFacts[]): Record<string, unknown>[] {
-  // Only engines whose destinations copy read the source's keys (the engine table says which).
-  const copying = new Set(engines.filter((e) => e.copies_into_destination).map((e) => e.engine));
+  // Only engines whose destinations copy a shared snapshot read the source's keys (the engine
+  // table says which: ElastiCache copies too, but exported objects, under the stack's own key).
+  const copying = new Set(
+    engines.filter((e) => e.copies_into_destination && e.transport === "snapshot-share").map((e) => e.engine),
+  );
   if (!config.schedules.some((s) => copying.has(s.engine))) return [];
   const p = partitionOf(config.source.region);
   const accounts = config.destinations.map((d) => d.account);
-  const roles = accounts.map(
-    (a) => `arn:${p}:iam::${a}:role/snapcourier-${config.namespace}-destination-copy-in-destination`,
-  );
+  const roles = copyInRoleArns(p, config.namespace, accounts);
   const only = {
     StringEquals: {
       "kms:ViaService": `rds.${config.source.region}.amazonaws.com`,
@@ -746,19 +792,23 @@ export interface DestinationRegionStackProps extends StackProps {
   /** Whether the config names no key here, so this stack creates it. */
   createKey: boolean;
   vault: VaultInputs;
+  /** The destination's vault buckets (`snapcourier inputs`); this stack creates its region's. */
+  vaults: VaultBucket[];
 }
 
 /** A destination's stack in a region other than its main stack's: the copy key when the
- * config names none there, and the vault's tampering rules of the region, which forward to
- * the failure topic's region. */
+ * config names none there, the vault bucket of the region (ElastiCache), and the vault's
+ * tampering rules of the region, which forward to the failure topic's region. */
 export class DestinationRegionStack extends Stack {
   readonly key?: Key;
   readonly rules: Rule[];
+  readonly vaultBuckets: Bucket[];
   constructor(scope: Construct, id: string, props: DestinationRegionStackProps) {
     super(scope, id, props);
     const ns = props.config.namespace;
     Tags.of(this).add(NAMESPACE_TAG, ns);
     if (props.createKey) this.key = destinationKey(this, "CopyKey", ns, props.region, props.vault);
+    this.vaultBuckets = addVaultBuckets(this, props.vaults, props.region, this.key, props.vault);
     const keys = [...(this.key ? [this.key.keyId] : []), ...namedKeyIds(props.config, props.account, props.region)];
     this.rules = addTamperingRules(this, ns, keys, { homeRegion: props.config.source.region });
   }
@@ -769,6 +819,9 @@ export interface DestinationStackProps extends SnapcourierStackProps {
   vault: VaultInputs;
   /** Regions whose key this destination's stacks create (`snapcourier inputs`). */
   stackKeyRegions: string[];
+  /** The destination's vault buckets (`snapcourier inputs`): this stack creates the source
+   * region's, the regional stacks the others'; the copy-in and delete steps use them all. */
+  vaults: VaultBucket[];
   /** The destination's restore drill (`snapcourier inputs`), when the config has drills. */
   drill?: ScheduledDrill;
 }
@@ -793,6 +846,8 @@ function spelled(seconds: number): string {
 
 export class DestinationStack extends SnapcourierStack {
   readonly tamperingRules: Rule[];
+  /** The vault bucket of the source region, when the destination keeps copies there. */
+  readonly vaultBuckets: Bucket[];
   /** Present only when the config has drills for this destination. */
   readonly drill?: DrillResources;
   constructor(scope: Construct, id: string, props: DestinationStackProps) {
@@ -818,6 +873,8 @@ export class DestinationStack extends SnapcourierStack {
       redshiftCopyAutomated: false,
       destinationKeys: [...new Set(keys)],
       stateMachineName: `snapcourier-${c.namespace}-destination`,
+      exportBucket: exportsThroughS3(props),
+      vaults: props.vaults,
       drill: props.drill
         ? {
             regions: props.drill.input.regions,
@@ -837,6 +894,7 @@ export class DestinationStack extends SnapcourierStack {
     const key = props.stackKeyRegions.includes(c.source.region)
       ? destinationKey(this, "CopyKey", c.namespace, c.source.region, props.vault)
       : undefined;
+    this.vaultBuckets = addVaultBuckets(this, props.vaults, c.source.region, key, props.vault);
     // The vault's tampering reports (the SNS target lets EventBridge use the topic's key).
     const vaultKeys = [...(key ? [key.keyId] : []), ...namedKeyIds(c, d.account, c.source.region)];
     this.tamperingRules = addTamperingRules(this, c.namespace, vaultKeys, {

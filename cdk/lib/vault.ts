@@ -138,6 +138,49 @@ export function copyKeyGuardStatement(partition: string, account: string, vault:
   });
 }
 
+/** What would unlock, unversion, re-key, expire, re-policy or delete a vault bucket (or a copy
+ * in it before its lock ends): denied in every vault bucket's policy but to the break-glass and
+ * deploy roles (the deploy roles manage the bucket and its policy). */
+export const VAULT_BUCKET_ACTIONS = [
+  "s3:BypassGovernanceRetention",
+  "s3:PutBucketObjectLockConfiguration",
+  "s3:PutBucketVersioning",
+  "s3:PutEncryptionConfiguration",
+  "s3:PutLifecycleConfiguration",
+  "s3:PutBucketPolicy",
+  "s3:DeleteBucketPolicy",
+  "s3:DeleteBucket",
+];
+
+/** The vault buckets' actions as the service control policy denies them: every bucket-level
+ * Put and Delete (lock configuration, versioning, policy, ACLs, ownership, the bucket itself),
+ * lifecycle rules, and bypassing governance-mode retention; wildcards, as an SCP counts every
+ * character. */
+export const SCP_VAULT_BUCKET_ACTIONS = [
+  "s3:BypassGovernanceRetention",
+  "s3:DeleteBucket*",
+  "s3:PutBucket*",
+  "s3:PutLifecycleConfiguration",
+];
+
+/** The statement every vault bucket's policy carries. (The account's root user may still
+ * change a bucket policy that denies it: S3's lockout safeguard.) */
+export function vaultBucketGuardStatement(
+  partition: string,
+  account: string,
+  vault: VaultInputs,
+  bucket: { bucketArn: string; arnForObjects(pattern: string): string },
+): PolicyStatement {
+  return new PolicyStatement({
+    sid: "VaultOnlyBreakGlassOrDeployRolesChangeThisVault",
+    effect: Effect.DENY,
+    principals: [new AnyPrincipal()],
+    actions: VAULT_BUCKET_ACTIONS,
+    resources: [bucket.bucketArn, bucket.arnForObjects("*")],
+    conditions: { ArnNotLike: { "aws:PrincipalArn": keyAdmins(partition, account, vault) } },
+  });
+}
+
 /** Key ARNs (not aliases) the config names for one destination account, or for all. */
 export function namedKeyArns(config: Config, account?: string): string[] {
   return config.destinations
@@ -153,8 +196,9 @@ export function namedKeyArns(config: Config, account?: string): string[] {
  * are excepted only where they act: the copy steps on the copies (snapshots), the restore
  * drill on its records (ssm:PutParameter under /snapcourier/<ns>/destination/drills/ and
  * nothing else under /snapcourier/<ns>/); keys and stack resources only by the break-glass
- * and deploy roles. (The drill's restored sc-<ns>-dr-* databases are no copies: no statement
- * here denies deleting them.) Minified, it must fit AWS's 5,120 characters.
+ * and deploy roles, as are ElastiCache's vault buckets. (The drill's restored sc-<ns>-dr-*
+ * databases are no copies: no statement here denies deleting them.) Minified, it must fit
+ * AWS's 5,120 characters.
  */
 export function serviceControlPolicy(config: Config, vault: VaultInputs): Record<string, unknown> {
   const ns = config.namespace;
@@ -166,6 +210,12 @@ export function serviceControlPolicy(config: Config, vault: VaultInputs): Record
   const drill = config.drills ? roleArns(p, "*", [drillRoleName(ns)]) : [];
   const nameSid = `Snapcourier${ns.charAt(0).toUpperCase()}${ns.slice(1)}Vault`;
   const named = namedKeyArns(config);
+  // ElastiCache's vault buckets, sc-<ns>-vault-<account>-<region> (crates/core/src/naming.rs;
+  // the pattern covers their objects too), are stack resources: only break glass and the
+  // deploy roles may unlock, re-policy, unversion, expire or delete them. Only when the config
+  // schedules ElastiCache, the one engine with vaults. (In the Stacks statement: a statement
+  // of their own would cost the SCP some 250 of its 5,120 characters.)
+  const vaults = config.schedules.some((s) => s.engine === "elasticache");
   const statements: Record<string, unknown>[] = [
     {
       Sid: `${nameSid}Copies`,
@@ -198,7 +248,10 @@ export function serviceControlPolicy(config: Config, vault: VaultInputs): Record
     {
       Sid: `${nameSid}Stacks`,
       Effect: "Deny",
-      Action: drill.length > 0 ? STACK_ACTIONS.filter((a) => a !== PUT_PARAMETER) : STACK_ACTIONS,
+      Action: [
+        ...(drill.length > 0 ? STACK_ACTIONS.filter((a) => a !== PUT_PARAMETER) : STACK_ACTIONS),
+        ...(vaults ? SCP_VAULT_BUCKET_ACTIONS : []),
+      ],
       Resource: [
         `arn:${p}:lambda:*:*:function:snapcourier-${ns}-*`,
         `arn:${p}:states:*:*:stateMachine:snapcourier-${ns}-*`,
@@ -215,6 +268,7 @@ export function serviceControlPolicy(config: Config, vault: VaultInputs): Record
         `arn:${p}:cloudwatch:*:*:alarm:snapcourier-${ns}-*`,
         `arn:${p}:cloudwatch::*:dashboard/snapcourier-${ns}-*`,
         `arn:${p}:cloudformation:*:*:stack/snapcourier-${ns}-*`,
+        ...(vaults ? [`arn:${p}:s3:::sc-${ns}-vault-*`] : []),
       ],
       Condition: { ArnNotLike: { "aws:PrincipalArn": admins } },
     },

@@ -59,7 +59,7 @@ describe("config validation", () => {
     const path = badConfig((t) => JSON.stringify(parse(t)), "json");
     const loaded = loadConfig(path, CLI);
     assert.equal(loaded.config.namespace, "demo");
-    assert.equal(loaded.inputs.source.length, 3);
+    assert.equal(loaded.inputs.source.length, 4);
   });
 
   it("makes `cdk synth` (bin/app.ts) exit 2 naming the field", () => {

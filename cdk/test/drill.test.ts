@@ -569,8 +569,9 @@ describe("restore drill", () => {
         ["copy-in-destination", "cross-region-copy", "delete"].map((x) => `snapcourier-demo-destination-${x}`),
       );
       assert.deepEqual(resources(d, "AWS::StepFunctions::StateMachine").map(([, r]) => r.Properties.StateMachineName), ["snapcourier-demo-destination"]);
-      assert.equal(resources(d, "AWS::Scheduler::Schedule").length, 3);
-      assert.equal(resources(d, "AWS::SSM::Parameter").length, 3);
+      // One per schedule: the example has four.
+      assert.equal(resources(d, "AWS::Scheduler::Schedule").length, 4);
+      assert.equal(resources(d, "AWS::SSM::Parameter").length, 4);
       const everything = JSON.stringify(d.toJSON());
       for (const word of ["drill", "Drill", "_drills"]) assert.ok(!everything.includes(word), word);
     });

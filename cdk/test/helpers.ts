@@ -113,8 +113,9 @@ export const list = <T>(x: T | T[]): T[] => (Array.isArray(x) ? x : [x]);
 
 // An IAM evaluator for the synthesized role policies: is one call allowed to a role, under the
 // request context AWS sets for it? (test/kms.test.ts: every KMS call; test/drill.test.ts: what
-// the drill may and may not delete.) Only the condition operators this app uses; any other
-// fails closed, as does a condition key the context lacks.
+// the drill may and may not delete; test/elasticache.test.ts: the buckets' objects.) Only the
+// condition operators this app uses; any other fails closed, as does a condition key the
+// context lacks.
 
 export type Context = Record<string, string | string[]>;
 
@@ -152,6 +153,8 @@ export function conditionsHold(conditions: Record<string, Record<string, unknown
       const have = ctx[key];
       if (op === "StringEquals" || op === "Bool") {
         if (typeof have !== "string" || !want.includes(have)) return false;
+      } else if (op === "StringLike") {
+        if (typeof have !== "string" || !want.some((w) => glob(w, have))) return false;
       } else if (op === "ForAnyValue:StringEquals") {
         if (!list(have ?? []).some((h) => want.includes(h))) return false;
       } else {

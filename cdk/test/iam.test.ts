@@ -70,7 +70,7 @@ describe("IAM", () => {
             for (const a of list(st.Action)) assert.match(a, /^(xray|logs):/, text(st));
             continue;
           }
-          for (const a of list(st.Action)) assert.match(a, /^(rds|redshift):Describe/, text(st));
+          for (const a of list(st.Action)) assert.match(a, /^(rds|redshift|elasticache):Describe/, text(st));
           assert.ok(st.Condition?.StringEquals?.["aws:RequestedRegion"], text(st));
         }
       });
@@ -84,13 +84,13 @@ describe("IAM", () => {
         }
       });
 
-      it("uses KMS only through RDS or Redshift (snapshots), SNS (failure reports) or SQS (undelivered starts)", () => {
+      it("uses KMS only through RDS or Redshift (snapshots), SNS (failure reports), SQS (undelivered starts) or S3 (ElastiCache exports)", () => {
         for (const { s: st } of all) {
           const actions = list(st.Action).filter((a) => a.startsWith("kms:") && a !== "kms:DescribeKey");
           if (actions.length === 0) continue;
           const via = list(st.Condition?.StringEquals?.["kms:ViaService"] as string | string[] | undefined);
           assert.ok(via.length > 0, `no kms:ViaService: ${text(st)}`);
-          for (const v of via) assert.match(String(v), /^(rds|redshift|sns|sqs)\.[a-z0-9-]+\.amazonaws\.com$/);
+          for (const v of via) assert.match(String(v), /^(rds|redshift|sns|sqs|s3)\.[a-z0-9-]+\.amazonaws\.com$/);
           if (list(st.Action).includes("kms:CreateGrant")) {
             assert.deepEqual(st.Condition?.Bool, { "kms:GrantIsForAWSResource": "true" });
           }
@@ -122,7 +122,13 @@ describe("IAM", () => {
         .flatMap(({ s: st }) => list(st.Action))
         .filter((a) => !a.startsWith("logs:"))
         .sort();
+    // The example's four engines (cache-daily: ElastiCache snapshots and their exports in S3).
     assert.deepEqual(byRole(s.source, "DeleteRole"), [
+      "elasticache:DeleteServerlessCacheSnapshot",
+      "elasticache:DeleteSnapshot",
+      "elasticache:DescribeServerlessCacheSnapshots",
+      "elasticache:DescribeSnapshots",
+      "elasticache:ListTagsForResource",
       "rds:DeleteDBClusterSnapshot",
       "rds:DeleteDBSnapshot",
       "rds:DescribeDBClusterSnapshots",
@@ -130,6 +136,8 @@ describe("IAM", () => {
       "redshift:DeleteClusterSnapshot",
       "redshift:DescribeClusterSnapshots",
       "redshift:RevokeSnapshotAccess",
+      "s3:DeleteObject",
+      "s3:ListBucket",
       "ssm:GetParameter",
     ]);
     assert.ok(byRole(s.source, "TakeRole").includes("states:ListExecutions"));

@@ -100,7 +100,7 @@ describe("stacks", () => {
         ) as [string, any];
         const asl = readFileSync(join(STATEMACHINE_DIR, `${side.name}.asl.json`), "utf8");
         // The file's states as they are, plus the execution timeout: the longest interval of
-        // the side's schedules (all three are daily in the example).
+        // the side's schedules (all four are daily in the example).
         const deployed = JSON.parse(sm.Properties.DefinitionString);
         assert.deepEqual(deployed, { ...JSON.parse(asl), TimeoutSeconds: 86_400 });
         assert.equal(
@@ -135,7 +135,7 @@ describe("stacks", () => {
           assert.equal(p.ScheduleExpressionTimezone, "UTC");
           assert.equal(p.State, "ENABLED");
         }
-        assert.equal(side.runs.length, 3);
+        assert.equal(side.runs.length, 4);
       });
 
       it("schedules whose start fails land in an encrypted, SSL-only dead-letter queue that alarms", () => {

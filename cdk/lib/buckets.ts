@@ -1,0 +1,162 @@
+// The buckets of the engines exported through S3 (ElastiCache, transport `s3-export`), named
+// as `snapcourier inputs` prints them:
+// - the source stack's export bucket, where ElastiCache writes each snapshot's `.rdb` objects
+//   (`<region>.elasticache-snapshot.amazonaws.com`, the exporting account only), encrypted
+//   with a key of its own that the destinations' copy-in roles may use only to decrypt, only
+//   through S3; they may list and read the `sc-<namespace>-*` objects and nothing else;
+// - a destination's vault bucket in each destination region: versioned, S3 Object Lock with
+//   the config's mode and the vault's floor as default retention, encrypted with that region's
+//   copy key, whose lock, versioning, encryption, lifecycle and policy only the break-glass and
+//   deploy roles may change (`vaultBucketGuardStatement`).
+import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import { ArnPrincipal, PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { type IKey, Key } from "aws-cdk-lib/aws-kms";
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  ObjectLockRetention,
+  ObjectOwnership,
+} from "aws-cdk-lib/aws-s3";
+import type { Construct } from "constructs";
+import type { ExportBucket, VaultBucket, VaultInputs } from "./config";
+import { vaultBucketGuardStatement } from "./vault";
+
+/** The copy-in role of each destination account: the only reader of the exports. */
+export function copyInRoleArns(partition: string, namespace: string, accounts: string[]): string[] {
+  return accounts.map((a) => `arn:${partition}:iam::${a}:role/snapcourier-${namespace}-destination-copy-in-destination`);
+}
+
+/** ElastiCache's service principal for exports in a region (the User Guide's bucket policy). */
+export function elastiCacheExportPrincipal(region: string): string {
+  return `${region}.elasticache-snapshot.amazonaws.com`;
+}
+
+export interface ExportResources {
+  key: Key;
+  bucket: Bucket;
+}
+
+/**
+ * The source stack's export bucket (exactly `exp.bucket`) and its key
+ * (`alias/snapcourier-<namespace>-exports`). Retained with the stack: the exports are the
+ * destinations' source until they have copied them, and snapcourier's retention deletes them.
+ */
+export function exportBucket(scope: Construct, namespace: string, exp: ExportBucket): ExportResources {
+  const stack = Stack.of(scope);
+  const p = stack.partition;
+  const service = elastiCacheExportPrincipal(exp.region);
+  const readers = copyInRoleArns(p, namespace, exp.readers);
+  const ours = `${exp.key_prefix}*`;
+  const key = new Key(scope, "ExportKey", {
+    alias: `snapcourier-${namespace}-exports`,
+    description: `snapcourier ${namespace}: encrypts the ElastiCache exports in ${exp.bucket}`,
+    enableKeyRotation: true,
+    // Objects encrypted with it may outlive the stack: without the key they are unreadable.
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  // (The default policy lets this account administer the key through IAM.)
+  key.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "ElastiCacheWritesExportsOfThisAccount",
+      principals: [new ServicePrincipal(service)],
+      // SSE-KMS writes (GenerateDataKey) and multipart uploads of large .rdb files (Decrypt).
+      actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+      resources: ["*"],
+      conditions: { StringEquals: { "aws:SourceAccount": stack.account } },
+    }),
+  );
+  key.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "DestinationsCopyInReadsExportsViaS3",
+      principals: exp.readers.map((a) => new ArnPrincipal(`arn:${p}:iam::${a}:root`)),
+      actions: ["kms:Decrypt", "kms:DescribeKey"],
+      resources: ["*"],
+      conditions: {
+        StringEquals: { "kms:ViaService": `s3.${exp.region}.amazonaws.com`, "kms:CallerAccount": exp.readers },
+        ArnEquals: { "aws:PrincipalArn": readers },
+      },
+    }),
+  );
+  const bucket = new Bucket(scope, "ExportBucket", {
+    bucketName: exp.bucket,
+    encryption: BucketEncryption.KMS,
+    encryptionKey: key,
+    bucketKeyEnabled: true,
+    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    // ACLs disabled: every object is the bucket owner's, whoever wrote it, so the bucket policy
+    // alone decides who reads (with ACLs on, objects ElastiCache writes could stay its own).
+    // ElastiCache's current User Guide grants the export through the bucket policy below (its
+    // service principal; s3:GetBucketAcl still answers with ACLs disabled); the older
+    // canonical-ID ACL grant is not needed. Should a region still insist on the ACL grant,
+    // BUCKET_OWNER_PREFERRED plus that grant is the fallback.
+    objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    // No versioning: snapcourier's source retention deletes expired exports for good.
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  bucket.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "ElastiCacheExportsOfThisAccount",
+      principals: [new ServicePrincipal(service)],
+      actions: ["s3:GetBucketAcl", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+      resources: [bucket.bucketArn],
+      conditions: { StringEquals: { "aws:SourceAccount": stack.account } },
+    }),
+  );
+  bucket.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "ElastiCacheWritesOurExports",
+      principals: [new ServicePrincipal(service)],
+      actions: ["s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
+      // Export objects are named after the snapshot: <sc-namespace-...>-<shard>.rdb.
+      resources: [bucket.arnForObjects(ours)],
+      conditions: { StringEquals: { "aws:SourceAccount": stack.account } },
+    }),
+  );
+  bucket.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "DestinationsCopyInListsOurExports",
+      principals: exp.readers.map((a) => new ArnPrincipal(`arn:${p}:iam::${a}:root`)),
+      actions: ["s3:ListBucket"],
+      resources: [bucket.bucketArn],
+      conditions: { StringLike: { "s3:prefix": ours }, ArnEquals: { "aws:PrincipalArn": readers } },
+    }),
+  );
+  bucket.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "DestinationsCopyInReadsOurExports",
+      principals: exp.readers.map((a) => new ArnPrincipal(`arn:${p}:iam::${a}:root`)),
+      actions: ["s3:GetObject"],
+      resources: [bucket.arnForObjects(ours)],
+      conditions: { ArnEquals: { "aws:PrincipalArn": readers } },
+    }),
+  );
+  return { key, bucket };
+}
+
+/**
+ * A destination's vault bucket in the stack's region (exactly `v.bucket`), encrypted with
+ * `key` (the region's copy key). Object Lock needs versioning; every copy also carries its
+ * own retain-until date (the copy-in step sets it), the default retention covers any other
+ * write. Retained with the stack, like the copies in it.
+ */
+export function vaultBucket(scope: Construct, id: string, v: VaultBucket, key: IKey, vault: VaultInputs): Bucket {
+  const days = Duration.days(v.lock_days);
+  const bucket = new Bucket(scope, id, {
+    bucketName: v.bucket,
+    versioned: true,
+    objectLockEnabled: true,
+    objectLockDefaultRetention:
+      v.object_lock === "COMPLIANCE" ? ObjectLockRetention.compliance(days) : ObjectLockRetention.governance(days),
+    encryption: BucketEncryption.KMS,
+    encryptionKey: key,
+    bucketKeyEnabled: true,
+    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  bucket.addToResourcePolicy(vaultBucketGuardStatement(Stack.of(scope).partition, Stack.of(scope).account, vault, bucket));
+  return bucket;
+}
