@@ -81,10 +81,57 @@ async fn steady_state(rows: &mut Vec<Row>) {
         } else {
             (DESTINATION_ACCOUNT, "destination")
         };
+        if case.engine == Engine::ElastiCache {
+            // 5,000 exported snapshots, each complete with its manifest, and the same 5,000
+            // exports in the vault, locked.
+            let snapshots: Vec<_> = (0..5000)
+                .map(|i| {
+                    case.owned_snapshot(
+                        SOURCE_ACCOUNT,
+                        SOURCE_REGION,
+                        &id(i),
+                        &resource(i),
+                        recent,
+                        "source",
+                    )
+                })
+                .collect();
+            emu.insert_snapshots(&snapshots);
+            let until = (recent + jiff::SignedDuration::from_hours(24 * 35)).to_string();
+            for (bucket, locked) in [
+                (
+                    snapcourier_core::naming::export_bucket("demo", SOURCE_ACCOUNT, SOURCE_REGION),
+                    false,
+                ),
+                (
+                    snapcourier_core::naming::vault_bucket(
+                        "demo",
+                        DESTINATION_ACCOUNT,
+                        DESTINATION_REGION,
+                    ),
+                    true,
+                ),
+            ] {
+                let objects: Vec<_> = (0..5000)
+                    .flat_map(|i| case.export_objects(&bucket, &id(i), &resource(i), recent, true))
+                    .map(|mut o| {
+                        if locked {
+                            o["lock_mode"] = "GOVERNANCE".into();
+                            o["lock_until"] = until.clone().into();
+                        }
+                        o
+                    })
+                    .collect();
+                emu.insert_objects(&objects);
+            }
+        }
         for (account, region, stage) in [
             (SOURCE_ACCOUNT, SOURCE_REGION, "source"),
             (account, DESTINATION_REGION, stage),
         ] {
+            if case.engine == Engine::ElastiCache {
+                break;
+            }
             let seeds: Vec<_> = (0..5000)
                 .map(|i| {
                     let mut s =
@@ -118,6 +165,13 @@ async fn steady_state(rows: &mut Vec<Row>) {
             // destination reads the shares in both regions.
             assert_eq!(source.api_calls, 1 + PAGES * 3);
             assert_eq!(destination.api_calls, PAGES * 2);
+        } else if case.engine == Engine::ElastiCache {
+            // ElastiCache pages snapshots by 50 and S3 lists 1,000 keys a page (10,000 objects
+            // and manifests per bucket): the take and retention each read two cache
+            // describes (take only), 101 + 1 snapshot pages and 11 bucket pages; the
+            // destination reads the export bucket and the vault (copy-in), the vault again.
+            assert_eq!(source.api_calls, 2 + (101 + 1 + 11) * 2);
+            assert_eq!(destination.api_calls, 11 * 3);
         } else {
             // The databases page plus the snapshot pages twice (take, retention; nothing to
             // share, so no share look); the destination reads the shares, then its copies in

@@ -293,7 +293,7 @@ fn duplicate_schedule_names() {
             let s = d["schedules"][0].clone();
             d["schedules"].as_sequence_mut().unwrap().push(s);
         },
-        "schedules[3].name",
+        "schedules[4].name",
         "used twice",
     );
 }
@@ -550,7 +550,7 @@ fn schedule_names_that_differ_only_by_hyphens() {
             s["name"] = y("auroradaily");
             d["schedules"].as_sequence_mut().unwrap().push(s);
         },
-        "schedules[3].name",
+        "schedules[4].name",
         "only by hyphens",
     );
 }
