@@ -361,3 +361,43 @@ async fn a_snapshot_named_like_ours_but_not_tagged_ours_is_never_exported_and_fo
     // captured outside its slot is no export at all.
     assert_eq!(dst.too_old, vec![forged("legacy-redis")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_snapshot_in_the_slot_is_named_with_what_to_do_and_the_others_are_protected() {
+    let emu = Emulator::start(Seed::Demo);
+    let slot =
+        snapcourier_core::interval::slot_start(Timestamp::now(), SignedDuration::from_hours(24));
+    let id = snapcourier_core::naming::snapshot_id("demo", SCHEDULE, "legacy-redis", slot);
+    let mut failed = Case::owned_cache_snapshot(&id, "legacy-redis", slot);
+    failed["status"] = "failed".into();
+    emu.insert_snapshots(&[failed]);
+    let c = config();
+    let (src, dst) = run_schedule(&emu, &c, SCHEDULE).await;
+    assert_eq!(src.failures.len(), 1, "{:?}", src.failures);
+    let f = &src.failures[0];
+    assert_eq!(f.resource, "legacy-redis");
+    assert_eq!(f.stage, "take");
+    assert_eq!(f.error.error_type, "InvalidState");
+    assert!(f.error.message.contains("`failed`"), "{}", f.error.message);
+    assert!(f.error.message.contains("delete it"), "{}", f.error.message);
+    // Nothing of it was exported; the three others reached the vault.
+    let exported = objects(
+        &emu,
+        Side::Source,
+        SOURCE_REGION,
+        &export_bucket_name(),
+        &prefix(),
+    )
+    .await;
+    assert!(!exported.iter().any(|o| o.key.starts_with(&id)));
+    assert!(dst.failures.is_empty(), "{:?}", dst.failures);
+    let vault = objects(
+        &emu,
+        Side::Destination,
+        "eu-west-1",
+        &vault_bucket_name("eu-west-1"),
+        &prefix(),
+    )
+    .await;
+    assert_eq!(export_ids(&vault).len(), 3, "{vault:?}");
+}

@@ -383,6 +383,12 @@ impl EngineSteps for ElastiCacheSteps {
         );
         let by_id: BTreeMap<&str, &ResourceRecord> =
             caches.iter().map(|c| (c.id.as_str(), c)).collect();
+        let listed: BTreeMap<&str, &SnapshotStatus> = listing
+            .snapshots
+            .iter()
+            .map(|s| (s.id.as_str(), &s.status))
+            .collect();
+        let listed = &listed;
         let creates = plan.create.iter().map(|p| {
             let cache = by_id.get(p.resource_id.as_str()).copied();
             async move {
@@ -411,18 +417,36 @@ impl EngineSteps for ElastiCacheSteps {
                 .to_map();
                 match ec::create_snapshot(ctx, region, cache, &p.snapshot_id, &tags).await {
                     Ok(Started::New(s)) => (Some(s.id.clone()), source_item(&s, false)),
-                    // Another run took it a moment ago: the share step follows it.
-                    Ok(Started::AlreadyExists) => (
-                        None,
-                        SourceItem {
-                            resource_id: p.resource_id.clone(),
-                            snapshot_id: p.snapshot_id.clone(),
-                            snapshot_arn: None,
-                            status: "creating".into(),
-                            shared: false,
-                            error: None,
-                        },
-                    ),
+                    // The slot's id is taken. By a snapshot that failed: say so (the plan
+                    // does not count a failed snapshot, so it tried again). Else another run
+                    // took it a moment ago: the share step follows it.
+                    Ok(Started::AlreadyExists) => match listed.get(p.snapshot_id.as_str()) {
+                        Some(SnapshotStatus::Unusable(status)) => (
+                            None,
+                            errored_item(
+                                &p.resource_id,
+                                &p.snapshot_id,
+                                &Error::InvalidState {
+                                    resource: p.snapshot_id.clone(),
+                                    message: format!(
+                                        "this slot's snapshot of {} is `{status}`; delete it so the next run can take it again",
+                                        p.resource_id
+                                    ),
+                                },
+                            ),
+                        ),
+                        _ => (
+                            None,
+                            SourceItem {
+                                resource_id: p.resource_id.clone(),
+                                snapshot_id: p.snapshot_id.clone(),
+                                snapshot_arn: None,
+                                status: "creating".into(),
+                                shared: false,
+                                error: None,
+                            },
+                        ),
+                    },
                     Err(e) => (None, errored_item(&p.resource_id, &p.snapshot_id, &e)),
                 }
             }

@@ -608,6 +608,24 @@ impl Case {
         s
     }
 
+    /// ElastiCache: a snapshot of the example's cache-daily schedule, tagged as the source
+    /// takes it, for the direct insert route (`"kind": "elasticache"`).
+    pub fn owned_cache_snapshot(id: &str, resource: &str, created: Timestamp) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "elasticache",
+            "account": SOURCE_ACCOUNT,
+            "region": SOURCE_REGION,
+            "id": id,
+            "resource_id": resource,
+            "created": created.to_string(),
+            "tags": [
+                {"Key": "snapcourier:namespace", "Value": "demo"},
+                {"Key": "snapcourier:schedule", "Value": "cache-daily"},
+                {"Key": "snapcourier:stage", "Value": "source"},
+            ],
+        })
+    }
+
     /// ElastiCache: an export of `id` as the source bucket holds it once it is complete or
     /// done but not yet completed (`with_manifest`): one shard object, and the manifest that
     /// names `captured`. For the direct object route (`Emulator::insert_objects`).
