@@ -21,9 +21,10 @@ impl SnapshotStatus {
     pub fn from_api(status: &str) -> Self {
         match status {
             "available" => SnapshotStatus::Available,
-            "creating" | "copying" | "pending" | "modifying" | "backing-up" => {
-                SnapshotStatus::InProgress(status.to_string())
-            }
+            // ElastiCache: `exporting` while its objects are written to S3, `restoring` while
+            // a cache is seeded from it.
+            "creating" | "copying" | "pending" | "modifying" | "backing-up" | "exporting"
+            | "restoring" => SnapshotStatus::InProgress(status.to_string()),
             other => SnapshotStatus::Unusable(other.to_string()),
         }
     }
@@ -145,4 +146,34 @@ pub fn arn_account(arn: &str) -> Option<&str> {
 /// The last `:`-separated part of an ARN, the identifier for RDS resources.
 pub fn arn_resource_name(arn: &str) -> &str {
     arn.rsplit(':').next().unwrap_or(arn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SnapshotStatus;
+
+    #[test]
+    fn a_snapshot_being_exported_or_restored_from_is_waited_for_not_given_up() {
+        for status in [
+            "creating",
+            "copying",
+            "exporting",
+            "restoring",
+            "backing-up",
+        ] {
+            assert!(
+                SnapshotStatus::from_api(status).is_in_progress(),
+                "{status}"
+            );
+        }
+        for status in ["failed", "deleting", "incompatible-restore"] {
+            assert!(
+                matches!(
+                    SnapshotStatus::from_api(status),
+                    SnapshotStatus::Unusable(_)
+                ),
+                "{status}"
+            );
+        }
+    }
 }
