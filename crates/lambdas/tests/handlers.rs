@@ -277,7 +277,7 @@ async fn malformed_events_are_config_invalid_naming_the_field_and_touch_nothing(
         ),
         (
             Step::Take,
-            with(source_event(), "/schedule/engine", json!("elasticache")),
+            with(source_event(), "/schedule/engine", json!("memcached")),
             "schedule.engine",
         ),
         (
