@@ -268,7 +268,7 @@ impl EngineSteps for RedshiftSteps {
         Err(Error::config(
             "--schedule",
             format!(
-                "schedule {} is a Redshift schedule: snapshot-now takes Aurora and RDS snapshots (a Redshift cluster's manual snapshot, taken in the console, is not snapcourier's to share or expire)",
+                "schedule {} is a Redshift schedule: snapshot-now takes Aurora, RDS and ElastiCache snapshots (a Redshift cluster's manual snapshot, taken in the console, is not snapcourier's to share or expire)",
                 run.schedule.name
             ),
         ))

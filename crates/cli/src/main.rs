@@ -275,7 +275,7 @@ fn on_demand_schedule(config: &Config, wanted: Option<String>) -> Result<String,
     let copying: Vec<&str> = config
         .schedules
         .iter()
-        .filter(|s| s.engine != Engine::Redshift)
+        .filter(|s| s.engine.facts().on_demand_snapshots)
         .map(|s| s.name.as_str())
         .collect();
     match copying.as_slice() {
@@ -283,7 +283,7 @@ fn on_demand_schedule(config: &Config, wanted: Option<String>) -> Result<String,
         _ => Err(Error::config(
             "--schedule",
             format!(
-                "name the schedule that covers the database (the config's Aurora and RDS schedules: {copying:?})"
+                "name the schedule that covers the database (the config's schedules that take on-demand snapshots: {copying:?})"
             ),
         )),
     }
@@ -337,9 +337,13 @@ async fn wait_until_shared(ctx: &AwsContext, run: &SourceRun, id: &str) -> Resul
     loop {
         let pass = snapcourier_aws::steps::share(ctx, run, &look, Timestamp::now()).await?;
         look.looks_before += 1;
-        let now_shared =
-            snapcourier_aws::engines::shared_with(ctx, run.schedule.engine, &run.source.region, id)
-                .await?;
+        // The progress marker, as the steps read it (ElastiCache: the export's manifest).
+        let now_shared = snapcourier_aws::engines::schedule_snapshots(ctx, run)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .map(|s| s.shared_with())
+            .unwrap_or_default();
         if wanted.is_subset(&now_shared) {
             return Ok(true);
         }
@@ -674,15 +678,11 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                     progress.finish();
                     report?;
                     for r in &drun.destination.regions {
-                        let copied = list_owned(&dctx, run.schedule.engine, &r.region)
-                            .await?
-                            .iter()
-                            .any(|s| {
-                                s.id == snapshot.id
-                                    && s.status.is_available()
-                                    && s.stage() == Some(snapcourier_core::tags::Stage::Destination)
-                                    && s.is_owned_by(&c.namespace)
-                            });
+                        let copied =
+                            snapcourier_aws::engines::schedule_copies(&dctx, &drun, &r.region)
+                                .await?
+                                .iter()
+                                .any(|s| s.id == snapshot.id && s.status.is_available());
                         copied_to.insert(format!("{account}/{}", r.region), copied);
                     }
                 }

@@ -401,3 +401,144 @@ async fn a_failed_snapshot_in_the_slot_is_named_with_what_to_do_and_the_others_a
     .await;
     assert_eq!(export_ids(&vault).len(), 3, "{vault:?}");
 }
+
+#[test]
+fn snapshot_now_exports_a_cache_into_the_vault_and_both_sides_expire_it_when_its_keep_ends() {
+    let emu = Emulator::start(Seed::Demo);
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/snapcourier.yaml"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snapcourier"))
+        .args([
+            "snapshot-now",
+            "-c",
+            example,
+            "--profile",
+            "snapcourier-source",
+        ])
+        .args([
+            "--schedule",
+            SCHEDULE,
+            "--database",
+            "carts-valkey",
+            "--keep",
+            "2d",
+        ])
+        .args(["--label", "before resharding", "--wait"])
+        .args(["--destination-profile", "snapcourier-destination", "--json"])
+        .env("AWS_CONFIG_FILE", &emu.state.aws_config_file)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            &emu.state.aws_credentials_file,
+        )
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["shared"], true, "{printed}");
+    assert_eq!(
+        printed["copied_to"],
+        serde_json::json!({"222222222222/eu-west-1": true}),
+        "{printed}"
+    );
+    let id = printed["snapshot_id"].as_str().unwrap().to_string();
+    assert!(
+        id.contains("-carts-valkey-od-") && id.ends_with("-k48"),
+        "{id}"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // Three shards and the manifest, in the vault, locked until the floor.
+        let vault = objects(
+            &emu,
+            Side::Destination,
+            "eu-west-1",
+            &vault_bucket_name("eu-west-1"),
+            &id,
+        )
+        .await;
+        assert_eq!(vault.len(), 4, "{vault:?}");
+        assert!(
+            vault
+                .iter()
+                .all(|o| o.lock_mode.as_deref() == Some("GOVERNANCE"))
+        );
+        let labelled = cache_snapshots(&emu, Side::Source, SOURCE_REGION).await;
+        let snapshot = labelled.iter().find(|s| s.id == id).expect("the snapshot");
+        assert_eq!(snapshot.tags["snapcourier:label"], "before resharding");
+
+        // Three days on, its keep (2 days) has ended: the source deletes it and its export;
+        // the schedule's own snapshots are not the on-demand one's business.
+        let c = config();
+        let run = snapcourier_core::events::SourceRun::from_config(&c, SCHEDULE).unwrap();
+        let later = Timestamp::now() + SignedDuration::from_hours(72);
+        let out = snapcourier_aws::steps::delete_source(&context(&emu, Side::Source), &run, later)
+            .await
+            .unwrap();
+        let deleted: Vec<_> = out
+            .deleted
+            .iter()
+            .map(|d| (d.snapshot_id.clone(), d.reason))
+            .collect();
+        assert_eq!(deleted.len(), 1, "{deleted:?}");
+        assert_eq!(deleted[0].0, id);
+        assert_eq!(
+            deleted[0].1,
+            snapcourier_core::events::DeletionReason::OnDemand
+        );
+        assert!(
+            objects(
+                &emu,
+                Side::Source,
+                SOURCE_REGION,
+                &export_bucket_name(),
+                &id
+            )
+            .await
+            .is_empty()
+        );
+        assert!(
+            !cache_snapshots(&emu, Side::Source, SOURCE_REGION)
+                .await
+                .iter()
+                .any(|s| s.id == id)
+        );
+
+        // The vault keeps it for the floor (35 days) whatever its keep: nothing goes at three
+        // days.
+        let drun = snapcourier_core::events::DestinationRun::from_config(
+            &c,
+            SCHEDULE,
+            DESTINATION_ACCOUNT,
+        )
+        .unwrap();
+        let out = snapcourier_aws::steps::delete_destination(
+            &context(&emu, Side::Destination),
+            &drun,
+            later,
+        )
+        .await
+        .unwrap();
+        assert!(out.deleted.is_empty() && out.failures.is_empty(), "{out:?}");
+        assert_eq!(
+            objects(
+                &emu,
+                Side::Destination,
+                "eu-west-1",
+                &vault_bucket_name("eu-west-1"),
+                &id
+            )
+            .await
+            .len(),
+            4
+        );
+    });
+}

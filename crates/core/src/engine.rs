@@ -159,7 +159,7 @@ const FACTS: [EngineFacts; 4] = [
         aws_copy_limit: None,
         copy_concurrency_setting: None,
         manual_snapshot_quota: None,
-        on_demand_snapshots: false,
+        on_demand_snapshots: true,
         transport: Transport::S3Export,
     },
 ];

@@ -85,10 +85,54 @@ pub fn shard_object_of(key: &str) -> Option<&str> {
 }
 
 /// Whether an export is one the destination takes as real: its capture time falls in the
-/// slot its id names (as a share's creation time must), so a compromised source cannot pass an
+/// slot its id names (as a share's creation time must; ElastiCache stamps the snapshot a
+/// moment after the take named it, hence the grace), so a compromised source cannot pass an
 /// old slot's id off as a new export or make more than one export per cache and slot.
 pub fn captured_in_slot(slot: &SlotId, captured: Timestamp, interval: SignedDuration) -> bool {
-    captured >= slot.slot && captured < slot.slot + interval
+    captured >= slot.slot && captured < slot.slot + interval + crate::plan::SLOT_GRACE
+}
+
+/// What a real export's id says: the cache (its id part, `naming::SlotId::resource`) and
+/// whether it is an on-demand snapshot's (`snapcourier snapshot-now`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportPoint {
+    pub resource: String,
+    pub on_demand: bool,
+}
+
+/// The export of `id` captured at `captured`, when it is real: a slot id of the schedule
+/// captured in its slot, or an on-demand id captured within the grace after the second it
+/// names (as `snapshot-now` takes it). Anything else is not an export of the schedule.
+pub fn export_point(
+    namespace: &str,
+    schedule: &str,
+    id: &str,
+    captured: Timestamp,
+    interval: SignedDuration,
+) -> Option<ExportPoint> {
+    if let Some(slot) = crate::naming::parse_slot_id(namespace, schedule, id) {
+        return captured_in_slot(&slot, captured, interval).then_some(ExportPoint {
+            resource: slot.resource,
+            on_demand: false,
+        });
+    }
+    let od = crate::naming::parse_on_demand(id)?;
+    let rest = id.strip_prefix(&crate::naming::schedule_prefix(namespace, schedule))?;
+    let (resource, tail) = rest.split_once("-od-")?;
+    // A sanitised id ends in its hash, as slot ids do: keep it with the resource part.
+    let hash = tail
+        .rsplit_once('-')
+        .map(|(_, h)| h)
+        .filter(|h| h.len() == 16 && !h.starts_with('k'));
+    let resource = match hash {
+        Some(h) => format!("{resource}-{h}"),
+        None => resource.to_string(),
+    };
+    let in_time = captured >= od.taken_at && captured <= od.taken_at + crate::plan::SLOT_GRACE;
+    in_time.then_some(ExportPoint {
+        resource,
+        on_demand: true,
+    })
 }
 
 #[cfg(test)]
@@ -160,6 +204,63 @@ mod tests {
     }
 
     #[test]
+    fn on_demand_exports_are_real_when_captured_right_after_the_second_they_name() {
+        let taken = at("2026-12-02T10:11:12Z");
+        let day = SignedDuration::from_hours(24);
+        let id = crate::naming::on_demand_id("demo", "cache-daily", "carts-valkey", taken, 48);
+        assert_eq!(
+            export_point(
+                "demo",
+                "cache-daily",
+                &id,
+                taken + SignedDuration::from_secs(3),
+                day
+            ),
+            Some(ExportPoint {
+                resource: "carts-valkey".into(),
+                on_demand: true
+            })
+        );
+        assert_eq!(
+            export_point(
+                "demo",
+                "cache-daily",
+                &id,
+                taken - SignedDuration::from_secs(1),
+                day
+            ),
+            None
+        );
+        assert_eq!(
+            export_point(
+                "demo",
+                "cache-daily",
+                &id,
+                taken + SignedDuration::from_hours(1),
+                day
+            ),
+            None
+        );
+        assert_eq!(export_point("demo", "other", &id, taken, day), None);
+        // A sanitised cache id keeps its hash, the same as its slot ids'.
+        let od = crate::naming::on_demand_id("demo", "cache-daily", "Carts_Valkey", taken, 48);
+        let slot = crate::naming::snapshot_id(
+            "demo",
+            "cache-daily",
+            "Carts_Valkey",
+            at("2026-12-02T00:00:00Z"),
+        );
+        assert_eq!(
+            export_point("demo", "cache-daily", &od, taken, day)
+                .unwrap()
+                .resource,
+            crate::naming::parse_slot_id("demo", "cache-daily", &slot)
+                .unwrap()
+                .resource
+        );
+    }
+
+    #[test]
     fn only_a_capture_inside_the_named_slot_is_a_real_export() {
         let slot = SlotId {
             resource: "x".into(),
@@ -168,7 +269,9 @@ mod tests {
         let day = SignedDuration::from_hours(24);
         assert!(captured_in_slot(&slot, at("2026-12-02T00:00:00Z"), day));
         assert!(captured_in_slot(&slot, at("2026-12-02T23:59:59Z"), day));
-        assert!(!captured_in_slot(&slot, at("2026-12-03T00:00:00Z"), day));
+        // Stamped a moment after the take named it, across the slot's end: still its slot's.
+        assert!(captured_in_slot(&slot, at("2026-12-03T00:00:05Z"), day));
+        assert!(!captured_in_slot(&slot, at("2026-12-03T00:10:00Z"), day));
         assert!(!captured_in_slot(&slot, at("2026-12-01T23:59:59Z"), day));
     }
 }

@@ -29,13 +29,15 @@ use snapcourier_core::events::{
     FailureStage, ItemFailure, RegionalPass, SourceItem, SourceRun, TakePass,
 };
 use snapcourier_core::export::{
-    ExportManifest, ExportedFile, MANIFEST_VERSION, captured_in_slot, manifest_key,
-    parse_manifest_key, shard_object_of,
+    ExportManifest, ExportedFile, MANIFEST_VERSION, export_point, manifest_key, parse_manifest_key,
+    shard_object_of,
 };
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::NextLook;
 use snapcourier_core::naming::{export_bucket, parse_slot_id, schedule_prefix, vault_bucket};
-use snapcourier_core::plan::{PendingCopy, plan_take, source_coverage, to_share};
+use snapcourier_core::plan::{
+    PendingCopy, on_demand_expired, plan_take, source_coverage, to_share,
+};
 use snapcourier_core::retention::{apply_floor, plan_retention};
 use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus};
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
@@ -185,12 +187,18 @@ fn vault_record(
     id: &str,
     captured: Timestamp,
 ) -> Option<SnapshotRecord> {
-    let slot = parse_slot_id(&run.namespace, &run.schedule.name, id)?;
+    let point = export_point(
+        &run.namespace,
+        &run.schedule.name,
+        id,
+        captured,
+        run.schedule.interval.as_signed(),
+    )?;
     let tags = OwnershipTags {
         namespace: run.namespace.clone(),
         schedule: run.schedule.name.clone(),
         stage: Stage::Destination,
-        resource: slot.resource.clone(),
+        resource: point.resource.clone(),
         source_arn: String::new(),
         source_created: Some(captured),
     }
@@ -202,7 +210,7 @@ fn vault_record(
             vault_bucket(&run.namespace, &run.destination.account, region)
         ),
         owner_account: run.destination.account.clone(),
-        resource_id: slot.resource,
+        resource_id: point.resource,
         status: SnapshotStatus::Available,
         created: Some(captured),
         encrypted: true,
@@ -215,12 +223,18 @@ fn vault_record(
 }
 
 /// An export the destination copies: complete (its manifest is listed), its id a slot id of
-/// the schedule, and its capture inside that slot, as a share's creation time must be (a
-/// compromised source can neither pass an old slot's id off as a new export nor make two per
-/// cache and slot).
+/// the schedule captured inside that slot, as a share's creation time must be, or an
+/// on-demand id captured right after the second it names (a compromised source can neither
+/// pass an old slot's id off as a new export nor make two per cache and slot).
 fn real_export(run: &DestinationRun, id: &str, captured: Timestamp) -> bool {
-    parse_slot_id(&run.namespace, &run.schedule.name, id)
-        .is_some_and(|slot| captured_in_slot(&slot, captured, run.schedule.interval.as_signed()))
+    export_point(
+        &run.namespace,
+        &run.schedule.name,
+        id,
+        captured,
+        run.schedule.interval.as_signed(),
+    )
+    .is_some()
 }
 
 /// When a vault copy's lock ends: the floor (`retention.days`) after its capture, the moment
@@ -472,22 +486,88 @@ impl EngineSteps for ElastiCacheSteps {
         })
     }
 
+    /// An on-demand snapshot of one covered cache (`snapcourier snapshot-now`): named for the
+    /// second it is taken and the hours it is kept (`naming::on_demand_id`); the share step
+    /// exports it like the others, and both sides expire it when its keep ends. Refused,
+    /// before anything is created, for a cache the schedule does not cover or that is not
+    /// available.
     async fn snapshot_now(
         &self,
-        _ctx: &AwsContext,
+        ctx: &AwsContext,
         run: &SourceRun,
-        _database: &str,
-        _keep_hours: u32,
-        _label: Option<&str>,
-        _now: Timestamp,
+        database: &str,
+        keep_hours: u32,
+        label: Option<&str>,
+        now: Timestamp,
     ) -> Result<SnapshotRecord, Error> {
-        Err(Error::config(
-            "--schedule",
-            format!(
-                "schedule {} is an ElastiCache schedule: snapshot-now takes Aurora and RDS snapshots only, for now (take one with `aws elasticache create-snapshot`; snapcourier will not export or expire it)",
-                run.schedule.name
-            ),
-        ))
+        let region = run.source.region.as_str();
+        let filter = ResourceFilter::new(&run.schedule, "schedule")?;
+        let caches = ec::list_caches(ctx, region, run.schedule.opt_in_tag.is_some()).await?;
+        let Some(cache) = caches.iter().find(|c| c.id == database) else {
+            return Err(Error::NotFound {
+                resource: database.to_string(),
+                message: format!(
+                    "no ElastiCache replication group or serverless cache named {database} in {} {region}; check --database",
+                    run.source.account
+                ),
+            });
+        };
+        if !Engine::ElastiCache.covers_engine_name(&cache.engine)
+            || !filter.covers(&cache.id, &cache.tags)
+        {
+            return Err(Error::config(
+                "--database",
+                format!(
+                    "{database} is not covered by schedule {} (its include, exclude and opt-in tag): snapcourier only snapshots the caches a schedule covers; pick the schedule that covers it with --schedule",
+                    run.schedule.name
+                ),
+            ));
+        }
+        if cache.status != "available" {
+            return Err(Error::InvalidState {
+                resource: database.to_string(),
+                message: format!(
+                    "status is `{}`; only an available cache can be snapshotted: try again when it is",
+                    cache.status
+                ),
+            });
+        }
+        let id = snapcourier_core::naming::on_demand_id(
+            &run.namespace,
+            &run.schedule.name,
+            database,
+            now,
+            keep_hours,
+        );
+        let mut tags = OwnershipTags {
+            namespace: run.namespace.clone(),
+            schedule: run.schedule.name.clone(),
+            stage: Stage::Source,
+            resource: database.to_string(),
+            source_arn: cache.arn.clone(),
+            source_created: None,
+        }
+        .to_map();
+        if let Some(label) = label {
+            tags.insert(tags::LABEL.to_string(), label.to_string());
+        }
+        match ec::create_snapshot(ctx, region, cache, &id, &tags).await? {
+            Started::New(s) => Ok(*s),
+            // The same second, again (a retried command): that snapshot, if it is ours.
+            Started::AlreadyExists => {
+                let listing = list_source(ctx, run).await?;
+                match listing.snapshots.into_iter().find(|s| s.id == id) {
+                    Some(s) => {
+                        confirm_ours(ctx, region, &run.namespace, &run.schedule.name, &s).await?;
+                        Ok(s)
+                    }
+                    None => Err(Error::InvalidState {
+                        resource: id,
+                        message: "the id was taken a moment ago but the snapshot is gone; try again in a second".into(),
+                    }),
+                }
+            }
+        }
     }
 
     /// Export each available snapshot not yet exported; once the export is done (the
@@ -574,16 +654,34 @@ impl EngineSteps for ElastiCacheSteps {
             region,
         );
         let plan = plan_retention(&run.schedule.retention, &candidates, now);
+        // On-demand snapshots go when their keep ends, whatever the policy.
+        let on_demand = on_demand_expired(
+            &listing.snapshots,
+            &run.namespace,
+            &run.schedule.name,
+            Stage::Source,
+            None,
+            now,
+        );
         let by_id: BTreeMap<&str, &SnapshotRecord> = listing
             .snapshots
             .iter()
             .map(|s| (s.id.as_str(), s))
             .collect();
-        let deletions = plan
+        let expired: Vec<(String, DeletionReason)> = plan
             .delete
             .iter()
-            .filter_map(|id| by_id.get(id.as_str()))
-            .map(|s| {
+            .map(|id| (id.clone(), DeletionReason::Expired))
+            .chain(
+                on_demand
+                    .into_iter()
+                    .map(|(id, _)| (id, DeletionReason::OnDemand)),
+            )
+            .collect();
+        let deletions = expired
+            .iter()
+            .filter_map(|(id, reason)| by_id.get(id.as_str()).map(|s| (*s, *reason)))
+            .map(|(s, reason)| {
                 let bucket = bucket.as_str();
                 let objects: ObjectRefs = listing
                     .exports
@@ -617,18 +715,23 @@ impl EngineSteps for ElastiCacheSteps {
                             .await
                     }
                     .await;
-                    (s.id.clone(), s.protected_resource().to_string(), outcome)
+                    (
+                        s.id.clone(),
+                        s.protected_resource().to_string(),
+                        reason,
+                        outcome,
+                    )
                 }
             });
         let outcomes = bounded(&run.settings, deletions).await;
         let mut deleted = Vec::new();
         let mut failures = Vec::new();
-        for (id, resource, outcome) in outcomes {
+        for (id, resource, reason, outcome) in outcomes {
             match outcome {
                 Ok(()) => deleted.push(DeletedSnapshot {
                     region: region.to_string(),
                     snapshot_id: id,
-                    reason: DeletionReason::Expired,
+                    reason,
                 }),
                 Err(e) => failures.push(failure(&resource, FailureStage::Delete, &e)),
             }
@@ -821,14 +924,33 @@ impl EngineSteps for ElastiCacheSteps {
                 tracing::warn!(copy = %id, region, "kept: younger than the vault's floor");
             }
             kept += plan.keep.len() + refused.len();
+            // On-demand exports go when their keep ends, never inside the floor.
+            let on_demand = on_demand_expired(
+                &records,
+                &run.namespace,
+                &run.schedule.name,
+                Stage::Destination,
+                run.destination.retention.days,
+                now,
+            );
+            let expired: Vec<(String, DeletionReason)> = plan
+                .delete
+                .iter()
+                .map(|id| (id.clone(), DeletionReason::Expired))
+                .chain(
+                    on_demand
+                        .into_iter()
+                        .map(|(id, _)| (id, DeletionReason::OnDemand)),
+                )
+                .collect();
             let mut gone: Vec<DeletedSnapshot> = Vec::new();
-            for id in &plan.delete {
+            for (id, reason) in &expired {
                 // Every version of the export's keys, the manifest's first: an export cut
                 // short reads as incomplete.
                 let mut refs: ObjectRefs = vault
                     .all
                     .iter()
-                    .filter(|v| parse_manifest_key(&v.key).is_some_and(|(m, _)| m == id))
+                    .filter(|v| parse_manifest_key(&v.key).is_some_and(|(m, _)| m == id.as_str()))
                     .map(|v| (v.key.clone(), Some(v.version_id.clone())))
                     .collect();
                 refs.extend(
@@ -846,7 +968,7 @@ impl EngineSteps for ElastiCacheSteps {
                     Ok(()) => gone.push(DeletedSnapshot {
                         region: region.to_string(),
                         snapshot_id: id.clone(),
-                        reason: DeletionReason::Expired,
+                        reason: *reason,
                     }),
                     Err(e) => failures.push(failure(
                         &format!("{} ({region})", resource_of(run, id)),
@@ -937,8 +1059,12 @@ impl EngineSteps for ElastiCacheSteps {
 
 /// The database an export protects, as its id says.
 fn resource_of(run: &DestinationRun, id: &str) -> String {
-    parse_slot_id(&run.namespace, &run.schedule.name, id)
-        .map_or_else(|| id.to_string(), |s| s.resource)
+    if let Some(slot) = parse_slot_id(&run.namespace, &run.schedule.name, id) {
+        return slot.resource;
+    }
+    id.strip_prefix(&schedule_prefix(&run.namespace, &run.schedule.name))
+        .and_then(|rest| rest.split_once("-od-"))
+        .map_or_else(|| id.to_string(), |(resource, _)| resource.to_string())
 }
 
 /// Each database's newest capture held in every vault region.
