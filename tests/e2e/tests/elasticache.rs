@@ -169,3 +169,52 @@ async fn caches_through_both_state_machines_end_locked_in_the_vault() {
     let total: u64 = calls.values().sum();
     assert_eq!(total, 11, "{calls:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_elasticache_may_not_write_fails_the_execution_with_a_report_naming_the_cache() {
+    let d = Deployment::start(Seed::Demo).await;
+    let c = config();
+    let bucket = export_bucket("demo", SOURCE_ACCOUNT, SOURCE_REGION);
+    // The bucket refuses legacy-redis's objects (as a policy missing its key prefix would).
+    d.emu.configure(json!({"deny": [{
+        "account": SOURCE_ACCOUNT,
+        "action": "s3:PutObject",
+        "resource": format!("^{bucket}/{}legacy-redis-", schedule_prefix("demo", SCHEDULE)),
+    }]}));
+    let execution = d
+        .run(Side::Source, "cache-denied", &input(&c, Side::Source))
+        .await;
+    assert_eq!(execution.status, "FAILED", "{execution:?}");
+    let reports = d.failure_reports(Side::Source).await;
+    let report = reports
+        .iter()
+        .find(|r| {
+            r["Subject"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("legacy-redis")
+        })
+        .unwrap_or_else(|| panic!("no SNS report names legacy-redis: {reports:?}"));
+    let body: Value = serde_json::from_str(report["Message"].as_str().unwrap()).unwrap();
+    let failures = body["share_failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{body}");
+    assert_eq!(failures[0]["resource"], "legacy-redis");
+    assert_eq!(failures[0]["stage"], "share");
+    assert_eq!(failures[0]["error"]["errorType"], "AccessDenied");
+    assert!(
+        body["coverage"]["named"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["database"] == "legacy-redis"),
+        "{body}"
+    );
+    // The three other caches are exported and complete; legacy-redis has nothing there.
+    let exported = bucket_objects(&d, Side::Source, SOURCE_REGION, &bucket).await;
+    let complete: BTreeSet<&str> = exported
+        .keys()
+        .filter_map(|k| parse_manifest_key(k).map(|(id, _)| id))
+        .collect();
+    assert_eq!(complete.len(), 3, "{exported:?}");
+    assert!(!exported.keys().any(|k| k.contains("-legacy-redis-")));
+}
