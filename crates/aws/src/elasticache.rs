@@ -31,7 +31,6 @@ pub enum CacheKind {
 pub struct ExportedObject {
     pub key: String,
     pub size: i64,
-    pub etag: Option<String>,
     pub last_modified: Option<jiff::Timestamp>,
 }
 
@@ -40,8 +39,6 @@ pub struct ExportedObject {
 pub struct VaultVersion {
     pub key: String,
     pub version_id: String,
-    pub size: i64,
-    pub last_modified: Option<jiff::Timestamp>,
     /// The current version of its key (not hidden by a delete marker).
     pub is_latest: bool,
 }
@@ -377,7 +374,6 @@ pub async fn list_objects(
         .map(|o| ExportedObject {
             key: o.key().unwrap_or_default().to_string(),
             size: o.size().unwrap_or_default(),
-            etag: o.e_tag().map(str::to_string),
             last_modified: o.last_modified().and_then(crate::timestamp),
         })
         .collect())
@@ -408,8 +404,6 @@ pub async fn list_versions(
         out.extend(page.versions().iter().map(|v| VaultVersion {
             key: v.key().unwrap_or_default().to_string(),
             version_id: v.version_id().unwrap_or("null").to_string(),
-            size: v.size().unwrap_or_default(),
-            last_modified: v.last_modified().and_then(crate::timestamp),
             is_latest: v.is_latest().unwrap_or(false),
         }));
         if page.is_truncated() != Some(true) {

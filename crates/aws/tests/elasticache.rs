@@ -9,7 +9,7 @@ use std::time::Duration;
 use snapcourier_aws::adapter::Started;
 use snapcourier_aws::elasticache::{
     CacheKind, create_snapshot, delete_snapshot, export, kind_of, list_caches, list_objects,
-    list_snapshots,
+    list_snapshots, list_versions,
 };
 use snapcourier_aws::{AwsContext, ClientOptions};
 use snapcourier_emulator::{Emulator, SOURCE_REGION, Seed, Side};
@@ -227,4 +227,46 @@ async fn caches_are_snapshotted_under_their_names_and_exported_once_as_rdb_objec
             .len(),
         1
     );
+}
+
+/// More objects and versions than one S3 listing page (1,000 keys): both listings read every
+/// page, and the version listing keeps every version of a key written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bucket_listings_read_every_page() {
+    let emu = Emulator::start(Seed::Empty);
+    let export = snapcourier_core::naming::export_bucket("demo", "111111111111", SOURCE_REGION);
+    let vault = snapcourier_core::naming::vault_bucket("demo", "222222222222", "eu-west-1");
+    let key = |i: usize| format!("sc-demo-cachedaily-x{i:04}-20261202-0000-0001.rdb");
+    let objects = |bucket: &str| -> Vec<serde_json::Value> {
+        (0..1_050)
+            .map(|i| serde_json::json!({"bucket": bucket, "key": key(i), "size": 8}))
+            .collect()
+    };
+    emu.insert_objects(&objects(&export));
+    emu.insert_objects(&objects(&vault));
+    // A second version of the first 20 keys in the versioned vault.
+    emu.insert_objects(&objects(&vault)[..20]);
+
+    let source = context(&emu);
+    let listed = list_objects(&source, SOURCE_REGION, &export, "sc-demo-")
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1_050);
+
+    let destination = AwsContext::new(
+        &emu.sdk_config(Side::Destination),
+        ClientOptions {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        },
+    );
+    let versions = list_versions(&destination, "eu-west-1", &vault, "sc-demo-")
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 1_070);
+    assert_eq!(versions.iter().filter(|v| v.is_latest).count(), 1_050);
+    let distinct: std::collections::BTreeSet<_> =
+        versions.iter().map(|v| (&v.key, &v.version_id)).collect();
+    assert_eq!(distinct.len(), 1_070, "no version listed twice");
 }

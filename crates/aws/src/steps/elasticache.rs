@@ -164,17 +164,32 @@ async fn confirm_ours(
 /// One vault region's exports: every version of the schedule's objects, by export (all
 /// versions, for deletes) and the current ones (for what the vault holds).
 struct Vault {
-    all: Vec<VaultVersion>,
+    /// Every version of each export's keys, its manifest's first (an export cut short by a
+    /// failed delete then reads as incomplete).
+    versions: BTreeMap<String, ObjectRefs>,
     current: Exports<VaultVersion>,
 }
 
 async fn list_vault(ctx: &AwsContext, run: &DestinationRun, region: &str) -> Result<Vault, Error> {
     let bucket = vault_bucket(&run.namespace, &run.destination.account, region);
     let prefix = schedule_prefix(&run.namespace, &run.schedule.name);
-    let versions = ec::list_versions(ctx, region, &bucket, &prefix).await?;
-    let current: Vec<VaultVersion> = versions.iter().filter(|v| v.is_latest).cloned().collect();
+    let listed = ec::list_versions(ctx, region, &bucket, &prefix).await?;
+    let mut manifests: BTreeMap<String, ObjectRefs> = BTreeMap::new();
+    let mut shards: BTreeMap<String, ObjectRefs> = BTreeMap::new();
+    for v in &listed {
+        let version = (v.key.clone(), Some(v.version_id.clone()));
+        if let Some((id, _)) = parse_manifest_key(&v.key) {
+            manifests.entry(id.to_string()).or_default().push(version);
+        } else if let Some(id) = shard_object_of(&v.key) {
+            shards.entry(id.to_string()).or_default().push(version);
+        }
+    }
+    for (id, objects) in shards {
+        manifests.entry(id).or_default().extend(objects);
+    }
+    let current: Vec<VaultVersion> = listed.into_iter().filter(|v| v.is_latest).collect();
     Ok(Vault {
-        all: versions,
+        versions: manifests,
         current: Exports::of(current, |v| v.key.as_str()),
     })
 }
@@ -945,21 +960,7 @@ impl EngineSteps for ElastiCacheSteps {
                 .collect();
             let mut gone: Vec<DeletedSnapshot> = Vec::new();
             for (id, reason) in &expired {
-                // Every version of the export's keys, the manifest's first: an export cut
-                // short reads as incomplete.
-                let mut refs: ObjectRefs = vault
-                    .all
-                    .iter()
-                    .filter(|v| parse_manifest_key(&v.key).is_some_and(|(m, _)| m == id.as_str()))
-                    .map(|v| (v.key.clone(), Some(v.version_id.clone())))
-                    .collect();
-                refs.extend(
-                    vault
-                        .all
-                        .iter()
-                        .filter(|v| shard_object_of(&v.key) == Some(id.as_str()))
-                        .map(|v| (v.key.clone(), Some(v.version_id.clone()))),
-                );
+                let refs = vault.versions.get(id).cloned().unwrap_or_default();
                 let outcome = match ec::delete_objects(ctx, region, &bucket, &refs).await {
                     Ok(results) => results.into_iter().try_for_each(|(_, r)| r),
                     Err(e) => Err(e),
