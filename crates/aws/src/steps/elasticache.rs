@@ -43,7 +43,7 @@ use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus}
 use snapcourier_core::tags::{self, OwnershipTags, Stage};
 use snapcourier_core::{Engine, Error};
 
-use super::source::errored_item;
+use super::source::{errored_item, on_demand_resource, on_demand_snapshot};
 use super::{Assumed, Shared, after_deletions, bounded, candidates_in, failure, source_item};
 use crate::adapter::Started;
 use crate::client::AwsContext;
@@ -518,54 +518,8 @@ impl EngineSteps for ElastiCacheSteps {
         let region = run.source.region.as_str();
         let filter = ResourceFilter::new(&run.schedule, "schedule")?;
         let caches = ec::list_caches(ctx, region, run.schedule.opt_in_tag.is_some()).await?;
-        let Some(cache) = caches.iter().find(|c| c.id == database) else {
-            return Err(Error::NotFound {
-                resource: database.to_string(),
-                message: format!(
-                    "no ElastiCache replication group or serverless cache named {database} in {} {region}; check --database",
-                    run.source.account
-                ),
-            });
-        };
-        if !Engine::ElastiCache.covers_engine_name(&cache.engine)
-            || !filter.covers(&cache.id, &cache.tags)
-        {
-            return Err(Error::config(
-                "--database",
-                format!(
-                    "{database} is not covered by schedule {} (its include, exclude and opt-in tag): snapcourier only snapshots the caches a schedule covers; pick the schedule that covers it with --schedule",
-                    run.schedule.name
-                ),
-            ));
-        }
-        if cache.status != "available" {
-            return Err(Error::InvalidState {
-                resource: database.to_string(),
-                message: format!(
-                    "status is `{}`; only an available cache can be snapshotted: try again when it is",
-                    cache.status
-                ),
-            });
-        }
-        let id = snapcourier_core::naming::on_demand_id(
-            &run.namespace,
-            &run.schedule.name,
-            database,
-            now,
-            keep_hours,
-        );
-        let mut tags = OwnershipTags {
-            namespace: run.namespace.clone(),
-            schedule: run.schedule.name.clone(),
-            stage: Stage::Source,
-            resource: database.to_string(),
-            source_arn: cache.arn.clone(),
-            source_created: None,
-        }
-        .to_map();
-        if let Some(label) = label {
-            tags.insert(tags::LABEL.to_string(), label.to_string());
-        }
+        let cache = on_demand_resource(run, Engine::ElastiCache, &filter, &caches, database)?;
+        let (id, tags) = on_demand_snapshot(run, cache, keep_hours, label, now);
         match ec::create_snapshot(ctx, region, cache, &id, &tags).await? {
             Started::New(s) => Ok(*s),
             // The same second, again (a retried command): that snapshot, if it is ours.

@@ -310,17 +310,57 @@ pub(crate) async fn snapshot_now<A: SnapshotApi>(
     let region = run.source.region.as_str();
     let filter = ResourceFilter::new(&run.schedule, "schedule")?;
     let resources = api.list_resources(ctx, region).await?;
+    let r = on_demand_resource(run, A::ENGINE, &filter, &resources, database)?;
+    if let Some(key) = r.kms_key_id.as_deref()
+        && api.is_aws_managed_key(ctx, key).await?
+    {
+        return Err(aws_managed_key(
+            A::ENGINE.resource_kind(),
+            database,
+            key,
+            "so snapcourier takes none",
+        ));
+    }
+    let (id, tags) = on_demand_snapshot(run, r, keep_hours, label, now);
+    match api
+        .create_snapshot(ctx, region, database, &id, &tags)
+        .await?
+    {
+        Started::New(s) => Ok(*s),
+        // The same second, again (a retried command): that snapshot, if it is ours.
+        Started::AlreadyExists => match api.find_snapshot(ctx, region, &id).await? {
+            Some(s) if s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) => Ok(s),
+            _ => Err(Error::InvalidState {
+                resource: id.clone(),
+                message: "a snapshot with this id exists and is not ours; try again in a second"
+                    .into(),
+            }),
+        },
+    }
+}
+
+/// The database `snapshot-now` names, when the schedule may snapshot it now: it exists, the
+/// schedule covers it, it is no read replica and it is available. Every refusal comes before
+/// anything is created.
+pub(super) fn on_demand_resource<'a>(
+    run: &SourceRun,
+    engine: snapcourier_core::Engine,
+    filter: &ResourceFilter,
+    resources: &'a [snapcourier_core::snapshot::ResourceRecord],
+    database: &str,
+) -> Result<&'a snapcourier_core::snapshot::ResourceRecord, Error> {
     let Some(r) = resources.iter().find(|r| r.id == database) else {
         return Err(Error::NotFound {
             resource: database.to_string(),
             message: format!(
-                "no {} named {database} in {} {region}; check --database",
-                A::ENGINE.resource_kind(),
-                run.source.account
+                "no {} named {database} in {} {}; check --database",
+                engine.resource_kind(),
+                run.source.account,
+                run.source.region
             ),
         });
     };
-    if !A::ENGINE.covers_engine_name(&r.engine) || !filter.covers(&r.id, &r.tags) {
+    if !engine.covers_engine_name(&r.engine) || !filter.covers(&r.id, &r.tags) {
         return Err(Error::config(
             "--database",
             format!(
@@ -344,20 +384,22 @@ pub(crate) async fn snapshot_now<A: SnapshotApi>(
             ),
         });
     }
-    if let Some(key) = r.kms_key_id.as_deref()
-        && api.is_aws_managed_key(ctx, key).await?
-    {
-        return Err(aws_managed_key(
-            A::ENGINE.resource_kind(),
-            database,
-            key,
-            "so snapcourier takes none",
-        ));
-    }
+    Ok(r)
+}
+
+/// An on-demand snapshot's id (the second taken, the hours kept) and its tags: ours, and the
+/// operator's label.
+pub(super) fn on_demand_snapshot(
+    run: &SourceRun,
+    r: &snapcourier_core::snapshot::ResourceRecord,
+    keep_hours: u32,
+    label: Option<&str>,
+    now: Timestamp,
+) -> (String, std::collections::BTreeMap<String, String>) {
     let id = snapcourier_core::naming::on_demand_id(
         &run.namespace,
         &run.schedule.name,
-        database,
+        &r.id,
         now,
         keep_hours,
     );
@@ -365,7 +407,7 @@ pub(crate) async fn snapshot_now<A: SnapshotApi>(
         namespace: run.namespace.clone(),
         schedule: run.schedule.name.clone(),
         stage: Stage::Source,
-        resource: database.to_string(),
+        resource: r.id.clone(),
         source_arn: r.arn.clone(),
         source_created: None,
     }
@@ -373,19 +415,5 @@ pub(crate) async fn snapshot_now<A: SnapshotApi>(
     if let Some(label) = label {
         tags.insert(tags::LABEL.to_string(), label.to_string());
     }
-    match api
-        .create_snapshot(ctx, region, database, &id, &tags)
-        .await?
-    {
-        Started::New(s) => Ok(*s),
-        // The same second, again (a retried command): that snapshot, if it is ours.
-        Started::AlreadyExists => match api.find_snapshot(ctx, region, &id).await? {
-            Some(s) if s.is_ours(&run.namespace, &run.schedule.name, Stage::Source) => Ok(s),
-            _ => Err(Error::InvalidState {
-                resource: id.clone(),
-                message: "a snapshot with this id exists and is not ours; try again in a second"
-                    .into(),
-            }),
-        },
-    }
+    (id, tags)
 }
