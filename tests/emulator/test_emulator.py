@@ -2524,6 +2524,37 @@ class ElastiCacheSeedTest(ElastiCacheTest):
         self.assertError("ReplicationGroupAlreadyExists", create, self.ec, "seed-ok", "arn:aws:s3:::seed-granted/a.rdb")
 
 
+class ElastiCacheVaultSeedTest(ElastiCacheTest):
+    def test_elasticache_of_the_vault_account_seeds_from_the_namespace_objects_only(self) -> None:
+        region = "eu-west-1"
+        vault = f"sc-demo-vault-{DEST}-{region}"
+        ds3, dec = client("destination", "s3", region), client("destination", "elasticache", region)
+
+        def create(ec: Any, ident: str, key: str) -> Any:
+            return ec.create_replication_group(ReplicationGroupId=ident, ReplicationGroupDescription="d",
+                                               Engine="valkey", CacheNodeType="cache.t4g.micro",
+                                               SnapshotArns=[f"arn:aws:s3:::{vault}/{key}"])
+
+        ours, other = "sc-demo-cachedaily-carts-0001.rdb", "elsewhere/carts-0001.rdb"
+        for key in (ours, other):
+            ds3.put_object(Bucket=vault, Key=key, Body=b"REDIS0011\xff")
+        self.assertEqual(ds3.head_object(Bucket=vault, Key=ours)["SSEKMSKeyId"], cmk(DEST, region))
+        self.assertEqual(create(dec, "sc-demo-dr-seeded", ours)["ReplicationGroup"]["Status"], "creating")
+        error = self.assertError("InvalidParameterValue", create, dec, "sc-demo-dr-other", other)
+        self.assertIn("READ permissions", error.response["Error"]["Message"])
+        # The grant names the vault's account: another account's ElastiCache may not read.
+        error = self.assertError("InvalidParameterValue", create, client("source", "elasticache", region),
+                                 "sc-demo-dr-foreign", ours)
+        self.assertIn("READ permissions", error.response["Error"]["Message"])
+        # An object under a key whose policy does not let ElastiCache decrypt.
+        plain = client("destination", "kms", region).create_key()["KeyMetadata"]["Arn"]
+        locked_out = "sc-demo-cachedaily-carts-0002.rdb"
+        ds3.put_object(Bucket=vault, Key=locked_out, Body=b"REDIS0011\xff", ServerSideEncryption="aws:kms",
+                       SSEKMSKeyId=plain)
+        error = self.assertError("InvalidParameterValue", create, dec, "sc-demo-dr-nokey", locked_out)
+        self.assertIn("cannot decrypt", error.response["Error"]["Message"])
+
+
 def ec_insert(specs: Any) -> Any:
     """POST /snapcourier/snapshots with ElastiCache snapshot entries (kind added)."""
     def one(spec: dict[str, Any]) -> dict[str, Any]:

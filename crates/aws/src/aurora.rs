@@ -230,6 +230,7 @@ pub(crate) fn snapshot_record(s: &DbClusterSnapshot) -> SnapshotRecord {
         option_group: None,
         restore_accounts: None,
         source_region: None,
+        engine: None,
         arn,
     }
 }

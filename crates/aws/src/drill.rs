@@ -1,5 +1,6 @@
 //! The calls of a restore drill (`snapcourier_core::drill`): restores of Aurora clusters, RDS
-//! instances and Redshift clusters from the vault's copies, the restored resources as describe
+//! instances and Redshift clusters from the vault's copies, ElastiCache replication groups
+//! seeded from the vault bucket's exported objects, the restored resources as describe
 //! calls show them, their deletion, the validation function, and the drill records in SSM.
 //!
 //! A drill acts only on resources whose id starts with `sc-<namespace>-dr-` (the IAM policies
@@ -7,13 +8,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use aws_sdk_elasticache::types::{ClusterMode, ReplicationGroup};
 use aws_sdk_rds::types::{DbCluster, DbInstance};
 use aws_sdk_redshift::types::Cluster;
 use jiff::Timestamp;
+use snapcourier_core::config::partition;
 use snapcourier_core::drill::{
     Candidate, DRILL_SNAPSHOT_TAG, DRILL_TAG, Drill, DrillRecord, DrillRun, drill_instance_id,
     is_drill_resource, record_name, record_prefix,
 };
+use snapcourier_core::export::{cluster_parameter_group, restore_engine_version};
 use snapcourier_core::naming::schedule_prefix;
 use snapcourier_core::tags::{self, Stage};
 use snapcourier_core::{Engine, Error};
@@ -24,6 +28,7 @@ use crate::engines::list_owned;
 use crate::errors::{classify, unless_exists, unless_missing};
 use crate::rds::{tag_map, to_tags};
 use crate::redshift;
+use crate::steps::elasticache::{read_vault_manifest, vault_exports};
 
 /// What a restored resource is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +37,8 @@ pub enum RestoredKind {
     /// An RDS instance, or the instance of a restored Aurora cluster (`cluster` set).
     DbInstance,
     RedshiftCluster,
+    /// An ElastiCache replication group seeded from a vault export.
+    ReplicationGroup,
 }
 
 /// A restored resource of a drill (ours by its id), as a describe call shows it.
@@ -61,9 +68,11 @@ impl Restored {
     }
 
     /// A status from which a restore never becomes available (AWS: `failed`,
-    /// `incompatible-restore`, `incompatible-parameters`, `incompatible-network`, ...).
+    /// `incompatible-restore`, `incompatible-parameters`, `incompatible-network`, ElastiCache's
+    /// `create-failed`, ...).
     pub fn has_failed(&self) -> bool {
         self.status == "failed"
+            || self.status == "create-failed"
             || self.status.starts_with("incompatible")
             || self.status == "inaccessible-encryption-credentials"
             || self.status == "storage-full"
@@ -131,6 +140,25 @@ fn redshift_restored(c: &Cluster) -> Restored {
     }
 }
 
+fn group_restored(g: &ReplicationGroup) -> Restored {
+    // Cluster mode on: the configuration endpoint; off: the primary's.
+    let endpoint = g
+        .configuration_endpoint()
+        .or_else(|| g.node_groups().first().and_then(|n| n.primary_endpoint()));
+    Restored {
+        id: g.replication_group_id().unwrap_or_default().to_string(),
+        kind: RestoredKind::ReplicationGroup,
+        status: g.status().unwrap_or_default().to_string(),
+        cluster: None,
+        members: Vec::new(),
+        endpoint: endpoint.and_then(|e| e.address()).map(str::to_string),
+        port: endpoint.and_then(|e| e.port()),
+        // ElastiCache lists no tags inline: its creation time is when the restore began.
+        tags: BTreeMap::new(),
+        began: sdk_time(g.replication_group_create_time()),
+    }
+}
+
 /// Every restored resource of this deployment's drills in a region, for the engines the run
 /// covers: one describe per kind and page.
 pub async fn list_restored(
@@ -179,13 +207,27 @@ pub async fn list_restored(
             .map_err(|e| classify(e, "redshift:DescribeClusters", region))?;
         out.extend(clusters.iter().map(redshift_restored));
     }
+    if engines.contains(&Engine::ElastiCache) {
+        let groups: Vec<ReplicationGroup> = ctx
+            .elasticache(region)
+            .describe_replication_groups()
+            .into_paginator()
+            .page_size(PAGE_SIZE)
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(e, "elasticache:DescribeReplicationGroups", region))?;
+        out.extend(groups.iter().map(group_restored));
+    }
     out.retain(|r| is_drill_resource(namespace, &r.id));
     Ok(out)
 }
 
 /// The copies a drill may restore in a region: every available one of the run's schedules
 /// (Aurora and RDS: the vault's own copies; Redshift: the source's shares, which the vault
-/// cannot copy). `choose` keeps each database's newest.
+/// cannot copy; ElastiCache: the vault bucket's complete exports). `choose` keeps each
+/// database's newest.
 pub async fn list_candidates(
     ctx: &AwsContext,
     run: &DrillRun,
@@ -199,9 +241,28 @@ pub async fn list_candidates(
             Engine::Redshift => {
                 redshift::list_snapshots(ctx, region, Some(&run.source.account)).await?
             }
-            // Not drilled yet: a cache is seeded from the vault's objects by hand
-            // (docs/restore.md), so its databases are never chosen.
-            Engine::ElastiCache => continue,
+            Engine::ElastiCache => {
+                for schedule in run.schedules.iter().filter(|s| s.engine == engine) {
+                    let exports = vault_exports(
+                        ctx,
+                        &run.namespace,
+                        &run.destination_account,
+                        &schedule.name,
+                        region,
+                    )
+                    .await?;
+                    out.extend(exports.into_iter().map(|e| Candidate {
+                        region: region.to_string(),
+                        schedule: schedule.name.clone(),
+                        engine,
+                        database: e.database,
+                        snapshot: e.id,
+                        snapshot_arn: e.manifest_arn,
+                        captured: e.captured,
+                    }));
+                }
+                continue;
+            }
         };
         for schedule in run.schedules.iter().filter(|s| s.engine == engine) {
             for s in &snapshots {
@@ -254,10 +315,7 @@ pub async fn start_restore(ctx: &AwsContext, run: &DrillRun, drill: &Drill) -> R
     let network = run.network(region);
     let tags = drill_tags(&run.namespace, drill);
     match drill.engine {
-        Engine::ElastiCache => Err(Error::InvalidState {
-            resource: drill.database.clone(),
-            message: "restore drills do not cover ElastiCache yet: seed a replication group from the vault's objects by hand (docs/restore.md)".into(),
-        }),
+        Engine::ElastiCache => seed_replication_group(ctx, run, drill, &tags).await,
         Engine::Aurora => {
             // RDS needs the engine of the cluster to restore: the copy knows it.
             let snapshot = ctx
@@ -359,6 +417,96 @@ pub async fn start_restore(ctx: &AwsContext, run: &DrillRun, drill: &Drill) -> R
     }
 }
 
+/// Seed a replication group from a vault export's objects: one node per shard, no replicas,
+/// cluster mode on for several shards, the engine (and version) the snapshot had, encrypted
+/// at rest and in transit.
+async fn seed_replication_group(
+    ctx: &AwsContext,
+    run: &DrillRun,
+    drill: &Drill,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let region = drill.region.as_str();
+    let network = run.network(region);
+    let (bucket, manifest) = match read_vault_manifest(
+        ctx,
+        region,
+        &drill.snapshot_arn,
+        &drill.snapshot,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(Error::NotFound { .. }) => {
+            return Err(Error::NotFound {
+                    resource: drill.snapshot.clone(),
+                    message: "the export to restore is gone from the vault (expired since it was chosen?); the next drill takes the newest".into(),
+                });
+        }
+        Err(e) => return Err(e),
+    };
+    let arns: Vec<String> = manifest
+        .objects
+        .iter()
+        .map(|o| format!("arn:{}:s3:::{bucket}/{}", partition(region), o.key))
+        .collect();
+    let shards = i32::try_from(arns.len()).unwrap_or(i32::MAX);
+    let mut request = ctx
+        .elasticache(region)
+        .create_replication_group()
+        .replication_group_id(&drill.resource)
+        .replication_group_description(format!(
+            "snapcourier restore drill of {} from {}",
+            drill.database, drill.snapshot
+        ))
+        .cache_node_type(&run.drills.elasticache_node_type)
+        .set_snapshot_arns(Some(arns))
+        .set_cache_subnet_group_name(network.cache_subnet_group.clone())
+        .set_security_group_ids(non_empty(&network.security_groups))
+        .at_rest_encryption_enabled(true)
+        .transit_encryption_enabled(true)
+        .set_tags(Some(crate::elasticache::to_tags(tags)));
+    if let Some(engine) = &manifest.engine {
+        request = request
+            .engine(&engine.name)
+            .set_engine_version(restore_engine_version(engine));
+    }
+    request = if shards > 1 {
+        request
+            .cluster_mode(ClusterMode::Enabled)
+            .num_node_groups(shards)
+            .replicas_per_node_group(0)
+            .set_cache_parameter_group_name(
+                manifest.engine.as_ref().and_then(cluster_parameter_group),
+            )
+    } else {
+        request.num_cache_clusters(1)
+    };
+    unless_exists(
+        request.send().await,
+        "elasticache:CreateReplicationGroup",
+        &drill.resource,
+    )
+    .map(|_| ())
+    .map_err(|e| match e {
+        Error::AwsRejected { code, message, .. }
+            if code == "InvalidParameterValue"
+                && ["granted", "decrypt", "does not have access"]
+                    .iter()
+                    .any(|m| message.contains(m)) =>
+        {
+            Error::AccessDenied {
+                action: "elasticache:CreateReplicationGroup".into(),
+                resource: format!("s3://{bucket}/{}-*", drill.snapshot),
+                message: format!(
+                    "{message}: ElastiCache ({region}.elasticache-snapshot.amazonaws.com) must be allowed s3:GetObject on the vault's objects and kms:Decrypt on the vault key; the destination stack's vault bucket and key policies grant both (deploy it)"
+                ),
+            }
+        }
+        other => other,
+    })
+}
+
 fn non_empty(list: &[String]) -> Option<Vec<String>> {
     (!list.is_empty()).then(|| list.to_vec())
 }
@@ -447,6 +595,18 @@ pub async fn delete_restored(
                 .send()
                 .await,
             "redshift:DeleteCluster",
+            id,
+        )
+        .map(|_| ()),
+        // No FinalSnapshotIdentifier: no final snapshot.
+        RestoredKind::ReplicationGroup => unless_missing(
+            ctx.elasticache(region)
+                .delete_replication_group()
+                .replication_group_id(id)
+                .retain_primary_cluster(false)
+                .send()
+                .await,
+            "elasticache:DeleteReplicationGroup",
             id,
         )
         .map(|_| ()),

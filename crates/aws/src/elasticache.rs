@@ -13,7 +13,9 @@ use aws_sdk_elasticache::types::{
     ReplicationGroup, ServerlessCache, ServerlessCacheSnapshot, Snapshot,
 };
 use snapcourier_core::Error;
-use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus, arn_account};
+use snapcourier_core::snapshot::{
+    DbEngine, ResourceRecord, SnapshotRecord, SnapshotStatus, arn_account,
+};
 
 use crate::adapter::Started;
 use crate::client::AwsContext;
@@ -66,7 +68,7 @@ fn tags_of(list: &[aws_sdk_elasticache::types::Tag]) -> BTreeMap<String, String>
         .collect()
 }
 
-fn to_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_elasticache::types::Tag> {
+pub(crate) fn to_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_elasticache::types::Tag> {
     tags.iter()
         .map(|(k, v)| {
             aws_sdk_elasticache::types::Tag::builder()
@@ -171,6 +173,10 @@ fn snapshot_record(s: &Snapshot) -> SnapshotRecord {
         option_group: None,
         restore_accounts: None,
         source_region: None,
+        engine: s.engine().map(|name| DbEngine {
+            name: name.to_string(),
+            version: s.engine_version().map(str::to_string),
+        }),
         arn,
     }
 }
@@ -196,6 +202,12 @@ fn serverless_snapshot_record(s: &ServerlessCacheSnapshot) -> SnapshotRecord {
         option_group: None,
         restore_accounts: None,
         source_region: None,
+        engine: s.serverless_cache_configuration().and_then(|c| {
+            Some(DbEngine {
+                name: c.engine()?.to_string(),
+                version: c.major_engine_version().map(str::to_string),
+            })
+        }),
         arn,
     }
 }

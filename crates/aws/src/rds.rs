@@ -229,6 +229,7 @@ fn snapshot_record(s: &DbSnapshot) -> SnapshotRecord {
         option_group: s.option_group_name().map(str::to_string),
         restore_accounts: None,
         source_region: None,
+        engine: None,
         arn,
     }
 }

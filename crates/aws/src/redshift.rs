@@ -375,6 +375,7 @@ fn snapshot_record(s: &Snapshot, region: &str) -> SnapshotRecord {
                 .collect::<BTreeSet<String>>(),
         ),
         source_region: s.source_region().map(str::to_string),
+        engine: None,
         id,
         arn,
         owner_account: owner,

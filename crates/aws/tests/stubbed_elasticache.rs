@@ -38,6 +38,7 @@ fn export(size: i64) -> (ExportManifest, Vec<u8>) {
         snapshot: id.clone(),
         cache: "carts-valkey".into(),
         captured: slot + SignedDuration::from_mins(5),
+        engine: None,
         objects: vec![ExportedFile {
             key: format!("{id}-0001.rdb"),
             size,

@@ -14,6 +14,7 @@ use snapcourier_aws::drill::read_records;
 use snapcourier_aws::steps::drill::{DrillPass, drill};
 use snapcourier_cli::coverage_report::{Row, Status, coverage};
 use snapcourier_core::drill::{DrillDatabases, DrillInput, DrillPhase, DrillRun, Drills};
+use snapcourier_core::naming::vault_bucket;
 use snapcourier_core::{Config, Engine};
 
 const PREFIX: &str = "sc-demo-dr-";
@@ -27,6 +28,9 @@ struct Seen {
     tags: BTreeMap<String, String>,
     class: Option<String>,
     kms_key: Option<String>,
+    /// ElastiCache: the engine and how many node groups (shards).
+    engine: Option<String>,
+    shards: usize,
 }
 
 async fn restored(emu: &Emulator) -> Vec<Seen> {
@@ -50,6 +54,8 @@ async fn restored(emu: &Emulator) -> Vec<Seen> {
                 .collect(),
             class: None,
             kms_key: c.kms_key_id().map(str::to_string),
+            engine: None,
+            shards: 0,
         });
     }
     for i in rds
@@ -70,6 +76,8 @@ async fn restored(emu: &Emulator) -> Vec<Seen> {
                 .collect(),
             class: i.db_instance_class().map(str::to_string),
             kms_key: i.kms_key_id().map(str::to_string),
+            engine: None,
+            shards: 0,
         });
     }
     let redshift = emu.redshift(Side::Destination, DESTINATION_REGION);
@@ -91,6 +99,42 @@ async fn restored(emu: &Emulator) -> Vec<Seen> {
                 .collect(),
             class: c.node_type().map(str::to_string),
             kms_key: c.kms_key_id().map(str::to_string),
+            engine: None,
+            shards: 0,
+        });
+    }
+    let elasticache = context(emu, Side::Destination).elasticache(DESTINATION_REGION);
+    for g in elasticache
+        .describe_replication_groups()
+        .send()
+        .await
+        .unwrap()
+        .replication_groups()
+    {
+        let tags = elasticache
+            .list_tags_for_resource()
+            .resource_name(g.arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        out.push(Seen {
+            id: g.replication_group_id().unwrap().into(),
+            kind: "cache",
+            status: g.status().unwrap_or_default().into(),
+            tags: tags
+                .tag_list()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap().into(),
+                        t.value().unwrap_or_default().into(),
+                    )
+                })
+                .collect(),
+            class: g.cache_node_type().map(str::to_string),
+            kms_key: g.kms_key_id().map(str::to_string),
+            engine: g.engine().map(str::to_string),
+            shards: g.node_groups().len(),
         });
     }
     out.retain(|s| s.id.starts_with(PREFIX));
@@ -445,8 +489,8 @@ async fn scheduled_drills_take_turns_and_do_nothing_when_not_due() {
     let t0 = Timestamp::now();
     let mut drilled: Vec<String> = Vec::new();
     let mut at = t0;
-    // The example covers 7 databases; three weekly drills of three each cover all of them.
-    for week in 0..3 {
+    // The example covers 11 databases; four weekly drills of three each cover all of them.
+    for week in 0..4 {
         let first = input(&run, &[], false);
         let pass = drill(&ctx, &first, at).await.unwrap();
         assert!(pass.output.not_due.is_empty(), "week {week}");
@@ -467,7 +511,9 @@ async fn scheduled_drills_take_turns_and_do_nothing_when_not_due() {
         assert!(check.output.finished && check.output.drills.is_empty());
         assert_eq!(check.output.not_due, vec![DESTINATION_REGION.to_string()]);
         assert!(
-            emu.requests().keys().all(|k| !k.contains("Restore")),
+            emu.requests()
+                .keys()
+                .all(|k| !k.contains("Restore") && !k.contains("CreateReplicationGroup")),
             "{:?}",
             emu.requests()
         );
@@ -477,7 +523,7 @@ async fn scheduled_drills_take_turns_and_do_nothing_when_not_due() {
     let mut unique = drilled.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), 7, "every database had its turn: {drilled:?}");
+    assert_eq!(unique.len(), 11, "every database had its turn: {drilled:?}");
     assert!(restored(&emu).await.is_empty());
 }
 
@@ -636,4 +682,212 @@ async fn the_validation_function_decides_the_drill_and_the_database_is_deleted_e
         );
         at = at.checked_add(SignedDuration::from_hours(1)).unwrap();
     }
+}
+
+/// The size of each shard of a snapshot, in node group order.
+async fn shard_sizes(emu: &Emulator, side: Side, region: &str, snapshot: &str) -> Vec<String> {
+    let described = context(emu, side)
+        .elasticache(region)
+        .describe_snapshots()
+        .snapshot_name(snapshot)
+        .show_node_group_config(true)
+        .send()
+        .await
+        .unwrap();
+    let mut nodes: Vec<(String, String)> = described
+        .snapshots()
+        .iter()
+        .flat_map(|s| s.node_snapshots())
+        .map(|n| {
+            (
+                n.node_group_id().unwrap_or_default().to_string(),
+                n.cache_size().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    nodes.sort();
+    nodes.into_iter().map(|(_, size)| size).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_drill_seeds_a_replication_group_from_the_newest_vault_export_and_deletes_it() {
+    let (emu, c) = protected_world().await;
+    let ctx = context(&emu, Side::Destination);
+    let run = drill_run(&c);
+    emu.configure(json!({"restore_reads": 1}));
+    let t0 = Timestamp::now();
+    let vault = vault_exports(&emu, DESTINATION_REGION).await;
+    let bucket = vault_bucket("demo", DESTINATION_ACCOUNT, DESTINATION_REGION);
+    let objects_before = objects(&emu, Side::Destination, DESTINATION_REGION, &bucket, "").await;
+
+    // Look 0: a replication group per cache, seeded from its newest export's objects.
+    let caches = ["carts-valkey", "legacy-redis", "profiles-serverless"];
+    let first = input(&run, &caches, false);
+    emu.reset_requests();
+    let pass = drill(&ctx, &first, t0).await.unwrap();
+    assert!(pass.output.failures.is_empty(), "{:#?}", pass.output);
+    assert_eq!(pass.output.drills.len(), 3);
+    let requests = emu.requests();
+    assert_eq!(
+        requests.get("elasticache:CreateReplicationGroup"),
+        Some(&3),
+        "{requests:?}"
+    );
+    let world = restored(&emu).await;
+    assert_eq!(world.len(), 3, "{world:#?}");
+    for d in &pass.output.drills {
+        assert_eq!(d.engine, Engine::ElastiCache);
+        let newest = vault
+            .iter()
+            .filter(|s| s.id.contains(&format!("-{}-", d.database)))
+            .max_by_key(|s| s.created)
+            .unwrap();
+        assert_eq!(d.snapshot, newest.id, "the newest export in the vault");
+        let g = world.iter().find(|s| s.id == d.resource).unwrap();
+        assert!(g.id.len() <= 40, "{g:?}");
+        assert_eq!(g.status, "creating", "{g:?}");
+        assert_eq!(g.class.as_deref(), Some("cache.t4g.medium"), "{g:?}");
+        assert_eq!(g.tags["snapcourier:namespace"], "demo");
+        assert_eq!(g.tags["snapcourier:resource"], d.database);
+        assert_eq!(g.tags["snapcourier:drill-snapshot"], d.snapshot);
+        assert_eq!(g.tags["snapcourier:drill-started"], t0.to_string());
+    }
+    let group = |database: &str| {
+        let d = pass
+            .output
+            .drills
+            .iter()
+            .find(|d| d.database == database)
+            .unwrap();
+        (
+            d.clone(),
+            world.iter().find(|s| s.id == d.resource).unwrap().clone(),
+        )
+    };
+    let (carts, carts_group) = group("carts-valkey");
+    assert_eq!(carts_group.shards, 3, "one node group per exported shard");
+    assert_eq!(carts_group.engine.as_deref(), Some("valkey"));
+    let (_, legacy_group) = group("legacy-redis");
+    assert_eq!(
+        (legacy_group.shards, legacy_group.engine.as_deref()),
+        (1, Some("redis"))
+    );
+    // The data is the export's: a snapshot of the seeded group has the source snapshot's
+    // shards, shard for shard.
+    assert!(restored(&emu).await.iter().all(|s| s.status == "available"));
+    context(&emu, Side::Destination)
+        .elasticache(DESTINATION_REGION)
+        .create_snapshot()
+        .replication_group_id(&carts.resource)
+        .snapshot_name("check-carts")
+        .send()
+        .await
+        .unwrap();
+    let seeded = shard_sizes(&emu, Side::Destination, DESTINATION_REGION, "check-carts").await;
+    let source = shard_sizes(&emu, Side::Source, SOURCE_REGION, &carts.snapshot).await;
+    assert_eq!(seeded.len(), 3);
+    assert_eq!(seeded, source);
+
+    // The next look times each cache and deletes it; the vault is untouched.
+    let minute = SignedDuration::from_mins(1);
+    let last = until_finished(
+        &ctx,
+        next(&first, &pass),
+        t0.checked_add(minute).unwrap(),
+        minute,
+    )
+    .await;
+    assert_eq!(last.output.succeeded, 3, "{:#?}", last.output);
+    for d in &last.output.drills {
+        assert_eq!(d.restore_seconds, Some(60), "{d:?}");
+        assert!(d.endpoint.is_some(), "{d:?}");
+    }
+    assert!(
+        restored(&emu).await.is_empty(),
+        "every seeded cache is deleted"
+    );
+    assert_eq!(
+        emu.requests().get("elasticache:DeleteReplicationGroup"),
+        Some(&3)
+    );
+    let objects_after = objects(&emu, Side::Destination, DESTINATION_REGION, &bucket, "").await;
+    assert_eq!(objects_after, objects_before);
+    let records = read_records(&ctx, SOURCE_REGION, "demo", DESTINATION_REGION)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 3, "{records:#?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.succeeded && r.restore_seconds == Some(60))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_drill_that_elasticache_cannot_read_or_that_fails_says_what_to_do() {
+    let (emu, c) = protected_world().await;
+    let ctx = context(&emu, Side::Destination);
+    let run = drill_run(&c);
+    let t0 = Timestamp::now();
+    let minute = SignedDuration::from_mins(1);
+
+    // legacy-redis's seeding ends in create-failed (ElastiCache's failed status).
+    emu.configure(json!({"restore_reads": 1, "restore_failures": ["legacy-redis"]}));
+    let first = input(&run, &["legacy-redis"], false);
+    let pass = drill(&ctx, &first, t0).await.unwrap();
+    let last = until_finished(
+        &ctx,
+        next(&first, &pass),
+        t0.checked_add(minute).unwrap(),
+        minute,
+    )
+    .await;
+    assert_eq!(last.output.failed, 1, "{:#?}", last.output);
+    let failure = last.output.drills[0].failure.as_ref().unwrap();
+    assert!(
+        failure.error.message.contains("create-failed")
+            && failure
+                .error
+                .message
+                .contains("drills.elasticache_node_type"),
+        "{failure:?}"
+    );
+    assert!(
+        restored(&emu).await.is_empty(),
+        "the failed cache is deleted"
+    );
+
+    // Without the vault's grant to ElastiCache, the restore is refused at once: the drill
+    // fails naming the service and the stack that grants it, and nothing is left.
+    emu.configure(json!({"restore_reads": 1, "restore_failures": []}));
+    let bucket = vault_bucket("demo", DESTINATION_ACCOUNT, DESTINATION_REGION);
+    context(&emu, Side::Destination)
+        .s3(DESTINATION_REGION)
+        .delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let later = t0.checked_add(SignedDuration::from_hours(1)).unwrap();
+    let first = input(&run, &["carts-valkey"], false);
+    let pass = drill(&ctx, &first, later).await.unwrap();
+    let last = until_finished(
+        &ctx,
+        next(&first, &pass),
+        later.checked_add(minute).unwrap(),
+        minute,
+    )
+    .await;
+    assert_eq!(last.output.failed, 1, "{:#?}", last.output);
+    let failure = last.output.drills[0].failure.as_ref().unwrap();
+    assert_eq!(failure.error.error_type, "AccessDenied", "{failure:?}");
+    assert!(
+        failure
+            .error
+            .message
+            .contains("eu-west-1.elasticache-snapshot.amazonaws.com")
+            && failure.error.message.contains("destination stack"),
+        "{failure:?}"
+    );
+    assert!(restored(&emu).await.is_empty());
 }

@@ -302,6 +302,7 @@ async fn a_snapshot_named_like_ours_but_not_tagged_ours_is_never_exported_and_fo
             snapshot: id.clone(),
             cache: resource.into(),
             captured,
+            engine: None,
             objects: vec![snapcourier_core::export::ExportedFile {
                 key: format!("{id}-0001.rdb"),
                 size: 9,

@@ -50,6 +50,10 @@ pub struct Drills {
     /// the default).
     #[serde(default = "default_rds_class")]
     pub rds_instance_class: String,
+    /// Node type of a cache seeded from the vault's objects (ElastiCache): one node per shard,
+    /// without replicas. It must hold a shard's data.
+    #[serde(default = "default_cache_node_type")]
+    pub elasticache_node_type: String,
     /// Where restored databases go, per region: subnet groups and security groups. Without an
     /// entry, the account's default VPC and security group (as the restore APIs do).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -80,6 +84,9 @@ pub struct DrillNetwork {
     /// Redshift cluster subnet group name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redshift_subnet_group: Option<String>,
+    /// ElastiCache cache subnet group name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_subnet_group: Option<String>,
     /// VPC security group ids (`sg-...`) for every restored database.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<String>,
@@ -94,6 +101,9 @@ fn default_aurora_class() -> String {
 fn default_rds_class() -> String {
     "db.t4g.micro".to_string()
 }
+fn default_cache_node_type() -> String {
+    "cache.t4g.medium".to_string()
+}
 
 /// Most databases one drill restores per region (the step carries each in its state).
 pub const MAX_DRILL_DATABASES: usize = 10;
@@ -105,11 +115,14 @@ pub const DRILL_RUN_NAME: &str = "_drills";
 const DRILL_PART: &str = "dr";
 /// Longest restored cluster id: Aurora adds `-1` for its instance, and ids are at most 63.
 const MAX_DRILL_ID: usize = 61;
+/// Longest restored replication group id (ElastiCache's limit).
+const MAX_CACHE_DRILL_ID: usize = 40;
 /// Ids of restored resources, by tag value.
 pub const DRILL_TAG: &str = "snapcourier:drill-started";
 pub const DRILL_SNAPSHOT_TAG: &str = "snapcourier:drill-snapshot";
 
 static INSTANCE_CLASS: Rule = LazyLock::new(|| Regex::new(r"^db\.[a-z0-9]+\.[a-z0-9]+$").ok());
+static NODE_TYPE: Rule = LazyLock::new(|| Regex::new(r"^cache\.[a-z0-9]+\.[a-z0-9]+$").ok());
 static SUBNET_GROUP: Rule = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9 ._-]{1,255}$").ok());
 static SECURITY_GROUP: Rule = LazyLock::new(|| Regex::new(r"^sg-[0-9a-f]{8,17}$").ok());
 static LAMBDA_ARN: Rule = LazyLock::new(|| {
@@ -201,6 +214,15 @@ pub(crate) fn check_drills(d: &Drills, kept: &BTreeSet<&str>, path: &str, p: &mu
             );
         }
     }
+    if !is_match(&NODE_TYPE, &d.elasticache_node_type) {
+        p.add(
+            format!("{path}.elasticache_node_type"),
+            format!(
+                "`{}` is not a cache node type such as cache.t4g.medium",
+                d.elasticache_node_type
+            ),
+        );
+    }
     let drilled: BTreeSet<&str> = if d.regions.is_empty() {
         kept.clone()
     } else {
@@ -217,6 +239,7 @@ pub(crate) fn check_drills(d: &Drills, kept: &BTreeSet<&str>, path: &str, p: &mu
         for (name, group) in [
             ("db_subnet_group", &net.db_subnet_group),
             ("redshift_subnet_group", &net.redshift_subnet_group),
+            ("cache_subnet_group", &net.cache_subnet_group),
         ] {
             if let Some(g) = group
                 && !is_match(&SUBNET_GROUP, g)
@@ -361,6 +384,7 @@ impl DrillRun {
             timeout: default_timeout(),
             aurora_instance_class: default_aurora_class(),
             rds_instance_class: default_rds_class(),
+            elasticache_node_type: default_cache_node_type(),
             networks: BTreeMap::new(),
             validation_function: None,
         });
@@ -672,22 +696,29 @@ pub fn is_drill_resource(namespace: &str, id: &str) -> bool {
 }
 
 /// The restored resource of `database`'s drill that began at `started` (to the minute): the
-/// same run asking twice gets the same id, and finds "already exists".
-pub fn drill_resource_id(namespace: &str, database: &str, started: Timestamp) -> String {
-    let head = format!(
-        "{}{}-",
-        drill_prefix(namespace),
-        started.strftime("%Y%m%d%H%M")
-    );
-    let room = MAX_DRILL_ID.saturating_sub(head.len());
+/// same run asking twice gets the same id, and finds "already exists". Within the engine's
+/// id limit: 61 (Aurora adds `-1` for its instance within RDS's 63), and ElastiCache's 40
+/// (with a two-digit year and a shorter hash, so that a 16-letter namespace still fits).
+pub fn drill_resource_id(
+    namespace: &str,
+    database: &str,
+    started: Timestamp,
+    engine: Engine,
+) -> String {
+    let (max, time, hash_digits) = match engine {
+        Engine::ElastiCache => (MAX_CACHE_DRILL_ID, "%y%m%d%H%M", 6),
+        _ => (MAX_DRILL_ID, "%Y%m%d%H%M", 8),
+    };
+    let head = format!("{}{}-", drill_prefix(namespace), started.strftime(time));
+    let room = max.saturating_sub(head.len());
     let clean = crate::naming::sanitise_part(database);
     if clean == database && clean.len() <= room {
         format!("{head}{clean}")
     } else {
         // Not canonical or too long: a prefix of it and a hash of the exact id.
         let hash = format!(
-            "{:08x}",
-            crate::naming::stable_hash(database.as_bytes()) as u32
+            "{:0hash_digits$x}",
+            crate::naming::stable_hash(database.as_bytes()) & ((1u64 << (4 * hash_digits)) - 1)
         );
         let keep = room.saturating_sub(hash.len() + 1);
         let part: String = clean.chars().take(keep).collect();

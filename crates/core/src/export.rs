@@ -12,6 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::naming::SlotId;
+use crate::snapshot::DbEngine;
 
 pub const MANIFEST_VERSION: u32 = 1;
 const MANIFEST_INFIX: &str = ".manifest-";
@@ -38,6 +39,10 @@ pub struct ExportManifest {
     /// When ElastiCache took the snapshot (its creation time).
     pub captured: Timestamp,
     pub objects: Vec<ExportedFile>,
+    /// The snapshot's engine: a cache seeded from the objects needs one that reads them
+    /// (absent from manifests written before drills covered ElastiCache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<DbEngine>,
 }
 
 impl ExportManifest {
@@ -55,6 +60,31 @@ impl ExportManifest {
                 .iter()
                 .all(|o| shard_object_of(&o.key) == Some(self.snapshot.as_str()) && o.size >= 0)
     }
+}
+
+/// The default cluster-mode parameter group of an engine and version
+/// (`default.valkey8.cluster.on`, `default.redis7.cluster.on`, `default.redis6.x.cluster.on`),
+/// which a cache seeded from several shards' objects needs; `None` for an engine or version
+/// this does not know (the restore then leaves the choice to ElastiCache).
+pub fn cluster_parameter_group(engine: &DbEngine) -> Option<String> {
+    let version = engine.version.as_deref()?;
+    let mut parts = version.split('.');
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor = parts.next();
+    let family = match (engine.name.as_str(), major) {
+        ("valkey", 7..) => format!("valkey{major}"),
+        ("redis", 7..) => format!("redis{major}"),
+        ("redis", 6) => "redis6.x".to_string(),
+        ("redis", 3..=5) => format!("redis{major}.{}", minor?),
+        _ => return None,
+    };
+    Some(format!("default.{family}.cluster.on"))
+}
+
+/// The engine version to ask for when seeding a cache: a full version as the snapshot says
+/// it; `None` (the service's default, which reads older data) when only the major is known.
+pub fn restore_engine_version(engine: &DbEngine) -> Option<String> {
+    engine.version.clone().filter(|v| v.contains('.'))
 }
 
 /// `<snapshot>.manifest-<YYYYMMDDTHHMMSSZ>.json`.
@@ -189,6 +219,7 @@ mod tests {
             snapshot: "sc-demo-x-20261202-0000".into(),
             cache: "x".into(),
             captured: at("2026-12-02T03:04:05Z"),
+            engine: None,
             objects: vec![ExportedFile {
                 key: "sc-demo-x-20261202-0000-0001.rdb".into(),
                 size: 10,
@@ -273,5 +304,39 @@ mod tests {
         assert!(captured_in_slot(&slot, at("2026-12-03T00:00:05Z"), day));
         assert!(!captured_in_slot(&slot, at("2026-12-03T00:10:00Z"), day));
         assert!(!captured_in_slot(&slot, at("2026-12-01T23:59:59Z"), day));
+    }
+
+    #[test]
+    fn seeded_caches_get_the_default_cluster_parameter_group_of_their_family() {
+        let e = |name: &str, version: Option<&str>| DbEngine {
+            name: name.into(),
+            version: version.map(str::to_string),
+        };
+        let cases = [
+            (e("valkey", Some("8.0")), Some("default.valkey8.cluster.on")),
+            (e("valkey", Some("7.2")), Some("default.valkey7.cluster.on")),
+            (e("valkey", Some("8")), Some("default.valkey8.cluster.on")),
+            (e("redis", Some("7.1")), Some("default.redis7.cluster.on")),
+            (e("redis", Some("6.2")), Some("default.redis6.x.cluster.on")),
+            (
+                e("redis", Some("5.0.6")),
+                Some("default.redis5.0.cluster.on"),
+            ),
+            (e("redis", Some("5")), None),
+            (e("redis", None), None),
+            (e("memcached", Some("1.6.22")), None),
+        ];
+        for (engine, want) in cases {
+            assert_eq!(
+                cluster_parameter_group(&engine).as_deref(),
+                want,
+                "{engine:?}"
+            );
+        }
+        assert_eq!(
+            restore_engine_version(&e("valkey", Some("8.0"))).as_deref(),
+            Some("8.0")
+        );
+        assert_eq!(restore_engine_version(&e("valkey", Some("8"))), None);
     }
 }

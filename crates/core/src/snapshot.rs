@@ -68,6 +68,19 @@ pub struct SnapshotRecord {
     pub restore_accounts: Option<BTreeSet<String>>,
     /// For a cross-region copy made by the service (Redshift), the region it came from.
     pub source_region: Option<String>,
+    /// The data's engine, when a restore needs it from the snapshot (ElastiCache: a cache is
+    /// seeded from exported objects, which do not say it).
+    pub engine: Option<DbEngine>,
+}
+
+/// A database engine and its version, as the service names them (`valkey` `8.0`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbEngine {
+    pub name: String,
+    /// The full version (`7.2`), or the major one (`8`) where that is all the service says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl SnapshotRecord {

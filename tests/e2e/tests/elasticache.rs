@@ -1,12 +1,15 @@
 //! ElastiCache through both state machines, with the real Lambda functions: replication
 //! groups (one with three shards) and a serverless cache end with their exports in the source
 //! stack's bucket and the same objects in the destination's vault, locked, with the vault's
-//! key; a second execution of each side costs only its listings.
+//! key; a second execution of each side costs only its listings; a restore drill seeds caches
+//! from the vault through the drill state machine.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
+use snapcourier_aws::drill::read_records;
 use snapcourier_core::Config;
+use snapcourier_core::drill::DrillRun;
 use snapcourier_core::events::{DestinationRun, SourceRun};
 use snapcourier_core::export::parse_manifest_key;
 use snapcourier_core::naming::{export_bucket, schedule_prefix, vault_bucket};
@@ -168,6 +171,72 @@ async fn caches_through_both_state_machines_end_locked_in_the_vault() {
     // retention (the vault).
     let total: u64 = calls.values().sum();
     assert_eq!(total, 11, "{calls:?}");
+
+    // A restore drill of a three-shard group and the serverless cache through the drill
+    // state machine: each seeded from its vault export, available, timed, deleted, recorded.
+    d.emu.configure(json!({"restore_reads": 2}));
+    let mut run = serde_json::to_value(
+        DrillRun::from_config(&c, DESTINATION_ACCOUNT)
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    run["drills"]["databases"] = json!(["carts-valkey", "profiles-serverless"]);
+    d.emu.reset_requests();
+    let arn = d.start_drill("cache-drill", &run).await;
+    let done = d
+        .wait(Side::Destination, &arn, std::time::Duration::from_secs(300))
+        .await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:#?}");
+    let output: Value = serde_json::from_str(done.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["succeeded"], 2, "{output}");
+    let calls = requests_of(&d, "elasticache");
+    assert_eq!(
+        calls.get("elasticache:CreateReplicationGroup"),
+        Some(&2),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.get("elasticache:DeleteReplicationGroup"),
+        Some(&2),
+        "{calls:?}"
+    );
+    let left: Vec<String> = d
+        .context(Side::Destination)
+        .elasticache(DESTINATION_REGION)
+        .describe_replication_groups()
+        .send()
+        .await
+        .unwrap()
+        .replication_groups()
+        .iter()
+        .filter_map(|g| g.replication_group_id().map(str::to_string))
+        .filter(|id| id.starts_with("sc-demo-dr-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let records = read_records(
+        &d.context(Side::Destination),
+        SOURCE_REGION,
+        "demo",
+        DESTINATION_REGION,
+    )
+    .await
+    .unwrap();
+    let mut drilled: Vec<(&str, bool)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.database.as_str(),
+                r.succeeded && r.restore_seconds.is_some(),
+            )
+        })
+        .collect();
+    drilled.sort();
+    assert_eq!(
+        drilled,
+        [("carts-valkey", true), ("profiles-serverless", true)]
+    );
+    assert!(d.failure_reports(Side::Destination).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

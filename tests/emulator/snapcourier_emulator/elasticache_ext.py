@@ -562,6 +562,22 @@ def service_allowed(backend: ElastiCacheBackend, owner: str, bucket: Any, action
     )
 
 
+def service_may_decrypt(backend: ElastiCacheBackend, obj: Any, region: str, source_arn: str) -> bool:
+    """Reading an SSE-KMS object decrypts it: the key's policy must allow the
+    ElastiCache service principal kms:Decrypt (an AWS-managed key never does)."""
+    if obj.encryption != "aws:kms" or not obj.kms_key_id:
+        return True
+    key = kms_keys.find_key(obj.kms_key_id, obj.account_id, region)
+    if key is None or key.key_manager == "AWS":
+        return False
+    return any(
+        bucket_policy.permits(key.policy, bucket_policy.service(name.format(region=backend.region_name),
+                                                                backend.account_id, source_arn),
+                              "kms:Decrypt", key.arn, same_account=False)
+        for name in SERVICE_PRINCIPALS
+    )
+
+
 def write_objects(account: str, bucket_name: str, keys: list[str], data: list[rdb.ShardData]) -> None:
     """The exported objects, in the bucket owner's S3 (moto's backend), encrypted
     as the bucket's default encryption says, under its default retention."""
@@ -684,6 +700,9 @@ def _seed_objects(backend: ElastiCacheBackend, arns: list[str], group_arn: str) 
             raise invalid_parameter(f"The S3 bucket {bucket_name} is outside of the region.")
         if not service_allowed(backend, owner, bucket, "s3:GetObject", key, group_arn):
             raise invalid_parameter(f"ElastiCache has not been granted READ permissions {bucket_name} on the S3 Bucket.")
+        if not service_may_decrypt(backend, obj, bucket.region_name, group_arn):
+            raise invalid_parameter(f"ElastiCache cannot decrypt {arn}: the object's KMS key does not allow the "
+                                    "ElastiCache service kms:Decrypt.")
         readable = not CONFIG.denies(backend.account_id, "s3:GetObject", f"{bucket_name}/{key}") and s3_ext.allows(
             bucket_policy.caller(backend.account_id), owner, bucket, "s3:GetObject", key)
         if not readable:

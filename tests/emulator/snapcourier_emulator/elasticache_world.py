@@ -159,6 +159,20 @@ def _allow(principal: dict[str, str], actions: list[str], *resources: str) -> di
     return {"Effect": "Allow", "Principal": principal, "Action": actions, "Resource": list(resources)}
 
 
+def _allow_service_decrypt(key_arn: str, region: str) -> None:
+    """The vault key's statement for ElastiCache (the CDK's, less kms:ViaService, which
+    the emulator's policy evaluation does not know)."""
+    key = kms_keys.find_key(key_arn, DESTINATION_ACCOUNT, region)
+    if key is None:
+        return
+    document = json.loads(key.policy)
+    statement = {**_allow({"Service": SERVICE_PRINCIPALS[0].format(region=region)}, ["kms:Decrypt", "kms:DescribeKey"],
+                          "*"), "Condition": {"StringEquals": {"aws:SourceAccount": DESTINATION_ACCOUNT}}}
+    if statement not in document["Statement"]:
+        document["Statement"].append(statement)
+        key.policy = json.dumps(document)
+
+
 def seed_buckets(namespace: str = DEMO_NAMESPACE) -> dict[str, str]:
     """What the stacks create for ElastiCache (cdk/lib): in the source account's
     us-east-1 the export bucket, encrypted by default with an export key whose
@@ -200,7 +214,14 @@ def seed_buckets(namespace: str = DEMO_NAMESPACE) -> dict[str, str]:
         vaults.create_bucket(name, vault_region)
         vaults.put_bucket_versioning(name, "Enabled")
         vaults.put_object_lock_configuration(name, True)
+        # ElastiCache of this account may read the namespace's objects (a cache is seeded from
+        # them: restore drills, runbook D), and decrypt them with the vault key.
+        seeding = {**_allow({"Service": SERVICE_PRINCIPALS[0].format(region=vault_region)}, ["s3:GetObject"],
+                            f"arn:aws:s3:::{name}/sc-{namespace}-*"),
+                   "Condition": {"StringEquals": {"aws:SourceAccount": DESTINATION_ACCOUNT}}}
+        vaults.put_bucket_policy(name, json.dumps({"Version": "2012-10-17", "Statement": [seeding]}).encode())
         key = kms_keys.ensure_cmk(DESTINATION_ACCOUNT, vault_region)
+        _allow_service_decrypt(key, vault_region)
         vaults.put_bucket_encryption(name, {"Rule": {"ApplyServerSideEncryptionByDefault": {
             "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}})
     return export_key

@@ -153,7 +153,7 @@ pub async fn drill(
                 ));
             }
             for c in chosen {
-                let resource = drill_resource_id(&run.namespace, &c.database, started);
+                let resource = drill_resource_id(&run.namespace, &c.database, started, c.engine);
                 let mut d = Drill::start(c, resource, now);
                 match start_restore(ctx, run, &d).await {
                     Ok(()) => {
@@ -237,6 +237,19 @@ pub async fn drill(
     })
 }
 
+/// Whose events explain a failed restore, and which setting sizes what it restores.
+fn service_and_size(engine: Engine) -> (&'static str, &'static str) {
+    match engine {
+        Engine::Aurora => ("RDS", "drills.aurora_instance_class"),
+        Engine::Rds => ("RDS", "drills.rds_instance_class"),
+        Engine::Redshift => ("Redshift", "the snapshot's node type"),
+        Engine::ElastiCache => (
+            "ElastiCache",
+            "drills.elasticache_node_type (it must hold a shard's data) and that ElastiCache may read the vault's objects",
+        ),
+    }
+}
+
 fn find<'a>(restored: &'a [Restored], id: &str) -> Option<&'a Restored> {
     restored.iter().find(|r| r.id == id)
 }
@@ -276,8 +289,12 @@ async fn follow(
                 &Error::InvalidState {
                     resource: r.id.clone(),
                     message: format!(
-                        "the restore ended in status `{}`: the copy {} cannot be restored as configured (see the RDS/Redshift events of {}; check drills.networks and the instance class)",
-                        r.status, d.snapshot, r.id
+                        "the restore ended in status `{}`: the copy {} cannot be restored as configured (see the {} events of {}; check drills.networks and {})",
+                        r.status,
+                        d.snapshot,
+                        service_and_size(d.engine).0,
+                        r.id,
+                        service_and_size(d.engine).1
                     ),
                 },
             );
@@ -353,8 +370,7 @@ async fn clean(
         ),
         Engine::Rds => (RestoredKind::DbInstance, None),
         Engine::Redshift => (RestoredKind::RedshiftCluster, None),
-        // Never started (start_restore refuses it): nothing to delete.
-        Engine::ElastiCache => return true,
+        Engine::ElastiCache => (RestoredKind::ReplicationGroup, None),
     };
     // The Aurora instance first: RDS refuses to delete a cluster with members.
     if let Some(instance_id) = &instance {

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
-use snapcourier_core::config::ResourceFilter;
+use snapcourier_core::config::{ResourceFilter, partition};
 use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
     CopyPass, DeleteOutput, DeletedSnapshot, DeletionReason, DestinationRun, EVENT_VERSION,
@@ -234,6 +234,7 @@ fn vault_record(
         option_group: None,
         restore_accounts: None,
         source_region: None,
+        engine: None,
     })
 }
 
@@ -277,20 +278,14 @@ async fn read_manifest(
         MAX_MANIFEST_BYTES,
     )
     .await?;
-    let target = format!("s3://{from_bucket}/{key}");
-    let manifest: ExportManifest =
-        serde_json::from_slice(&bytes).map_err(|e| Error::InvalidState {
-            resource: target.clone(),
-            message: format!("not a snapcourier export manifest ({e}); the export is not copied"),
+    let manifest =
+        parse_manifest(&bytes, &format!("s3://{from_bucket}/{key}"), id).map_err(|e| match e {
+            Error::InvalidState { resource, message } => Error::InvalidState {
+                resource,
+                message: format!("{message}; the export is not copied"),
+            },
+            e => e,
         })?;
-    if manifest.snapshot != id || !manifest.is_well_formed() {
-        return Err(Error::InvalidState {
-            resource: target,
-            message: format!(
-                "the manifest does not describe export {id}'s objects; the export is not copied"
-            ),
-        });
-    }
     for o in &manifest.objects {
         if !listed.iter().any(|l| l.key == o.key && l.size == o.size) {
             return Err(Error::InvalidState {
@@ -303,6 +298,79 @@ async fn read_manifest(
         }
     }
     Ok(manifest)
+}
+
+/// A manifest's bytes (`target` names the object): well formed and of export `id`.
+fn parse_manifest(bytes: &[u8], target: &str, id: &str) -> Result<ExportManifest, Error> {
+    let manifest: ExportManifest =
+        serde_json::from_slice(bytes).map_err(|e| Error::InvalidState {
+            resource: target.to_string(),
+            message: format!("not a snapcourier export manifest ({e})"),
+        })?;
+    if manifest.snapshot != id || !manifest.is_well_formed() {
+        return Err(Error::InvalidState {
+            resource: target.to_string(),
+            message: format!("the manifest does not describe export {id}'s objects"),
+        });
+    }
+    Ok(manifest)
+}
+
+/// A complete export in a vault region, as a restore drill chooses among them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VaultExport {
+    pub id: String,
+    pub database: String,
+    pub captured: Timestamp,
+    /// The S3 ARN of its manifest.
+    pub manifest_arn: String,
+}
+
+/// The complete exports of `schedule` in destination `account`'s vault in `region` (those
+/// with a manifest): one listing page per 1,000 objects.
+pub(crate) async fn vault_exports(
+    ctx: &AwsContext,
+    namespace: &str,
+    account: &str,
+    schedule: &str,
+    region: &str,
+) -> Result<Vec<VaultExport>, Error> {
+    let bucket = vault_bucket(namespace, account, region);
+    let objects =
+        ec::list_objects(ctx, region, &bucket, &schedule_prefix(namespace, schedule)).await?;
+    let exports = Exports::of(objects, |o| o.key.as_str());
+    Ok(exports
+        .manifests
+        .into_iter()
+        .map(|(id, (key, captured))| VaultExport {
+            database: database_of(namespace, schedule, &id),
+            manifest_arn: format!("arn:{}:s3:::{bucket}/{key}", partition(region)),
+            id,
+            captured,
+        })
+        .collect())
+}
+
+/// Read a vault export's manifest by its S3 ARN (a restore drill): well formed and of `id`.
+/// An object gone since it was listed is `NotFound`.
+pub(crate) async fn read_vault_manifest(
+    ctx: &AwsContext,
+    region: &str,
+    manifest_arn: &str,
+    id: &str,
+) -> Result<(String, ExportManifest), Error> {
+    let Some((bucket, key)) = manifest_arn
+        .split_once(":::")
+        .and_then(|(_, path)| path.split_once('/'))
+    else {
+        return Err(Error::internal(
+            format!("the manifest ARN {manifest_arn}"),
+            "not an S3 object ARN",
+        ));
+    };
+    let bytes = ec::get_small_object(ctx, region, bucket, key, MAX_MANIFEST_BYTES).await?;
+    let manifest = parse_manifest(&bytes, &format!("s3://{bucket}/{key}"), id)?;
+    Ok((bucket.to_string(), manifest))
 }
 
 /// Copy one object into one vault region and verify the copy: same size, and the same
@@ -1014,10 +1082,15 @@ impl EngineSteps for ElastiCacheSteps {
 
 /// The database an export protects, as its id says.
 fn resource_of(run: &DestinationRun, id: &str) -> String {
-    if let Some(slot) = parse_slot_id(&run.namespace, &run.schedule.name, id) {
+    database_of(&run.namespace, &run.schedule.name, id)
+}
+
+/// The database an export of `schedule` protects, as its id says.
+fn database_of(namespace: &str, schedule: &str, id: &str) -> String {
+    if let Some(slot) = parse_slot_id(namespace, schedule, id) {
         return slot.resource;
     }
-    id.strip_prefix(&schedule_prefix(&run.namespace, &run.schedule.name))
+    id.strip_prefix(&schedule_prefix(namespace, schedule))
         .and_then(|rest| rest.split_once("-od-"))
         .map_or_else(|| id.to_string(), |(resource, _)| resource.to_string())
 }
@@ -1082,6 +1155,7 @@ async fn write_manifest(
         cache: s.resource_id.clone(),
         captured,
         objects: files,
+        engine: s.engine.clone(),
     };
     let body =
         serde_json::to_vec(&manifest).map_err(|e| Error::internal("an export manifest", e))?;

@@ -646,6 +646,7 @@ impl Case {
                 snapshot: id.to_string(),
                 cache: resource.to_string(),
                 captured: Timestamp::from_second(captured.as_second()).unwrap(),
+                engine: None,
                 objects: vec![snapcourier_core::export::ExportedFile {
                     key: shard,
                     size: body.len() as i64,

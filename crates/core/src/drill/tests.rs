@@ -102,6 +102,18 @@ fn every_bad_drill_setting_is_named_with_what_to_do() {
             "not a subnet group",
         ),
         (
+            "elasticache_node_type",
+            y("r7g.large"),
+            "drills.elasticache_node_type",
+            "not a cache node type",
+        ),
+        (
+            "networks",
+            y("{eu-west-1: {cache_subnet_group: 'a b*'}}"),
+            "drills.networks.eu-west-1.cache_subnet_group",
+            "not a subnet group",
+        ),
+        (
             "validation_function",
             y("check-restore"),
             "drills.validation_function",
@@ -207,7 +219,7 @@ fn an_event_may_not_name_a_resource_a_drill_did_not_restore() {
     let e = input(drill.clone()).validate().unwrap_err();
     assert_eq!(e.problems()[0].field, "drills[0].resource");
     drill.region = "us-west-2".into();
-    drill.resource = drill_resource_id("demo", "orders-db", now);
+    drill.resource = drill_resource_id("demo", "orders-db", now, Engine::Aurora);
     let e = input(drill).validate().unwrap_err();
     assert_eq!(e.problems()[0].field, "drills[0].region");
 }
@@ -336,7 +348,7 @@ fn a_record_keeps_the_last_success_through_a_failure() {
         snapshot: "snap".into(),
         snapshot_arn: "arn".into(),
         captured: t("2026-12-01T03:00:00Z"),
-        resource: drill_resource_id("demo", "billing-pg", now),
+        resource: drill_resource_id("demo", "billing-pg", now, Engine::Rds),
         started_at: now,
         phase: DrillPhase::Restoring,
         available_at: None,
@@ -416,7 +428,7 @@ fn a_drill_metric_record_has_both_dimension_sets() {
         snapshot: "snap".into(),
         snapshot_arn: "arn".into(),
         captured: now,
-        resource: drill_resource_id("demo", "billing-pg", now),
+        resource: drill_resource_id("demo", "billing-pg", now, Engine::Rds),
         started_at: now,
         phase: DrillPhase::Done,
         available_at: None,
@@ -452,17 +464,40 @@ proptest! {
         database in "[A-Za-z][A-Za-z0-9_.-]{0,80}",
         other in "[a-z][a-z0-9]{0,40}",
         minutes in 0i64..5_000_000,
+        namespace in "[a-z][a-z0-9]{0,15}",
     ) {
         let started = t("2020-01-01T00:00:00Z").checked_add(SignedDuration::from_mins(minutes)).unwrap();
-        let id = drill_resource_id("prod", &database, started);
-        prop_assert!(crate::naming::is_valid_snapshot_id(&id), "{id}");
-        prop_assert!(id.len() <= MAX_DRILL_ID, "{id}");
-        prop_assert!(drill_instance_id(&id).len() <= 63);
-        prop_assert!(is_drill_resource("prod", &id));
-        prop_assert!(!is_drill_resource("pro", &id));
-        prop_assert_eq!(&id, &drill_resource_id("prod", &database, started));
-        if other != database {
-            prop_assert_ne!(id, drill_resource_id("prod", &other, started));
+        for (engine, max) in [(Engine::Aurora, MAX_DRILL_ID), (Engine::Rds, MAX_DRILL_ID), (Engine::ElastiCache, MAX_CACHE_DRILL_ID)] {
+            let id = drill_resource_id(&namespace, &database, started, engine);
+            prop_assert!(crate::naming::is_valid_snapshot_id(&id), "{id}");
+            prop_assert!(id.len() <= max, "{id}");
+            prop_assert!(drill_instance_id(&id).len() <= 63);
+            // ElastiCache: lowercase, no double hyphen, no trailing hyphen.
+            prop_assert!(!id.contains("--") && !id.ends_with('-') && id == id.to_lowercase(), "{id}");
+            prop_assert!(is_drill_resource(&namespace, &id));
+            let longer = format!("{namespace}x");
+            prop_assert!(!is_drill_resource(&longer, &id));
+            prop_assert_eq!(&id, &drill_resource_id(&namespace, &database, started, engine));
+            if other != database {
+                prop_assert_ne!(id, drill_resource_id(&namespace, &other, started, engine));
+            }
         }
     }
+}
+
+#[test]
+fn a_cache_drill_id_fits_elasticache_with_the_longest_namespace() {
+    let started = t("2026-12-02T03:04:00Z");
+    let id = drill_resource_id(
+        "abcdefghijklmnop",
+        "carts-valkey",
+        started,
+        Engine::ElastiCache,
+    );
+    assert_eq!(id.len(), 40, "{id}");
+    assert!(id.starts_with("sc-abcdefghijklmnop-dr-2612020304-"), "{id}");
+    assert_eq!(
+        drill_resource_id("demo", "carts-valkey", started, Engine::ElastiCache),
+        "sc-demo-dr-2612020304-carts-valkey"
+    );
 }

@@ -87,6 +87,7 @@ fn snap(
         option_group: None,
         restore_accounts: None,
         source_region: None,
+        engine: None,
     }
 }
 
