@@ -2555,6 +2555,59 @@ class ElastiCacheVaultSeedTest(ElastiCacheTest):
         self.assertIn("cannot decrypt", error.response["Error"]["Message"])
 
 
+class VaultCopyInPartsTest(ElastiCacheTest):
+    def test_a_copy_in_parts_across_accounts_keeps_lock_key_and_the_full_object_crc64nvme(self) -> None:
+        region, mib = "eu-west-1", 1024 * 1024
+        export = f"sc-demo-export-{SOURCE}-us-east-1"
+        vault = f"sc-demo-vault-{DEST}-{region}"
+        key = "sc-demo-cachedaily-big-0001.rdb"
+        body = bytes(range(256)) * (11 * mib // 256)
+        self.s3.put_object(Bucket=export, Key=key, Body=body, ChecksumAlgorithm="CRC64NVME")
+        source = self.s3.head_object(Bucket=export, Key=key, ChecksumMode="ENABLED")
+        self.assertEqual(len(source["ChecksumCRC64NVME"]), 12)  # 8 bytes, base64: awscrt's CRC64NVME
+        ds3 = client("destination", "s3", region)
+        until = datetime.now(timezone.utc) + timedelta(days=2)
+        upload = ds3.create_multipart_upload(
+            Bucket=vault, Key=key, ServerSideEncryption="aws:kms", SSEKMSKeyId=cmk(DEST, region),
+            ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until, ChecksumAlgorithm="CRC64NVME",
+            ChecksumType="FULL_OBJECT")["UploadId"]
+        copy = lambda number, first, last, **extra: ds3.upload_part_copy(  # noqa: E731
+            Bucket=vault, Key=key, UploadId=upload, PartNumber=number, CopySource={"Bucket": export, "Key": key},
+            CopySourceRange=f"bytes={first}-{last}", **extra)
+        self.assertError("InvalidRange", copy, 9, 10 * mib, 12 * mib)
+        parts = []
+        for number, first in enumerate(range(0, len(body), 5 * mib), 1):
+            last = min(first + 5 * mib, len(body)) - 1
+            result = copy(number, first, last)["CopyPartResult"]
+            self.assertIn("ChecksumCRC64NVME", result)
+            parts.append({"PartNumber": number, "ETag": result["ETag"],
+                          "ChecksumCRC64NVME": result["ChecksumCRC64NVME"]})
+        listed = ds3.list_parts(Bucket=vault, Key=key, UploadId=upload, MaxParts=2)
+        self.assertTrue(listed["IsTruncated"])
+        rest = ds3.list_parts(Bucket=vault, Key=key, UploadId=upload,
+                              PartNumberMarker=listed["NextPartNumberMarker"])
+        self.assertEqual([(p["PartNumber"], p["ChecksumCRC64NVME"]) for p in listed["Parts"] + rest["Parts"]],
+                         [(p["PartNumber"], p["ChecksumCRC64NVME"]) for p in parts])
+        uploads = ds3.list_multipart_uploads(Bucket=vault, Prefix=key)["Uploads"]
+        self.assertEqual([u["UploadId"] for u in uploads], [upload])
+        complete = lambda checksum: ds3.complete_multipart_upload(  # noqa: E731
+            Bucket=vault, Key=key, UploadId=upload, MultipartUpload={"Parts": parts},
+            ChecksumCRC64NVME=checksum, ChecksumType="FULL_OBJECT")
+        self.assertError("BadDigest", complete, "AAAAAAAAAAA=")
+        complete(source["ChecksumCRC64NVME"])
+        head = ds3.head_object(Bucket=vault, Key=key, ChecksumMode="ENABLED")
+        self.assertEqual((head["ContentLength"], head["ChecksumCRC64NVME"]),
+                         (len(body), source["ChecksumCRC64NVME"]))
+        self.assertEqual((head["SSEKMSKeyId"], head["ObjectLockMode"]), (cmk(DEST, region), "GOVERNANCE"))
+        self.assertAlmostEqual(head["ObjectLockRetainUntilDate"].timestamp(), until.timestamp(), delta=1)
+        self.assertError("AccessDenied", ds3.delete_object, Bucket=vault, Key=key, VersionId=head["VersionId"])
+        # The source must be readable by the caller, as for CopyObject.
+        self.s3.put_object(Bucket=export, Key="elsewhere.rdb", Body=b"x" * 10)
+        other = ds3.create_multipart_upload(Bucket=vault, Key="sc-demo-x", ChecksumAlgorithm="CRC64NVME")["UploadId"]
+        self.assertError("AccessDenied", ds3.upload_part_copy, Bucket=vault, Key="sc-demo-x", UploadId=other,
+                         PartNumber=1, CopySource={"Bucket": export, "Key": "elsewhere.rdb"})
+
+
 def ec_insert(specs: Any) -> Any:
     """POST /snapcourier/snapshots with ElastiCache snapshot entries (kind added)."""
     def one(spec: dict[str, Any]) -> dict[str, Any]:

@@ -498,6 +498,276 @@ pub async fn copy_to_vault(ctx: &AwsContext, copy: &VaultCopy<'_>) -> Result<(),
         .map_err(|e| classify(e, "s3:PutObject", &target))
 }
 
+/// How an object over `MAX_COPY_OBJECT_BYTES` is copied: in parts of `part_bytes` (S3: 5 MiB
+/// to 5 GiB, at most 10,000 parts), `concurrency` at once, at most `parts_per_call` per call
+/// so that a call fits in a look (the copy-in function has 5 minutes); the next look resumes
+/// the same multipart upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartPlan {
+    pub part_bytes: i64,
+    pub parts_per_call: usize,
+    pub concurrency: usize,
+}
+
+impl PartPlan {
+    /// 512 MiB parts (objects up to 5 TB, S3's largest, in 10,000 parts), 48 per call (24
+    /// GiB), 8 at once.
+    pub const DEFAULT: PartPlan = PartPlan {
+        part_bytes: 512 * 1024 * 1024,
+        parts_per_call: 48,
+        concurrency: 8,
+    };
+
+    /// Every part of an object of `size` bytes: (number, first byte, last byte).
+    pub fn parts(&self, size: i64) -> Vec<(i32, i64, i64)> {
+        let step = self.part_bytes.max(1);
+        (0..)
+            .map(|i: i64| (i, i * step))
+            .take_while(|(_, first)| *first < size)
+            .map(|(i, first)| {
+                (
+                    i32::try_from(i + 1).unwrap_or(i32::MAX),
+                    first,
+                    (first + step).min(size) - 1,
+                )
+            })
+            .collect()
+    }
+}
+
+/// Where a copy in parts stands after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartsCopy {
+    /// Complete: the object is in the vault.
+    Done,
+    /// This many of the parts are copied; the next call goes on.
+    Partial { copied: usize, parts: usize },
+}
+
+/// A copy in parts (UploadPartCopy) into a vault, for objects too large for CopyObject. The
+/// upload asks S3 for a full-object CRC64NVME and its completion gives the source's, so S3
+/// itself refuses a copy whose bytes differ (the caller compares size and checksum again).
+/// The upload is found again by its key (ListMultipartUploads) and only its missing parts are
+/// copied, so a call cut short loses at most the parts it had under way.
+pub async fn copy_parts_to_vault(
+    ctx: &AwsContext,
+    copy: &VaultCopy<'_>,
+    size: i64,
+    source_crc64nvme: &str,
+    plan: PartPlan,
+) -> Result<PartsCopy, Error> {
+    use aws_sdk_s3::types::{
+        ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
+        ServerSideEncryption,
+    };
+    use futures::StreamExt;
+    let s3 = ctx.s3(copy.to_region);
+    let target = format!("s3://{}/{}", copy.to_bucket, copy.key);
+    let upload = match find_upload(ctx, copy.to_region, copy.to_bucket, copy.key).await? {
+        Some(id) => id,
+        None => {
+            let until = aws_smithy_types::DateTime::from_secs(copy.retain_until.as_second());
+            let created = s3
+                .create_multipart_upload()
+                .bucket(copy.to_bucket)
+                .key(copy.key)
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(copy.kms_key)
+                .object_lock_mode(ObjectLockMode::from(copy.lock_mode))
+                .object_lock_retain_until_date(until)
+                .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+                .checksum_type(ChecksumType::FullObject)
+                .send()
+                .await
+                .map_err(|e| classify(e, "s3:PutObject", &target))?;
+            created
+                .upload_id()
+                .ok_or_else(|| Error::internal(&target, "CreateMultipartUpload gave no upload id"))?
+                .to_string()
+        }
+    };
+    let parts = plan.parts(size);
+    let mut copied = list_parts(ctx, copy.to_region, copy.to_bucket, copy.key, &upload).await?;
+    // A part of another size (an upload begun with another plan) is copied again.
+    copied.retain(|number, part| {
+        parts
+            .iter()
+            .any(|(n, first, last)| n == number && part.size == last - first + 1)
+    });
+    let missing: Vec<(i32, i64, i64)> = parts
+        .iter()
+        .filter(|(n, _, _)| !copied.contains_key(n))
+        .take(plan.parts_per_call)
+        .copied()
+        .collect();
+    let source = format!("{}/{}", copy.from_bucket, copy.key);
+    let results: Vec<Result<(i32, UploadedPart), Error>> =
+        futures::stream::iter(missing.into_iter().map(|(number, first, last)| {
+            let s3 = s3.clone();
+            let (source, upload, target) = (&source, &upload, &target);
+            async move {
+                let out = s3
+                    .upload_part_copy()
+                    .bucket(copy.to_bucket)
+                    .key(copy.key)
+                    .upload_id(upload)
+                    .part_number(number)
+                    .copy_source(source)
+                    .copy_source_range(format!("bytes={first}-{last}"))
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, "s3:PutObject", target))?;
+                let result = out.copy_part_result();
+                Ok((
+                    number,
+                    UploadedPart {
+                        etag: result
+                            .and_then(|r| r.e_tag())
+                            .unwrap_or_default()
+                            .to_string(),
+                        checksum: result
+                            .and_then(|r| r.checksum_crc64_nvme())
+                            .map(str::to_string),
+                        size: last - first + 1,
+                    },
+                ))
+            }
+        }))
+        .buffer_unordered(plan.concurrency.max(1))
+        .collect()
+        .await;
+    for r in results {
+        let (number, part) = r?;
+        copied.insert(number, part);
+    }
+    if copied.len() < parts.len() {
+        return Ok(PartsCopy::Partial {
+            copied: copied.len(),
+            parts: parts.len(),
+        });
+    }
+    let completed: Vec<CompletedPart> = copied
+        .iter()
+        .map(|(number, part)| {
+            CompletedPart::builder()
+                .part_number(*number)
+                .e_tag(&part.etag)
+                .set_checksum_crc64_nvme(part.checksum.clone())
+                .build()
+        })
+        .collect();
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(copy.to_bucket)
+        .key(copy.key)
+        .upload_id(&upload)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .checksum_crc64_nvme(source_crc64nvme)
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await
+        .map_err(|e| classify(e, "s3:PutObject", &target));
+    match done {
+        Ok(_) => Ok(PartsCopy::Done),
+        Err(Error::AwsRejected { code, message, .. }) if code == "BadDigest" => {
+            // The parts' bytes are not the source's: start again from nothing next time.
+            let aborted = s3
+                .abort_multipart_upload()
+                .bucket(copy.to_bucket)
+                .key(copy.key)
+                .upload_id(&upload)
+                .send()
+                .await;
+            if let Err(e) = aborted {
+                tracing::warn!(target = %target, error = %classify(e, "s3:AbortMultipartUpload", &target), "could not abort a copy whose checksum differs; the vault's lifecycle rule removes its parts");
+            }
+            Err(Error::InvalidState {
+                resource: target,
+                message: format!(
+                    "S3 refused to complete the copy in parts: its CRC64NVME is not the source's ({message}); nothing is kept, and the next look copies it again"
+                ),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One copied part of a multipart upload.
+#[derive(Debug, Clone)]
+struct UploadedPart {
+    etag: String,
+    checksum: Option<String>,
+    size: i64,
+}
+
+/// The newest multipart upload under way for exactly `key`, if any.
+async fn find_upload(
+    ctx: &AwsContext,
+    region: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    let listed = ctx
+        .s3(region)
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .map_err(|e| classify(e, "s3:ListBucketMultipartUploads", bucket))?;
+    Ok(listed
+        .uploads()
+        .iter()
+        .filter(|u| u.key() == Some(key))
+        .max_by_key(|u| u.initiated().map(|t| (t.secs(), t.subsec_nanos())))
+        .and_then(|u| u.upload_id())
+        .map(str::to_string))
+}
+
+/// The parts an upload holds (every page of ListParts), by number.
+async fn list_parts(
+    ctx: &AwsContext,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    upload: &str,
+) -> Result<BTreeMap<i32, UploadedPart>, Error> {
+    let mut out = BTreeMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = ctx
+            .s3(region)
+            .list_parts()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload)
+            .set_part_number_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| classify(e, "s3:ListMultipartUploadParts", bucket))?;
+        for p in page.parts() {
+            if let Some(number) = p.part_number() {
+                out.insert(
+                    number,
+                    UploadedPart {
+                        etag: p.e_tag().unwrap_or_default().to_string(),
+                        checksum: p.checksum_crc64_nvme().map(str::to_string),
+                        size: p.size().unwrap_or_default(),
+                    },
+                );
+            }
+        }
+        match page.next_part_number_marker() {
+            Some(next) if page.is_truncated() == Some(true) => marker = Some(next.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// Delete objects (a version each where given) from `bucket`, up to 1,000 per call. Each
 /// key's own outcome: a locked version is refused, and the others still go.
 pub async fn delete_objects(

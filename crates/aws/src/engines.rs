@@ -393,7 +393,9 @@ macro_rules! on_engine {
                 $body
             }
             snapcourier_core::Engine::ElastiCache => {
-                let $steps = &$crate::steps::elasticache::ElastiCacheSteps;
+                let $steps = &$crate::steps::elasticache::ElastiCacheSteps {
+                    parts: $crate::elasticache::PartPlan::DEFAULT,
+                };
                 $body
             }
         }

@@ -1,7 +1,8 @@
 //! The ElastiCache adapter over the emulator: caches of both kinds listed (tags only when
 //! asked), snapshots made under deterministic names (a taken name is no error; a node type
 //! that cannot be snapshotted is a clear InvalidState), exported as `.rdb` objects to a bucket
-//! whose policy lets ElastiCache write (and refused, saying so, when it does not), once.
+//! whose policy lets ElastiCache write (and refused, saying so, when it does not), once;
+//! an object copied into a vault in parts, across accounts and regions, over several calls.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,14 +12,22 @@ use snapcourier_aws::elasticache::{
     CacheKind, create_snapshot, delete_snapshot, export, kind_of, list_caches, list_objects,
     list_snapshots, list_versions,
 };
+use snapcourier_aws::elasticache::{PartPlan, PartsCopy, VaultCopy, copy_parts_to_vault};
 use snapcourier_aws::{AwsContext, ClientOptions};
-use snapcourier_emulator::{Emulator, SOURCE_REGION, Seed, Side};
+use snapcourier_core::Error;
+use snapcourier_emulator::{
+    DESTINATION_ACCOUNT, DESTINATION_REGION, Emulator, SOURCE_ACCOUNT, SOURCE_REGION, Seed, Side,
+};
 
 const BUCKET: &str = "demo-cache-exports";
 
 fn context(emu: &Emulator) -> AwsContext {
+    context_of(emu, Side::Source)
+}
+
+fn context_of(emu: &Emulator, side: Side) -> AwsContext {
     AwsContext::new(
-        &emu.sdk_config(Side::Source),
+        &emu.sdk_config(side),
         ClientOptions {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(20),
@@ -269,4 +278,167 @@ async fn the_bucket_listings_read_every_page() {
     let distinct: std::collections::BTreeSet<_> =
         versions.iter().map(|v| (&v.key, &v.version_id)).collect();
     assert_eq!(distinct.len(), 1_070, "no version listed twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_object_is_copied_into_the_vault_in_parts_over_several_calls() {
+    use aws_sdk_s3::types::ChecksumAlgorithm;
+    let emu = Emulator::start(Seed::Demo);
+    let source = context(&emu);
+    let vault_ctx = context_of(&emu, Side::Destination);
+    let export = format!("sc-demo-export-{SOURCE_ACCOUNT}-{SOURCE_REGION}");
+    let vault = format!("sc-demo-vault-{DESTINATION_ACCOUNT}-{DESTINATION_REGION}");
+    let key = "sc-demo-cachedaily-big-20261202-0000-0001.rdb";
+    let mib: i64 = 1024 * 1024;
+    let body: Vec<u8> = (0..11 * mib).map(|i| (i % 251) as u8).collect();
+    source
+        .s3(SOURCE_REGION)
+        .put_object()
+        .bucket(&export)
+        .key(key)
+        .body(body.clone().into())
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .send()
+        .await
+        .unwrap();
+    let head = source
+        .s3(SOURCE_REGION)
+        .head_object()
+        .bucket(&export)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    let crc = head.checksum_crc64_nvme().unwrap().to_string();
+    let kms_key = emu.kms_key(DESTINATION_ACCOUNT, DESTINATION_REGION);
+    let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
+    let copy = VaultCopy {
+        from_bucket: &export,
+        key,
+        to_region: DESTINATION_REGION,
+        to_bucket: &vault,
+        kms_key: &kms_key,
+        lock_mode: "GOVERNANCE",
+        retain_until: until,
+        checksum: Some("CRC64NVME"),
+    };
+    // Three parts of 5 MiB (the last 1 MiB), two per call.
+    let plan = PartPlan {
+        part_bytes: 5 * mib,
+        parts_per_call: 2,
+        concurrency: 2,
+    };
+    emu.reset_requests();
+    let first = copy_parts_to_vault(&vault_ctx, &copy, 11 * mib, &crc, plan)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        PartsCopy::Partial {
+            copied: 2,
+            parts: 3
+        }
+    );
+    let s3 = vault_ctx.s3(DESTINATION_REGION);
+    let missing = s3.head_object().bucket(&vault).key(key).send().await;
+    assert!(
+        missing.is_err(),
+        "nothing in the vault before the last part"
+    );
+    // The second call finds the same upload and copies only the third part.
+    let second = copy_parts_to_vault(&vault_ctx, &copy, 11 * mib, &crc, plan)
+        .await
+        .unwrap();
+    assert_eq!(second, PartsCopy::Done);
+    let requests = emu.requests();
+    // The emulator names S3 requests by method and path: a PUT on the key is a part's copy.
+    assert_eq!(
+        requests.get(&format!("s3:PUT /{vault}/{key}")),
+        Some(&3),
+        "{requests:?}"
+    );
+    let copied = s3
+        .head_object()
+        .bucket(&vault)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copied.content_length(), Some(11 * mib));
+    assert_eq!(copied.checksum_crc64_nvme(), Some(crc.as_str()));
+    assert_eq!(copied.ssekms_key_id(), Some(kms_key.as_str()));
+    assert_eq!(
+        copied.object_lock_mode().map(|m| m.as_str()),
+        Some("GOVERNANCE")
+    );
+    assert_eq!(
+        copied.object_lock_retain_until_date().map(|t| t.secs()),
+        Some(until.as_second())
+    );
+    let got = s3
+        .get_object()
+        .bucket(&vault)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert!(got.as_ref() == body.as_slice(), "the same bytes");
+    let left = s3
+        .list_multipart_uploads()
+        .bucket(&vault)
+        .send()
+        .await
+        .unwrap();
+    assert!(left.uploads().is_empty());
+
+    // A source checksum the parts do not add up to: S3 refuses, nothing is kept, the upload
+    // is aborted so that the next look starts again.
+    let other = "sc-demo-cachedaily-big-20261202-0000-0002.rdb";
+    source
+        .s3(SOURCE_REGION)
+        .put_object()
+        .bucket(&export)
+        .key(other)
+        .body(body.into())
+        .send()
+        .await
+        .unwrap();
+    let refused = copy_parts_to_vault(
+        &vault_ctx,
+        &VaultCopy { key: other, ..copy },
+        11 * mib,
+        "AAAAAAAAAAA=",
+        PartPlan {
+            parts_per_call: 10,
+            ..plan
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidState { message, .. } if message.contains("CRC64NVME")),
+        "{refused:?}"
+    );
+    assert!(
+        s3.head_object()
+            .bucket(&vault)
+            .key(other)
+            .send()
+            .await
+            .is_err()
+    );
+    let left = s3
+        .list_multipart_uploads()
+        .bucket(&vault)
+        .send()
+        .await
+        .unwrap();
+    assert!(left.uploads().is_empty(), "{:?}", left.uploads());
 }

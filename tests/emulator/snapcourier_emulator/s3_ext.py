@@ -24,6 +24,13 @@ By the AWS behaviour each patch adds:
   versioned bucket with objects enable Object Lock and change its default
   retention; moto required an empty bucket);
 * GetObjectRetention (moto answered 500);
+* copies in parts: CreateMultipartUpload takes Object Lock headers, which the
+  completed object keeps; UploadPartCopy reads its source across accounts like
+  CopyObject (bucket policy, KMS key), refuses a range outside the source
+  (InvalidRange) and answers the part's checksum when the upload has an
+  algorithm; ListParts lists those checksums; CompleteMultipartUpload refuses a
+  full-object checksum that differs from the parts' (BadDigest) and keeps the
+  upload, as S3 does;
 * `deny` rules of the runtime config apply to S3 actions (`s3:GetObject`, ...,
   resource `bucket` or `bucket/key`).
 
@@ -251,6 +258,140 @@ def _key_response_put(stock: Any) -> Any:
     return key_response_put
 
 
+# --- copies in parts --------------------------------------------------------------
+
+def _lock_of_request(self: S3Response) -> tuple[str | None, str | None]:
+    return self.headers.get("x-amz-object-lock-mode"), self.headers.get("x-amz-object-lock-retain-until-date")
+
+
+def _checksum_header(algorithm: str) -> str:
+    return f"x-amz-checksum-{algorithm.lower()}"
+
+
+def _key_response_post(stock: Any) -> Any:
+    def key_response_post(self: S3Response, request: Any, body: bytes, bucket_name: str, query: dict[str, Any],
+                          key_name: str) -> Any:
+        if body == b"" and "uploads" in query:
+            bucket = self.backend.get_bucket(bucket_name)
+            _check_lock_headers(self, bucket)
+            before = set(bucket.multiparts)
+            answer = stock(self, request, body, bucket_name, query, key_name)
+            mode, until = _lock_of_request(self)
+            for upload_id in set(bucket.multiparts) - before:
+                bucket.multiparts[upload_id].sc_lock = (mode, until)
+            return answer
+        if query.get("uploadId"):
+            _check_full_checksum(self, bucket_name, query["uploadId"][0], body)
+        return stock(self, request, body, bucket_name, query, key_name)
+
+    return key_response_post
+
+
+def _check_full_checksum(self: S3Response, bucket_name: str, upload_id: str, body: bytes) -> None:
+    """A full-object checksum given to CompleteMultipartUpload must be the parts'."""
+    from moto.s3.utils import compute_checksum
+
+    multipart = self.backend.get_bucket(bucket_name).multiparts.get(upload_id)
+    algorithm = multipart.metadata.get("x-amz-checksum-algorithm") if multipart is not None else None
+    given = self.headers.get(_checksum_header(algorithm)) if algorithm else None
+    if multipart is None or not given:
+        return
+    parts = [multipart.parts.get(number) for number, _ in self._complete_multipart_body(body)]
+    if any(p is None for p in parts):
+        return  # moto answers InvalidPart
+    value = b"".join(p.value for p in parts if p is not None)
+    computed = compute_checksum(value, algorithm).decode()
+    if computed != given:
+        raise S3ClientError("BadDigest", f"The {algorithm} you specified did not match the calculated checksum.")
+
+
+def _complete_multipart_upload(stock: Any) -> Any:
+    def complete(self: S3Backend, bucket_name: str, multipart_id: str, body: Any) -> FakeKey | None:
+        multipart = self.get_bucket(bucket_name).multiparts.get(multipart_id)
+        key = stock(self, bucket_name, multipart_id, body)
+        mode, until = getattr(multipart, "sc_lock", (None, None))
+        if key is not None and mode and until:
+            key.lock_mode, key.lock_until = mode, until
+        _normalise_kms_key(self, key, bucket_name) if key is not None else None
+        return key
+
+    return complete
+
+
+def _upload_part_copy(self: S3Response) -> Any:
+    """As moto's, with CopyObject's access rules on the source, the range checked,
+    and the part's checksum in the answer when the upload has an algorithm."""
+    from moto.s3.exceptions import InvalidRange
+    from moto.s3.utils import compute_checksum
+
+    src_bucket, src_key, version = _copy_source(self)
+    check_access(self.current_account, src_bucket, src_key, "GetObjectVersion" if version else "GetObject")
+    found = find_bucket(src_bucket)
+    source = backend_of(found[0]).get_object(src_bucket, src_key, version_id=version) if found else None
+    if source is None:
+        raise MissingKey(key=src_key)
+    check_decrypt(self.current_account, source)
+    value = bytes(source.value)
+    wanted = str(self.headers.get("x-amz-copy-source-range", ""))
+    if wanted:
+        try:
+            first, last = (int(n) for n in wanted.split("bytes=")[-1].split("-"))
+        except ValueError:
+            raise InvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last") from None
+        if first > last or last >= len(value):
+            raise InvalidRange(wanted, str(len(value)))
+        value = value[first:last + 1]
+    multipart = self.backend.get_bucket(self.bucket_name).multiparts.get(self._get_param("uploadId"))
+    if multipart is None:
+        from moto.s3.exceptions import NoSuchUpload
+        raise NoSuchUpload(upload_id=self._get_param("uploadId"))
+    part = multipart.set_part(self._get_int_param("partNumber"), value)
+    result: dict[str, Any] = {"LastModified": part.last_modified_ISO8601, "ETag": part.etag}
+    algorithm = multipart.metadata.get("x-amz-checksum-algorithm")
+    if algorithm:
+        part.sc_checksum = (algorithm, compute_checksum(value, algorithm).decode())
+        result[f"Checksum{algorithm}"] = part.sc_checksum[1]
+    self.data["Action"] = "UploadPartCopy"
+    return self.serialized(ActionResult({"CopyPartResult": result}))
+
+
+def _list_parts(self: S3Response) -> Any:
+    """ListParts with each part's checksum (moto listed none), under S3's root element
+    ListPartsResult (moto's serializer wrote ListPartsResponse, which botocore takes and
+    the Rust SDK refuses)."""
+    upload_id = self._get_param("uploadId")
+    marker = self._get_int_param("part-number-marker", 0)
+    max_parts = self._get_int_param("max-parts", 1000)
+    multipart = self.backend.get_bucket(self.bucket_name).multiparts.get(upload_id)
+    if multipart is None:
+        from moto.s3.exceptions import NoSuchUpload
+        raise NoSuchUpload(upload_id=upload_id)
+    numbers = [n for n in multipart.partlist if n > marker]
+    page, truncated = numbers[:max_parts], len(numbers) > max_parts
+    parts = []
+    for number in page:
+        part = multipart.parts[number]
+        entry: dict[str, Any] = {"PartNumber": number, "LastModified": part.last_modified_ISO8601,
+                                 "ETag": part.etag, "Size": part.size}
+        checksum = getattr(part, "sc_checksum", None)
+        if checksum:
+            entry[f"Checksum{checksum[0]}"] = checksum[1]
+        parts.append(entry)
+    self.data["Action"] = "ListParts"
+    status, headers, body = self.serialized(ActionResult({
+        "Bucket": self.bucket_name, "Key": self.parse_key_name(), "UploadId": upload_id,
+        "PartNumberMarker": marker, "NextPartNumberMarker": page[-1] if page else marker,
+        "MaxParts": max_parts, "IsTruncated": truncated, "Parts": parts,
+        "StorageClass": "STANDARD",
+    }))
+    if isinstance(body, bytes):
+        body = body.decode()
+    body = body.replace("<ListPartsResponse", "<ListPartsResult", 1).replace("</ListPartsResponse>",
+                                                                            "</ListPartsResult>")
+    headers["content-length"] = str(len(body.encode()))
+    return status, headers, body
+
+
 def _delete_object(self: S3Response) -> Any:
     """DeleteObject; x-amz-bypass-governance-retention counts only as "true" and
     with s3:BypassGovernanceRetention. A locked version: AccessDenied (moto)."""
@@ -327,4 +468,8 @@ def install() -> None:
     r.get_object = _get_object(r.get_object)
     r._key_response_put = _key_response_put(r._key_response_put)
     r._key_response_get = _key_response_get(r._key_response_get)
+    r._key_response_post = _key_response_post(r._key_response_post)
+    r.upload_part_copy = _upload_part_copy
+    r.list_parts = _list_parts
+    S3Backend.complete_multipart_upload = _complete_multipart_upload(S3Backend.complete_multipart_upload)
     r.delete_object = _delete_object

@@ -48,11 +48,15 @@ use super::{Assumed, Shared, after_deletions, bounded, candidates_in, failure, s
 use crate::adapter::Started;
 use crate::client::AwsContext;
 use crate::elasticache::{
-    self as ec, ExportedObject, MAX_COPY_OBJECT_BYTES, VaultCopy, VaultVersion,
+    self as ec, ExportedObject, MAX_COPY_OBJECT_BYTES, PartPlan, VaultCopy, VaultVersion,
 };
 use crate::engines::EngineSteps;
 
-pub(crate) struct ElastiCacheSteps;
+/// ElastiCache's steps: snapshots travel as exported objects (module docs).
+pub(crate) struct ElastiCacheSteps {
+    /// How objects too large for one CopyObject are copied.
+    pub parts: PartPlan,
+}
 
 /// Objects to delete: key, and version where the bucket is versioned.
 type ObjectRefs = Vec<(String, Option<String>)>;
@@ -382,7 +386,8 @@ async fn copy_object(
     from_bucket: &str,
     key: &str,
     captured: Timestamp,
-) -> Result<(), Error> {
+    parts: PartPlan,
+) -> Result<ObjectCopy, Error> {
     let to_bucket = vault_bucket(&run.namespace, &run.destination.account, region);
     let kms_key = run
         .destination
@@ -397,30 +402,43 @@ async fn copy_object(
             )
         })?;
     let source = ec::object_facts(ctx, &run.source.region, from_bucket, key).await?;
-    if source.size > MAX_COPY_OBJECT_BYTES {
-        return Err(Error::InvalidState {
-            resource: format!("s3://{from_bucket}/{key}"),
-            message: format!(
-                "{} bytes: objects over 5 GiB need a multipart copy, which snapcourier does not make yet; copy it by hand (aws s3 cp) into s3://{to_bucket}",
-                source.size
-            ),
-        });
+    let large = source.size > MAX_COPY_OBJECT_BYTES;
+    // A copy in parts can be checked whole only by a CRC64NVME (S3 combines the parts');
+    // a single CopyObject recomputes whichever algorithm the source has.
+    let algorithm = if large {
+        Some("CRC64NVME")
+    } else {
+        source.checksums.keys().next().copied()
+    };
+    let vault_copy = VaultCopy {
+        from_bucket,
+        key,
+        to_region: region,
+        to_bucket: &to_bucket,
+        kms_key,
+        lock_mode: run.destination.object_lock.as_api(),
+        retain_until: lock_until(run, captured),
+        checksum: algorithm,
+    };
+    if large {
+        let Some(crc) = source.checksums.get("CRC64NVME") else {
+            return Err(Error::InvalidState {
+                resource: format!("s3://{from_bucket}/{key}"),
+                message: format!(
+                    "{} bytes, copied in parts, but S3 keeps no CRC64NVME checksum of it (only {:?}) to check the copy against; copy it by hand (aws s3 cp, then compare) into s3://{to_bucket}",
+                    source.size,
+                    source.checksums.keys().collect::<Vec<_>>()
+                ),
+            });
+        };
+        if let ec::PartsCopy::Partial { copied, parts } =
+            ec::copy_parts_to_vault(ctx, &vault_copy, source.size, crc, parts).await?
+        {
+            return Ok(ObjectCopy::Partial { copied, parts });
+        }
+    } else {
+        ec::copy_to_vault(ctx, &vault_copy).await?;
     }
-    let algorithm = source.checksums.keys().next().copied();
-    ec::copy_to_vault(
-        ctx,
-        &VaultCopy {
-            from_bucket,
-            key,
-            to_region: region,
-            to_bucket: &to_bucket,
-            kms_key,
-            lock_mode: run.destination.object_lock.as_api(),
-            retain_until: lock_until(run, captured),
-            checksum: algorithm,
-        },
-    )
-    .await?;
     let copy = ec::object_facts(ctx, region, &to_bucket, key).await?;
     let same_checksum = algorithm.is_some_and(|a| copy.checksums.get(a) == source.checksums.get(a));
     if copy.size != source.size || !same_checksum {
@@ -432,7 +450,18 @@ async fn copy_object(
             ),
         });
     }
-    Ok(())
+    Ok(ObjectCopy::Done)
+}
+
+/// Where the copy of an object (or of a whole export) into a vault region stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ObjectCopy {
+    Done,
+    /// A large object's copy in parts is under way: this many of its parts are copied.
+    Partial {
+        copied: usize,
+        parts: usize,
+    },
 }
 
 /// One export into one vault region: the objects the vault lacks, then the manifest, which
@@ -444,9 +473,23 @@ async fn copy_export(
     from_bucket: &str,
     manifest: &ExportManifest,
     held: &BTreeSet<String>,
-) -> Result<(), Error> {
+    parts: PartPlan,
+) -> Result<ObjectCopy, Error> {
+    // Objects one after the other: a large one's copy runs its parts in parallel.
     for o in manifest.objects.iter().filter(|o| !held.contains(&o.key)) {
-        copy_object(ctx, run, region, from_bucket, &o.key, manifest.captured).await?;
+        let copied = copy_object(
+            ctx,
+            run,
+            region,
+            from_bucket,
+            &o.key,
+            manifest.captured,
+            parts,
+        )
+        .await?;
+        if copied != ObjectCopy::Done {
+            return Ok(copied);
+        }
     }
     copy_object(
         ctx,
@@ -455,6 +498,7 @@ async fn copy_export(
         from_bucket,
         &manifest.key(),
         manifest.captured,
+        parts,
     )
     .await
 }
@@ -862,7 +906,8 @@ impl EngineSteps for ElastiCacheSteps {
                         .map(|v| v.key.clone())
                         .collect();
                     let outcome =
-                        copy_export(ctx, run, region, from_bucket, &manifest, &held).await;
+                        copy_export(ctx, run, region, from_bucket, &manifest, &held, self.parts)
+                            .await;
                     outcomes.push((id, Some(region), outcome));
                 }
                 outcomes
@@ -875,9 +920,19 @@ impl EngineSteps for ElastiCacheSteps {
             .collect();
         let mut failed: BTreeSet<&str> = BTreeSet::new();
         let mut copied: BTreeSet<&str> = BTreeSet::new();
+        let mut partial: BTreeSet<&str> = BTreeSet::new();
         for (id, region, outcome) in outcomes {
             match outcome {
-                Ok(()) => {
+                Ok(ObjectCopy::Partial { copied, parts }) => {
+                    partial.insert(id);
+                    out.in_flight.push(PendingCopy {
+                        resource_id: resource_of(run, id),
+                        snapshot_id: id.to_string(),
+                        region: region.unwrap_or_default().to_string(),
+                        status: format!("copying in parts ({copied} of {parts})"),
+                    });
+                }
+                Ok(ObjectCopy::Done) => {
                     copied.insert(id);
                     out.copied.push(PendingCopy {
                         resource_id: resource_of(run, id),
@@ -897,13 +952,15 @@ impl EngineSteps for ElastiCacheSteps {
                 }
             }
         }
-        // Every copy is finished when its call returns: those made this look are done too.
+        // A copy is finished when its call returns (a large object's, when its last part is
+        // in): those made this look are done too, in every region.
         out.done.extend(
             copied
                 .into_iter()
-                .filter(|id| !failed.contains(id))
+                .filter(|id| !failed.contains(id) && !partial.contains(id))
                 .map(str::to_string),
         );
+        // The dispatch looks again while a copy in parts is in flight.
         out.next = NextLook::Finished;
         Ok(out)
     }
