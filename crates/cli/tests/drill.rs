@@ -208,6 +208,23 @@ async fn until_finished(
     panic!("the drill did not finish in 10 looks");
 }
 
+/// A whole drill from its first look at `at`, then a look a minute apart until it finishes.
+async fn drill_to_the_end(
+    ctx: &snapcourier_aws::AwsContext,
+    first: DrillInput,
+    at: Timestamp,
+) -> DrillPass {
+    let minute = SignedDuration::from_mins(1);
+    let pass = drill(ctx, &first, at).await.unwrap();
+    until_finished(
+        ctx,
+        next(&first, &pass),
+        at.checked_add(minute).unwrap(),
+        minute,
+    )
+    .await
+}
+
 /// The world of the example config after one run of each schedule on both sides: copies of
 /// every database in the destination region (Redshift: shares there).
 async fn protected_world() -> (Emulator, Config) {
@@ -829,19 +846,10 @@ async fn a_cache_drill_that_elasticache_cannot_read_or_that_fails_says_what_to_d
     let ctx = context(&emu, Side::Destination);
     let run = drill_run(&c);
     let t0 = Timestamp::now();
-    let minute = SignedDuration::from_mins(1);
 
     // legacy-redis's seeding ends in create-failed (ElastiCache's failed status).
     emu.configure(json!({"restore_reads": 1, "restore_failures": ["legacy-redis"]}));
-    let first = input(&run, &["legacy-redis"], false);
-    let pass = drill(&ctx, &first, t0).await.unwrap();
-    let last = until_finished(
-        &ctx,
-        next(&first, &pass),
-        t0.checked_add(minute).unwrap(),
-        minute,
-    )
-    .await;
+    let last = drill_to_the_end(&ctx, input(&run, &["legacy-redis"], false), t0).await;
     assert_eq!(last.output.failed, 1, "{:#?}", last.output);
     let failure = last.output.drills[0].failure.as_ref().unwrap();
     assert!(
@@ -869,15 +877,7 @@ async fn a_cache_drill_that_elasticache_cannot_read_or_that_fails_says_what_to_d
         .await
         .unwrap();
     let later = t0.checked_add(SignedDuration::from_hours(1)).unwrap();
-    let first = input(&run, &["carts-valkey"], false);
-    let pass = drill(&ctx, &first, later).await.unwrap();
-    let last = until_finished(
-        &ctx,
-        next(&first, &pass),
-        later.checked_add(minute).unwrap(),
-        minute,
-    )
-    .await;
+    let last = drill_to_the_end(&ctx, input(&run, &["carts-valkey"], false), later).await;
     assert_eq!(last.output.failed, 1, "{:#?}", last.output);
     let failure = last.output.drills[0].failure.as_ref().unwrap();
     assert_eq!(failure.error.error_type, "AccessDenied", "{failure:?}");
