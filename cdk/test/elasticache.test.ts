@@ -573,6 +573,14 @@ describe("ElastiCache", () => {
       assert.equal(resources(plain.source, "AWS::KMS::Key").length, 1, "the topic's key only");
     });
 
+    it("no ElastiCache statement in the drill step's role (it drills the other engines)", () => {
+      const drill = statements(plain.destinations[0]!).filter(({ roles }) => JSON.stringify(roles).includes('"DrillRole'));
+      assert.ok(drill.length > 0, "the drill role");
+      assert.ok(list(drill[0]!.s.Action).some((a) => a.startsWith("rds:")), "it still drills RDS");
+      const text = JSON.stringify(drill);
+      for (const word of ["elasticache", "s3:", "s3.", "CreateServiceLinkedRole", "vault"]) assert.ok(!text.includes(word), word);
+    });
+
     it("no key statement or output for ElastiCache, in the stacks' keys either", () => {
       const keylessPlain = synth(
         variant(
