@@ -7,8 +7,11 @@
 // - a destination's vault bucket in each destination region: versioned, S3 Object Lock with
 //   the config's mode and the vault's floor as default retention, encrypted with that region's
 //   copy key, whose lock, versioning, encryption, lifecycle and policy only the break-glass and
-//   deploy roles may change (`vaultBucketGuardStatement`).
-import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+//   deploy roles may change (`vaultBucketGuardStatement`). ElastiCache of that account
+//   (`<region>.elasticache-snapshot.amazonaws.com`) may read the `sc-<namespace>-*` objects, and
+//   decrypt them through S3 with the copy key, to seed a cache from a copy: the restore drill's
+//   caches, or an operator's restore during an incident without touching the locked policy.
+import { CfnOutput, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import { ArnPrincipal, PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { type IKey, Key } from "aws-cdk-lib/aws-kms";
 import {
@@ -136,10 +139,29 @@ export function exportBucket(scope: Construct, namespace: string, exp: ExportBuc
 }
 
 /**
+ * The copy key's statement that lets ElastiCache of the destination account read the vault's
+ * copies when it seeds a cache from them (CreateReplicationGroup with SnapshotArns): S3
+ * decrypts each object with the key on ElastiCache's behalf. Only through S3 in the vault's
+ * region, only for ElastiCache acting for this account.
+ */
+export function vaultKeyStatement(account: string, region: string): PolicyStatement {
+  return new PolicyStatement({
+    sid: "ElastiCacheOfThisAccountDecryptsVaultCopiesViaS3",
+    principals: [new ServicePrincipal(elastiCacheExportPrincipal(region))],
+    actions: ["kms:Decrypt", "kms:DescribeKey"],
+    resources: ["*"],
+    conditions: { StringEquals: { "kms:ViaService": `s3.${region}.amazonaws.com`, "aws:SourceAccount": account } },
+  });
+}
+
+/**
  * A destination's vault bucket in the stack's region (exactly `v.bucket`), encrypted with
  * `key` (the region's copy key). Object Lock needs versioning; every copy also carries its
  * own retain-until date (the copy-in step sets it), the default retention covers any other
- * write. Retained with the stack, like the copies in it.
+ * write. Retained with the stack, like the copies in it. ElastiCache of this account may read
+ * the `sc-<namespace>-*` copies (seeding a cache from them), and decrypt them through S3 with
+ * the key: a key the stack creates gets `vaultKeyStatement` here; for a key the config names,
+ * the stack outputs the statement to add to its policy by hand (VaultKeyPolicyStatement...).
  */
 export function vaultBucket(scope: Construct, id: string, v: VaultBucket, key: IKey, vault: VaultInputs): Bucket {
   const days = Duration.days(v.lock_days);
@@ -157,6 +179,48 @@ export function vaultBucket(scope: Construct, id: string, v: VaultBucket, key: I
     objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
     removalPolicy: RemovalPolicy.RETAIN,
   });
-  bucket.addToResourcePolicy(vaultBucketGuardStatement(Stack.of(scope).partition, Stack.of(scope).account, vault, bucket));
+  const stack = Stack.of(scope);
+  bucket.addToResourcePolicy(vaultBucketGuardStatement(stack.partition, stack.account, vault, bucket));
+  // Seeding a cache from a copy (the User Guide's bucket policy for seeding: the objects, the
+  // bucket's listing, its ACL), only for ElastiCache acting for this account. The listing only
+  // under our prefix, the objects only ours; nothing that writes or deletes.
+  const service = new ServicePrincipal(elastiCacheExportPrincipal(v.region));
+  const thisAccount = { StringEquals: { "aws:SourceAccount": stack.account } };
+  const ours = `${v.key_prefix}*`;
+  bucket.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "ElastiCacheOfThisAccountReadsOurCopies",
+      principals: [service],
+      actions: ["s3:GetObject"],
+      resources: [bucket.arnForObjects(ours)],
+      conditions: thisAccount,
+    }),
+  );
+  bucket.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "ElastiCacheOfThisAccountListsOurCopies",
+      principals: [service],
+      actions: ["s3:ListBucket"],
+      resources: [bucket.bucketArn],
+      conditions: { ...thisAccount, StringLike: { "s3:prefix": ours } },
+    }),
+  );
+  bucket.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "ElastiCacheOfThisAccountChecksTheVault",
+      principals: [service],
+      actions: ["s3:GetBucketAcl"],
+      resources: [bucket.bucketArn],
+      conditions: thisAccount,
+    }),
+  );
+  const keyStatement = vaultKeyStatement(stack.account, v.region);
+  if (!key.addToResourcePolicy(keyStatement).statementAdded) {
+    // A key the config names: CloudFormation cannot edit its policy.
+    new CfnOutput(scope, `VaultKeyPolicyStatement-${v.region}`, {
+      description: `Add this statement to the key policy of ${v.kms_key ?? "the vault key"} (the key of vault bucket ${v.bucket}): it lets ElastiCache of this account decrypt the vault's copies through S3 in ${v.region}, to seed a cache from them (the restore drill's caches, a restore by hand).`,
+      value: JSON.stringify(keyStatement.toStatementJson()),
+    });
+  }
   return bucket;
 }

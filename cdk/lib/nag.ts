@@ -94,7 +94,7 @@ export const ACCEPTED: Acceptance[] = [
     finding: /^AwsSolutions-IAM5\[Resource::\*\]$/,
     construct: DRILL_ROLE,
     reason:
-      "Restore drill: read-only Describe calls only (rds:DescribeDBClusters, DescribeDBInstances, DescribeDBClusterSnapshots, DescribeDBSnapshots, redshift:DescribeClusters, DescribeClusterSnapshots, for the engines the schedules use) to find the newest copies and what earlier drills left; a listing names no resource. Limited by aws:RequestedRegion to the drill regions; every mutating action is in other statements scoped to the drill's sc-<namespace>-dr-* databases.",
+      "Restore drill: read-only Describe calls only (rds:DescribeDBClusters, DescribeDBInstances, DescribeDBClusterSnapshots, DescribeDBSnapshots, redshift:DescribeClusters, DescribeClusterSnapshots, elasticache:DescribeReplicationGroups, for the engines the schedules use) to find the newest copies and what earlier drills left; a listing names no resource. Limited by aws:RequestedRegion to the drill regions; every mutating action is in other statements scoped to the drill's sc-<namespace>-dr-* databases and caches.",
   },
   {
     finding:
@@ -105,10 +105,10 @@ export const ACCEPTED: Acceptance[] = [
   },
   {
     finding:
-      /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:(rds:[a-z0-9-]+:\d{12}:(cluster|db)|redshift:[a-z0-9-]+:\d{12}:cluster):sc-[a-z0-9-]+-dr-\*\]$/,
+      /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:(rds:[a-z0-9-]+:\d{12}:(cluster|db)|redshift:[a-z0-9-]+:\d{12}:cluster|elasticache:[a-z0-9-]+:\d{12}:(replicationgroup|cluster)):sc-[a-z0-9-]+-dr-\*\]$/,
     construct: DRILL_ROLE,
     reason:
-      "Restore drill: the throwaway databases it restores, named sc-<namespace>-dr-<start>-<database> per drill, so the prefix is the narrowest name IAM can express. Creating and tagging them requires our namespace tag in the request; deleting an RDS/Aurora one requires it on the resource (no final snapshot: no snapshot action is granted). A Redshift restore takes no tags, so its delete is scoped by the prefix alone.",
+      "Restore drill: the throwaway databases and caches it restores, named sc-<namespace>-dr-<start>-<database> per drill (an ElastiCache replication group's member clusters add -0001-001 and so on), so the prefix is the narrowest name IAM can express. Creating and tagging them requires our namespace tag in the request; deleting an RDS/Aurora one requires it on the resource (no final snapshot: no snapshot action is granted). A Redshift restore takes no tags, so its delete is scoped by the prefix alone, as is an ElastiCache replication group's (tagged at creation; no final snapshot, elasticache:CreateSnapshot is not granted).",
   },
   {
     finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:rds:[a-z0-9-]+:\d{12}:(cluster-pg|og|pg|subgrp):\*\]$/,
@@ -117,10 +117,22 @@ export const ACCEPTED: Acceptance[] = [
       "Restore drill: RDS authorizes a restore and CreateDBInstance on the DB subnet group, option group and parameter groups the new database gets (the config's drill network per region, else the engine's defaults, whose names vary per engine and version). Only in the drill regions, only with an action that creates an sc-<namespace>-dr-* database carrying our namespace tag; nothing modifies these groups.",
   },
   {
+    finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:elasticache:[a-z0-9-]+:\d{12}:(parametergroup|subnetgroup):\*\]$/,
+    construct: DRILL_ROLE,
+    reason:
+      "Restore drill: ElastiCache authorizes CreateReplicationGroup on the parameter group and cache subnet group the new replication group gets (the engine's default.* parameter group, whose name varies per engine and version, and the config's drill network per region, else the default subnet group). Only in the drill regions, only with the action that creates an sc-<namespace>-dr-* replication group carrying our namespace tag; nothing modifies these groups.",
+  },
+  {
+    finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:s3:::sc-[a-z0-9]+-vault-\d{12}-[a-z0-9-]+\/sc-[a-z0-9]+-\*\]$/,
+    construct: DRILL_ROLE,
+    reason:
+      "Restore drill of ElastiCache: reads (s3:GetObject only) the objects of the drill regions' vault buckets (named exactly) under snapcourier's prefix sc-<namespace>-*: the export manifests it lists by the schedule's prefix, and the .rdb copies ElastiCache checks the caller may read when it seeds the drill's replication group from them. Object names are generated per export, so the prefix is the narrowest name IAM can express; nothing writes or deletes in the vault.",
+  },
+  {
     finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:kms:[a-z0-9-]+:\d{12}:key\/\*\]$/,
     construct: DRILL_ROLE,
     reason:
-      "Restore drill, when the config leaves a destination key to the stacks: restoring an encrypted copy needs its key (grants only for AWS resources, DescribeKey, Decrypt, GenerateDataKey), only through RDS in the drill regions (kms:ViaService) and only on keys carrying the alias alias/snapcourier-<namespace> (kms:ResourceAliases): the key is created by another region's stack and IAM cannot name a key by its alias ARN.",
+      "Restore drill, when the config leaves a destination key to the stacks: restoring an encrypted copy needs its key (grants only for AWS resources, DescribeKey, Decrypt, GenerateDataKey), only through RDS in the drill regions (kms:ViaService), and reading the ElastiCache vault's manifests needs kms:Decrypt only through S3 there; only on keys carrying the alias alias/snapcourier-<namespace> (kms:ResourceAliases): the key is created by another region's stack and IAM cannot name a key by its alias ARN.",
   },
   {
     finding: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:ssm:[a-z0-9-]+:\d{12}:parameter\/snapcourier\/[a-z0-9-]+\/destination\/drills\/\*\]$/,

@@ -4,7 +4,8 @@
 // prefix (sc-<namespace>-*) and, where the service evaluates tags, only on snapshots carrying
 // our namespace tag (create/copy: the request must set it); S3 only on the buckets the stacks
 // create, by exact name, and their sc-<namespace>-* objects; KMS only through RDS, Redshift or
-// S3 (ElastiCache's exports).
+// S3 (ElastiCache's exports and vault copies). The restore drill creates and deletes only its
+// own sc-<namespace>-dr-* databases and caches.
 import { Aws } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { Engine, ExportBucket, VaultBucket } from "./config";
@@ -19,7 +20,8 @@ export type Step = "take" | "share" | "copy_in_destination" | "cross_region_copy
 export interface DrillScope {
   /** The destination regions it restores in. */
   regions: string[];
-  /** The engines of the schedules it drills. */
+  /** The engines of the schedules it drills (ElastiCache: from the copies in the vault buckets
+   * of these regions, `Scope.vaults`). */
   engines: Set<Engine>;
   /** The Lambda function that judges each restored database, if any. */
   validationFunction?: string;
@@ -218,8 +220,9 @@ const regionOf = (keyArn: string): string => keyArn.split(":")[3] ?? "";
 
 /**
  * The restore drill: find the newest copies and what earlier drills left, restore into
- * sc-<ns>-dr-* databases (tagged ours at creation), follow and delete them, skipping final
- * snapshots (no snapshot action at all: the copies are only read, as restore sources), keep
+ * sc-<ns>-dr-* databases (tagged ours at creation; ElastiCache: replication groups seeded from
+ * the vault's copies, drillCacheStatements), follow and delete them, skipping final snapshots
+ * (no snapshot action at all: the copies are only read, as restore sources), keep
  * one record per region/schedule/database under /snapcourier/<ns>/destination/drills/ in the
  * stack's region, and ask the validation function for a verdict.
  */
@@ -303,6 +306,7 @@ function drillStatements(s: Scope, out: PolicyStatement[], reads: string[]): voi
       statement("DeleteDrillRedshiftClusters", ["redshift:DeleteCluster"], redshiftClusters),
     );
   }
+  if (d.engines.has("elasticache")) drillCacheStatements(s, d, out, reads);
   out.push(
     statement(
       "KeepDrillRecords",
@@ -313,6 +317,63 @@ function drillStatements(s: Scope, out: PolicyStatement[], reads: string[]): voi
   if (d.validationFunction) {
     out.push(statement("InvokeValidationFunction", ["lambda:InvokeFunction"], [d.validationFunction]));
   }
+}
+
+/**
+ * The restore drill of ElastiCache schedules (crates/aws/src/elasticache.rs), in each drill
+ * region: find the newest export manifest in the region's vault bucket (a listing by the
+ * schedule's prefix, then the manifest, SSE-KMS with the region's copy key), seed an
+ * sc-<ns>-dr-* replication group from the copy's .rdb objects (SnapshotArns, tagged ours at
+ * creation), follow it and delete it without a final snapshot (no elasticache:CreateSnapshot
+ * is granted). The vault's objects are only read: no S3 write or delete. ElastiCache reads the
+ * .rdb objects itself, as its service principal: the vault bucket's and copy key's policies let
+ * it (buckets.ts, vaultBucket).
+ */
+function drillCacheStatements(s: Scope, d: DrillScope, out: PolicyStatement[], reads: string[]): void {
+  const ns = s.namespace;
+  const vaults = (s.vaults ?? []).filter((v) => d.regions.includes(v.region));
+  const missing = d.regions.filter((r) => !vaults.some((v) => v.region === r));
+  if (missing.length > 0) {
+    throw new Error(
+      `the restore drill drills ElastiCache in ${missing.join(", ")}, but \`snapcourier inputs\` printed no vault bucket there: build the snapcourier binary and the CDK app from one checkout`,
+    );
+  }
+  const caches = (kind: string, name: string) => d.regions.map((r) => arn("elasticache", r, s.account, `${kind}:${name}`));
+  const dr = drillPrefix(ns);
+  // A replication group's member clusters (nodes) are named <group id>-0001-001 and so on.
+  const restored = [...caches("replicationgroup", dr), ...caches("cluster", dr)];
+  reads.push("elasticache:DescribeReplicationGroups");
+  out.push(
+    // The manifests (<id>.manifest-<ts>.json) by the schedule's prefix, and the manifest read.
+    statement("ListDrillVaultCopies", ["s3:ListBucket"], vaults.map((v) => bucketArn(v.bucket)), listsOurPrefix(ns)),
+    statement("ReadDrillVaultCopies", ["s3:GetObject"], vaults.map((v) => ourObjects(v.bucket, ns))),
+    ...kmsViaS3(
+      "DecryptDrillVaultCopiesViaS3",
+      ["kms:Decrypt"],
+      vaults.flatMap((v) => (v.kms_key ? [v.kms_key] : [])),
+      vaults.map((v) => v.region),
+    ),
+    // CreateReplicationGroup is authorized on the new group and its clusters, and on the
+    // parameter and cache subnet groups it gets (the engine's default.* or the config's drill
+    // network); no user group, cache security group or ElastiCache snapshot is named.
+    statement(
+      "SeedDrillCaches",
+      ["elasticache:CreateReplicationGroup"],
+      [...restored, ...caches("parametergroup", "*"), ...caches("subnetgroup", "*")],
+      requestTag(ns),
+    ),
+    // The create's own Tags, on the group and the clusters it replicates them to.
+    statement("TagDrillCachesAtCreation", ["elasticache:AddTagsToResource"], restored, requestTag(ns)),
+    // By name, like a Redshift drill cluster: a group named ours is the drill's to delete.
+    statement("DeleteDrillCaches", ["elasticache:DeleteReplicationGroup"], caches("replicationgroup", dr)),
+    // The first ElastiCache resource of an account creates ElastiCache's service-linked role.
+    statement(
+      "CreateElastiCacheServiceLinkedRole",
+      ["iam:CreateServiceLinkedRole"],
+      [`arn:${P}:iam::${s.account}:role/aws-service-role/elasticache.amazonaws.com/AWSServiceRoleForElastiCache`],
+      { StringEquals: { "iam:AWSServiceName": "elasticache.amazonaws.com" } },
+    ),
+  );
 }
 
 /** Our ElastiCache snapshots of both kinds (replication groups', serverless caches'). */

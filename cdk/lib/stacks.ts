@@ -659,7 +659,9 @@ function exportsThroughS3(props: SnapcourierStackProps): ExportBucket | undefine
 }
 
 /** The vault buckets of one region, each encrypted with the region's copy key: the one this
- * stack creates (`created`), else the key the config names (or, failing both, the alias). */
+ * stack creates (`created`), else the key the config names (or, failing both, the alias). The
+ * key lets ElastiCache decrypt the copies through S3 (buckets.ts, vaultKeyStatement): in the
+ * created key's policy, else in an output to add to the named key's policy. */
 function addVaultBuckets(scope: Construct, vaults: VaultBucket[], region: string, created: Key | undefined, vault: VaultInputs): Bucket[] {
   return vaults
     .filter((v) => v.region === region)

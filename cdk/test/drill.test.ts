@@ -1,6 +1,7 @@
 // The destination's restore drill (examples/snapcourier.yaml has a drills section): its deployed
-// run, the drill step and its least-privilege role, its own state machine, schedule and alarms,
-// the vault's guardrails around it; and a config without drills gets none of it.
+// run, the drill step and its least-privilege role (ElastiCache's drill too: caches seeded from
+// the vault), its own state machine, schedule and alarms, the vault's guardrails around it; and
+// a config without drills gets none of it.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -63,6 +64,9 @@ const byName = <T extends { Properties: Record<string, unknown> }>(rs: [string, 
 
 const RDS = "arn:aws:rds:eu-west-1:222222222222";
 const REDSHIFT = "arn:aws:redshift:eu-west-1:222222222222";
+const EC = "arn:aws:elasticache:eu-west-1:222222222222";
+const VAULT = "sc-demo-vault-222222222222-eu-west-1";
+const SLR = "arn:aws:iam::222222222222:role/aws-service-role/elasticache.amazonaws.com/AWSServiceRoleForElastiCache";
 const OURS = { StringEquals: { "aws:RequestTag/snapcourier:namespace": "demo" } };
 const COPY_KEY = "arn:aws:kms:eu-west-1:222222222222:key/00000002-0000-4000-8000-222222222222";
 
@@ -128,6 +132,13 @@ describe("restore drill", () => {
           "RestoreDrillRedshiftClusters",
           "TagDrillRedshiftClusters",
           "DeleteDrillRedshiftClusters",
+          "ListDrillVaultCopies",
+          "ReadDrillVaultCopies",
+          "DecryptDrillVaultCopiesViaS3",
+          "SeedDrillCaches",
+          "TagDrillCachesAtCreation",
+          "DeleteDrillCaches",
+          "CreateElastiCacheServiceLinkedRole",
           "KeepDrillRecords",
           "WriteOwnLogs",
           "ReadDeployedRuns",
@@ -150,10 +161,11 @@ describe("restore drill", () => {
       assert.match(sid("WriteOwnLogs").Resource[0]!, /DrillLogs/);
     });
 
-    it("describes databases and snapshots only in the drill regions", () => {
+    it("describes databases, snapshots and replication groups only in the drill regions", () => {
       assert.deepEqual(sid("DescribeOnly"), {
         Sid: "DescribeOnly",
         Action: [
+          "elasticache:DescribeReplicationGroups",
           "rds:DescribeDBClusterSnapshots",
           "rds:DescribeDBClusters",
           "rds:DescribeDBInstances",
@@ -205,7 +217,7 @@ describe("restore drill", () => {
       });
     });
 
-    it("deletes only sc-demo-dr-* databases (RDS ones tagged ours), and never takes a final snapshot", () => {
+    it("deletes only sc-demo-dr-* databases and caches (RDS ones tagged ours), and never takes a final snapshot", () => {
       assert.deepEqual(sid("DeleteDrillDatabases"), {
         Sid: "DeleteDrillDatabases",
         Action: ["rds:DeleteDBCluster", "rds:DeleteDBInstance"],
@@ -220,9 +232,9 @@ describe("restore drill", () => {
       for (const x of all) {
         for (const a of x.Action) {
           // A final snapshot would need these: the drill always skips it.
-          assert.doesNotMatch(a, /^(rds|redshift):Create(DB|Cluster)?(Cluster)?Snapshot$/, x.Sid);
+          assert.doesNotMatch(a, /^(rds|redshift|elasticache):Create(DB|Cluster)?(Cluster)?Snapshot$/, x.Sid);
           if (/:Delete/.test(a)) {
-            for (const r of x.Resource) assert.match(r, /:(cluster|db):sc-demo-dr-\*$/, `${x.Sid}: ${a} on ${r}`);
+            for (const r of x.Resource) assert.match(r, /:(cluster|db|replicationgroup):sc-demo-dr-\*$/, `${x.Sid}: ${a} on ${r}`);
           }
         }
       }
@@ -257,6 +269,52 @@ describe("restore drill", () => {
 
     it("invokes no function when the config names no validation function", () => {
       assert.ok(!all.some((x) => x.Action.some((a) => a.startsWith("lambda:"))));
+    });
+
+    it("ElastiCache: lists and reads the drill region's vault under sc-demo-*, decrypting only through S3 there", () => {
+      assert.deepEqual(sid("ListDrillVaultCopies"), {
+        Sid: "ListDrillVaultCopies",
+        Action: ["s3:ListBucket"],
+        Resource: [`arn:aws:s3:::${VAULT}`],
+        Condition: { StringLike: { "s3:prefix": "sc-demo-*" } },
+      });
+      assert.deepEqual(sid("ReadDrillVaultCopies"), {
+        Sid: "ReadDrillVaultCopies",
+        Action: ["s3:GetObject"],
+        Resource: [`arn:aws:s3:::${VAULT}/sc-demo-*`],
+      });
+      assert.deepEqual(sid("DecryptDrillVaultCopiesViaS3"), {
+        Sid: "DecryptDrillVaultCopiesViaS3",
+        Action: ["kms:Decrypt"],
+        Resource: [COPY_KEY],
+        Condition: { StringEquals: { "kms:ViaService": ["s3.eu-west-1.amazonaws.com"] } },
+      });
+    });
+
+    it("ElastiCache: seeds only sc-demo-dr-* replication groups tagged ours, deletes them by name, may create ElastiCache's service-linked role", () => {
+      assert.deepEqual(sid("SeedDrillCaches"), {
+        Sid: "SeedDrillCaches",
+        Action: ["elasticache:CreateReplicationGroup"],
+        Resource: [`${EC}:replicationgroup:sc-demo-dr-*`, `${EC}:cluster:sc-demo-dr-*`, `${EC}:parametergroup:*`, `${EC}:subnetgroup:*`],
+        Condition: OURS,
+      });
+      assert.deepEqual(sid("TagDrillCachesAtCreation"), {
+        Sid: "TagDrillCachesAtCreation",
+        Action: ["elasticache:AddTagsToResource"],
+        Resource: [`${EC}:replicationgroup:sc-demo-dr-*`, `${EC}:cluster:sc-demo-dr-*`],
+        Condition: OURS,
+      });
+      assert.deepEqual(sid("DeleteDrillCaches"), {
+        Sid: "DeleteDrillCaches",
+        Action: ["elasticache:DeleteReplicationGroup"],
+        Resource: [`${EC}:replicationgroup:sc-demo-dr-*`],
+      });
+      assert.deepEqual(sid("CreateElastiCacheServiceLinkedRole"), {
+        Sid: "CreateElastiCacheServiceLinkedRole",
+        Action: ["iam:CreateServiceLinkedRole"],
+        Resource: [SLR],
+        Condition: { StringEquals: { "iam:AWSServiceName": "elasticache.amazonaws.com" } },
+      });
     });
   });
 
@@ -336,6 +394,103 @@ describe("restore drill", () => {
       assert.ok(!allowed(t, call("kms:Encrypt", COPY_KEY, via)));
       const copyInKey = "arn:aws:kms:us-east-1:222222222222:key/00000001-0000-4000-8000-222222222222";
       assert.ok(!allowed(t, call("kms:Decrypt", copyInKey, { "kms:ViaService": "rds.us-east-1.amazonaws.com" })), "not a drill region's key");
+    });
+
+    describe("ElastiCache (cache-daily): caches seeded from the vault", () => {
+      const group = `${EC}:replicationgroup:sc-demo-dr-202612020300-carts-valkey`;
+      const tagged = { "aws:RequestTag/snapcourier:namespace": "demo" };
+      const object = `arn:aws:s3:::${VAULT}/sc-demo-cachedaily-carts-valkey-20261202-0000-0001.rdb`;
+      const manifest = `arn:aws:s3:::${VAULT}/sc-demo-cachedaily-carts-valkey-20261202-0000.manifest-20261202T001500Z.json`;
+      const viaS3 = { "kms:ViaService": "s3.eu-west-1.amazonaws.com" };
+      const all = drillStatements(t);
+
+      it("may seed an sc-demo-dr-* replication group tagged ours (its clusters, parameter and subnet groups), tag it at creation and delete it", () => {
+        for (const c of [
+          call("elasticache:CreateReplicationGroup", group, tagged),
+          call("elasticache:CreateReplicationGroup", `${EC}:cluster:sc-demo-dr-202612020300-carts-valkey-0001-001`, tagged),
+          call("elasticache:CreateReplicationGroup", `${EC}:parametergroup:default.valkey8.cluster.on`, tagged),
+          call("elasticache:CreateReplicationGroup", `${EC}:subnetgroup:drills`, tagged),
+          call("elasticache:AddTagsToResource", group, tagged),
+          call("elasticache:AddTagsToResource", `${EC}:cluster:sc-demo-dr-202612020300-carts-valkey-0002-001`, tagged),
+          call("elasticache:DeleteReplicationGroup", group),
+          call("elasticache:DeleteReplicationGroup", group, ours),
+        ]) {
+          assert.ok(allowed(t, c), `${c.why} ${text(c.context)}`);
+        }
+      });
+
+      it("may not create, tag or delete another replication group, nor snapshot (no final snapshot) or delete a snapshot", () => {
+        for (const c of [
+          call("elasticache:CreateReplicationGroup", `${EC}:replicationgroup:carts-valkey`, tagged),
+          call("elasticache:CreateReplicationGroup", `${EC}:cluster:carts-valkey-0001-001`, tagged),
+          // Named like the drill's, but not tagged ours at creation.
+          call("elasticache:CreateReplicationGroup", group),
+          call("elasticache:CreateReplicationGroup", group, { "aws:RequestTag/snapcourier:namespace": "other" }),
+          // Outside the drill regions.
+          call("elasticache:CreateReplicationGroup", "arn:aws:elasticache:us-east-1:222222222222:replicationgroup:sc-demo-dr-202612020300-carts-valkey", tagged),
+          call("elasticache:DeleteReplicationGroup", `${EC}:replicationgroup:carts-valkey`, ours),
+          call("elasticache:DeleteReplicationGroup", `${EC}:replicationgroup:sc-demo-cachedaily-carts-valkey`, ours),
+          call("elasticache:DeleteReplicationGroup", "arn:aws:elasticache:us-east-1:222222222222:replicationgroup:sc-demo-dr-202612020300-carts-valkey"),
+          call("elasticache:DeleteCacheCluster", `${EC}:cluster:sc-demo-dr-202612020300-carts-valkey-0001-001`),
+          call("elasticache:ModifyReplicationGroup", group, ours),
+          call("elasticache:AddTagsToResource", `${EC}:replicationgroup:carts-valkey`, tagged),
+          call("elasticache:AddTagsToResource", `${EC}:snapshot:sc-demo-cachedaily-carts-valkey-20261202-0000`, tagged),
+          call("elasticache:RemoveTagsFromResource", group, ours),
+          call("elasticache:CreateSnapshot", group, tagged),
+          call("elasticache:CreateSnapshot", `${EC}:snapshot:sc-demo-dr-202612020300-carts-valkey-final`, tagged),
+          call("elasticache:DeleteSnapshot", `${EC}:snapshot:sc-demo-cachedaily-carts-valkey-20261202-0000`, ours),
+        ]) {
+          assert.ok(!allowed(t, c), `allowed: ${c.why} ${text(c.context)}`);
+        }
+        assert.ok(!all.some((x) => x.Action.includes("elasticache:CreateSnapshot")), "no statement grants a snapshot");
+      });
+
+      it("may list and read sc-demo-* objects of the drill region's vault (decrypted only through S3 there), and never write, delete or unlock one", () => {
+        for (const c of [
+          call("s3:ListBucket", `arn:aws:s3:::${VAULT}`, { "s3:prefix": "sc-demo-cachedaily-" }),
+          call("s3:GetObject", manifest),
+          call("s3:GetObject", object),
+          call("kms:Decrypt", COPY_KEY, viaS3),
+        ]) {
+          assert.ok(allowed(t, c), `${c.why} ${text(c.context)}`);
+        }
+        for (const c of [
+          call("s3:ListBucket", `arn:aws:s3:::${VAULT}`),
+          call("s3:ListBucket", `arn:aws:s3:::${VAULT}`, { "s3:prefix": "other-" }),
+          call("s3:ListBucketVersions", `arn:aws:s3:::${VAULT}`, { "s3:prefix": "sc-demo-cachedaily-" }),
+          call("s3:GetObject", `arn:aws:s3:::${VAULT}/other.rdb`),
+          call("s3:GetObject", "arn:aws:s3:::sc-demo-export-111111111111-us-east-1/sc-demo-cachedaily-carts-valkey-20261202-0000-0001.rdb"),
+          call("s3:GetObject", "arn:aws:s3:::sc-demo-vault-222222222222-us-east-1/sc-demo-cachedaily-carts-valkey-20261202-0000-0001.rdb"),
+          call("s3:DeleteObject", object),
+          call("s3:DeleteObjectVersion", object),
+          call("s3:PutObject", object),
+          call("s3:PutObjectRetention", object),
+          call("s3:BypassGovernanceRetention", object),
+          call("s3:PutBucketPolicy", `arn:aws:s3:::${VAULT}`),
+          call("kms:Decrypt", COPY_KEY),
+          call("kms:Decrypt", COPY_KEY, { "kms:ViaService": "s3.us-east-1.amazonaws.com" }),
+          call("kms:GenerateDataKey", COPY_KEY, viaS3),
+          call("kms:Decrypt", "arn:aws:kms:us-east-1:222222222222:key/00000001-0000-4000-8000-222222222222", { "kms:ViaService": "s3.us-east-1.amazonaws.com" }),
+        ]) {
+          assert.ok(!allowed(t, c), `allowed: ${c.why} ${text(c.context)}`);
+        }
+        for (const x of all) {
+          for (const a of x.Action.filter((y) => y.startsWith("s3:"))) assert.ok(["s3:GetObject", "s3:ListBucket"].includes(a), `${x.Sid}: ${a}`);
+        }
+      });
+
+      it("may create ElastiCache's service-linked role, and no other role", () => {
+        assert.ok(allowed(t, call("iam:CreateServiceLinkedRole", SLR, { "iam:AWSServiceName": "elasticache.amazonaws.com" })));
+        for (const c of [
+          call("iam:CreateServiceLinkedRole", SLR),
+          call("iam:CreateServiceLinkedRole", SLR, { "iam:AWSServiceName": "rds.amazonaws.com" }),
+          call("iam:CreateServiceLinkedRole", "arn:aws:iam::222222222222:role/aws-service-role/rds.amazonaws.com/AWSServiceRoleForRDS", { "iam:AWSServiceName": "rds.amazonaws.com" }),
+          call("iam:CreateRole", "arn:aws:iam::222222222222:role/anything"),
+          call("iam:PassRole", SLR),
+        ]) {
+          assert.ok(!allowed(t, c), `allowed: ${c.why} ${text(c.context)}`);
+        }
+      });
     });
   });
 
@@ -521,12 +676,19 @@ describe("restore drill", () => {
     it("uses the drill region's key found by its alias, only through RDS there", () => {
       const keyless = synth(keylessConfig()).destinations[0]!;
       const kms = drillStatements(keyless).filter((x) => x.Action.some((a) => a.startsWith("kms:")));
-      assert.deepEqual(kms.map((x) => x.Sid), ["DrillKeysViaRdsByAlias0Grants", "DrillKeysViaRdsByAlias0Use"]);
+      assert.deepEqual(kms.map((x) => x.Sid), [
+        "DrillKeysViaRdsByAlias0Grants",
+        "DrillKeysViaRdsByAlias0Use",
+        "DecryptDrillVaultCopiesViaS3ByAlias0",
+      ]);
       for (const x of kms) {
         assert.deepEqual(x.Resource, ["arn:aws:kms:eu-west-1:222222222222:key/*"]);
         assert.deepEqual((x.Condition as any)["ForAnyValue:StringEquals"], { "kms:ResourceAliases": ["alias/snapcourier-demo"] });
-        assert.deepEqual((x.Condition as any).StringEquals, { "kms:ViaService": ["rds.eu-west-1.amazonaws.com"] });
+        const service = x.Sid!.includes("ViaS3") ? "s3" : "rds";
+        assert.deepEqual((x.Condition as any).StringEquals, { "kms:ViaService": [`${service}.eu-west-1.amazonaws.com`] });
       }
+      // The ElastiCache vault's manifests: Decrypt only.
+      assert.deepEqual(kms[2]!.Action, ["kms:Decrypt"]);
       const call = (action: string, context: Call["context"]): Call => ({
         role: "DrillRole",
         action,
@@ -535,6 +697,14 @@ describe("restore drill", () => {
         why: action,
       });
       assert.ok(allowed(keyless, call("kms:Decrypt", { "kms:ResourceAliases": ["alias/snapcourier-demo"] })));
+      assert.ok(
+        allowed(keyless, call("kms:Decrypt", { "kms:ResourceAliases": ["alias/snapcourier-demo"], "kms:ViaService": "s3.eu-west-1.amazonaws.com" })),
+        "the vault's manifests, through S3",
+      );
+      assert.ok(
+        !allowed(keyless, call("kms:GenerateDataKey", { "kms:ResourceAliases": ["alias/snapcourier-demo"], "kms:ViaService": "s3.eu-west-1.amazonaws.com" })),
+        "no data key through S3",
+      );
       assert.ok(allowed(keyless, call("kms:CreateGrant", { "kms:ResourceAliases": ["alias/snapcourier-demo"], "kms:GrantIsForAWSResource": "true" })));
       assert.ok(!allowed(keyless, call("kms:Decrypt", { "kms:ResourceAliases": ["alias/other"] })));
     });

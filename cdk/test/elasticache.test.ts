@@ -1,7 +1,8 @@
 // ElastiCache (examples/snapcourier.yaml has cache-daily): the source's export bucket and its
-// key, each destination region's vault bucket (Object Lock), their policies, the steps' S3 and
-// ElastiCache permissions (evaluated per call), the vault buckets in the service control
-// policy; and a config without an ElastiCache schedule gets none of it.
+// key, each destination region's vault bucket (Object Lock), their policies (ElastiCache of the
+// destination may read the vault's copies to seed a cache: the restore drill's, or by hand),
+// the steps' S3 and ElastiCache permissions (evaluated per call), the vault buckets in the
+// service control policy; and a config without an ElastiCache schedule gets none of it.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,9 +15,12 @@ import {
   CLI,
   EXAMPLE,
   type Call,
+  type Context,
   type Resource,
   allowed,
   cliInputs,
+  conditionsHold,
+  glob,
   keylessConfig,
   list,
   resources,
@@ -51,6 +55,8 @@ const ADMINS = [
   "arn:aws:iam::222222222222:role/cdk-hnb659fds-cfn-exec-role-*",
 ];
 const EC = "arn:aws:elasticache:us-east-1:111111111111";
+/** ElastiCache's service principal in the vault's region. */
+const ELASTICACHE_EU = "eu-west-1.elasticache-snapshot.amazonaws.com";
 const OURS = { "aws:RequestTag/snapcourier:namespace": "demo" };
 const TAGGED = { "aws:ResourceTag/snapcourier:namespace": "demo" };
 
@@ -92,6 +98,21 @@ const bySid = (statementList: any[], sid: string) => {
   assert.equal(found.length, 1, sid);
   return found[0];
 };
+
+/** Whether a resolved resource policy (a bucket's or a key's) allows `service`, a service
+ * principal, the call: some Allow statement names the principal, action and resource and its
+ * conditions hold (the Deny statements these policies carry concern other actions, or plain
+ * HTTP). */
+function serviceMay(st: any[], service: string, action: string, key: string, context: Context): boolean {
+  return st.some(
+    (x) =>
+      x.Effect === "Allow" &&
+      list(x.Principal?.Service ?? []).includes(service) &&
+      list(x.Action).some((a: string) => glob(a, action)) &&
+      list(x.Resource).some((r: string) => glob(r, key)) &&
+      conditionsHold(x.Condition, context),
+  );
+}
 
 function check(t: Template, calls: (Call & { allowed: boolean })[]): void {
   for (const c of calls) {
@@ -246,7 +267,11 @@ describe("ElastiCache", () => {
     it("deny unlocking, unversioning, re-keying, expiring, re-policying and deleting them to all but break glass and the deploy roles, and plain HTTP", () => {
       const [, policy] = one(euWest1, "AWS::S3::BucketPolicy", "VaultBucket");
       const st = resolved(policy.Properties.PolicyDocument, euWest1);
-      assert.equal(st.filter((x) => x.Effect === "Allow").length, 0);
+      // The only Allows: ElastiCache's reads (the next test).
+      assert.deepEqual(
+        st.filter((x) => x.Effect === "Allow").map((x) => x.Principal),
+        [0, 1, 2].map(() => ({ Service: ELASTICACHE_EU })),
+      );
       const guard = bySid(st, "VaultOnlyBreakGlassOrDeployRolesChangeThisVault");
       assert.equal(guard.Effect, "Deny");
       assert.deepEqual(guard.Principal, { AWS: "*" });
@@ -257,6 +282,99 @@ describe("ElastiCache", () => {
       assert.deepEqual(guard.Resource, [`arn:aws:s3:::${VAULT}`, `arn:aws:s3:::${VAULT}/*`]);
       assert.deepEqual(guard.Condition, { ArnNotLike: { "aws:PrincipalArn": ADMINS } });
       assert.ok(st.some((x) => x.Effect === "Deny" && x.Condition?.Bool?.["aws:SecureTransport"] === "false"));
+    });
+
+    it("let ElastiCache of this account list and read the sc-demo-* copies (seeding a cache: the restore drill's, or by hand), and nothing else", () => {
+      const [, policy] = one(euWest1, "AWS::S3::BucketPolicy", "VaultBucket");
+      const st = resolved(policy.Properties.PolicyDocument, euWest1);
+      const service = { Service: ELASTICACHE_EU };
+      const thisAccount = { "aws:SourceAccount": "222222222222" };
+      assert.deepEqual(bySid(st, "ElastiCacheOfThisAccountReadsOurCopies"), {
+        Sid: "ElastiCacheOfThisAccountReadsOurCopies",
+        Effect: "Allow",
+        Principal: service,
+        Action: "s3:GetObject",
+        Resource: `arn:aws:s3:::${VAULT}/sc-demo-*`,
+        Condition: { StringEquals: thisAccount },
+      });
+      assert.deepEqual(bySid(st, "ElastiCacheOfThisAccountListsOurCopies"), {
+        Sid: "ElastiCacheOfThisAccountListsOurCopies",
+        Effect: "Allow",
+        Principal: service,
+        Action: "s3:ListBucket",
+        Resource: `arn:aws:s3:::${VAULT}`,
+        Condition: { StringEquals: thisAccount, StringLike: { "s3:prefix": "sc-demo-*" } },
+      });
+      assert.deepEqual(bySid(st, "ElastiCacheOfThisAccountChecksTheVault"), {
+        Sid: "ElastiCacheOfThisAccountChecksTheVault",
+        Effect: "Allow",
+        Principal: service,
+        Action: "s3:GetBucketAcl",
+        Resource: `arn:aws:s3:::${VAULT}`,
+        Condition: { StringEquals: thisAccount },
+      });
+      const rdb = `arn:aws:s3:::${VAULT}/sc-demo-cachedaily-carts-valkey-20261202-0000-0001.rdb`;
+      const may = (action: string, key: string, context: Context, service = ELASTICACHE_EU) => serviceMay(st, service, action, key, context);
+      assert.ok(may("s3:GetObject", rdb, thisAccount), "read a copy for this account");
+      assert.ok(may("s3:ListBucket", `arn:aws:s3:::${VAULT}`, { ...thisAccount, "s3:prefix": "sc-demo-cachedaily-" }), "list our copies");
+      assert.ok(may("s3:GetBucketAcl", `arn:aws:s3:::${VAULT}`, thisAccount), "check the bucket");
+      for (const [action, key, context, why, service] of [
+        ["s3:GetObject", rdb, {}, "no source account"],
+        ["s3:GetObject", rdb, { "aws:SourceAccount": "111111111111" }, "for another account (the source's)"],
+        ["s3:GetObject", rdb, { "aws:SourceAccount": "333333333333" }, "for another account"],
+        ["s3:GetObject", rdb, thisAccount, "ElastiCache of another region", "us-east-1.elasticache-snapshot.amazonaws.com"],
+        ["s3:GetObject", `arn:aws:s3:::${VAULT}/other.rdb`, thisAccount, "another object"],
+        ["s3:ListBucket", `arn:aws:s3:::${VAULT}`, thisAccount, "list the whole bucket"],
+        ["s3:ListBucket", `arn:aws:s3:::${VAULT}`, { ...thisAccount, "s3:prefix": "other-" }, "list other objects"],
+        ["s3:PutObject", rdb, thisAccount, "write"],
+        ["s3:DeleteObject", rdb, thisAccount, "delete"],
+        ["s3:DeleteObjectVersion", rdb, thisAccount, "delete a version"],
+        ["s3:PutObjectRetention", rdb, thisAccount, "change a lock"],
+        ["s3:GetObjectVersion", rdb, thisAccount, "read an older version"],
+      ] as [string, string, Context, string, string?][]) {
+        assert.ok(!may(action, key, context, service), `allowed: ${why}`);
+      }
+    });
+
+    it("have copy keys that let ElastiCache of this account decrypt the copies only through S3 in the region: in a stack-created key's policy, else in an output", () => {
+      const expected = {
+        Sid: "ElastiCacheOfThisAccountDecryptsVaultCopiesViaS3",
+        Effect: "Allow",
+        Principal: { Service: ELASTICACHE_EU },
+        Action: ["kms:Decrypt", "kms:DescribeKey"],
+        Resource: "*",
+        Condition: { StringEquals: { "kms:ViaService": "s3.eu-west-1.amazonaws.com", "aws:SourceAccount": "222222222222" } },
+      };
+      // The stack's key (the config names none).
+      const keyless = synth(keylessConfig());
+      const regional = Template.fromStack(keyless.built.regionStacks[0]!);
+      const [, key] = one(regional, "AWS::KMS::Key", "CopyKey");
+      const st = resolved(key.Properties.KeyPolicy, regional);
+      assert.deepEqual(bySid(st, expected.Sid), expected);
+      const keyArn = "arn:aws:kms:eu-west-1:222222222222:key/5e1f0001-0000-4000-8000-222222222222";
+      const viaS3 = { "kms:ViaService": "s3.eu-west-1.amazonaws.com" };
+      assert.ok(serviceMay(st, ELASTICACHE_EU, "kms:Decrypt", keyArn, { ...viaS3, "aws:SourceAccount": "222222222222" }));
+      for (const [action, context, why] of [
+        ["kms:Decrypt", { "aws:SourceAccount": "222222222222" }, "not through S3"],
+        ["kms:Decrypt", { "kms:ViaService": "s3.us-east-1.amazonaws.com", "aws:SourceAccount": "222222222222" }, "through S3 in another region"],
+        ["kms:Decrypt", viaS3, "no source account"],
+        ["kms:Decrypt", { ...viaS3, "aws:SourceAccount": "111111111111" }, "for another account"],
+        ["kms:GenerateDataKey", { ...viaS3, "aws:SourceAccount": "222222222222" }, "encrypt"],
+        ["kms:CreateGrant", { ...viaS3, "aws:SourceAccount": "222222222222" }, "a grant"],
+      ] as [string, Context, string][]) {
+        assert.ok(!serviceMay(st, ELASTICACHE_EU, action, keyArn, context), `allowed: ${why}`);
+      }
+      // No output there: the statement is in the key's policy.
+      assert.deepEqual(Object.keys(regional.toJSON().Outputs ?? {}), []);
+      // A key the config names: the regional stack outputs the statement to add by hand.
+      const outputs = Object.entries(euWest1.toJSON().Outputs ?? {}) as [string, { Description: string; Value: string }][];
+      assert.equal(outputs.length, 1);
+      const [id, output] = outputs[0]!;
+      assert.match(id, /^VaultKeyPolicyStatement/);
+      assert.ok(output.Description.includes(VAULT_KEY), output.Description);
+      assert.deepEqual(JSON.parse(output.Value), expected);
+      // Nothing else of the vault key's own policy changes: no key resource in that stack.
+      assert.equal(resources(euWest1, "AWS::KMS::Key").length, 0);
     });
 
     it("lock in COMPLIANCE mode when the destination says object_lock: compliance", () => {
@@ -453,6 +571,35 @@ describe("ElastiCache", () => {
         }
       }
       assert.equal(resources(plain.source, "AWS::KMS::Key").length, 1, "the topic's key only");
+    });
+
+    it("no ElastiCache statement in the drill step's role (it drills the other engines)", () => {
+      const drill = statements(plain.destinations[0]!).filter(({ roles }) => JSON.stringify(roles).includes('"DrillRole'));
+      assert.ok(drill.length > 0, "the drill role");
+      assert.ok(list(drill[0]!.s.Action).some((a) => a.startsWith("rds:")), "it still drills RDS");
+      const text = JSON.stringify(drill);
+      for (const word of ["elasticache", "s3:", "s3.", "CreateServiceLinkedRole", "vault"]) assert.ok(!text.includes(word), word);
+    });
+
+    it("no key statement or output for ElastiCache, in the stacks' keys either", () => {
+      const keylessPlain = synth(
+        variant(
+          "no-elasticache-keyless",
+          (c) => {
+            c.schedules = c.schedules.filter((x: any) => x.engine !== "elasticache");
+          },
+          keylessConfig(),
+        ),
+      );
+      const all = [...templates, ...keylessPlain.destinations, ...keylessPlain.built.regionStacks.map((r) => Template.fromStack(r))];
+      assert.ok(all.some((t) => resources(t, "AWS::KMS::Key").some(([id]) => id.startsWith("CopyKey"))), "a stack-created copy key");
+      for (const t of all) {
+        assert.ok(!JSON.stringify(t.toJSON()).includes("elasticache"), "no ElastiCache principal or statement");
+        assert.deepEqual(
+          Object.keys(t.toJSON().Outputs ?? {}).filter((k) => k.startsWith("VaultKey")),
+          [],
+        );
+      }
     });
 
     it("no vault bucket in the service control policy", () => {
