@@ -178,6 +178,9 @@ export function vaultBucket(scope: Construct, id: string, v: VaultBucket, key: I
     enforceSSL: true,
     objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
     removalPolicy: RemovalPolicy.RETAIN,
+    // A copy in parts that no look completes (its export expired, the schedule removed)
+    // would keep its parts, and their cost, for good.
+    lifecycleRules: [{ id: "AbortStaleCopiesInParts", abortIncompleteMultipartUploadAfter: Duration.days(7) }],
   });
   const stack = Stack.of(scope);
   bucket.addToResourcePolicy(vaultBucketGuardStatement(stack.partition, stack.account, vault, bucket));

@@ -521,10 +521,21 @@ function vaultStatements(step: Step, s: Scope, out: PolicyStatement[]): void {
       }),
       listVaults,
       // CopyObject with Object Lock headers needs s3:PutObjectRetention; HeadObject, GetObject.
-      statement("CopyIntoVaults", ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"], objects),
+      // A shard over 5 GiB is copied in parts (Create/UploadPartCopy/Complete are
+      // s3:PutObject), resumed from its parts (ListParts) or aborted when S3 refuses its
+      // checksum.
+      statement("CopyIntoVaults", [
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:PutObjectRetention",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
+      ], objects),
+      statement("FindVaultCopiesInParts", ["s3:ListBucketMultipartUploads"], buckets),
+      // Completing a copy in parts reads its SSE-KMS parts back: kms:Decrypt too.
       ...kmsViaS3(
         "EncryptVaultCopiesViaS3",
-        ["kms:GenerateDataKey"],
+        ["kms:GenerateDataKey", "kms:Decrypt"],
         vaults.flatMap((v) => (v.kms_key ? [v.kms_key] : [])),
         vaults.map((v) => v.region),
       ),
