@@ -56,7 +56,7 @@ test-emulator: setup
 cdk-schema:
 	cargo run -q -p snapcourier-cli -- schema > cdk/config.schema.json
 
-CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/kms.test.ts test/nag.test.ts test/monitoring.test.ts test/keys.test.ts test/vault.test.ts test/drill.test.ts test/elasticache.test.ts
+CDK_TESTS := test/config.test.ts test/stacks.test.ts test/iam.test.ts test/kms.test.ts test/nag.test.ts test/monitoring.test.ts test/keys.test.ts test/vault.test.ts test/drill.test.ts test/elasticache.test.ts test/engine-table.test.ts
 
 ## The CDK app: TypeScript type check, then the Node test runner over the synthesized stacks
 ## (the config checks need the snapcourier binary, which prints each schedule's input).

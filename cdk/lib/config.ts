@@ -155,7 +155,24 @@ export interface EngineFacts {
   on_demand_snapshots: boolean;
   /** How its snapshots leave the source account. */
   transport: Transport;
+  /** The IAM actions of its services each step needs (`ENGINE_SERVICES`): a step's role may
+   * grant no other action of these services (permissions.ts, `checkEngineActions`). */
+  iam: StepActions;
 }
+
+/** IAM actions by Lambda step, and those only the CLI uses. */
+export interface StepActions {
+  take: string[];
+  share: string[];
+  copy_in_destination: string[];
+  cross_region_copy: string[];
+  delete: string[];
+  drill: string[];
+  cli: string[];
+}
+
+/** The services whose actions the engine table holds (crates/core/src/engine.rs). */
+export const ENGINE_SERVICES = ["rds", "redshift", "elasticache", "s3"];
 
 export interface Inputs {
   namespace: string;

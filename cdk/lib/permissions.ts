@@ -8,7 +8,7 @@
 // own sc-<namespace>-dr-* databases and caches.
 import { Aws } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
-import type { Engine, ExportBucket, VaultBucket } from "./config";
+import { ENGINE_SERVICES, type Engine, type EngineFacts, type ExportBucket, type VaultBucket } from "./config";
 
 export const NAMESPACE_TAG = "snapcourier:namespace";
 export const SHARED_WITH_TAG = "snapcourier:shared-with";
@@ -555,6 +555,30 @@ function overlapCheck(s: Scope): PolicyStatement[] {
       arn("states", s.regions[0] ?? s.sourceRegion, s.account, `execution:${s.stateMachineName}:*`),
     ]),
   ];
+}
+
+/**
+ * The engine table says which actions of its services (rds, redshift, elasticache, s3) each
+ * step needs, next to the code that calls them (crates/core/src/engine.rs, held to the code by
+ * crates/aws/tests/iam_table.rs). A role granting any other action of those services is a
+ * mistake in these statements: synth stops, naming it.
+ */
+export function checkEngineActions(step: Step, engines: Set<Engine>, table: EngineFacts[], statements: PolicyStatement[]): void {
+  const rows = table.filter((e) => engines.has(e.engine));
+  if (rows.some((e) => e.iam === undefined)) {
+    throw new Error("`snapcourier inputs` printed an engine table without IAM actions: build the snapcourier binary and the CDK app from one checkout");
+  }
+  const allowed = new Set(rows.flatMap((e) => e.iam[step]));
+  const service = new RegExp(`^(${ENGINE_SERVICES.join("|")}):`);
+  const beyond = statements
+    .flatMap((st) => st.toStatementJson() as { Sid?: string; Action?: string | string[] })
+    .flatMap((st) => (Array.isArray(st.Action) ? st.Action : st.Action ? [st.Action] : []).map((a) => [st.Sid, a] as const))
+    .filter(([, a]) => service.test(a) && !allowed.has(a));
+  if (beyond.length > 0) {
+    throw new Error(
+      `the ${step} role would grant ${beyond.map(([sid, a]) => `${a} (${sid})`).join(", ")}, which the engine table does not list for this step and engines (${[...engines].join(", ")}): add it to EngineFacts.iam in crates/core/src/engine.rs if the step calls it, else remove the grant`,
+    );
+  }
 }
 
 /** The statements of one step's role (log writing is granted separately). */

@@ -62,7 +62,7 @@ import { Alias, type IKey } from "aws-cdk-lib/aws-kms";
 import { type ExportResources, copyInRoleArns, exportBucket, vaultBucket } from "./buckets";
 import { addTamperingRules, copyKeyGuardStatement, namedKeyArns } from "./vault";
 import type { Rule } from "aws-cdk-lib/aws-events";
-import { type Engine, type Scope, type Step, NAMESPACE_TAG, statementsFor } from "./permissions";
+import { type Engine, type Scope, type Step, NAMESPACE_TAG, checkEngineActions, statementsFor } from "./permissions";
 
 export const STATEMACHINE_DIR = join(__dirname, "..", "..", "statemachine");
 
@@ -595,7 +595,9 @@ abstract class SnapcourierStack extends Stack {
       assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
       description: `snapcourier ${ns} ${side}: the ${step} step`,
     });
-    for (const s of statementsFor(step, scope)) role.addToPrincipalPolicy(s);
+    const statements = statementsFor(step, scope);
+    checkEngineActions(step, scope.engines, props.engines, statements);
+    for (const s of statements) role.addToPrincipalPolicy(s);
     // Its own log group only (a role given to a Function gets no log permission by itself):
     // without it there are no logs and no RecoveryPointAge metric.
     role.addToPrincipalPolicy(

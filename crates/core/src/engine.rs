@@ -101,7 +101,48 @@ pub struct EngineFacts {
     pub on_demand_snapshots: bool,
     /// How a snapshot leaves the source account.
     pub transport: Transport,
+    /// The IAM actions of its own services (and S3, for an engine whose transport is S3) that
+    /// each step needs: the calls its code makes and those AWS checks with them.
+    pub iam: StepActions,
 }
+
+/// IAM actions by step (the Lambda functions' names, and `cli` for calls only the CLI makes:
+/// plan and reports). The stacks grant a step's role exactly these for the engines it serves,
+/// scoped by resource and condition (cdk/lib/permissions.ts), and refuse to synthesize a role
+/// that grants another action of these services; a test holds every action the adapters name
+/// to this table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StepActions {
+    pub take: &'static [&'static str],
+    pub share: &'static [&'static str],
+    pub copy_in_destination: &'static [&'static str],
+    pub cross_region_copy: &'static [&'static str],
+    pub delete: &'static [&'static str],
+    pub drill: &'static [&'static str],
+    pub cli: &'static [&'static str],
+}
+
+impl StepActions {
+    /// Every action, whatever the step.
+    pub fn all(&self) -> impl Iterator<Item = &'static str> {
+        [
+            self.take,
+            self.share,
+            self.copy_in_destination,
+            self.cross_region_copy,
+            self.delete,
+            self.drill,
+            self.cli,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+    }
+}
+
+/// The services whose actions the engine table holds (other actions, such as KMS's, serve
+/// every engine and are the stacks' own).
+pub const ENGINE_SERVICES: [&str; 4] = ["rds", "redshift", "elasticache", "s3"];
 
 /// How an engine's snapshots reach the destination accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,6 +168,47 @@ const FACTS: [EngineFacts; 4] = [
         manual_snapshot_quota: Some("ManualClusterSnapshots"),
         on_demand_snapshots: true,
         transport: Transport::SnapshotShare,
+        iam: StepActions {
+            take: &[
+                "rds:DescribeDBClusters",
+                "rds:DescribeDBClusterSnapshots",
+                "rds:CreateDBClusterSnapshot",
+                "rds:AddTagsToResource",
+            ],
+            share: &[
+                "rds:DescribeDBClusterSnapshots",
+                "rds:AddTagsToResource",
+                "rds:ModifyDBClusterSnapshotAttribute",
+            ],
+            copy_in_destination: &[
+                "rds:DescribeDBClusterSnapshots",
+                "rds:CopyDBClusterSnapshot",
+                "rds:AddTagsToResource",
+            ],
+            cross_region_copy: &[
+                "rds:DescribeDBClusterSnapshots",
+                "rds:CopyDBClusterSnapshot",
+                "rds:AddTagsToResource",
+            ],
+            delete: &[
+                "rds:DescribeDBClusterSnapshots",
+                "rds:DeleteDBClusterSnapshot",
+            ],
+            drill: &[
+                "rds:DescribeDBClusters",
+                "rds:DescribeDBInstances",
+                "rds:DescribeDBClusterSnapshots",
+                "rds:RestoreDBClusterFromSnapshot",
+                "rds:CreateDBInstance",
+                "rds:AddTagsToResource",
+                "rds:DeleteDBInstance",
+                "rds:DeleteDBCluster",
+            ],
+            cli: &[
+                "rds:DescribeAccountAttributes",
+                "rds:DescribeDBClusterSnapshotAttributes",
+            ],
+        },
     },
     EngineFacts {
         engine: Engine::Rds,
@@ -138,6 +220,41 @@ const FACTS: [EngineFacts; 4] = [
         manual_snapshot_quota: Some("ManualSnapshots"),
         on_demand_snapshots: true,
         transport: Transport::SnapshotShare,
+        iam: StepActions {
+            take: &[
+                "rds:DescribeDBInstances",
+                "rds:DescribeDBSnapshots",
+                "rds:CreateDBSnapshot",
+                "rds:AddTagsToResource",
+            ],
+            share: &[
+                "rds:DescribeDBSnapshots",
+                "rds:AddTagsToResource",
+                "rds:ModifyDBSnapshotAttribute",
+            ],
+            copy_in_destination: &[
+                "rds:DescribeDBSnapshots",
+                "rds:CopyDBSnapshot",
+                "rds:AddTagsToResource",
+            ],
+            cross_region_copy: &[
+                "rds:DescribeDBSnapshots",
+                "rds:CopyDBSnapshot",
+                "rds:AddTagsToResource",
+            ],
+            delete: &["rds:DescribeDBSnapshots", "rds:DeleteDBSnapshot"],
+            drill: &[
+                "rds:DescribeDBInstances",
+                "rds:DescribeDBSnapshots",
+                "rds:RestoreDBInstanceFromDBSnapshot",
+                "rds:AddTagsToResource",
+                "rds:DeleteDBInstance",
+            ],
+            cli: &[
+                "rds:DescribeAccountAttributes",
+                "rds:DescribeDBSnapshotAttributes",
+            ],
+        },
     },
     EngineFacts {
         engine: Engine::Redshift,
@@ -149,6 +266,41 @@ const FACTS: [EngineFacts; 4] = [
         manual_snapshot_quota: None,
         on_demand_snapshots: false,
         transport: Transport::AccountAuthorization,
+        iam: StepActions {
+            // The copy grant and snapshot copy: when a destination keeps copies in a second
+            // region; CopyClusterSnapshot: with `copy_automated`.
+            take: &[
+                "redshift:DescribeClusters",
+                "redshift:DescribeClusterSnapshots",
+                "redshift:CreateClusterSnapshot",
+                "redshift:CreateTags",
+                "redshift:CopyClusterSnapshot",
+                "redshift:DescribeSnapshotCopyGrants",
+                "redshift:CreateSnapshotCopyGrant",
+                "redshift:EnableSnapshotCopy",
+            ],
+            share: &[
+                "redshift:DescribeClusterSnapshots",
+                "redshift:AuthorizeSnapshotAccess",
+                "redshift:CreateTags",
+            ],
+            // The destination verifies the shares it sees.
+            copy_in_destination: &["redshift:DescribeClusterSnapshots"],
+            cross_region_copy: &["redshift:DescribeClusterSnapshots"],
+            delete: &[
+                "redshift:DescribeClusterSnapshots",
+                "redshift:RevokeSnapshotAccess",
+                "redshift:DeleteClusterSnapshot",
+            ],
+            drill: &[
+                "redshift:DescribeClusters",
+                "redshift:DescribeClusterSnapshots",
+                "redshift:RestoreFromClusterSnapshot",
+                "redshift:CreateTags",
+                "redshift:DeleteCluster",
+            ],
+            cli: &[],
+        },
     },
     EngineFacts {
         engine: Engine::ElastiCache,
@@ -161,6 +313,63 @@ const FACTS: [EngineFacts; 4] = [
         manual_snapshot_quota: None,
         on_demand_snapshots: true,
         transport: Transport::S3Export,
+        iam: StepActions {
+            // ListTagsForResource at take: with an `opt_in_tag` (the caches' tags).
+            take: &[
+                "elasticache:DescribeReplicationGroups",
+                "elasticache:DescribeServerlessCaches",
+                "elasticache:DescribeSnapshots",
+                "elasticache:DescribeServerlessCacheSnapshots",
+                "elasticache:ListTagsForResource",
+                "elasticache:CreateSnapshot",
+                "elasticache:CreateServerlessCacheSnapshot",
+                "elasticache:AddTagsToResource",
+                "s3:ListBucket",
+            ],
+            // An export needs the caller's S3 permissions on the bucket too.
+            share: &[
+                "elasticache:DescribeSnapshots",
+                "elasticache:DescribeServerlessCacheSnapshots",
+                "elasticache:ListTagsForResource",
+                "elasticache:CopySnapshot",
+                "elasticache:ExportServerlessCacheSnapshot",
+                "s3:ListBucket",
+                "s3:GetBucketLocation",
+                "s3:GetBucketAcl",
+                "s3:PutObject",
+            ],
+            copy_in_destination: &[
+                "s3:ListBucket",
+                "s3:ListBucketVersions",
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:PutObjectRetention",
+                "s3:ListBucketMultipartUploads",
+                "s3:ListMultipartUploadParts",
+                "s3:AbortMultipartUpload",
+            ],
+            cross_region_copy: &[],
+            delete: &[
+                "elasticache:DescribeSnapshots",
+                "elasticache:DescribeServerlessCacheSnapshots",
+                "elasticache:ListTagsForResource",
+                "elasticache:DeleteSnapshot",
+                "elasticache:DeleteServerlessCacheSnapshot",
+                "s3:ListBucket",
+                "s3:ListBucketVersions",
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+            ],
+            drill: &[
+                "elasticache:DescribeReplicationGroups",
+                "elasticache:CreateReplicationGroup",
+                "elasticache:AddTagsToResource",
+                "elasticache:DeleteReplicationGroup",
+                "s3:ListBucket",
+                "s3:GetObject",
+            ],
+            cli: &[],
+        },
     },
 ];
 
