@@ -57,9 +57,9 @@ echo "   into every destination region at once (the schedule's destination run, 
   --destination-profile snapcourier-destination
 echo
 echo "== a restore drill in the vault region: the newest copy of a database of each engine"
-echo "   restored, timed until available, deleted, and recorded"
+echo "   restored (a cache: seeded from its vault export), timed until available, deleted, and recorded"
 "$bin" drill -c "$config" --profile snapcourier-destination --region eu-west-1 \
-  --database orders-db --database billing-pg --database warehouse-main
+  --database orders-db --database billing-pg --database warehouse-main --database carts-valkey
 echo
 echo "== coverage: every covered database, its newest snapshot and copies, against its RPO"
 "$bin" report --coverage -c "$config" --profile snapcourier-source \
