@@ -891,3 +891,52 @@ async fn a_cache_drill_that_elasticache_cannot_read_or_that_fails_says_what_to_d
     );
     assert!(restored(&emu).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_an_earlier_drill_left_goes_at_the_next_drill_and_one_under_way_stays() {
+    let (emu, c) = protected_world().await;
+    let ctx = context(&emu, Side::Destination);
+    let run = drill_run(&c);
+    // Restores that stay `creating`.
+    emu.configure(json!({"restore_reads": 1000}));
+    let t0 = Timestamp::now();
+    let first = drill(&ctx, &input(&run, &["carts-valkey"], false), t0)
+        .await
+        .unwrap();
+    let left = first.output.drills[0].resource.clone();
+    assert_eq!(restored(&emu).await.len(), 1);
+
+    // Another drill a minute later (an operator's, say): carts-valkey's cache is under way
+    // (its creation time says so), so it stays.
+    let minute = t0.checked_add(SignedDuration::from_mins(1)).unwrap();
+    let other = drill(&ctx, &input(&run, &["legacy-redis"], false), minute)
+        .await
+        .unwrap();
+    assert!(
+        other.output.leftovers_deleted.is_empty(),
+        "{:?}",
+        other.output
+    );
+    assert_eq!(restored(&emu).await.len(), 2);
+
+    // Past drills.timeout (4h) both drills have given up: the next one deletes what they
+    // left before it restores anything.
+    let later = t0.checked_add(SignedDuration::from_hours(5)).unwrap();
+    let next_drill = drill(&ctx, &input(&run, &["sessions-valkey"], false), later)
+        .await
+        .unwrap();
+    assert!(
+        next_drill
+            .output
+            .leftovers_deleted
+            .contains(&format!("{left} ({DESTINATION_REGION})")),
+        "{:?}",
+        next_drill.output.leftovers_deleted
+    );
+    assert_eq!(next_drill.output.leftovers_deleted.len(), 2);
+    let now_there: Vec<String> = restored(&emu).await.into_iter().map(|s| s.id).collect();
+    assert_eq!(
+        now_there,
+        vec![next_drill.output.drills[0].resource.clone()]
+    );
+}
