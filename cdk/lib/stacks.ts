@@ -814,7 +814,7 @@ export class DestinationRegionStack extends Stack {
     if (props.createKey) this.key = destinationKey(this, "CopyKey", ns, props.region, props.vault);
     this.vaultBuckets = addVaultBuckets(this, props.vaults, props.region, this.key, props.vault);
     const keys = [...(this.key ? [this.key.keyId] : []), ...namedKeyIds(props.config, props.account, props.region)];
-    this.rules = addTamperingRules(this, ns, keys, { homeRegion: props.config.source.region });
+    this.rules = addTamperingRules(this, ns, keys, { homeRegion: props.config.source.region }, this.vaultBuckets.length > 0);
   }
 }
 
@@ -901,10 +901,13 @@ export class DestinationStack extends SnapcourierStack {
     this.vaultBuckets = addVaultBuckets(this, props.vaults, c.source.region, key, props.vault);
     // The vault's tampering reports (the SNS target lets EventBridge use the topic's key).
     const vaultKeys = [...(key ? [key.keyId] : []), ...namedKeyIds(c, d.account, c.source.region)];
-    this.tamperingRules = addTamperingRules(this, c.namespace, vaultKeys, {
-      topic: this.topic,
-      otherRegions: regions.filter((r) => r !== c.source.region),
-    });
+    this.tamperingRules = addTamperingRules(
+      this,
+      c.namespace,
+      vaultKeys,
+      { topic: this.topic, otherRegions: regions.filter((r) => r !== c.source.region) },
+      this.vaultBuckets.length > 0,
+    );
     if (props.drill) this.drill = this.addDrill(props, permissions, props.drill);
   }
 

@@ -163,6 +163,26 @@ export const SCP_VAULT_BUCKET_ACTIONS = [
   "s3:PutLifecycleConfiguration",
 ];
 
+/** CloudTrail's names of the bucket-level changes the `buckets` tampering rule reports (they
+ * differ from the IAM actions': PutBucketLifecycle is s3:PutLifecycleConfiguration). */
+export const VAULT_BUCKET_EVENTS = [
+  "PutObjectLockConfiguration",
+  "PutBucketVersioning",
+  "PutBucketEncryption",
+  "DeleteBucketEncryption",
+  "PutBucketLifecycle",
+  "DeleteBucketLifecycle",
+  "PutBucketPolicy",
+  "DeleteBucketPolicy",
+  "PutBucketOwnershipControls",
+  "DeleteBucketOwnershipControls",
+  "PutBucketPublicAccessBlock",
+  "DeleteBucketPublicAccessBlock",
+  "PutBucketReplication",
+  "DeleteBucketReplication",
+  "DeleteBucket",
+];
+
 /** The statement every vault bucket's policy carries. (The account's root user may still
  * change a bucket policy that denies it: S3's lockout safeguard.) */
 export function vaultBucketGuardStatement(
@@ -314,7 +334,11 @@ const CLOUDTRAIL = ["AWS API Call via CloudTrail"];
  * region: `copies` (our snapshots deleted, shared, re-tagged by anyone but snapcourier),
  * `keys` (any administration of the copy keys with the given ids, or of our alias, by anyone:
  * a deploy that changes a key is reported too),
- * `stack` (any change to the stacks' resources by anyone but snapcourier).
+ * `stack` (any change to the stacks' resources by anyone but snapcourier),
+ * `buckets` (any change to a vault bucket's lock, versioning, encryption, lifecycle, policy,
+ * ownership, public access block or replication, or its deletion, by anyone: a deploy that
+ * changes one is reported too; the bucket policy and the SCP deny all but the break-glass and
+ * deploy roles).
  */
 export function tamperingPatterns(ns: string, keyIds: string[]): Record<string, Record<string, unknown>> {
   const prefix = `snapcourier-${ns}-`;
@@ -353,6 +377,14 @@ export function tamperingPatterns(ns: string, keyIds: string[]): Record<string, 
             { aliasName: [`alias/snapcourier-${ns}`] },
           ],
         },
+      },
+    },
+    buckets: {
+      source: ["aws.s3"],
+      "detail-type": CLOUDTRAIL,
+      detail: {
+        eventName: VAULT_BUCKET_EVENTS,
+        requestParameters: { bucketName: [{ prefix: `sc-${ns}-vault-` }] },
       },
     },
     stack: {
@@ -403,6 +435,13 @@ export function tamperingPatterns(ns: string, keyIds: string[]): Record<string, 
   };
 }
 
+const DESCRIPTIONS: Record<string, string> = {
+  copies: "our copies deleted, shared or re-tagged by anyone but snapcourier",
+  keys: "administration of our copy keys, by anyone",
+  buckets: "changes to our vault buckets' lock, versioning, encryption, lifecycle, policy or access, or their deletion, by anyone",
+  stack: "changes to our stack resources by anyone but snapcourier",
+};
+
 /** Names of the rules in each region: `snapcourier-<ns>-vault-<what>`. */
 export function ruleName(ns: string, what: string): string {
   return `snapcourier-${ns}-vault-${what}`;
@@ -419,6 +458,7 @@ export function addTamperingRules(
   ns: string,
   keyIds: string[],
   target: { topic: ITopic; otherRegions: string[] } | { homeRegion: string },
+  vaultBuckets = false,
 ): Rule[] {
   const stack = Stack.of(scope);
   const patterns = tamperingPatterns(ns, keyIds);
@@ -449,9 +489,10 @@ export function addTamperingRules(
   const rules: Rule[] = [];
   for (const [what, pattern] of Object.entries(patterns)) {
     if (what === "keys" && keyIds.length === 0) continue;
+    if (what === "buckets" && !vaultBuckets) continue;
     const rule = new Rule(scope, `Tampering-${what}`, {
       ruleName: ruleName(ns, what),
-      description: `snapcourier ${ns}: report ${what === "copies" ? "our copies deleted, shared or re-tagged" : what === "keys" ? "administration of our copy keys" : "changes to our stack resources"} by anyone but snapcourier`,
+      description: `snapcourier ${ns}: report ${DESCRIPTIONS[what] ?? what}`,
       // Only this region's events: the topic's region also receives the others' forwarded.
       eventPattern: {
         source: pattern.source as string[],
@@ -469,7 +510,7 @@ export function addTamperingRules(
         ruleName: ruleName(ns, "forwarded"),
         description: `snapcourier ${ns}: report tampering the vault rules of ${target.otherRegions.join(", ")} forwarded here`,
         eventPattern: {
-          source: ["aws.rds", "aws.kms", ...(patterns.stack!.source as string[])],
+          source: ["aws.rds", "aws.kms", "aws.s3", ...(patterns.stack!.source as string[])],
           detailType: CLOUDTRAIL,
           region: target.otherRegions,
         },

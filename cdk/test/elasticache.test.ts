@@ -578,6 +578,8 @@ describe("ElastiCache", () => {
     it("no bucket, no export key, no ElastiCache or S3 statement", () => {
       for (const t of templates) {
         assert.equal(resources(t, "AWS::S3::Bucket").length, 0);
+        // No vault bucket, so no rule reporting changes to one.
+        assert.ok(!resources(t, "AWS::Events::Rule").some(([, r]) => r.Properties.Name === "snapcourier-demo-vault-buckets"));
         assert.equal(resources(t, "AWS::S3::BucketPolicy").length, 0);
         assert.ok(!JSON.stringify(t.toJSON()).includes("snapcourier-demo-exports"));
         for (const { s: st } of statements(t)) {

@@ -207,11 +207,15 @@ describe("the tampering rules", () => {
       assert.equal(synthesized.built.regionStacks.length, 1);
       const regional = Template.fromStack(synthesized.built.regionStacks[0]!);
       const there = resources(regional, "AWS::Events::Rule");
+      // eu-west-1 holds the vault bucket (ElastiCache): its changes are reported too. The home
+      // region (us-east-1) holds none, so no bucket rule there.
       assert.deepEqual(there.map(([, r]) => r.Properties.Name).sort(), [
+        "snapcourier-demo-vault-buckets",
         "snapcourier-demo-vault-copies",
         "snapcourier-demo-vault-keys",
         "snapcourier-demo-vault-stack",
       ]);
+      assert.ok((forwarded.Properties.EventPattern as any).source.includes("aws.s3"), "forwarded bucket reports");
       for (const [, r] of there) {
         assert.deepEqual((r.Properties.EventPattern as any).region, ["eu-west-1"]);
         const [target] = r.Properties.Targets as { Arn: unknown; RoleArn: unknown }[];
@@ -272,6 +276,24 @@ describe("the tampering rules", () => {
           event("aws.kms", "Decrypt", admin, { keyId: KEY }),
         ]),
         [true, true, true, true, false, false],
+      );
+    });
+
+    it("buckets: a vault bucket's lock, versioning, lifecycle, policy or the bucket itself changed, by anyone; not another bucket, not a copy's write", () => {
+      const vault = { bucketName: "sc-demo-vault-222222222222-eu-west-1" };
+      assert.deepEqual(
+        matches(patterns.buckets, [
+          event("aws.s3", "PutBucketPolicy", admin, { ...vault, policy: "{}" }),
+          event("aws.s3", "PutBucketLifecycle", root, { ...vault, lifecycle: "" }),
+          event("aws.s3", "PutObjectLockConfiguration", admin, vault),
+          event("aws.s3", "PutBucketVersioning", admin, { ...vault, VersioningConfiguration: { Status: "Suspended" } }),
+          event("aws.s3", "DeleteBucket", admin, vault),
+          event("aws.s3", "PutBucketPolicy", ours, vault),
+          event("aws.s3", "PutBucketPolicy", admin, { bucketName: "someone-elses-bucket" }),
+          event("aws.s3", "PutBucketPolicy", admin, { bucketName: "sc-other-vault-222222222222-eu-west-1" }),
+          event("aws.s3", "GetBucketPolicy", admin, vault),
+        ]),
+        [true, true, true, true, true, true, false, false, false],
       );
     });
 
