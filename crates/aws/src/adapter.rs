@@ -13,6 +13,22 @@ use crate::client::AwsContext;
 /// Largest page RDS and Redshift describe calls accept.
 pub const PAGE_SIZE: i32 = 100;
 
+/// Every item of a paginated describe `request`, `PAGE_SIZE` a page, its error classified as
+/// `action` on `resource` (the IAM action: crates/aws/tests/iam_table.rs reads it here).
+macro_rules! all_items {
+    ($request:expr, $action:expr, $resource:expr) => {
+        $request
+            .into_paginator()
+            .page_size($crate::adapter::PAGE_SIZE)
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| $crate::errors::classify(e, $action, $resource))
+    };
+}
+pub(crate) use all_items;
+
 /// What a create or copy call found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Started {

@@ -8,7 +8,7 @@ use snapcourier_core::snapshot::{
 };
 use snapcourier_core::{Engine, Error};
 
-use crate::adapter::{CopyRequest, PAGE_SIZE, SnapshotApi, Started};
+use crate::adapter::{CopyRequest, SnapshotApi, Started, all_items};
 use crate::client::AwsContext;
 use crate::errors::{classify, unless_exists, unless_missing};
 use crate::rds::{restore_values, tag_map, to_tags};
@@ -36,16 +36,11 @@ impl SnapshotApi for Aurora {
         ctx: &AwsContext,
         region: &str,
     ) -> Result<Vec<ResourceRecord>, Error> {
-        let clusters: Vec<DbCluster> = ctx
-            .rds(region)
-            .describe_db_clusters()
-            .into_paginator()
-            .page_size(PAGE_SIZE)
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify(e, "rds:DescribeDBClusters", region))?;
+        let clusters: Vec<DbCluster> = all_items!(
+            ctx.rds(region).describe_db_clusters(),
+            "rds:DescribeDBClusters",
+            region
+        )?;
         Ok(clusters.iter().map(cluster_record).collect())
     }
 
@@ -61,14 +56,8 @@ impl SnapshotApi for Aurora {
         } else {
             request.snapshot_type("manual")
         };
-        let snapshots: Vec<DbClusterSnapshot> = request
-            .into_paginator()
-            .page_size(PAGE_SIZE)
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify(e, "rds:DescribeDBClusterSnapshots", region))?;
+        let snapshots: Vec<DbClusterSnapshot> =
+            all_items!(request, "rds:DescribeDBClusterSnapshots", region)?;
         Ok(snapshots.iter().map(snapshot_record).collect())
     }
 

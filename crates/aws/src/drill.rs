@@ -22,7 +22,7 @@ use snapcourier_core::naming::schedule_prefix;
 use snapcourier_core::tags::{self, Stage};
 use snapcourier_core::{Engine, Error};
 
-use crate::adapter::PAGE_SIZE;
+use crate::adapter::all_items;
 use crate::client::AwsContext;
 use crate::engines::list_owned;
 use crate::errors::{classify, unless_exists, unless_missing};
@@ -169,55 +169,35 @@ pub async fn list_restored(
 ) -> Result<Vec<Restored>, Error> {
     let mut out = Vec::new();
     if engines.contains(&Engine::Aurora) {
-        let clusters: Vec<DbCluster> = ctx
-            .rds(region)
-            .describe_db_clusters()
-            .into_paginator()
-            .page_size(PAGE_SIZE)
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify(e, "rds:DescribeDBClusters", region))?;
+        let clusters: Vec<DbCluster> = all_items!(
+            ctx.rds(region).describe_db_clusters(),
+            "rds:DescribeDBClusters",
+            region
+        )?;
         out.extend(clusters.iter().map(cluster_restored));
     }
     if engines.contains(&Engine::Aurora) || engines.contains(&Engine::Rds) {
-        let instances: Vec<DbInstance> = ctx
-            .rds(region)
-            .describe_db_instances()
-            .into_paginator()
-            .page_size(PAGE_SIZE)
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify(e, "rds:DescribeDBInstances", region))?;
+        let instances: Vec<DbInstance> = all_items!(
+            ctx.rds(region).describe_db_instances(),
+            "rds:DescribeDBInstances",
+            region
+        )?;
         out.extend(instances.iter().map(instance_restored));
     }
     if engines.contains(&Engine::Redshift) {
-        let clusters: Vec<Cluster> = ctx
-            .redshift(region)
-            .describe_clusters()
-            .into_paginator()
-            .page_size(PAGE_SIZE)
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify(e, "redshift:DescribeClusters", region))?;
+        let clusters: Vec<Cluster> = all_items!(
+            ctx.redshift(region).describe_clusters(),
+            "redshift:DescribeClusters",
+            region
+        )?;
         out.extend(clusters.iter().map(redshift_restored));
     }
     if engines.contains(&Engine::ElastiCache) {
-        let groups: Vec<ReplicationGroup> = ctx
-            .elasticache(region)
-            .describe_replication_groups()
-            .into_paginator()
-            .page_size(PAGE_SIZE)
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify(e, "elasticache:DescribeReplicationGroups", region))?;
+        let groups: Vec<ReplicationGroup> = all_items!(
+            ctx.elasticache(region).describe_replication_groups(),
+            "elasticache:DescribeReplicationGroups",
+            region
+        )?;
         out.extend(groups.iter().map(group_restored));
     }
     out.retain(|r| is_drill_resource(namespace, &r.id));

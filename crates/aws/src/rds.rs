@@ -9,7 +9,7 @@ use snapcourier_core::snapshot::{
 };
 use snapcourier_core::{Engine, Error};
 
-use crate::adapter::{CopyRequest, PAGE_SIZE, SnapshotApi, Started};
+use crate::adapter::{CopyRequest, SnapshotApi, Started, all_items};
 use crate::client::AwsContext;
 use crate::errors::{classify, unless_exists, unless_missing};
 
@@ -38,16 +38,11 @@ impl SnapshotApi for Rds {
         ctx: &AwsContext,
         region: &str,
     ) -> Result<Vec<ResourceRecord>, Error> {
-        let instances: Vec<DbInstance> = ctx
-            .rds(region)
-            .describe_db_instances()
-            .into_paginator()
-            .page_size(PAGE_SIZE)
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify(e, "rds:DescribeDBInstances", region))?;
+        let instances: Vec<DbInstance> = all_items!(
+            ctx.rds(region).describe_db_instances(),
+            "rds:DescribeDBInstances",
+            region
+        )?;
         Ok(instances
             .iter()
             .filter(|i| i.db_cluster_identifier().is_none())
@@ -67,14 +62,7 @@ impl SnapshotApi for Rds {
         } else {
             request.snapshot_type("manual")
         };
-        let snapshots: Vec<DbSnapshot> = request
-            .into_paginator()
-            .page_size(PAGE_SIZE)
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify(e, "rds:DescribeDBSnapshots", region))?;
+        let snapshots: Vec<DbSnapshot> = all_items!(request, "rds:DescribeDBSnapshots", region)?;
         Ok(snapshots.iter().map(snapshot_record).collect())
     }
 

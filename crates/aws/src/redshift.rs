@@ -9,7 +9,7 @@ use aws_sdk_redshift::types::{Cluster, Snapshot, Tag};
 use snapcourier_core::Error;
 use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus};
 
-use crate::adapter::{PAGE_SIZE, Started};
+use crate::adapter::{Started, all_items};
 use crate::client::AwsContext;
 use crate::errors::{classify, code, unless_exists, unless_missing};
 
@@ -30,16 +30,11 @@ pub async fn list_clusters(
     region: &str,
     account: &str,
 ) -> Result<Vec<RedshiftCluster>, Error> {
-    let clusters: Vec<Cluster> = ctx
-        .redshift(region)
-        .describe_clusters()
-        .into_paginator()
-        .page_size(PAGE_SIZE)
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| classify(e, "redshift:DescribeClusters", region))?;
+    let clusters: Vec<Cluster> = all_items!(
+        ctx.redshift(region).describe_clusters(),
+        "redshift:DescribeClusters",
+        region
+    )?;
     Ok(clusters
         .iter()
         .map(|c| cluster_record(c, region, account))
@@ -53,18 +48,14 @@ pub async fn list_snapshots(
     region: &str,
     owner: Option<&str>,
 ) -> Result<Vec<SnapshotRecord>, Error> {
-    let snapshots: Vec<Snapshot> = ctx
-        .redshift(region)
-        .describe_cluster_snapshots()
-        .snapshot_type("manual")
-        .set_owner_account(owner.map(str::to_string))
-        .into_paginator()
-        .page_size(PAGE_SIZE)
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| classify(e, "redshift:DescribeClusterSnapshots", region))?;
+    let snapshots: Vec<Snapshot> = all_items!(
+        ctx.redshift(region)
+            .describe_cluster_snapshots()
+            .snapshot_type("manual")
+            .set_owner_account(owner.map(str::to_string)),
+        "redshift:DescribeClusterSnapshots",
+        region
+    )?;
     Ok(snapshots
         .iter()
         .map(|s| snapshot_record(s, region))
@@ -73,17 +64,13 @@ pub async fn list_snapshots(
 
 /// Automated snapshots of the caller's clusters in a region (for `copy_automated`).
 pub async fn list_automated(ctx: &AwsContext, region: &str) -> Result<Vec<SnapshotRecord>, Error> {
-    let snapshots: Vec<Snapshot> = ctx
-        .redshift(region)
-        .describe_cluster_snapshots()
-        .snapshot_type("automated")
-        .into_paginator()
-        .page_size(PAGE_SIZE)
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| classify(e, "redshift:DescribeClusterSnapshots", region))?;
+    let snapshots: Vec<Snapshot> = all_items!(
+        ctx.redshift(region)
+            .describe_cluster_snapshots()
+            .snapshot_type("automated"),
+        "redshift:DescribeClusterSnapshots",
+        region
+    )?;
     Ok(snapshots
         .iter()
         .map(|s| snapshot_record(s, region))
