@@ -33,6 +33,30 @@ fn prefix() -> String {
     schedule_prefix("demo", SCHEDULE)
 }
 
+/// The schedule's objects in the source's export bucket.
+async fn exported_objects(emu: &Emulator) -> Vec<Object> {
+    objects(
+        emu,
+        Side::Source,
+        SOURCE_REGION,
+        &export_bucket_name(),
+        &prefix(),
+    )
+    .await
+}
+
+/// The schedule's objects in the destination's vault bucket of `region`.
+async fn vault_objects(emu: &Emulator, region: &str) -> Vec<Object> {
+    objects(
+        emu,
+        Side::Destination,
+        region,
+        &vault_bucket_name(region),
+        &prefix(),
+    )
+    .await
+}
+
 const PROTECTED: [&str; 4] = [
     "carts-valkey",
     "legacy-redis",
@@ -62,14 +86,7 @@ async fn caches_are_exported_and_copied_into_the_locked_vault_with_the_vaults_ke
 
     // Exported: one object per shard (carts-valkey has three), then the manifest that says
     // the export is complete and when its data was captured (the snapshot's creation time).
-    let exported = objects(
-        &emu,
-        Side::Source,
-        SOURCE_REGION,
-        &export_bucket_name(),
-        &prefix(),
-    )
-    .await;
+    let exported = exported_objects(&emu).await;
     let ids: BTreeSet<String> = snapshots.iter().map(|s| s.id.clone()).collect();
     assert_eq!(export_ids(&exported), ids);
     let shards = exported.iter().filter(|o| o.key.ends_with(".rdb")).count();
@@ -97,14 +114,7 @@ async fn caches_are_exported_and_copied_into_the_locked_vault_with_the_vaults_ke
     // region's key, locked (governance, the example's default) until the floor has passed,
     // and the same bytes (SHA-256 as S3 keeps it).
     for r in &c.destinations[0].regions {
-        let vault = objects(
-            &emu,
-            Side::Destination,
-            &r.region,
-            &vault_bucket_name(&r.region),
-            &prefix(),
-        )
-        .await;
+        let vault = vault_objects(&emu, &r.region).await;
         assert_eq!(vault.len(), exported.len(), "{}", r.region);
         let key = c.destinations[0].regions[0].kms_key.clone().unwrap();
         for o in &vault {
@@ -162,18 +172,7 @@ async fn caches_are_exported_and_copied_into_the_locked_vault_with_the_vaults_ke
     // (1 vault).
     assert!(src2.api_calls <= 11, "source {} calls", src2.api_calls);
     assert!(dst2.api_calls <= 3, "destination {} calls", dst2.api_calls);
-    assert_eq!(
-        objects(
-            &emu,
-            Side::Destination,
-            "eu-west-1",
-            &vault_bucket_name("eu-west-1"),
-            &prefix()
-        )
-        .await
-        .len(),
-        exported.len()
-    );
+    assert_eq!(vault_objects(&emu, "eu-west-1").await.len(), exported.len());
 }
 
 /// The example's schedule, covering tiny-redis too.
@@ -233,17 +232,7 @@ async fn an_export_bucket_elasticache_cannot_write_fails_each_export_with_what_t
         );
     }
     // Nothing was exported; the snapshots stay for the next run.
-    assert!(
-        objects(
-            &emu,
-            Side::Source,
-            SOURCE_REGION,
-            &export_bucket_name(),
-            &prefix()
-        )
-        .await
-        .is_empty()
-    );
+    assert!(exported_objects(&emu).await.is_empty());
     assert_eq!(
         owned(&cache_snapshots(&emu, Side::Source, SOURCE_REGION).await).len(),
         PROTECTED.len()
@@ -325,14 +314,7 @@ async fn a_snapshot_named_like_ours_but_not_tagged_ours_is_never_exported_and_fo
         "{}",
         squat[0].error.message
     );
-    let exported = objects(
-        &emu,
-        Side::Source,
-        SOURCE_REGION,
-        &export_bucket_name(),
-        &prefix(),
-    )
-    .await;
+    let exported = exported_objects(&emu).await;
     assert!(!exported.iter().any(|o| o.key.starts_with(&squatted)));
     assert!(
         cache_snapshots(&emu, Side::Source, SOURCE_REGION)
@@ -342,14 +324,7 @@ async fn a_snapshot_named_like_ours_but_not_tagged_ours_is_never_exported_and_fo
     );
     // The other caches are protected; the foreign objects never reach the vault.
     assert!(dst.failures.is_empty(), "{:?}", dst.failures);
-    let vault = objects(
-        &emu,
-        Side::Destination,
-        "eu-west-1",
-        &vault_bucket_name("eu-west-1"),
-        &prefix(),
-    )
-    .await;
+    let vault = vault_objects(&emu, "eu-west-1").await;
     assert_eq!(export_ids(&vault).len(), 3, "{vault:?}");
     assert!(!vault.iter().any(|o| o.key.contains("junk")
         || o.key.starts_with(&forged("carts-valkey"))
@@ -382,24 +357,10 @@ async fn a_failed_snapshot_in_the_slot_is_named_with_what_to_do_and_the_others_a
     assert!(f.error.message.contains("`failed`"), "{}", f.error.message);
     assert!(f.error.message.contains("delete it"), "{}", f.error.message);
     // Nothing of it was exported; the three others reached the vault.
-    let exported = objects(
-        &emu,
-        Side::Source,
-        SOURCE_REGION,
-        &export_bucket_name(),
-        &prefix(),
-    )
-    .await;
+    let exported = exported_objects(&emu).await;
     assert!(!exported.iter().any(|o| o.key.starts_with(&id)));
     assert!(dst.failures.is_empty(), "{:?}", dst.failures);
-    let vault = objects(
-        &emu,
-        Side::Destination,
-        "eu-west-1",
-        &vault_bucket_name("eu-west-1"),
-        &prefix(),
-    )
-    .await;
+    let vault = vault_objects(&emu, "eu-west-1").await;
     assert_eq!(export_ids(&vault).len(), 3, "{vault:?}");
 }
 
