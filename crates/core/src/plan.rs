@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::config::ResourceFilter;
 use crate::engine::Engine;
-use crate::events::{DestinationRun, SkippedResource, SourceRun};
+use crate::events::{DeletionReason, DestinationRun, SkippedResource, SourceRun};
 use crate::interval::{is_due, slot_start};
 use crate::naming::{schedule_prefix, snapshot_id};
 use crate::retention::{RetentionCandidate, RetentionPolicy, plan_retention};
@@ -655,7 +655,6 @@ pub fn finished_intermediates(
         .collect()
 }
 
-/// Retention candidates: every owned snapshot of this schedule and stage, by capture time.
 /// Owned on-demand snapshots (or copies) of the schedule whose keep has ended, with the
 /// time it ended. At a destination, `floor_days` (the vault's floor) keeps each at least that
 /// long after its recovery point, whatever keep its id names.
@@ -687,6 +686,24 @@ pub fn on_demand_expired(
         .collect()
 }
 
+/// What a retention pass deletes, and why: the policy's expired snapshots, then the on-demand
+/// ones whose keep has ended (`on_demand_expired`).
+pub fn deletions_with_reasons(
+    expired: impl IntoIterator<Item = String>,
+    on_demand: Vec<(String, Timestamp)>,
+) -> Vec<(String, DeletionReason)> {
+    expired
+        .into_iter()
+        .map(|id| (id, DeletionReason::Expired))
+        .chain(
+            on_demand
+                .into_iter()
+                .map(|(id, _)| (id, DeletionReason::OnDemand)),
+        )
+        .collect()
+}
+
+/// Retention candidates: every owned snapshot of this schedule and stage, by capture time.
 pub fn retention_candidates(
     snapshots: &[SnapshotRecord],
     namespace: &str,

@@ -14,7 +14,7 @@ use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::NextLook;
 use snapcourier_core::plan::{
     CopyPassPlan, CopyStart, NOT_OURS, PendingCopy, WAITING_FOR_A_SLOT, copy_stage,
-    finished_intermediates, on_demand_expired, plan_copy_pass,
+    deletions_with_reasons, finished_intermediates, on_demand_expired, plan_copy_pass,
 };
 use snapcourier_core::retention::{apply_floor, plan_retention};
 use snapcourier_core::snapshot::SnapshotRecord;
@@ -357,24 +357,19 @@ pub(crate) async fn delete_destination<A: SnapshotApi>(
             floor_refusals.push(failure(&id, FailureStage::Delete, &refused));
         }
         kept += retention.keep.len();
-        plan.extend(
-            retention
-                .delete
-                .into_iter()
-                .map(|id| (target.region.clone(), id, DeletionReason::Expired)),
-        );
         // On-demand copies go when the keep their id names ends, never before the floor.
+        let on_demand = on_demand_expired(
+            snapshots,
+            &run.namespace,
+            &run.schedule.name,
+            Stage::Destination,
+            Some(floor.unwrap_or(u32::MAX)),
+            now,
+        );
         plan.extend(
-            on_demand_expired(
-                snapshots,
-                &run.namespace,
-                &run.schedule.name,
-                Stage::Destination,
-                Some(floor.unwrap_or(u32::MAX)),
-                now,
-            )
-            .into_iter()
-            .map(|(id, _)| (target.region.clone(), id, DeletionReason::OnDemand)),
+            deletions_with_reasons(retention.delete, on_demand)
+                .into_iter()
+                .map(|(id, reason)| (target.region.clone(), id, reason)),
         );
     }
     let (deleted, mut failures) = delete_all(api, ctx, &run.settings, plan).await;

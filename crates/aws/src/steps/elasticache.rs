@@ -25,8 +25,8 @@ use jiff::{SignedDuration, Timestamp};
 use snapcourier_core::config::{ResourceFilter, partition};
 use snapcourier_core::coverage::Coverage;
 use snapcourier_core::events::{
-    CopyPass, DeleteOutput, DeletedSnapshot, DeletionReason, DestinationRun, EVENT_VERSION,
-    FailureStage, ItemFailure, RegionalPass, SourceItem, SourceRun, TakePass,
+    CopyPass, DeleteOutput, DeletedSnapshot, DestinationRun, EVENT_VERSION, FailureStage,
+    ItemFailure, RegionalPass, SourceItem, SourceRun, TakePass,
 };
 use snapcourier_core::export::{
     ExportManifest, ExportedFile, MANIFEST_VERSION, export_point, manifest_key, parse_manifest_key,
@@ -36,7 +36,7 @@ use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::looks::NextLook;
 use snapcourier_core::naming::{export_bucket, parse_slot_id, schedule_prefix, vault_bucket};
 use snapcourier_core::plan::{
-    PendingCopy, on_demand_expired, plan_take, source_coverage, to_share,
+    PendingCopy, deletions_with_reasons, on_demand_expired, plan_take, source_coverage, to_share,
 };
 use snapcourier_core::retention::{apply_floor, plan_retention};
 use snapcourier_core::snapshot::{ResourceRecord, SnapshotRecord, SnapshotStatus};
@@ -749,16 +749,7 @@ impl EngineSteps for ElastiCacheSteps {
             .iter()
             .map(|s| (s.id.as_str(), s))
             .collect();
-        let expired: Vec<(String, DeletionReason)> = plan
-            .delete
-            .iter()
-            .map(|id| (id.clone(), DeletionReason::Expired))
-            .chain(
-                on_demand
-                    .into_iter()
-                    .map(|(id, _)| (id, DeletionReason::OnDemand)),
-            )
-            .collect();
+        let expired = deletions_with_reasons(plan.delete.iter().cloned(), on_demand);
         let deletions = expired
             .iter()
             .filter_map(|(id, reason)| by_id.get(id.as_str()).map(|s| (*s, *reason)))
@@ -1027,16 +1018,7 @@ impl EngineSteps for ElastiCacheSteps {
                 run.destination.retention.days,
                 now,
             );
-            let expired: Vec<(String, DeletionReason)> = plan
-                .delete
-                .iter()
-                .map(|id| (id.clone(), DeletionReason::Expired))
-                .chain(
-                    on_demand
-                        .into_iter()
-                        .map(|(id, _)| (id, DeletionReason::OnDemand)),
-                )
-                .collect();
+            let expired = deletions_with_reasons(plan.delete.iter().cloned(), on_demand);
             let mut gone: Vec<DeletedSnapshot> = Vec::new();
             for (id, reason) in &expired {
                 let refs = vault.versions.get(id).cloned().unwrap_or_default();

@@ -2,12 +2,10 @@
 
 use jiff::Timestamp;
 use snapcourier_core::config::ResourceFilter;
-use snapcourier_core::events::{
-    DeleteOutput, DeletionReason, EVENT_VERSION, SourceItem, SourceRun, TakePass,
-};
+use snapcourier_core::events::{DeleteOutput, EVENT_VERSION, SourceItem, SourceRun, TakePass};
 use snapcourier_core::heartbeat::Heartbeat;
 use snapcourier_core::plan::{
-    missing_shares, on_demand_expired, plan_take, source_coverage, to_share,
+    deletions_with_reasons, missing_shares, on_demand_expired, plan_take, source_coverage, to_share,
 };
 use snapcourier_core::retention::plan_retention;
 use snapcourier_core::snapshot::{SnapshotRecord, SnapshotStatus};
@@ -267,15 +265,9 @@ pub(crate) async fn delete_source<A: SnapshotApi>(
         None,
         now,
     );
-    let deletions = plan
-        .delete
-        .iter()
-        .map(|id| (region.to_string(), id.clone(), DeletionReason::Expired))
-        .chain(
-            on_demand
-                .into_iter()
-                .map(|(id, _)| (region.to_string(), id, DeletionReason::OnDemand)),
-        );
+    let deletions = deletions_with_reasons(plan.delete.iter().cloned(), on_demand)
+        .into_iter()
+        .map(|(id, reason)| (region.to_string(), id, reason));
     let (deleted, failures) = delete_all(api, ctx, &run.settings, deletions).await;
     let remaining = after_deletions(region, snapshots, &deleted);
     let coverage = source_coverage(run, &remaining, now);
