@@ -82,21 +82,15 @@ export function exportBucket(scope: Construct, namespace: string, exp: ExportBuc
     }),
   );
   const bucket = new Bucket(scope, "ExportBucket", {
+    ...ourBucket(key),
     bucketName: exp.bucket,
-    encryption: BucketEncryption.KMS,
-    encryptionKey: key,
-    bucketKeyEnabled: true,
-    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-    enforceSSL: true,
-    // ACLs disabled: every object is the bucket owner's, whoever wrote it, so the bucket policy
+    // ACLs disabled (ourBucket): every object is the bucket owner's, whoever wrote it, so the bucket policy
     // alone decides who reads (with ACLs on, objects ElastiCache writes could stay its own).
     // ElastiCache's current User Guide grants the export through the bucket policy below (its
     // service principal; s3:GetBucketAcl still answers with ACLs disabled); the older
     // canonical-ID ACL grant is not needed. Should a region still insist on the ACL grant,
     // BUCKET_OWNER_PREFERRED plus that grant is the fallback.
-    objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
     // No versioning: snapcourier's source retention deletes expired exports for good.
-    removalPolicy: RemovalPolicy.RETAIN,
   });
   bucket.addToResourcePolicy(
     new PolicyStatement({
@@ -154,6 +148,21 @@ export function vaultKeyStatement(account: string, region: string): PolicyStatem
   });
 }
 
+/** What both buckets are: SSE-KMS with `key` (bucket key on), public access blocked, SSL
+ * only, ACLs disabled (every object the bucket owner's, so the bucket policy alone decides
+ * who reads), retained with the stack like the data in it. */
+function ourBucket(key: IKey) {
+  return {
+    encryption: BucketEncryption.KMS,
+    encryptionKey: key,
+    bucketKeyEnabled: true,
+    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    removalPolicy: RemovalPolicy.RETAIN,
+  };
+}
+
 /**
  * A destination's vault bucket in the stack's region (exactly `v.bucket`), encrypted with
  * `key` (the region's copy key). Object Lock needs versioning; every copy also carries its
@@ -171,13 +180,7 @@ export function vaultBucket(scope: Construct, id: string, v: VaultBucket, key: I
     objectLockEnabled: true,
     objectLockDefaultRetention:
       v.object_lock === "COMPLIANCE" ? ObjectLockRetention.compliance(days) : ObjectLockRetention.governance(days),
-    encryption: BucketEncryption.KMS,
-    encryptionKey: key,
-    bucketKeyEnabled: true,
-    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-    enforceSSL: true,
-    objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
-    removalPolicy: RemovalPolicy.RETAIN,
+    ...ourBucket(key),
     // A copy in parts that no look completes (its export expired, the schedule removed)
     // would keep its parts, and their cost, for good.
     lifecycleRules: [{ id: "AbortStaleCopiesInParts", abortIncompleteMultipartUploadAfter: Duration.days(7) }],
