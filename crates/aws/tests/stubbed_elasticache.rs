@@ -238,22 +238,32 @@ async fn a_shard_over_five_gib_is_copied_in_parts_across_looks_and_checked_again
             )
             .build()
     });
-    let parts = mock!(Client::list_parts)
-        .match_requests(|r| r.upload_id() == Some("upload-1"))
-        .then_output(|| {
-            let mut out = ListPartsOutput::builder();
-            for n in 1..=48 {
-                out = out.parts(
-                    Part::builder()
-                        .part_number(n)
-                        .e_tag("\"part\"")
-                        .size(PART)
-                        .checksum_crc64_nvme("cGFydA==")
-                        .build(),
-                );
-            }
-            out.build()
-        });
+    // ListParts answers in two pages (S3 lists at most 1,000 parts a page): 1-30, then 31-48.
+    let page = |numbers: std::ops::RangeInclusive<i32>, next: Option<&str>| {
+        let mut out = ListPartsOutput::builder().is_truncated(next.is_some());
+        if let Some(next) = next {
+            out = out.next_part_number_marker(next);
+        }
+        for n in numbers {
+            out = out.parts(
+                Part::builder()
+                    .part_number(n)
+                    .e_tag("\"part\"")
+                    .size(PART)
+                    .checksum_crc64_nvme("cGFydA==")
+                    .build(),
+            );
+        }
+        out.build()
+    };
+    let first_page = mock!(Client::list_parts)
+        .match_requests(|r| r.upload_id() == Some("upload-1") && r.part_number_marker().is_none())
+        .then_output(move || page(1..=30, Some("30")));
+    let second_page = mock!(Client::list_parts)
+        .match_requests(|r| {
+            r.upload_id() == Some("upload-1") && r.part_number_marker() == Some("30")
+        })
+        .then_output(move || page(31..=48, None));
     let complete = mock!(Client::complete_multipart_upload)
         .match_requests(|r| {
             r.checksum_crc64_nvme() == Some(CRC)
@@ -279,7 +289,8 @@ async fn a_shard_over_five_gib_is_copied_in_parts_across_looks_and_checked_again
         [
             &v2,
             &upload,
-            &parts,
+            &first_page,
+            &second_page,
             &copies2,
             &complete,
             &copied_head,
@@ -298,6 +309,7 @@ async fn a_shard_over_five_gib_is_copied_in_parts_across_looks_and_checked_again
     assert_eq!(out.done, vec![manifest.snapshot.clone()], "{out:?}");
     assert!(out.in_flight.is_empty());
     assert_eq!(copies2.num_calls(), 12, "only the missing parts");
+    assert_eq!((first_page.num_calls(), second_page.num_calls()), (1, 1));
     assert_eq!(complete.num_calls(), 1);
     assert_eq!(copy2.num_calls(), 1, "then the manifest");
 }
