@@ -48,7 +48,8 @@ use super::{Assumed, Shared, after_deletions, bounded, candidates_in, failure, s
 use crate::adapter::Started;
 use crate::client::AwsContext;
 use crate::elasticache::{
-    self as ec, ExportedObject, MAX_COPY_OBJECT_BYTES, PartPlan, VaultCopy, VaultVersion,
+    self as ec, ExportedObject, MAX_COPY_OBJECT_BYTES, ObjectFacts, PartPlan, VaultCopy,
+    VaultVersion,
 };
 use crate::engines::EngineSteps;
 
@@ -383,11 +384,11 @@ async fn copy_object(
     ctx: &AwsContext,
     run: &DestinationRun,
     region: &str,
-    from_bucket: &str,
+    source: &mut SourceExport<'_>,
     key: &str,
-    captured: Timestamp,
     parts: PartPlan,
 ) -> Result<ObjectCopy, Error> {
+    let (from_bucket, captured) = (source.bucket, source.manifest.captured);
     let to_bucket = vault_bucket(&run.namespace, &run.destination.account, region);
     let kms_key = run
         .destination
@@ -401,7 +402,7 @@ async fn copy_object(
                 format!("no key for {region}: build the input with `snapcourier inputs`"),
             )
         })?;
-    let source = ec::object_facts(ctx, &run.source.region, from_bucket, key).await?;
+    let source = source.facts(ctx, &run.source.region, key).await?;
     let large = source.size > MAX_COPY_OBJECT_BYTES;
     // A copy in parts can be checked whole only by a CRC64NVME (S3 combines the parts');
     // a single CopyObject recomputes whichever algorithm the source has.
@@ -464,43 +465,49 @@ enum ObjectCopy {
     },
 }
 
+/// An export in the source's bucket as the copy-in copies it: its manifest, and what HeadObject
+/// said of its objects, read once for every vault region.
+struct SourceExport<'a> {
+    bucket: &'a str,
+    manifest: &'a ExportManifest,
+    heads: BTreeMap<String, ObjectFacts>,
+}
+
+impl SourceExport<'_> {
+    async fn facts(
+        &mut self,
+        ctx: &AwsContext,
+        region: &str,
+        key: &str,
+    ) -> Result<ObjectFacts, Error> {
+        if let Some(facts) = self.heads.get(key) {
+            return Ok(facts.clone());
+        }
+        let facts = ec::object_facts(ctx, region, self.bucket, key).await?;
+        self.heads.insert(key.to_string(), facts.clone());
+        Ok(facts)
+    }
+}
+
 /// One export into one vault region: the objects the vault lacks, then the manifest, which
 /// makes the export complete there.
 async fn copy_export(
     ctx: &AwsContext,
     run: &DestinationRun,
     region: &str,
-    from_bucket: &str,
-    manifest: &ExportManifest,
+    source: &mut SourceExport<'_>,
     held: &BTreeSet<String>,
     parts: PartPlan,
 ) -> Result<ObjectCopy, Error> {
+    let manifest = source.manifest;
     // Objects one after the other: a large one's copy runs its parts in parallel.
     for o in manifest.objects.iter().filter(|o| !held.contains(&o.key)) {
-        let copied = copy_object(
-            ctx,
-            run,
-            region,
-            from_bucket,
-            &o.key,
-            manifest.captured,
-            parts,
-        )
-        .await?;
+        let copied = copy_object(ctx, run, region, source, &o.key, parts).await?;
         if copied != ObjectCopy::Done {
             return Ok(copied);
         }
     }
-    copy_object(
-        ctx,
-        run,
-        region,
-        from_bucket,
-        &manifest.key(),
-        manifest.captured,
-        parts,
-    )
-    .await
+    copy_object(ctx, run, region, source, &manifest.key(), parts).await
 }
 
 impl EngineSteps for ElastiCacheSteps {
@@ -888,6 +895,11 @@ impl EngineSteps for ElastiCacheSteps {
                     Err(e) => return vec![(id, None, Err(e))],
                 };
                 let mut outcomes = Vec::new();
+                let mut source = SourceExport {
+                    bucket: from_bucket,
+                    manifest: &manifest,
+                    heads: BTreeMap::new(),
+                };
                 for region in regions {
                     let held: BTreeSet<String> = vaults
                         .get(region)
@@ -897,8 +909,7 @@ impl EngineSteps for ElastiCacheSteps {
                         .map(|v| v.key.clone())
                         .collect();
                     let outcome =
-                        copy_export(ctx, run, region, from_bucket, &manifest, &held, self.parts)
-                            .await;
+                        copy_export(ctx, run, region, &mut source, &held, self.parts).await;
                     outcomes.push((id, Some(region), outcome));
                 }
                 outcomes
